@@ -1,12 +1,383 @@
-/* TEMPORARY forwarding stub while the pool is written: replaced by the real pool. */
+/* alloc.c — the interposed allocation API: malloc, free, calloc, realloc and
+ * the aligned family, with glibc's semantics.
+ *
+ * Fast paths (inline, no lock, no atomic): malloc pops a block from the
+ * thread's bin of the size's class; free finds the slab through the segment
+ * bitmap and page map, checks the pointer is a block start that is not
+ * already free, and pushes it on the bin.  Everything else is a slow path. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
-#include "tierpool.h"
-#define API __attribute__((visibility("default")))
-extern void *__libc_malloc(size_t);
-extern void __libc_free(void *);
-API void *malloc(size_t n) { return __libc_malloc(n); }
-API void free(void *p) { __libc_free(p); }
-API const char *tierpool_version(void) { return TIERPOOL_VERSION; }
-API int tierpool_stats_get(tierpool_stats_t *out) { (void)out; return -1; }
-API void tierpool_stats_print(int fd) { (void)fd; }
-API size_t tierpool_release(void) { return 0; }
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- slab tier ----------------------------------------------------------- */
+
+static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
+  tp_tcache *tc = tp_tcache_current;
+  if (!tc) tc = tp_tcache_create();
+  void **block;
+  if (tc) {
+    tp_bin *bin = &tc->bins[cls];
+    if (!bin->head) {
+      bin->count = tp_central_fill(tc->heap, cls, &bin->head, tp_classes.classes[cls].batch);
+      if (!bin->count) return NULL;
+    }
+    block = bin->head;
+    bin->head = block[0];
+    bin->count--;
+    tc->class_allocs[cls]++;
+    tc->slab_bytes_requested += requested;
+  } else { /* thread exiting: no cache */
+    void *head;
+    if (!tp_central_fill(&tp_main_heap, cls, &head, 1)) return NULL;
+    block = head;
+    tp_tcache_count_uncached(cls, requested, false);
+  }
+  block[1] = NULL;
+  return block;
+}
+
+static inline void *tp_slab_alloc(uint32_t cls, size_t requested) {
+  tp_tcache *tc = tp_tcache_current;
+  if (tp_likely(tc != NULL)) {
+    tp_bin *bin = &tc->bins[cls];
+    void **block = bin->head;
+    if (tp_likely(block != NULL)) {
+      bin->head = block[0];
+      bin->count--;
+      block[1] = NULL; /* clear the free key */
+      tc->class_allocs[cls]++;
+      tc->slab_bytes_requested += requested;
+      return block;
+    }
+  }
+  return tp_slab_alloc_slow(cls, requested);
+}
+
+/* ---- tier dispatch ------------------------------------------------------- */
+
+/* Serves `size` bytes aligned to `align` (a power of two, > 16 only for the
+ * aligned API).  *zeroed tells calloc the memory is known to be zero. */
+static TP_NOINLINE void *tp_alloc_general(size_t size, size_t align, bool *zeroed) {
+  tp_ensure_init();
+  *zeroed = false;
+  void *p = NULL;
+  if (size <= tp_classes.max_size && align <= TP_PAGE_SIZE) {
+    /* A block of class c is aligned to `align` when c's size is a multiple of it. */
+    for (uint32_t c = tp_class_of_size(size); c < tp_classes.count; c++) {
+      if (tp_classes.classes[c].size % align == 0) {
+        p = tp_slab_alloc(c, size);
+        goto done;
+      }
+    }
+  }
+  if (size > PTRDIFF_MAX - TP_SEGMENT_SIZE || align > PTRDIFF_MAX / 2) goto done;
+  size_t pages_size = tp_align_up(size ? size : 1, TP_PAGE_SIZE);
+  if (pages_size <= tp_opt.buddy_max && align <= TP_BUDDY_MAX_LIMIT)
+    p = tp_heap_alloc_pages(&tp_main_heap, pages_size, align, size, zeroed);
+  else
+    p = tp_large_alloc(pages_size, align, size, zeroed);
+done:
+  if (!p) errno = ENOMEM;
+  return p;
+}
+
+static inline void *tp_malloc(size_t size) {
+  if (tp_likely(size <= tp_classes.max_size)) {
+    tp_tcache *tc = tp_tcache_current;
+    if (tp_likely(tc != NULL)) {
+      uint32_t cls = tp_class_of_size(size);
+      tp_bin *bin = &tc->bins[cls];
+      void **block = bin->head;
+      if (tp_likely(block != NULL)) {
+        bin->head = block[0];
+        bin->count--;
+        block[1] = NULL;
+        tc->class_allocs[cls]++;
+        tc->slab_bytes_requested += size;
+        return block;
+      }
+    }
+  }
+  bool zeroed;
+  return tp_alloc_general(size, TP_MIN_ALIGN, &zeroed);
+}
+
+/* ---- free ---------------------------------------------------------------- */
+
+/* What a pointer is, found through the segment bitmap, the page map and the
+ * large table.  Anything else is not ours. */
+typedef enum { TP_PTR_INVALID, TP_PTR_DOUBLE_FREE, TP_PTR_SLAB, TP_PTR_BUDDY, TP_PTR_LARGE } tp_ptr_kind;
+
+typedef struct tp_ptr_info {
+  tp_ptr_kind kind;
+  tp_segment *seg;
+  tp_span *slab;
+  uint32_t page;
+  size_t usable;
+} tp_ptr_info;
+
+static tp_ptr_info tp_classify(void *p) {
+  tp_ptr_info info = {TP_PTR_INVALID, NULL, NULL, 0, 0};
+  if (tp_segment_is_ours(p)) {
+    tp_segment *seg = info.seg = tp_segment_of(p);
+    uint32_t page = info.page = tp_page_index(seg, p);
+    uint32_t entry = seg->page_map[page];
+    bool page_start = ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0;
+    switch (TP_PAGE_KIND(entry)) {
+      case TP_PAGE_SLAB: {
+        tp_span *slab = info.slab = &seg->spans[TP_PAGE_DATA(entry)];
+        uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_PAGE_DATA(entry));
+        uint64_t index = (offset * slab->div_magic) >> 40;
+        if (index * slab->block_size != offset || index >= slab->capacity) break;
+        info.kind = ((void **)p)[1] == (void *)tp_free_key ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
+        info.usable = slab->block_size;
+        break;
+      }
+      case TP_PAGE_BUDDY:
+        if (page_start) info.kind = TP_PTR_BUDDY, info.usable = (size_t)TP_PAGE_DATA(entry) << TP_PAGE_SHIFT;
+        break;
+      case TP_PAGE_FREE:
+        if (page_start) info.kind = TP_PTR_DOUBLE_FREE;
+        break;
+      default: break;
+    }
+    return info;
+  }
+  if (p && ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0 && (info.usable = tp_large_usable_size(p)))
+    info.kind = TP_PTR_LARGE;
+  return info;
+}
+
+static TP_COLD __attribute__((noreturn)) void tp_bad_pointer(const char *call, void *p, tp_ptr_kind kind) {
+  tp_fatal("%s(): %s %p", call, kind == TP_PTR_DOUBLE_FREE ? "double free" : "invalid pointer", p);
+}
+
+static void tp_free_slab_block(tp_span *slab, void *p) {
+  void **block = p;
+  uint32_t cls = slab->class_idx;
+  tp_tcache *tc = tp_tcache_current;
+  if (!tc) tc = tp_tcache_create();
+  block[1] = (void *)tp_free_key;
+  if (tc && tc->heap == tp_segment_of(p)->heap) {
+    tp_bin *bin = &tc->bins[cls];
+    block[0] = bin->head;
+    bin->head = block;
+    tc->class_frees[cls]++;
+    if (++bin->count > bin->max) tp_tcache_flush_bin(tc, cls, bin->max / 2);
+  } else {
+    block[0] = NULL;
+    tp_central_return(tp_segment_of(p)->heap, cls, block, 1);
+    tp_tcache_count_uncached(cls, 0, true);
+  }
+}
+
+static TP_NOINLINE void tp_free_slow(void *p, const char *call) {
+  if (!p) return;
+  tp_ptr_info info = tp_classify(p);
+  switch (info.kind) {
+    case TP_PTR_SLAB: tp_free_slab_block(info.slab, p); return;
+    case TP_PTR_BUDDY: tp_heap_free_pages(info.seg->heap, info.seg, info.page, p, call); return;
+    case TP_PTR_LARGE:
+      if (tp_large_free(p)) return;
+      tp_bad_pointer(call, p, TP_PTR_DOUBLE_FREE); /* freed by another thread meanwhile */
+      return;
+    default: tp_bad_pointer(call, p, info.kind);
+  }
+}
+
+static inline void tp_free(void *p) {
+  if (tp_likely(tp_segment_is_ours(p))) {
+    tp_segment *seg = tp_segment_of(p);
+    uint32_t entry = seg->page_map[tp_page_index(seg, p)];
+    tp_tcache *tc = tp_tcache_current;
+    if (tp_likely(TP_PAGE_KIND(entry) == TP_PAGE_SLAB && tc != NULL && seg->heap == tc->heap)) {
+      tp_span *slab = &seg->spans[TP_PAGE_DATA(entry)];
+      uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_PAGE_DATA(entry));
+      uint64_t index = (offset * slab->div_magic) >> 40;
+      void **block = p;
+      if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
+                    block[1] != (void *)tp_free_key)) {
+        uint32_t cls = slab->class_idx;
+        tp_bin *bin = &tc->bins[cls];
+        block[0] = bin->head;
+        block[1] = (void *)tp_free_key;
+        bin->head = block;
+        tc->class_frees[cls]++;
+        if (tp_unlikely(++bin->count > bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
+        return;
+      }
+    }
+  }
+  tp_free_slow(p, "free");
+}
+
+/* ---- the API ------------------------------------------------------------- */
+
+TP_API void *malloc(size_t size) { return tp_malloc(size); }
+
+TP_API void free(void *p) { tp_free(p); }
+
+TP_API void *calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  bool zeroed = false;
+  void *p;
+  if (total <= tp_classes.max_size) {
+    p = tp_malloc(total);
+  } else {
+    p = tp_alloc_general(total, TP_MIN_ALIGN, &zeroed);
+  }
+  if (p && !zeroed) memset(p, 0, total);
+  return p;
+}
+
+static size_t tp_usable_or_die(void *p, const char *call, tp_ptr_info *info) {
+  *info = tp_classify(p);
+  if (info->kind < TP_PTR_SLAB) tp_bad_pointer(call, p, info->kind);
+  return info->usable;
+}
+
+TP_API void *realloc(void *p, size_t size) {
+  if (!p) return tp_malloc(size);
+  if (size == 0) {
+    tp_free_slow(p, "realloc");
+    return NULL;
+  }
+  if (size > PTRDIFF_MAX - TP_SEGMENT_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  tp_ptr_info info;
+  size_t usable = tp_usable_or_die(p, "realloc", &info);
+  switch (info.kind) {
+    case TP_PTR_SLAB: /* stay when the new size maps to the same class */
+      if (size <= usable && tp_class_of_size(size) == info.slab->class_idx) return p;
+      break;
+    case TP_PTR_BUDDY:
+      if (size > tp_classes.max_size && size <= usable) {
+        size_t need = tp_align_up(size, TP_PAGE_SIZE);
+        if (need < usable) tp_heap_shrink_pages(info.seg->heap, info.seg, info.page, need);
+        return p;
+      }
+      break;
+    case TP_PTR_LARGE:
+      if (size > tp_opt.buddy_max) {
+        bool found;
+        void *q = tp_large_realloc(p, size, &found);
+        if (!q) errno = ENOMEM;
+        return q;
+      }
+      break;
+    default: break;
+  }
+  void *q = tp_malloc(size);
+  if (!q) return NULL;
+  memcpy(q, p, size < usable ? size : usable);
+  tp_free(p);
+  return q;
+}
+
+TP_API void *reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return realloc(p, total);
+}
+
+static void *tp_aligned(size_t align, size_t size) {
+  if (align <= TP_MIN_ALIGN) return tp_malloc(size);
+  bool zeroed;
+  return tp_alloc_general(size, align, &zeroed);
+}
+
+TP_API int posix_memalign(void **out, size_t align, size_t size) {
+  if (!tp_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = tp_aligned(align, size);
+  errno = saved;
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+TP_API void *aligned_alloc(size_t align, size_t size) {
+  if (!tp_is_pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return tp_aligned(align, size);
+}
+
+/* glibc: a non-power-of-two alignment is rounded up; a huge one is EINVAL. */
+TP_API void *memalign(size_t align, size_t size) {
+  if (align > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!tp_is_pow2(align)) align = align ? (size_t)1 << (64 - __builtin_clzl(align)) : 1;
+  return tp_aligned(align, size);
+}
+
+TP_API void *valloc(size_t size) { return tp_aligned(TP_PAGE_SIZE, size); }
+
+TP_API void *pvalloc(size_t size) {
+  if (size > SIZE_MAX - TP_PAGE_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return tp_aligned(TP_PAGE_SIZE, tp_align_up(size ? size : 1, TP_PAGE_SIZE));
+}
+
+TP_API size_t malloc_usable_size(void *p) {
+  if (!p) return 0;
+  tp_ptr_info info;
+  return tp_usable_or_die(p, "malloc_usable_size", &info);
+}
+
+/* ---- glibc extras a program may call ------------------------------------- */
+
+TP_API int malloc_trim(size_t pad) {
+  (void)pad;
+  return tierpool_release() > 0;
+}
+
+TP_API int mallopt(int param, int value) {
+  (void)param, (void)value;
+  return 1; /* accepted and ignored: the pool has its own options */
+}
+
+TP_API void malloc_stats(void) { tierpool_stats_print(2); }
+
+TP_API struct mallinfo2 mallinfo2(void) {
+  tierpool_stats_t s;
+  struct mallinfo2 mi;
+  memset(&mi, 0, sizeof mi);
+  tierpool_stats_get(&s);
+  for (int t = 0; t < TIERPOOL_TIER_COUNT; t++) {
+    mi.arena += s.tier[t].resident_bytes;
+    mi.uordblks += s.tier[t].live_bytes;
+  }
+  mi.hblkhd = s.tier[TIERPOOL_TIER_LARGE].live_bytes;
+  mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
+  return mi;
+}
+
+TP_API struct mallinfo mallinfo(void) {
+  struct mallinfo2 m2 = mallinfo2();
+  struct mallinfo mi;
+  memset(&mi, 0, sizeof mi);
+  mi.arena = (int)m2.arena;
+  mi.uordblks = (int)m2.uordblks;
+  mi.fordblks = (int)m2.fordblks;
+  mi.hblkhd = (int)m2.hblkhd;
+  return mi;
+}

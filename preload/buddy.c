@@ -1,0 +1,172 @@
+/* buddy.c — binary buddy allocation of pages inside a heap's segments, with
+ * deferred coalescing and tail trimming.
+ *
+ * A request of n pages takes a free block of order k = ceil(log2 n) (split
+ * down from a larger one if needed) and gives the unused tail back at once as
+ * smaller buddies, so internal waste is under one page rather than up to half
+ * the block.  Any page range [a, b) decomposes into naturally aligned
+ * power-of-two pieces (at offset o the piece is the largest power of two that
+ * divides o and fits), which is how tails, freed blocks and new frontier
+ * chunks enter the free lists.
+ *
+ * Freed pieces are *not* merged with their buddies on free: short-lived
+ * blocks would pay for merging and splitting again.  Merging happens when no
+ * block is large enough, or from maintenance after coalesce_delay_ms.
+ *
+ * All functions here run with heap->buddy_lock held. */
+#include <string.h>
+
+#include "internal.h"
+
+static inline uint32_t tp_lowest_bit(uint32_t x) { return x & (~x + 1); }
+static inline uint32_t tp_floor_pow2(uint32_t x) { return 1u << (31 - __builtin_clz(x)); }
+static inline uint32_t tp_log2(uint32_t pow2) { return (uint32_t)__builtin_ctz(pow2); }
+
+uint32_t tp_order_for_pages(uint32_t pages) {
+  return pages <= 1 ? 0 : 32 - (uint32_t)__builtin_clz(pages - 1);
+}
+
+static inline uint32_t tp_span_page(tp_segment *seg, tp_span *span) {
+  return (uint32_t)(span - seg->spans);
+}
+
+static void tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t order, bool released) {
+  tp_span *span = &seg->spans[first];
+  span->order = (uint8_t)order;
+  span->pages = 1u << order;
+  span->prev = NULL;
+  span->next = h->free_lists[order];
+  if (span->next) span->next->prev = span;
+  h->free_lists[order] = span;
+  seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_FREE, order | (released ? TP_FREE_RELEASED : 0));
+  h->free_pages += span->pages;
+  if (released) h->released_pages += span->pages;
+}
+
+/* Unlinks a free block; returns whether its pages were released. */
+static bool tp_free_list_remove(tp_heap *h, tp_segment *seg, tp_span *span) {
+  uint32_t first = tp_span_page(seg, span);
+  bool released = (TP_PAGE_DATA(seg->page_map[first]) & TP_FREE_RELEASED) != 0;
+  if (span->prev) span->prev->next = span->next;
+  else h->free_lists[span->order] = span->next;
+  if (span->next) span->next->prev = span->prev;
+  seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
+  h->free_pages -= span->pages;
+  if (released) h->released_pages -= span->pages;
+  return released;
+}
+
+/* Puts the pages [first, end) into the free lists as aligned pieces. */
+static void tp_free_range(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t end, bool released) {
+  while (first < end) {
+    uint32_t piece = first ? tp_lowest_bit(first) : TP_SEGMENT_PAGES;
+    uint32_t fit = tp_floor_pow2(end - first);
+    if (piece > fit) piece = fit;
+    tp_free_list_push(h, seg, first, tp_log2(piece), released);
+    first += piece;
+  }
+}
+
+/* Extends a segment's frontier so that a free block of `order` exists: the new
+ * pages are fresh (never touched), so they enter the lists as released. */
+static bool tp_grow(tp_heap *h, uint32_t order) {
+  uint32_t block = 1u << order;
+  uint32_t step = (uint32_t)(tp_opt.grow_chunk >> TP_PAGE_SHIFT);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    for (tp_segment *seg = h->segments; seg; seg = seg->next) {
+      uint32_t start = (uint32_t)tp_align_up(seg->frontier, block);
+      if (start + block > TP_SEGMENT_PAGES) continue;
+      uint32_t end = start + block;
+      if (end < seg->frontier + step) end = seg->frontier + step;
+      if (end > TP_SEGMENT_PAGES) end = TP_SEGMENT_PAGES;
+      tp_free_range(h, seg, seg->frontier, end, true);
+      h->frontier_pages += end - seg->frontier;
+      seg->frontier = end;
+      return true;
+    }
+    if (!tp_segment_create(h)) return false;
+  }
+  return false;
+}
+
+static tp_span *tp_find_block(tp_heap *h, uint32_t order) {
+  for (uint32_t j = order; j < TP_BUDDY_ORDERS; j++)
+    if (h->free_lists[j]) return h->free_lists[j];
+  return NULL;
+}
+
+void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zeroed) {
+  uint32_t order = tp_order_for_pages(pages);
+  if (order < align_order) order = align_order;
+  if (order >= TP_BUDDY_ORDERS) return NULL;
+  tp_span *span = tp_find_block(h, order);
+  if (!span && h->frees_since_coalesce) {
+    tp_buddy_coalesce(h);
+    span = tp_find_block(h, order);
+  }
+  if (!span) {
+    if (!tp_grow(h, order)) return NULL;
+    span = tp_find_block(h, order);
+    if (!span) return NULL;
+  }
+  tp_segment *seg = tp_segment_of(span);
+  uint32_t first = tp_span_page(seg, span);
+  uint32_t have = span->order;
+  bool released = tp_free_list_remove(h, seg, span);
+  while (have > order) { /* split: the upper halves go back to the lists */
+    have--;
+    tp_free_list_push(h, seg, first + (1u << have), have, released);
+  }
+  tp_free_range(h, seg, first + pages, first + (1u << order), released); /* trim the tail */
+  if (zeroed) *zeroed = released;
+  return tp_page_address(seg, first);
+}
+
+void tp_buddy_give(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages) {
+  tp_free_range(h, seg, first, first + pages, false);
+  h->frees_since_coalesce++;
+}
+
+void tp_buddy_coalesce(tp_heap *h) {
+  for (uint32_t order = 0; order + 1 < TP_BUDDY_ORDERS; order++) {
+    tp_span *span = h->free_lists[order];
+    while (span) {
+      tp_span *next = span->next;
+      tp_segment *seg = tp_segment_of(span);
+      uint32_t first = tp_span_page(seg, span);
+      uint32_t buddy = first ^ (1u << order);
+      uint32_t entry = buddy < seg->frontier ? seg->page_map[buddy] : 0;
+      if (TP_PAGE_KIND(entry) == TP_PAGE_FREE && (TP_PAGE_DATA(entry) & 0xff) == order) {
+        tp_span *other = &seg->spans[buddy];
+        if (next == other) next = other->next;
+        bool released = tp_free_list_remove(h, seg, span);
+        released &= tp_free_list_remove(h, seg, other);
+        tp_free_list_push(h, seg, first < buddy ? first : buddy, order + 1, released);
+      }
+      span = next;
+    }
+  }
+  h->frees_since_coalesce = 0;
+}
+
+/* Returns free, still-resident blocks to the OS (largest first) until the
+ * heap's resident pages drop to `target`.  Returns the bytes released. */
+size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
+  size_t released = 0;
+  for (int order = TP_BUDDY_ORDERS - 1; order >= 0; order--) {
+    for (tp_span *span = h->free_lists[order]; span && h->frontier_pages - h->released_pages > target;
+         span = span->next) {
+      tp_segment *seg = tp_segment_of(span);
+      uint32_t first = tp_span_page(seg, span);
+      uint32_t data = TP_PAGE_DATA(seg->page_map[first]);
+      if (data & TP_FREE_RELEASED) continue;
+      tp_os_release(tp_page_address(seg, first), (size_t)span->pages << TP_PAGE_SHIFT);
+      seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_FREE, data | TP_FREE_RELEASED);
+      h->released_pages += span->pages;
+      released += (size_t)span->pages << TP_PAGE_SHIFT;
+      h->buddy_releases++;
+    }
+  }
+  h->buddy_released_bytes += released;
+  return released;
+}

@@ -1,0 +1,148 @@
+/* heap.c — the heap object: buddy-tier allocations, maintenance (deferred
+ * coalescing, memory return) and the locks a heap owns.
+ *
+ * Memory return: utilisation = live / resident, where live counts user bytes
+ * in buddy blocks and slab blocks out of the central lists, and resident
+ * counts the pages handed to the buddy minus those known to be released.
+ * When utilisation stays below release_threshold for release_delay_ms, free
+ * blocks of 64 KiB and more are madvised away until utilisation reaches the
+ * threshold plus a margin; the margin and the delay between releases are the
+ * hysteresis that keeps steady churn from releasing and refaulting. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TP_RELEASE_MARGIN 0.15       /* release until utilisation >= threshold + this */
+#define TP_RELEASE_MIN_RESIDENT (4u << 20) /* heaps smaller than this keep their pages */
+#define TP_MAINTAIN_EVERY 32         /* buddy operations between maintenance checks */
+
+tp_heap tp_main_heap;
+
+void tp_heap_init(tp_heap *h, const char *name) {
+  memset(h, 0, sizeof *h);
+  h->name = name;
+  tp_lock_init(&h->buddy_lock);
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock);
+  h->last_coalesce_ms = h->last_release_ms = tp_os_now_ms();
+}
+
+uint64_t tp_heap_resident_bytes(tp_heap *h) {
+  return (h->frontier_pages - h->released_pages) << TP_PAGE_SHIFT;
+}
+
+static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
+  uint64_t resident = tp_heap_resident_bytes(h);
+  uint64_t live = h->buddy_live_bytes + atomic_load_explicit(&h->slab_out_bytes, memory_order_relaxed);
+  double threshold = tp_opt.release_threshold;
+  if (resident < TP_RELEASE_MIN_RESIDENT || (double)live >= threshold * (double)resident) {
+    h->below_threshold_since_ms = 0;
+    return;
+  }
+  if (h->below_threshold_since_ms == 0) {
+    h->below_threshold_since_ms = now;
+    return;
+  }
+  if (now - h->below_threshold_since_ms < tp_opt.release_delay_ms ||
+      now - h->last_release_ms < tp_opt.release_delay_ms)
+    return;
+  double goal = threshold + TP_RELEASE_MARGIN;
+  if (goal > 1.0) goal = 1.0;
+  uint64_t target_pages = goal > 0 ? (uint64_t)((double)live / goal) >> TP_PAGE_SHIFT : 0;
+  if (h->frees_since_coalesce) tp_buddy_coalesce(h);
+  tp_buddy_release_free(h, target_pages);
+  h->last_release_ms = now;
+  h->below_threshold_since_ms = 0;
+}
+
+void tp_heap_maintain(tp_heap *h, uint64_t now) {
+  if (h->frees_since_coalesce && now - h->last_coalesce_ms >= tp_opt.coalesce_delay_ms) {
+    tp_buddy_coalesce(h);
+    h->last_coalesce_ms = now;
+  }
+  tp_heap_consider_release(h, now);
+}
+
+static inline void tp_heap_tick(tp_heap *h) {
+  if (++h->maintain_ticks % TP_MAINTAIN_EVERY == 0) tp_heap_maintain(h, tp_os_now_ms());
+}
+
+void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requested, bool *zeroed) {
+  uint32_t pages = (uint32_t)(size >> TP_PAGE_SHIFT);
+  uint32_t align_order = align > TP_PAGE_SIZE ? (uint32_t)__builtin_ctzl(align >> TP_PAGE_SHIFT) : 0;
+  tp_lock_acquire(&h->buddy_lock);
+  void *p = tp_buddy_take(h, pages, align_order, zeroed);
+  if (p) {
+    tp_segment *seg = tp_segment_of(p);
+    seg->page_map[tp_page_index(seg, p)] = TP_PAGE_ENTRY(TP_PAGE_BUDDY, pages);
+    h->buddy_allocs++;
+    h->buddy_bytes_requested += requested;
+    h->buddy_bytes_allocated += size;
+    h->buddy_live_bytes += size;
+    if (h->buddy_live_bytes > h->buddy_peak_bytes) h->buddy_peak_bytes = h->buddy_live_bytes;
+  }
+  tp_heap_tick(h);
+  tp_lock_release(&h->buddy_lock);
+  return p;
+}
+
+/* `first` is the page of p; the caller checked that p is a page start. */
+void tp_heap_free_pages(tp_heap *h, tp_segment *seg, uint32_t first, void *p, const char *call) {
+  tp_lock_acquire(&h->buddy_lock);
+  uint32_t entry = seg->page_map[first];
+  if (TP_PAGE_KIND(entry) != TP_PAGE_BUDDY) { /* lost a race with another free of p */
+    tp_lock_release(&h->buddy_lock);
+    tp_fatal("%s(): double free %p", call, p);
+  }
+  uint32_t pages = TP_PAGE_DATA(entry);
+  seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
+  tp_buddy_give(h, seg, first, pages);
+  h->buddy_frees++;
+  h->buddy_live_bytes -= (uint64_t)pages << TP_PAGE_SHIFT;
+  tp_heap_tick(h);
+  tp_lock_release(&h->buddy_lock);
+}
+
+/* Shrinks a buddy block in place by giving its tail pages back. */
+bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size) {
+  uint32_t new_pages = (uint32_t)(new_size >> TP_PAGE_SHIFT);
+  bool done = false;
+  tp_lock_acquire(&h->buddy_lock);
+  uint32_t entry = seg->page_map[first];
+  if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY && new_pages && new_pages < TP_PAGE_DATA(entry)) {
+    uint32_t old_pages = TP_PAGE_DATA(entry);
+    seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_BUDDY, new_pages);
+    tp_buddy_give(h, seg, first + new_pages, old_pages - new_pages);
+    h->buddy_live_bytes -= (uint64_t)(old_pages - new_pages) << TP_PAGE_SHIFT;
+    done = true;
+  }
+  tp_lock_release(&h->buddy_lock);
+  return done;
+}
+
+size_t tp_heap_release_all(tp_heap *h) {
+  size_t released = tp_central_release_spares(h);
+  tp_lock_acquire(&h->buddy_lock);
+  tp_buddy_coalesce(h);
+  h->last_coalesce_ms = tp_os_now_ms();
+  released += tp_buddy_release_free(h, 0);
+  h->last_release_ms = h->last_coalesce_ms;
+  tp_lock_release(&h->buddy_lock);
+  return released;
+}
+
+/* Lock order: central class locks (ascending), then the buddy lock. */
+void tp_heap_lock_all(tp_heap *h) {
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_acquire(&h->central[c].lock);
+  tp_lock_acquire(&h->buddy_lock);
+}
+
+void tp_heap_unlock_all(tp_heap *h) {
+  tp_lock_release(&h->buddy_lock);
+  for (uint32_t c = TP_MAX_CLASSES; c-- > 0;) tp_lock_release(&h->central[c].lock);
+}
+
+void tp_heap_reinit_locks(tp_heap *h) {
+  tp_lock_init(&h->buddy_lock);
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock);
+}

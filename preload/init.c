@@ -1,0 +1,113 @@
+/* init.c — lazy initialisation, fork handling, the optional background
+ * thread, and the report at exit.
+ *
+ * The first allocation (which may come from the dynamic loader, before any
+ * constructor) initialises the pool: options, the free key, the main heap.
+ * Nothing in that phase allocates.  The second phase (pthread key for thread
+ * exit, fork handlers) may allocate, so it runs once the pool is usable. */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+_Atomic int tp_init_state;
+static _Atomic bool tp_background_running;
+
+
+
+static void tp_fork_prepare(void) {
+  tp_tcache_registry_lock();
+  tp_heap_lock_all(&tp_main_heap);
+  tp_large_lock();
+}
+
+static void tp_fork_parent(void) {
+  tp_large_unlock();
+  tp_heap_unlock_all(&tp_main_heap);
+  tp_tcache_registry_unlock();
+}
+
+static void tp_fork_child(void) {
+  tp_large_reinit_lock();
+  tp_heap_reinit_locks(&tp_main_heap);
+  tp_tcache_registry_unlock(); /* held by this thread since prepare */
+  atomic_store(&tp_background_running, false);
+  tp_tcache_after_fork_child();
+}
+
+static uintptr_t tp_random_key(void) {
+  uintptr_t key = 0;
+  if (syscall(SYS_getrandom, &key, sizeof key, GRND_NONBLOCK) != sizeof key) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    key = ((uintptr_t)ts.tv_nsec << 32) ^ (uintptr_t)ts.tv_sec ^ (uintptr_t)&key;
+  }
+  return key | 1; /* never a valid aligned pointer, never NULL */
+}
+
+void tp_init_slow(void) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&tp_init_state, &expected, 1)) {
+    while (atomic_load_explicit(&tp_init_state, memory_order_acquire) != 2) sched_yield();
+    return;
+  }
+  tp_options_init();
+  tp_classes_finish(&tp_classes); /* per-class cache sizes depend on tcache_bytes */
+  tp_free_key = tp_random_key();
+  tp_heap_init(&tp_main_heap, "default");
+  atomic_store_explicit(&tp_init_state, 2, memory_order_release);
+
+  tp_tcache_init_key();
+  pthread_atfork(tp_fork_prepare, tp_fork_parent, tp_fork_child);
+}
+
+static void *tp_background_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    struct timespec delay = {0, 100 * 1000 * 1000};
+    nanosleep(&delay, NULL);
+    uint64_t now = tp_os_now_ms();
+    tp_lock_acquire(&tp_main_heap.buddy_lock);
+    tp_heap_maintain(&tp_main_heap, now);
+    tp_lock_release(&tp_main_heap.buddy_lock);
+    tp_large_maintain(now);
+  }
+  return NULL;
+}
+
+static void tp_background_start(void) {
+  bool expected = false;
+  if (!tp_opt.background_thread || !atomic_compare_exchange_strong(&tp_background_running, &expected, true))
+    return;
+  pthread_t thread;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&thread, &attr, tp_background_main, NULL) != 0)
+    atomic_store(&tp_background_running, false);
+  pthread_attr_destroy(&attr);
+}
+
+__attribute__((constructor)) static void tp_constructor(void) {
+  tp_ensure_init();
+  tp_background_start();
+}
+
+/* Preloaded libraries are finalised last, so this sees the program's whole run. */
+__attribute__((destructor)) static void tp_destructor(void) {
+  if (atomic_load(&tp_init_state) == 2 && tp_opt.stats) tierpool_stats_print(2);
+}
+
+TP_API const char *tierpool_version(void) { return TIERPOOL_VERSION; }
+
+TP_API size_t tierpool_release(void) {
+  tp_ensure_init();
+  if (tp_tcache_current) tp_tcache_flush_all(tp_tcache_current);
+  size_t released = tp_heap_release_all(&tp_main_heap);
+  released += tp_large_cache_flush();
+  return released;
+}

@@ -1,0 +1,192 @@
+/* internal.h — cross-file prototypes, the option table, and the hot inline
+ * helpers (pointer → segment → page, size → class, thread cache). */
+#ifndef TP_INTERNAL_H
+#define TP_INTERNAL_H
+
+#include <sys/types.h>
+
+#include "types.h"
+
+#define TP_API __attribute__((visibility("default")))
+#define TP_NOINLINE __attribute__((noinline))
+#define TP_COLD __attribute__((cold, noinline))
+
+/* ---- options (options.c) ------------------------------------------------- */
+/* One row per option: kind, key, default, minimum, maximum, help.  The
+ * environment name is TIERPOOL_<KEY in upper case>; config files use the key. */
+#define TP_DEFAULT_CLASSES                                                        \
+  "16,32,48,64,80,96,112,128,160,192,224,256,320,384,448,512,640,768,896,1024,"   \
+  "1280,1536,1792,2048,2560,3072,3584,4096,5120,6144,7168,8192,10240,12288,"      \
+  "14336,16384,20480,24576,28672,32768"
+
+#define TP_OPTION_LIST(X)                                                                   \
+  X(CLASSES, size_classes, TP_DEFAULT_CLASSES, 0, 0,                                         \
+    "slab size classes in bytes: ascending multiples of 16, at most 64, up to 64K")          \
+  X(SIZE, buddy_max, "4M", 64 << 10, TP_BUDDY_MAX_LIMIT,                                     \
+    "largest request served by the buddy tier; larger ones are mapped directly")            \
+  X(MS, coalesce_delay_ms, "50", 0, 3600000,                                                 \
+    "free buddy blocks wait this long before they are merged (unless space is needed)")     \
+  X(MS, large_cache_ms, "1000", 0, 3600000,                                                  \
+    "how long a freed large mapping is kept for reuse before munmap")                       \
+  X(SIZE, large_cache_max, "64M", 0, (uint64_t)1 << 40,                                      \
+    "bytes of freed large mappings kept at most")                                           \
+  X(BOOL, thp, "off", 0, 1, "advise transparent huge pages for large blocks >= thp_min")    \
+  X(SIZE, thp_min, "1M", TP_PAGE_SIZE, (uint64_t)1 << 40,                                    \
+    "smallest large block given MADV_HUGEPAGE when thp = on")                               \
+  X(RATIO, release_threshold, "0.70", 0, 1,                                                  \
+    "return free pages when live/resident stays below this (0.50 for bursty work)")         \
+  X(MS, release_delay_ms, "1000", 0, 3600000,                                                \
+    "how long utilisation must stay low before pages are returned")                         \
+  X(SIZE, grow_chunk, "1M", TP_PAGE_SIZE, TP_SEGMENT_SIZE / 2,                               \
+    "step by which a heap's buddy area grows")                                              \
+  X(SIZE, tcache_bytes, "32K", 0, 16 << 20,                                                  \
+    "bytes of blocks a thread may cache per size class (at least 4 blocks)")                \
+  X(BOOL, background_thread, "off", 0, 1,                                                    \
+    "run maintenance (coalescing, release, cache expiry) in a thread every 100 ms")         \
+  X(BOOL, stats, "off", 0, 1, "print statistics to stderr at exit")
+
+enum tp_option_kind { TP_OPT_CLASSES, TP_OPT_SIZE, TP_OPT_MS, TP_OPT_BOOL, TP_OPT_RATIO };
+
+typedef struct tp_options {
+#define TP_OPTION_FIELD(kind, key, def, lo, hi, help) TP_OPTION_CTYPE_##kind key;
+#define TP_OPTION_CTYPE_CLASSES uint32_t /* class count; the table is tp_classes */
+#define TP_OPTION_CTYPE_SIZE uint64_t
+#define TP_OPTION_CTYPE_MS uint64_t
+#define TP_OPTION_CTYPE_BOOL bool
+#define TP_OPTION_CTYPE_RATIO double
+  TP_OPTION_LIST(TP_OPTION_FIELD)
+#undef TP_OPTION_FIELD
+} tp_options;
+
+extern tp_options tp_opt;
+extern tp_class_table tp_classes;
+
+void tp_options_init(void);
+/* Parses one value into the option named key; source names it in diagnostics.
+ * Returns false (after one line on stderr) when key or value is bad. */
+bool tp_option_set(const char *key, size_t key_len, const char *value, size_t value_len,
+                   const char *source);
+bool tp_classes_parse(tp_class_table *table, const char *text, size_t len, const char **why);
+size_t tp_options_format(char *buf, size_t cap); /* "key = value" lines */
+
+/* ---- OS (os.c): raw system calls, never through our own interposers ----- */
+void *tp_os_map(size_t size);                  /* NULL on failure */
+void *tp_os_map_aligned(size_t size, size_t align);
+void tp_os_unmap(void *p, size_t size);
+void *tp_os_remap(void *p, size_t old_size, size_t new_size); /* NULL on failure */
+bool tp_os_shrink(void *p, size_t old_size, size_t new_size);
+void tp_os_release(void *p, size_t size);      /* MADV_DONTNEED */
+void tp_os_advise_huge(void *p, size_t size, bool huge);
+uint64_t tp_os_now_ms(void);
+void tp_os_write(int fd, const char *s, size_t n);
+pid_t tp_os_gettid(void);
+size_t tp_os_read_file(const char *path, char *buf, size_t cap); /* 0 on error */
+extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */
+#define tp_stat_inc(field) __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
+
+/* Diagnostics: one line "tierpool: ..." on stderr; tp_fatal also aborts. */
+void tp_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+TP_COLD __attribute__((noreturn, format(printf, 1, 2))) void tp_fatal(const char *fmt, ...);
+
+/* ---- locks --------------------------------------------------------------- */
+static inline void tp_lock_init(tp_lock *l) { pthread_mutex_init(l, NULL); }
+static inline void tp_lock_acquire(tp_lock *l) { pthread_mutex_lock(l); }
+static inline void tp_lock_release(tp_lock *l) { pthread_mutex_unlock(l); }
+
+/* ---- segments (segment.c) ------------------------------------------------ */
+extern _Atomic uint64_t tp_segment_bitmap[TP_SEGMENT_MAP_BITS / 64];
+tp_segment *tp_segment_create(tp_heap *heap);
+
+static inline tp_segment *tp_segment_of(const void *p) {
+  return (tp_segment *)((uintptr_t)p & ~(TP_SEGMENT_SIZE - 1));
+}
+static inline bool tp_segment_is_ours(const void *p) {
+  uintptr_t index = (uintptr_t)p >> TP_SEGMENT_SHIFT;
+  if (tp_unlikely(index >= TP_SEGMENT_MAP_BITS)) return false;
+  uint64_t word = atomic_load_explicit(&tp_segment_bitmap[index >> 6], memory_order_relaxed);
+  return (word >> (index & 63)) & 1;
+}
+static inline uint32_t tp_page_index(const tp_segment *seg, const void *p) {
+  return (uint32_t)(((uintptr_t)p - (uintptr_t)seg) >> TP_PAGE_SHIFT);
+}
+static inline void *tp_page_address(tp_segment *seg, uint32_t page) {
+  return (char *)seg + ((size_t)page << TP_PAGE_SHIFT);
+}
+
+/* ---- buddy (buddy.c); callers hold heap->buddy_lock ---------------------- */
+/* Takes `pages` contiguous pages aligned to 2^align_order pages.  *zeroed is
+ * set when every page is fresh from the OS.  NULL when the heap cannot grow. */
+void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zeroed);
+void tp_buddy_give(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages);
+void tp_buddy_coalesce(tp_heap *h);
+size_t tp_buddy_release_free(tp_heap *h, uint64_t target_resident_pages);
+uint32_t tp_order_for_pages(uint32_t pages);
+
+/* ---- heap (heap.c) ------------------------------------------------------- */
+extern tp_heap tp_main_heap;
+void tp_heap_init(tp_heap *h, const char *name);
+void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requested, bool *zeroed);
+void tp_heap_free_pages(tp_heap *h, tp_segment *seg, uint32_t first, void *p, const char *call);
+bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size);
+void tp_heap_maintain(tp_heap *h, uint64_t now_ms); /* buddy_lock held */
+size_t tp_heap_release_all(tp_heap *h);
+uint64_t tp_heap_resident_bytes(tp_heap *h);
+void tp_heap_lock_all(tp_heap *h);
+void tp_heap_unlock_all(tp_heap *h);
+void tp_heap_reinit_locks(tp_heap *h);
+
+/* ---- slabs (slab.c) ------------------------------------------------------ */
+void tp_classes_finish(tp_class_table *t);
+uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want);
+void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count);
+size_t tp_central_release_spares(tp_heap *h);
+
+/* Random key written into word 1 of every free slab block: a block that
+ * carries it when freed is a double free (false positive chance 2^-64). */
+extern uintptr_t tp_free_key;
+
+static inline uint32_t tp_class_of_size(size_t size) {
+  return tp_classes.class_of[(size + 15) >> 4];
+}
+
+/* ---- thread caches (tcache.c) -------------------------------------------- */
+extern __thread tp_tcache *tp_tcache_current;
+tp_tcache *tp_tcache_create(void); /* NULL while the thread is exiting */
+void tp_tcache_flush_bin(tp_tcache *tc, uint32_t cls, uint32_t keep);
+void tp_tcache_flush_all(tp_tcache *tc);
+void tp_tcache_stats_add(uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested);
+void tp_tcache_registry_lock(void);
+void tp_tcache_registry_unlock(void);
+void tp_tcache_after_fork_child(void);
+void tp_tcache_init_key(void);
+void tp_tcache_count_uncached(uint32_t cls, size_t requested, bool is_free);
+
+/* ---- large blocks (large.c) ---------------------------------------------- */
+void *tp_large_alloc(size_t size, size_t align, size_t requested, bool *zeroed);
+bool tp_large_free(void *p); /* false: not a large block */
+size_t tp_large_usable_size(const void *p); /* 0: not a large block */
+void *tp_large_realloc(void *p, size_t size, bool *found);
+void tp_large_maintain(uint64_t now_ms);
+size_t tp_large_cache_flush(void);
+void tp_large_stats(tierpool_tier_stats_t *out);
+void tp_large_lock(void);
+void tp_large_unlock(void);
+void tp_large_reinit_lock(void);
+
+/* ---- statistics (stats.c) ------------------------------------------------ */
+void tp_stats_collect(tierpool_stats_t *out);
+
+/* ---- initialisation (init.c) --------------------------------------------- */
+extern _Atomic int tp_init_state; /* 0 none, 1 running, 2 done */
+void tp_init_slow(void);
+static inline void tp_ensure_init(void) {
+  if (tp_unlikely(atomic_load_explicit(&tp_init_state, memory_order_acquire) != 2))
+    tp_init_slow();
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+static inline size_t tp_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+static inline bool tp_is_pow2(size_t x) { return x && !(x & (x - 1)); }
+static inline uint64_t tp_max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+#endif /* TP_INTERNAL_H */

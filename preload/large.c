@@ -1,0 +1,270 @@
+/* large.c — blocks above buddy_max: one mapping each, recorded in an
+ * open-addressing table keyed by address (so free can tell a large block from
+ * an invalid pointer), and a short-lived cache of freed mappings.
+ *
+ * The cache is what makes large-block churn cheap: a freed 20 MiB mapping
+ * keeps its faulted pages for large_cache_ms, and the next large request
+ * reuses it (best fit; or the largest one grown with mremap, which moves the
+ * pages instead of faulting new ones).  Mappings older than large_cache_ms, or
+ * beyond large_cache_max bytes, go back with munmap. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct tp_large_entry {
+  uintptr_t address; /* 0: empty; 1: deleted */
+  size_t map_size;
+} tp_large_entry;
+
+typedef struct tp_cached_mapping {
+  void *base;
+  size_t size;
+  uint64_t freed_ms;
+} tp_cached_mapping;
+
+#define TP_LARGE_DELETED ((uintptr_t)1)
+#define TP_LARGE_CACHE_SLOTS 16
+
+static tp_lock tp_large_lock_ = PTHREAD_MUTEX_INITIALIZER;
+static tp_large_entry *tp_table;
+static size_t tp_table_capacity, tp_table_used; /* used counts deleted slots too */
+static tp_cached_mapping tp_cache[TP_LARGE_CACHE_SLOTS];
+static uint32_t tp_cache_count;
+static size_t tp_cache_bytes;
+static tierpool_tier_stats_t tp_large;
+
+static inline size_t tp_hash(uintptr_t address, size_t capacity) {
+  return (size_t)(((address >> TP_PAGE_SHIFT) * 0x9e3779b97f4a7c15ULL) >> 20) & (capacity - 1);
+}
+
+static tp_large_entry *tp_table_find(uintptr_t address) {
+  if (!tp_table) return NULL;
+  for (size_t i = tp_hash(address, tp_table_capacity);; i = (i + 1) & (tp_table_capacity - 1)) {
+    if (tp_table[i].address == address) return &tp_table[i];
+    if (tp_table[i].address == 0) return NULL;
+  }
+}
+
+static bool tp_table_insert(uintptr_t address, size_t map_size);
+
+static bool tp_table_grow(void) {
+  size_t old_capacity = tp_table_capacity, capacity = old_capacity ? old_capacity * 2 : 1024;
+  tp_large_entry *old = tp_table, *fresh = tp_os_map(capacity * sizeof *fresh);
+  if (!fresh) return false;
+  tp_table = fresh;
+  tp_table_capacity = capacity;
+  tp_table_used = 0;
+  for (size_t i = 0; i < old_capacity; i++)
+    if (old[i].address > TP_LARGE_DELETED) tp_table_insert(old[i].address, old[i].map_size);
+  if (old) tp_os_unmap(old, old_capacity * sizeof *old);
+  return true;
+}
+
+static bool tp_table_insert(uintptr_t address, size_t map_size) {
+  if ((tp_table_used + 1) * 2 > tp_table_capacity && !tp_table_grow()) return false;
+  size_t i = tp_hash(address, tp_table_capacity);
+  while (tp_table[i].address > TP_LARGE_DELETED) i = (i + 1) & (tp_table_capacity - 1);
+  if (tp_table[i].address == 0) tp_table_used++;
+  tp_table[i].address = address;
+  tp_table[i].map_size = map_size;
+  return true;
+}
+
+/* Takes a cached mapping for `size` bytes: the smallest that fits, else the
+ * largest (to be grown).  Large lock held. */
+static bool tp_cache_take(size_t size, tp_cached_mapping *out) {
+  int best = -1, largest = -1;
+  for (uint32_t i = 0; i < tp_cache_count; i++) {
+    if (tp_cache[i].size >= size && (best < 0 || tp_cache[i].size < tp_cache[best].size)) best = (int)i;
+    if (largest < 0 || tp_cache[i].size > tp_cache[largest].size) largest = (int)i;
+  }
+  int pick = best >= 0 ? best : largest;
+  if (pick < 0) return false;
+  *out = tp_cache[pick];
+  tp_cache[pick] = tp_cache[--tp_cache_count];
+  tp_cache_bytes -= out->size;
+  return true;
+}
+
+/* Removes cached mappings that are too old, or (oldest first) enough of them
+ * to make room for `incoming` bytes.  Returns them in `victims`. */
+static uint32_t tp_cache_evict(uint64_t now, size_t incoming, tp_cached_mapping *victims) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < tp_cache_count;) {
+    if (now - tp_cache[i].freed_ms >= tp_opt.large_cache_ms) {
+      victims[n++] = tp_cache[i];
+      tp_cache_bytes -= tp_cache[i].size;
+      tp_cache[i] = tp_cache[--tp_cache_count];
+    } else {
+      i++;
+    }
+  }
+  while (tp_cache_count > 0 &&
+         (tp_cache_bytes + incoming > tp_opt.large_cache_max || tp_cache_count == TP_LARGE_CACHE_SLOTS)) {
+    uint32_t oldest = 0;
+    for (uint32_t i = 1; i < tp_cache_count; i++)
+      if (tp_cache[i].freed_ms < tp_cache[oldest].freed_ms) oldest = i;
+    victims[n++] = tp_cache[oldest];
+    tp_cache_bytes -= tp_cache[oldest].size;
+    tp_cache[oldest] = tp_cache[--tp_cache_count];
+  }
+  return n;
+}
+
+static void tp_unmap_victims(tp_cached_mapping *victims, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) tp_os_unmap(victims[i].base, victims[i].size);
+  if (n) {
+    tp_lock_acquire(&tp_large_lock_);
+    tp_large.releases += n;
+    for (uint32_t i = 0; i < n; i++) tp_large.released_bytes += victims[i].size;
+    tp_lock_release(&tp_large_lock_);
+  }
+}
+
+/* Returns a mapping of at least *size bytes and sets *size to its length. */
+static void *tp_large_obtain(size_t *size_io, size_t align, bool *zeroed) {
+  size_t size = *size_io;
+  tp_cached_mapping cached = {0};
+  bool hit = false;
+  if (align <= TP_PAGE_SIZE) {
+    tp_lock_acquire(&tp_large_lock_);
+    hit = tp_cache_take(size, &cached);
+    tp_lock_release(&tp_large_lock_);
+  }
+  if (hit) {
+    if (cached.size > 2 * size && tp_os_shrink(cached.base, cached.size, size)) cached.size = size;
+    if (cached.size >= size) {
+      *zeroed = false;
+      *size_io = cached.size;
+      return cached.base;
+    }
+    void *grown = tp_os_remap(cached.base, cached.size, size);
+    if (grown) {
+      *zeroed = false; /* the tail is fresh, the head is not */
+      return grown;
+    }
+    tp_os_unmap(cached.base, cached.size);
+  }
+  void *base = tp_os_map_aligned(size, align);
+  if (base && tp_opt.thp && size >= tp_opt.thp_min) tp_os_advise_huge(base, size, true);
+  *zeroed = true;
+  return base;
+}
+
+void *tp_large_alloc(size_t size, size_t align, size_t requested, bool *zeroed) {
+  if (size > PTRDIFF_MAX - TP_PAGE_SIZE) return NULL;
+  size = tp_align_up(size, TP_PAGE_SIZE);
+  size_t map_size = size;
+  void *base = tp_large_obtain(&map_size, align, zeroed);
+  if (!base) return NULL;
+  tp_lock_acquire(&tp_large_lock_);
+  if (!tp_table_insert((uintptr_t)base, map_size)) {
+    tp_lock_release(&tp_large_lock_);
+    tp_os_unmap(base, map_size);
+    return NULL;
+  }
+  tp_large.allocs++;
+  tp_large.bytes_requested += requested;
+  tp_large.bytes_allocated += map_size;
+  tp_large.live_bytes += map_size;
+  if (tp_large.live_bytes > tp_large.peak_bytes) tp_large.peak_bytes = tp_large.live_bytes;
+  tp_lock_release(&tp_large_lock_);
+  return base;
+}
+
+bool tp_large_free(void *p) {
+  tp_cached_mapping victims[TP_LARGE_CACHE_SLOTS + 1];
+  uint32_t n = 0;
+  uint64_t now = tp_os_now_ms();
+  tp_lock_acquire(&tp_large_lock_);
+  tp_large_entry *e = tp_table_find((uintptr_t)p);
+  if (!e) {
+    tp_lock_release(&tp_large_lock_);
+    return false;
+  }
+  size_t size = e->map_size;
+  e->address = TP_LARGE_DELETED;
+  tp_large.frees++;
+  tp_large.live_bytes -= size;
+  bool cache = size <= tp_opt.large_cache_max && tp_opt.large_cache_ms > 0;
+  n = tp_cache_evict(now, cache ? size : 0, victims);
+  if (cache) {
+    tp_cache[tp_cache_count++] = (tp_cached_mapping){p, size, now};
+    tp_cache_bytes += size;
+  }
+  else victims[n++] = (tp_cached_mapping){p, size, now};
+  tp_lock_release(&tp_large_lock_);
+  tp_unmap_victims(victims, n);
+  return true;
+}
+
+size_t tp_large_usable_size(const void *p) {
+  tp_lock_acquire(&tp_large_lock_);
+  tp_large_entry *e = tp_table_find((uintptr_t)p);
+  size_t size = e ? e->map_size : 0;
+  tp_lock_release(&tp_large_lock_);
+  return size;
+}
+
+/* Grows or shrinks with mremap: the pages move, nothing is copied. */
+void *tp_large_realloc(void *p, size_t size, bool *found) {
+  size = tp_align_up(size, TP_PAGE_SIZE);
+  tp_lock_acquire(&tp_large_lock_);
+  tp_large_entry *e = tp_table_find((uintptr_t)p);
+  *found = e != NULL;
+  if (!e) {
+    tp_lock_release(&tp_large_lock_);
+    return NULL;
+  }
+  size_t old_size = e->map_size;
+  if (old_size == size) {
+    tp_lock_release(&tp_large_lock_);
+    return p;
+  }
+  e->address = TP_LARGE_DELETED; /* nobody else may free p while it moves */
+  tp_lock_release(&tp_large_lock_);
+  void *q = tp_os_remap(p, old_size, size);
+  tp_lock_acquire(&tp_large_lock_);
+  if (!q) {
+    tp_table_insert((uintptr_t)p, old_size);
+  } else {
+    tp_table_insert((uintptr_t)q, size);
+    tp_large.live_bytes += size - old_size; /* wraps correctly when shrinking */
+    if (size > old_size) tp_large.bytes_allocated += size - old_size;
+    if (tp_large.live_bytes > tp_large.peak_bytes) tp_large.peak_bytes = tp_large.live_bytes;
+  }
+  tp_lock_release(&tp_large_lock_);
+  return q;
+}
+
+void tp_large_maintain(uint64_t now) {
+  tp_cached_mapping victims[TP_LARGE_CACHE_SLOTS + 1];
+  tp_lock_acquire(&tp_large_lock_);
+  uint32_t n = tp_cache_evict(now, 0, victims);
+  tp_lock_release(&tp_large_lock_);
+  tp_unmap_victims(victims, n);
+}
+
+size_t tp_large_cache_flush(void) {
+  tp_cached_mapping victims[TP_LARGE_CACHE_SLOTS + 1];
+  tp_lock_acquire(&tp_large_lock_);
+  uint32_t n = 0;
+  size_t bytes = tp_cache_bytes;
+  while (tp_cache_count) victims[n++] = tp_cache[--tp_cache_count];
+  tp_cache_bytes = 0;
+  tp_lock_release(&tp_large_lock_);
+  tp_unmap_victims(victims, n);
+  return bytes;
+}
+
+void tp_large_stats(tierpool_tier_stats_t *out) {
+  tp_lock_acquire(&tp_large_lock_);
+  *out = tp_large;
+  out->resident_bytes = tp_large.live_bytes + tp_cache_bytes;
+  tp_lock_release(&tp_large_lock_);
+}
+
+void tp_large_lock(void) { tp_lock_acquire(&tp_large_lock_); }
+void tp_large_unlock(void) { tp_lock_release(&tp_large_lock_); }
+void tp_large_reinit_lock(void) { tp_lock_init(&tp_large_lock_); }

@@ -1,0 +1,51 @@
+/* mmap.c — the host program's mmap family, passed through unchanged and
+ * counted, so that later tools can follow a runtime's own mappings (V8's Wasm
+ * reservations and their growth go through libc's mmap64/mprotect).
+ * wasmtime maps through raw system calls (rustix), which no preload sees. */
+#define _GNU_SOURCE
+#undef _FILE_OFFSET_BITS /* mmap and mmap64 are both defined here */
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void *tp_syscall_pointer(long result) { return result == -1 ? MAP_FAILED : (void *)result; }
+
+TP_API void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
+  tp_stat_inc(tp_os_stats.host_mmap);
+  return tp_syscall_pointer(syscall(SYS_mmap, addr, length, prot, flags, fd, offset));
+}
+
+TP_API void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off64_t offset) {
+  return mmap(addr, length, prot, flags, fd, offset);
+}
+
+TP_API int munmap(void *addr, size_t length) {
+  tp_stat_inc(tp_os_stats.host_munmap);
+  return (int)syscall(SYS_munmap, addr, length);
+}
+
+TP_API void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...) {
+  void *new_address = NULL;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    new_address = va_arg(ap, void *);
+    va_end(ap);
+  }
+  tp_stat_inc(tp_os_stats.host_mremap);
+  return tp_syscall_pointer(syscall(SYS_mremap, old_address, old_size, new_size, flags, new_address));
+}
+
+TP_API int mprotect(void *addr, size_t length, int prot) {
+  tp_stat_inc(tp_os_stats.host_mprotect);
+  return (int)syscall(SYS_mprotect, addr, length, prot);
+}
+
+TP_API int madvise(void *addr, size_t length, int advice) {
+  tp_stat_inc(tp_os_stats.host_madvise);
+  return (int)syscall(SYS_madvise, addr, length, advice);
+}

@@ -1,0 +1,129 @@
+/* os.c — the whole OS contract of the pool.  Everything goes through raw
+ * system calls so that the pool never enters its own mmap interposers and
+ * never depends on another library's state. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+tierpool_os_stats_t tp_os_stats;
+
+static long tp_sys_mmap(void *addr, size_t size, int prot, int flags) {
+  tp_stat_inc(tp_os_stats.pool_mmap);
+  return syscall(SYS_mmap, addr, size, prot, flags, -1, 0);
+}
+
+void *tp_os_map(size_t size) {
+  long r = tp_sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+  return r == -1 ? NULL : (void *)r;
+}
+
+/* Over-maps by `align` and trims both ends: the kernel has no aligned mmap. */
+void *tp_os_map_aligned(size_t size, size_t align) {
+  if (align <= TP_PAGE_SIZE) return tp_os_map(size);
+  size_t over = size + align;
+  if (over < size) return NULL;
+  char *raw = tp_os_map(over);
+  if (!raw) return NULL;
+  char *start = (char *)tp_align_up((uintptr_t)raw, align);
+  size_t head = (size_t)(start - raw), tail = over - head - size;
+  if (head) tp_os_unmap(raw, head);
+  if (tail) tp_os_unmap(start + size, tail);
+  return start;
+}
+
+void tp_os_unmap(void *p, size_t size) {
+  tp_stat_inc(tp_os_stats.pool_munmap);
+  syscall(SYS_munmap, p, size);
+}
+
+void *tp_os_remap(void *p, size_t old_size, size_t new_size) {
+  tp_stat_inc(tp_os_stats.pool_mremap);
+  long r = syscall(SYS_mremap, p, old_size, new_size, MREMAP_MAYMOVE);
+  return r == -1 ? NULL : (void *)r;
+}
+
+bool tp_os_shrink(void *p, size_t old_size, size_t new_size) {
+  tp_stat_inc(tp_os_stats.pool_mremap);
+  return syscall(SYS_mremap, p, old_size, new_size, 0) != -1;
+}
+
+void tp_os_release(void *p, size_t size) {
+  tp_stat_inc(tp_os_stats.pool_madvise);
+  syscall(SYS_madvise, p, size, MADV_DONTNEED);
+}
+
+void tp_os_advise_huge(void *p, size_t size, bool huge) {
+  tp_stat_inc(tp_os_stats.pool_madvise);
+  syscall(SYS_madvise, p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
+
+uint64_t tp_os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO: no system call */
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void tp_os_write(int fd, const char *s, size_t n) {
+  while (n > 0) {
+    long w = syscall(SYS_write, fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+pid_t tp_os_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+size_t tp_os_read_file(const char *path, char *buf, size_t cap) {
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  size_t len = 0;
+  while (len + 1 < cap) {
+    long r = syscall(SYS_read, fd, buf + len, cap - 1 - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    len += (size_t)r;
+  }
+  syscall(SYS_close, fd);
+  buf[len] = '\0';
+  return len;
+}
+
+/* Formats into a stack buffer: vsnprintf with integer and string conversions
+ * does not allocate, so this is safe inside the allocator. */
+static void tp_vmessage(const char *fmt, va_list ap) {
+  char line[512];
+  int n = snprintf(line, sizeof line, "tierpool: ");
+  int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+  if (m < 0) m = 0;
+  size_t len = (size_t)n + ((size_t)m < sizeof line - (size_t)n - 1 ? (size_t)m : sizeof line - (size_t)n - 2);
+  line[len++] = '\n';
+  int saved = errno;
+  tp_os_write(2, line, len);
+  errno = saved;
+}
+
+void tp_message(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  tp_vmessage(fmt, ap);
+  va_end(ap);
+}
+
+void tp_fatal(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  tp_vmessage(fmt, ap);
+  va_end(ap);
+  abort();
+}

@@ -1,0 +1,40 @@
+/* segment.c — 32 MiB aligned regions that hold slab and buddy memory.
+ *
+ * A segment is reserved in one mapping (MAP_NORESERVE: nothing is resident
+ * until touched) and registered in a global bitmap with one bit per possible
+ * segment address, so `free` recognises pool pointers with two loads. */
+#include <string.h>
+
+#include "internal.h"
+
+_Atomic uint64_t tp_segment_bitmap[TP_SEGMENT_MAP_BITS / 64];
+
+static void tp_segment_register(tp_segment *seg) {
+  uintptr_t index = (uintptr_t)seg >> TP_SEGMENT_SHIFT;
+  atomic_fetch_or_explicit(&tp_segment_bitmap[index >> 6], (uint64_t)1 << (index & 63),
+                           memory_order_release);
+}
+
+/* Called with h->buddy_lock held.  The header pages are marked HEADER; the
+ * buddy area starts at the frontier right after them and grows on demand. */
+tp_segment *tp_segment_create(tp_heap *h) {
+  tp_segment *seg = tp_os_map_aligned(TP_SEGMENT_SIZE, TP_SEGMENT_SIZE);
+  if (!seg) return NULL;
+  if ((uintptr_t)seg >> TP_SEGMENT_SHIFT >= TP_SEGMENT_MAP_BITS) { /* beyond 48-bit space */
+    tp_os_unmap(seg, TP_SEGMENT_SIZE);
+    return NULL;
+  }
+  /* Sparse use must not pull in 2 MiB pages under THP=always. */
+  tp_os_advise_huge(seg, TP_SEGMENT_SIZE, false);
+  seg->magic = TP_SEGMENT_MAGIC;
+  seg->heap = h;
+  seg->header_pages = (uint32_t)(tp_align_up(sizeof(tp_segment), TP_PAGE_SIZE) >> TP_PAGE_SHIFT);
+  seg->frontier = seg->header_pages;
+  for (uint32_t i = 0; i < seg->header_pages; i++)
+    seg->page_map[i] = TP_PAGE_ENTRY(TP_PAGE_HEADER, 0);
+  seg->next = h->segments;
+  h->segments = seg;
+  h->segment_count++;
+  tp_segment_register(seg);
+  return seg;
+}

@@ -1,0 +1,207 @@
+/* slab.c — size classes and the central (per heap, per class) slab lists.
+ *
+ * A slab is a buddy span of 16..64 pages cut into blocks of one class.  Blocks
+ * never handed out are taken by bumping an index, so a new slab touches only
+ * the pages actually used.  Thread caches refill from here and flush back in
+ * batches; a slab whose blocks have all come back becomes the class's spare,
+ * or goes back to the buddy if a spare exists already. */
+#include <string.h>
+
+#include "internal.h"
+
+uintptr_t tp_free_key;
+
+/* Slab size: the smallest of 16, 32, 64 pages holding at least 8 blocks, so
+ * the unused tail of a slab stays under 1/8 of it. */
+static uint32_t tp_slab_pages_for(uint32_t size) {
+  uint32_t pages = 16;
+  while (pages < 64 && ((size_t)pages << TP_PAGE_SHIFT) / size < 8) pages *= 2;
+  return pages;
+}
+
+void tp_classes_finish(tp_class_table *t) {
+  uint64_t cache_bytes = tp_opt.tcache_bytes ? tp_opt.tcache_bytes : (32u << 10);
+  for (uint32_t c = 0; c < t->count; c++) {
+    tp_size_class *sc = &t->classes[c];
+    sc->slab_pages = tp_slab_pages_for(sc->size);
+    uint64_t max = cache_bytes / sc->size;
+    sc->cache_max = (uint32_t)(max < 4 ? 4 : max > 256 ? 256 : max);
+    sc->batch = sc->cache_max / 2 ? sc->cache_max / 2 : 1;
+    sc->div_magic = (((uint64_t)1 << 40) + sc->size - 1) / sc->size;
+  }
+  t->max_size = t->classes[t->count - 1].size;
+  uint32_t c = 0;
+  for (size_t i = 0; i < TP_SIZE_LOOKUP_LEN; i++) {
+    size_t size = i << 4;
+    while (c + 1 < t->count && t->classes[c].size < size) c++;
+    t->class_of[i] = (uint8_t)c;
+  }
+}
+
+static void tp_partial_push(tp_central *central, tp_span *slab) {
+  slab->prev = NULL;
+  slab->next = central->partial;
+  if (slab->next) slab->next->prev = slab;
+  central->partial = slab;
+  slab->on_partial = 1;
+}
+
+static void tp_partial_remove(tp_central *central, tp_span *slab) {
+  if (slab->prev) slab->prev->next = slab->next;
+  else central->partial = slab->next;
+  if (slab->next) slab->next->prev = slab->prev;
+  slab->on_partial = 0;
+}
+
+static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
+  const tp_size_class *sc = &tp_classes.classes[cls];
+  tp_lock_acquire(&h->buddy_lock);
+  void *base = tp_buddy_take(h, sc->slab_pages, 0, NULL);
+  if (!base) {
+    tp_lock_release(&h->buddy_lock);
+    return NULL;
+  }
+  tp_segment *seg = tp_segment_of(base);
+  uint32_t first = tp_page_index(seg, base);
+  for (uint32_t i = 0; i < sc->slab_pages; i++)
+    seg->page_map[first + i] = TP_PAGE_ENTRY(TP_PAGE_SLAB, first);
+  h->slab_pages += sc->slab_pages;
+  tp_lock_release(&h->buddy_lock);
+
+  tp_span *slab = &seg->spans[first];
+  slab->free_blocks = NULL;
+  slab->used = 0;
+  slab->bump = 0;
+  slab->pages = sc->slab_pages;
+  slab->block_size = sc->size;
+  slab->capacity = (uint32_t)(((size_t)sc->slab_pages << TP_PAGE_SHIFT) / sc->size);
+  slab->div_magic = sc->div_magic;
+  slab->class_idx = (uint16_t)cls;
+  slab->on_partial = 0;
+  return slab;
+}
+
+static void tp_slab_destroy(tp_heap *h, tp_span *slab) {
+  tp_segment *seg = tp_segment_of(slab);
+  uint32_t first = (uint32_t)(slab - seg->spans);
+  for (uint32_t i = 0; i < slab->pages; i++) seg->page_map[first + i] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
+  tp_lock_acquire(&h->buddy_lock);
+  tp_buddy_give(h, seg, first, slab->pages);
+  h->slab_pages -= slab->pages;
+  if (++h->maintain_ticks % 32 == 0) tp_heap_maintain(h, tp_os_now_ms());
+  tp_lock_release(&h->buddy_lock);
+}
+
+static inline tp_span *tp_slab_of_block(void *block) {
+  tp_segment *seg = tp_segment_of(block);
+  return &seg->spans[TP_PAGE_DATA(seg->page_map[tp_page_index(seg, block)])];
+}
+
+static inline char *tp_slab_base(tp_span *slab) {
+  tp_segment *seg = tp_segment_of(slab);
+  return tp_page_address(seg, (uint32_t)(slab - seg->spans));
+}
+
+/* Takes up to `want` blocks of class cls, linked through word 0 and marked
+ * free (word 1 = tp_free_key).  Returns how many; 0 means out of memory. */
+uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
+  tp_central *central = &h->central[cls];
+  void *list = NULL;
+  uint32_t n = 0;
+  tp_lock_acquire(&central->lock);
+  while (n < want) {
+    tp_span *slab = central->partial;
+    if (!slab) {
+      slab = central->spare;
+      central->spare = NULL;
+      if (!slab) {
+        slab = tp_slab_create(h, cls);
+        if (!slab) break;
+        central->slabs++;
+      }
+      tp_partial_push(central, slab);
+    }
+    while (n < want && slab->free_blocks) {
+      void **block = slab->free_blocks;
+      slab->free_blocks = block[0];
+      block[0] = list;
+      list = block;
+      n++;
+      slab->used++;
+    }
+    if (n < want && slab->bump < slab->capacity) {
+      char *base = tp_slab_base(slab);
+      while (n < want && slab->bump < slab->capacity) {
+        void **block = (void **)(base + (size_t)slab->bump++ * slab->block_size);
+        block[0] = list;
+        block[1] = (void *)tp_free_key;
+        list = block;
+        n++;
+        slab->used++;
+      }
+    }
+    if (!slab->free_blocks && slab->bump == slab->capacity) tp_partial_remove(central, slab);
+  }
+  uint64_t out = atomic_fetch_add_explicit(&h->slab_out_bytes, (uint64_t)n * tp_classes.classes[cls].size,
+                                           memory_order_relaxed) +
+                 (uint64_t)n * tp_classes.classes[cls].size;
+  if (out > h->slab_peak_bytes) h->slab_peak_bytes = out; /* racy max: a statistic */
+  tp_lock_release(&central->lock);
+  *head = list;
+  return n;
+}
+
+/* Gives `count` blocks (linked through word 0, marked free) back to their slabs. */
+void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
+  tp_central *central = &h->central[cls];
+  tp_span *to_destroy = NULL;
+  tp_lock_acquire(&central->lock);
+  void **block = head;
+  for (uint32_t i = 0; i < count && block; i++) {
+    void **next = block[0];
+    tp_span *slab = tp_slab_of_block(block);
+    block[0] = slab->free_blocks;
+    slab->free_blocks = block;
+    slab->used--;
+    if (slab->used == 0) {
+      if (slab->on_partial) tp_partial_remove(central, slab);
+      slab->free_blocks = NULL; /* every block is free: start bumping afresh */
+      slab->bump = 0;
+      if (!central->spare) {
+        central->spare = slab;
+      } else {
+        slab->next = to_destroy; /* destroyed after the class lock is dropped */
+        to_destroy = slab;
+        central->slabs--;
+      }
+    } else if (!slab->on_partial) {
+      tp_partial_push(central, slab);
+    }
+    block = next;
+  }
+  atomic_fetch_sub_explicit(&h->slab_out_bytes, (uint64_t)count * tp_classes.classes[cls].size,
+                            memory_order_relaxed);
+  tp_lock_release(&central->lock);
+  while (to_destroy) {
+    tp_span *next = to_destroy->next;
+    tp_slab_destroy(h, to_destroy);
+    to_destroy = next;
+  }
+}
+
+size_t tp_central_release_spares(tp_heap *h) {
+  size_t bytes = 0;
+  for (uint32_t c = 0; c < tp_classes.count; c++) {
+    tp_central *central = &h->central[c];
+    tp_lock_acquire(&central->lock);
+    tp_span *spare = central->spare;
+    central->spare = NULL;
+    if (spare) central->slabs--;
+    tp_lock_release(&central->lock);
+    if (spare) {
+      bytes += (size_t)spare->pages << TP_PAGE_SHIFT;
+      tp_slab_destroy(h, spare);
+    }
+  }
+  return bytes;
+}

@@ -1,0 +1,110 @@
+/* stats.c — collecting the statistics and printing them (TIERPOOL_STATS=1).
+ *
+ * Slab-tier counts come from the thread caches (summed here); buddy counts
+ * live in the heap, large counts in large.c.  Slab live bytes are exact;
+ * slab peak is measured at cache refills, so it includes blocks sitting in
+ * thread caches at that moment. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void tp_slab_stats(tierpool_tier_stats_t *t) {
+  uint64_t allocs[TP_MAX_CLASSES] = {0}, frees[TP_MAX_CLASSES] = {0}, requested = 0;
+  tp_tcache_stats_add(allocs, frees, &requested);
+  uint64_t freed_bytes = 0;
+  for (uint32_t c = 0; c < tp_classes.count; c++) {
+    t->allocs += allocs[c];
+    t->frees += frees[c];
+    t->bytes_allocated += allocs[c] * tp_classes.classes[c].size;
+    freed_bytes += frees[c] * tp_classes.classes[c].size;
+  }
+  t->bytes_requested = requested;
+  t->live_bytes = t->bytes_allocated > freed_bytes ? t->bytes_allocated - freed_bytes : 0;
+  tp_heap *h = &tp_main_heap;
+  t->peak_bytes = tp_max_u64(h->slab_peak_bytes, t->live_bytes);
+  t->resident_bytes = h->slab_pages << TP_PAGE_SHIFT;
+  t->releases = h->slab_releases;
+  t->released_bytes = h->slab_released_bytes;
+}
+
+static void tp_buddy_stats(tierpool_tier_stats_t *t) {
+  tp_heap *h = &tp_main_heap;
+  tp_lock_acquire(&h->buddy_lock);
+  t->allocs = h->buddy_allocs;
+  t->frees = h->buddy_frees;
+  t->bytes_requested = h->buddy_bytes_requested;
+  t->bytes_allocated = h->buddy_bytes_allocated;
+  t->live_bytes = h->buddy_live_bytes;
+  t->peak_bytes = h->buddy_peak_bytes;
+  uint64_t resident = tp_heap_resident_bytes(h), slab = h->slab_pages << TP_PAGE_SHIFT;
+  t->resident_bytes = resident > slab ? resident - slab : 0;
+  t->releases = h->buddy_releases;
+  t->released_bytes = h->buddy_released_bytes;
+  tp_lock_release(&h->buddy_lock);
+}
+
+void tp_stats_collect(tierpool_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  if (atomic_load_explicit(&tp_init_state, memory_order_acquire) != 2) return;
+  tp_slab_stats(&out->tier[TIERPOOL_TIER_SLAB]);
+  tp_buddy_stats(&out->tier[TIERPOOL_TIER_BUDDY]);
+  tp_large_stats(&out->tier[TIERPOOL_TIER_LARGE]);
+#define TP_COPY_OS(field) out->os.field = __atomic_load_n(&tp_os_stats.field, __ATOMIC_RELAXED);
+  TP_COPY_OS(pool_mmap) TP_COPY_OS(pool_munmap) TP_COPY_OS(pool_madvise) TP_COPY_OS(pool_mremap)
+  TP_COPY_OS(pool_mprotect) TP_COPY_OS(host_mmap) TP_COPY_OS(host_munmap) TP_COPY_OS(host_mremap)
+  TP_COPY_OS(host_mprotect) TP_COPY_OS(host_madvise)
+#undef TP_COPY_OS
+}
+
+/* "12.3M"-style sizes, so the table stays narrow. */
+static const char *tp_human(uint64_t bytes, char *buf, size_t cap) {
+  static const char units[] = "BKMGT";
+  double v = (double)bytes;
+  int u = 0;
+  while (v >= 1024 && u < 4) v /= 1024, u++;
+  if (u == 0) snprintf(buf, cap, "%lluB", (unsigned long long)bytes);
+  else snprintf(buf, cap, "%.1f%c", v, units[u]);
+  return buf;
+}
+
+TP_API void tierpool_stats_print(int fd) {
+  tierpool_stats_t s;
+  tp_stats_collect(&s);
+  static const char *const names[TIERPOOL_TIER_COUNT] = {"slab", "buddy", "large"};
+  char out[2048], a[16], b[16], c[16], d[16];
+  size_t n = 0;
+#define TP_LINE(...) n += (size_t)snprintf(out + n, sizeof out - n, __VA_ARGS__)
+  TP_LINE("tierpool: statistics of pid %d\n", (int)getpid());
+  TP_LINE("tierpool: %-6s %12s %12s %9s %9s %9s %7s %9s %9s\n", "tier", "allocs", "frees", "live",
+          "peak", "resident", "waste", "releases", "released");
+  for (int t = 0; t < TIERPOOL_TIER_COUNT && n < sizeof out; t++) {
+    const tierpool_tier_stats_t *ts = &s.tier[t];
+    double waste = ts->bytes_allocated
+                       ? 100.0 * (double)(ts->bytes_allocated - ts->bytes_requested) / (double)ts->bytes_allocated
+                       : 0.0;
+    TP_LINE("tierpool: %-6s %12llu %12llu %9s %9s %9s %6.1f%% %9llu %9s\n", names[t],
+            (unsigned long long)ts->allocs, (unsigned long long)ts->frees,
+            tp_human(ts->live_bytes, a, sizeof a), tp_human(ts->peak_bytes, b, sizeof b),
+            tp_human(ts->resident_bytes, c, sizeof c), waste, (unsigned long long)ts->releases,
+            tp_human(ts->released_bytes, d, sizeof d));
+  }
+  if (n < sizeof out)
+    TP_LINE("tierpool: pool syscalls: mmap %llu, munmap %llu, mremap %llu, madvise %llu\n",
+            (unsigned long long)s.os.pool_mmap, (unsigned long long)s.os.pool_munmap,
+            (unsigned long long)s.os.pool_mremap, (unsigned long long)s.os.pool_madvise);
+  if (n < sizeof out)
+    TP_LINE("tierpool: host calls:    mmap %llu, munmap %llu, mremap %llu, mprotect %llu, madvise %llu\n",
+            (unsigned long long)s.os.host_mmap, (unsigned long long)s.os.host_munmap,
+            (unsigned long long)s.os.host_mremap, (unsigned long long)s.os.host_mprotect,
+            (unsigned long long)s.os.host_madvise);
+#undef TP_LINE
+  tp_os_write(fd, out, n < sizeof out ? n : sizeof out - 1);
+}
+
+TP_API int tierpool_stats_get(tierpool_stats_t *out) {
+  tp_stats_collect(out);
+  return 0;
+}
+

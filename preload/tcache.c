@@ -1,0 +1,172 @@
+/* tcache.c — per-thread caches: creation, flushing, thread exit and fork.
+ *
+ * A thread's cache holds free blocks per size class; malloc and free touch
+ * only the cache (no lock, no atomic).  Caches are registered in a list so
+ * that statistics can be summed and a fork child can reclaim the caches of
+ * threads that do not exist in it.  At thread exit (pthread key destructor)
+ * the cache goes back to the central lists; allocations made after that by
+ * the same thread (other destructors) bypass the cache. */
+#include <string.h>
+
+#include "internal.h"
+
+__thread tp_tcache *tp_tcache_current;
+static __thread bool tp_thread_exiting;
+
+static pthread_key_t tp_tcache_key;
+static _Atomic bool tp_tcache_key_ready;
+static tp_lock tp_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static tp_tcache *tp_registry;       /* live caches */
+static tp_tcache *tp_tcache_recycled; /* structures of exited threads */
+
+/* Counters of exited threads (and of cache-less allocations). */
+static uint64_t tp_retired_allocs[TP_MAX_CLASSES], tp_retired_frees[TP_MAX_CLASSES];
+static uint64_t tp_retired_requested;
+
+void tp_tcache_flush_bin(tp_tcache *tc, uint32_t cls, uint32_t keep) {
+  tp_bin *bin = &tc->bins[cls];
+  if (bin->count <= keep) return;
+  uint32_t give = bin->count - keep;
+  void *head = bin->head;
+  void **last = head;
+  for (uint32_t i = 1; i < give; i++) last = last[0];
+  bin->head = last[0];
+  bin->count = keep;
+  tp_central_return(tc->heap, cls, head, give);
+}
+
+void tp_tcache_flush_all(tp_tcache *tc) {
+  for (uint32_t c = 0; c < tp_classes.count; c++) tp_tcache_flush_bin(tc, c, 0);
+}
+
+/* Moves a cache's counters to the retired totals; registry lock held. */
+static void tp_tcache_retire_stats(tp_tcache *tc) {
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
+    tp_retired_allocs[c] += tc->class_allocs[c];
+    tp_retired_frees[c] += tc->class_frees[c];
+  }
+  tp_retired_requested += tc->slab_bytes_requested;
+}
+
+static void tp_registry_unlink(tp_tcache *tc) {
+  if (tc->prev) tc->prev->next = tc->next;
+  else tp_registry = tc->next;
+  if (tc->next) tc->next->prev = tc->prev;
+  tc->next = tp_tcache_recycled;
+  tp_tcache_recycled = tc;
+}
+
+static void tp_tcache_thread_exit(void *arg) {
+  tp_tcache *tc = arg;
+  tp_tcache_flush_all(tc);
+  tp_tcache_current = NULL;
+  tp_thread_exiting = true;
+  tp_lock_acquire(&tp_registry_lock);
+  tp_tcache_retire_stats(tc);
+  tp_registry_unlink(tc);
+  tp_lock_release(&tp_registry_lock);
+}
+
+/* Cache structures come from the OS in 64 KiB batches; they are recycled. */
+static tp_tcache *tp_tcache_allocate(void) {
+  if (!tp_tcache_recycled) {
+    size_t chunk = 64u << 10, n = chunk / sizeof(tp_tcache);
+    tp_tcache *fresh = tp_os_map(chunk);
+    if (!fresh) return NULL;
+    for (size_t i = 0; i < n; i++) {
+      fresh[i].next = tp_tcache_recycled;
+      tp_tcache_recycled = &fresh[i];
+    }
+  }
+  tp_tcache *tc = tp_tcache_recycled;
+  tp_tcache_recycled = tc->next;
+  return tc;
+}
+
+tp_tcache *tp_tcache_create(void) {
+  tp_ensure_init();
+  if (tp_thread_exiting) return NULL;
+  tp_lock_acquire(&tp_registry_lock);
+  tp_tcache *tc = tp_tcache_allocate();
+  if (tc) {
+    memset(tc, 0, sizeof *tc);
+    tc->next = tp_registry;
+    if (tp_registry) tp_registry->prev = tc;
+    tp_registry = tc;
+  }
+  tp_lock_release(&tp_registry_lock);
+  if (!tc) return NULL;
+  tc->heap = &tp_main_heap;
+  tc->tid = tp_os_gettid();
+  for (uint32_t c = 0; c < tp_classes.count; c++) tc->bins[c].max = tp_classes.classes[c].cache_max;
+  tp_tcache_current = tc;
+  if (atomic_load_explicit(&tp_tcache_key_ready, memory_order_acquire))
+    pthread_setspecific(tp_tcache_key, tc);
+  return tc;
+}
+
+/* Second phase of initialisation: may allocate, so it runs after the pool is
+ * usable.  The initialising thread's cache, if any, gets its destructor now. */
+void tp_tcache_init_key(void) {
+  if (pthread_key_create(&tp_tcache_key, tp_tcache_thread_exit) != 0) return;
+  atomic_store_explicit(&tp_tcache_key_ready, true, memory_order_release);
+  if (tp_tcache_current) pthread_setspecific(tp_tcache_key, tp_tcache_current);
+}
+
+/* Allocation counters of a thread without a cache (exiting): exact, shared. */
+void tp_tcache_count_uncached(uint32_t cls, size_t requested, bool is_free) {
+  if (is_free) {
+    __atomic_fetch_add(&tp_retired_frees[cls], 1, __ATOMIC_RELAXED);
+  } else {
+    __atomic_fetch_add(&tp_retired_allocs[cls], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&tp_retired_requested, requested, __ATOMIC_RELAXED);
+  }
+}
+
+void tp_tcache_stats_add(uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested) {
+  tp_lock_acquire(&tp_registry_lock);
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
+    class_allocs[c] += __atomic_load_n(&tp_retired_allocs[c], __ATOMIC_RELAXED);
+    class_frees[c] += __atomic_load_n(&tp_retired_frees[c], __ATOMIC_RELAXED);
+  }
+  *requested += __atomic_load_n(&tp_retired_requested, __ATOMIC_RELAXED);
+  for (tp_tcache *tc = tp_registry; tc; tc = tc->next) {
+    for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
+      class_allocs[c] += __atomic_load_n(&tc->class_allocs[c], __ATOMIC_RELAXED);
+      class_frees[c] += __atomic_load_n(&tc->class_frees[c], __ATOMIC_RELAXED);
+    }
+    *requested += __atomic_load_n(&tc->slab_bytes_requested, __ATOMIC_RELAXED);
+  }
+  tp_lock_release(&tp_registry_lock);
+}
+
+void tp_tcache_registry_lock(void) { tp_lock_acquire(&tp_registry_lock); }
+void tp_tcache_registry_unlock(void) { tp_lock_release(&tp_registry_lock); }
+
+/* In a fork child only the forking thread exists: the other threads' caches
+ * would never be used again, so their blocks go back to the central lists. */
+void tp_tcache_after_fork_child(void) {
+  tp_tcache *orphans = NULL;
+  tp_lock_acquire(&tp_registry_lock);
+  for (tp_tcache *tc = tp_registry, *next; tc; tc = next) {
+    next = tc->next;
+    if (tc == tp_tcache_current) continue;
+    if (tc->prev) tc->prev->next = tc->next;
+    else tp_registry = tc->next;
+    if (tc->next) tc->next->prev = tc->prev;
+    tp_tcache_retire_stats(tc);
+    tc->next = orphans;
+    orphans = tc;
+  }
+  tp_lock_release(&tp_registry_lock);
+  while (orphans) {
+    tp_tcache *tc = orphans;
+    orphans = tc->next;
+    tp_tcache_flush_all(tc);
+    tp_lock_acquire(&tp_registry_lock);
+    tc->next = tp_tcache_recycled;
+    tp_tcache_recycled = tc;
+    tp_lock_release(&tp_registry_lock);
+  }
+  if (tp_tcache_current) tp_tcache_current->tid = tp_os_gettid();
+}

@@ -1,0 +1,171 @@
+/* types.h — every structure and tuning constant of the pool, with its invariant.
+ *
+ * Memory map of the pool
+ * ----------------------
+ * Slab and buddy memory lives in *segments*: 32 MiB regions aligned to 32 MiB, so
+ * the segment of any pointer is `p & ~(TP_SEGMENT_SIZE-1)`, and a global bitmap
+ * says whether that segment is ours.  A segment starts with its header (page map
+ * and span descriptors), then pages managed by a buddy allocator.  Slabs are
+ * buddy spans of 16..64 pages cut into blocks of one size class.  Large blocks
+ * (> buddy_max) are direct mappings recorded in a hash table.
+ *
+ *   free(p): segment bitmap → page_map[page of p] → slab span | buddy block
+ *            not a segment of ours → large table → else invalid pointer.
+ */
+#ifndef TP_TYPES_H
+#define TP_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tierpool.h"
+
+#define tp_likely(x) __builtin_expect(!!(x), 1)
+#define tp_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- geometry ------------------------------------------------------------ */
+#define TP_PAGE_SHIFT 12
+#define TP_PAGE_SIZE ((size_t)1 << TP_PAGE_SHIFT)
+#define TP_SEGMENT_SHIFT 25 /* 32 MiB: holds a 16 MiB buddy block plus header */
+#define TP_SEGMENT_SIZE ((size_t)1 << TP_SEGMENT_SHIFT)
+#define TP_SEGMENT_PAGES (TP_SEGMENT_SIZE >> TP_PAGE_SHIFT)
+#define TP_BUDDY_ORDERS (TP_SEGMENT_SHIFT - TP_PAGE_SHIFT + 1) /* 1 .. 8192 pages */
+#define TP_BUDDY_MAX_LIMIT (TP_SEGMENT_SIZE / 2) /* buddy_max is clamped here */
+#define TP_ADDRESS_BITS 48
+#define TP_SEGMENT_MAP_BITS (1u << (TP_ADDRESS_BITS - TP_SEGMENT_SHIFT))
+
+#define TP_MIN_ALIGN 16
+#define TP_MAX_CLASSES 64
+#define TP_SLAB_MAX_CLASS ((size_t)64 << 10) /* largest size a slab class may have */
+#define TP_SIZE_LOOKUP_LEN ((TP_SLAB_MAX_CLASS >> 4) + 1)
+
+/* ---- page map ------------------------------------------------------------ */
+/* One 32-bit entry per page of a segment.  Low 3 bits: kind; the rest: data.
+ * Invariant: every page below the segment's frontier has an accurate kind;
+ * data is meaningful on head pages (FREE, BUDDY) and on every SLAB page. */
+enum tp_page_kind {
+  TP_PAGE_UNUSED = 0, /* beyond the frontier, never handed to the buddy */
+  TP_PAGE_HEADER = 1, /* segment header                                   */
+  TP_PAGE_FREE = 2,   /* head of a free buddy block: order, released flag */
+  TP_PAGE_BUDDY = 3,  /* head of a buddy allocation: its page count       */
+  TP_PAGE_SLAB = 4,   /* page of a slab: index of the slab's first page   */
+  TP_PAGE_INNER = 5,  /* non-head page of a free or allocated buddy block */
+};
+#define TP_PAGE_KIND(e) ((e) & 7u)
+#define TP_PAGE_DATA(e) ((e) >> 3)
+#define TP_PAGE_ENTRY(kind, data) ((uint32_t)(kind) | ((uint32_t)(data) << 3))
+#define TP_FREE_RELEASED 0x100u /* in FREE data: pages are not resident */
+
+/* ---- spans --------------------------------------------------------------- */
+/* Out-of-band descriptor of the span starting at a page: a slab, or a free
+ * buddy block sitting in a free list.  Kept in the segment header so that
+ * released pages stay untouched and blocks keep their natural alignment. */
+typedef struct tp_span {
+  struct tp_span *next, *prev; /* free list (buddy) or partial list (slab)   */
+  void *free_blocks;           /* slab: blocks returned, linked through word 0*/
+  uint32_t used;               /* slab: blocks out of the slab (caches+user)  */
+  uint32_t bump;               /* slab: index of the first never-used block   */
+  uint32_t capacity;           /* slab: blocks in the slab                     */
+  uint32_t block_size;         /* slab: bytes per block                        */
+  uint64_t div_magic;          /* slab: ceil(2^40 / block_size), exact divide  */
+  uint16_t class_idx;          /* slab: size class                             */
+  uint8_t on_partial;          /* slab: linked in its class's partial list     */
+  uint8_t order;               /* buddy free block: log2(pages)                */
+  uint32_t pages;              /* pages in the span                            */
+} tp_span;
+
+struct tp_heap;
+
+/* Segment header.  Invariant: `frontier` pages from the start have been handed
+ * to the buddy (as header, allocations or free blocks); the rest is untouched. */
+typedef struct tp_segment {
+  uint64_t magic;
+  struct tp_heap *heap;
+  struct tp_segment *next;
+  uint32_t header_pages;
+  uint32_t frontier;
+  uint32_t page_map[TP_SEGMENT_PAGES];
+  tp_span spans[TP_SEGMENT_PAGES];
+} tp_segment;
+#define TP_SEGMENT_MAGIC 0x74696572706f6f6cULL /* "tierpool" */
+
+/* ---- size classes -------------------------------------------------------- */
+typedef struct tp_size_class {
+  uint32_t size;        /* block size in bytes, multiple of 16        */
+  uint32_t slab_pages;  /* pages per slab                              */
+  uint32_t cache_max;   /* per-thread cache capacity, in blocks        */
+  uint32_t batch;       /* blocks moved per refill / flush             */
+  uint64_t div_magic;   /* ceil(2^40 / size)                           */
+} tp_size_class;
+
+typedef struct tp_class_table {
+  uint32_t count;
+  size_t max_size;                              /* largest class          */
+  tp_size_class classes[TP_MAX_CLASSES];
+  uint8_t class_of[TP_SIZE_LOOKUP_LEN];         /* (size+15)/16 → class   */
+} tp_class_table;
+
+/* ---- locks --------------------------------------------------------------- */
+typedef pthread_mutex_t tp_lock;
+
+/* ---- central (per heap, per class) slab lists ---------------------------- */
+/* Invariant: `partial` links the slabs of this class that have a free or
+ * never-used block; full slabs are linked nowhere; `spare` is at most one
+ * completely empty slab kept to absorb alloc/free cycles at a slab boundary. */
+typedef struct tp_central {
+  tp_lock lock;
+  tp_span *partial;
+  tp_span *spare;
+  uint64_t slabs;        /* slabs of this class in existence */
+} tp_central;
+
+/* A heap: its segments, buddy free lists, slab lists and budget.  Tenants
+ * will be heaps; today the process has one, `tp_main_heap`. */
+typedef struct tp_heap {
+  const char *name;
+  tp_lock buddy_lock;                   /* segments, free lists, counters below */
+  tp_span *free_lists[TP_BUDDY_ORDERS];
+  tp_segment *segments;
+  uint64_t segment_count;
+  uint64_t frontier_pages;              /* pages handed to the buddy           */
+  uint64_t free_pages;                  /* pages in free lists                 */
+  uint64_t released_pages;              /* free pages known not resident      */
+  uint64_t buddy_allocs, buddy_frees;   /* user buddy blocks (not slabs)       */
+  uint64_t buddy_bytes_requested, buddy_bytes_allocated;
+  uint64_t buddy_live_bytes, buddy_peak_bytes;
+  uint64_t slab_pages;                  /* pages held by slabs                 */
+  uint64_t frees_since_coalesce;
+  uint64_t last_coalesce_ms;
+  uint64_t below_threshold_since_ms;    /* 0: utilisation is fine              */
+  uint64_t last_release_ms;
+  uint64_t maintain_ticks;
+  uint64_t buddy_releases, buddy_released_bytes;
+  uint64_t slab_releases, slab_released_bytes;
+  _Atomic uint64_t slab_out_bytes;      /* slab blocks out of the central lists*/
+  uint64_t slab_peak_bytes;
+  tp_central central[TP_MAX_CLASSES];
+} tp_heap;
+
+/* ---- thread cache -------------------------------------------------------- */
+typedef struct tp_bin {
+  void *head;
+  uint32_t count;
+  uint32_t max;
+} tp_bin;
+
+/* Per-thread cache in front of one heap.  Invariant: every block in a bin is
+ * free, belongs to `heap` and to the bin's class, and carries the free key. */
+typedef struct tp_tcache {
+  tp_bin bins[TP_MAX_CLASSES];
+  tp_heap *heap;
+  uint64_t class_allocs[TP_MAX_CLASSES];
+  uint64_t class_frees[TP_MAX_CLASSES];
+  uint64_t slab_bytes_requested;
+  struct tp_tcache *next, *prev;  /* registry of live caches */
+  pid_t tid;
+} tp_tcache;
+
+#endif /* TP_TYPES_H */
