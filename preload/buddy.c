@@ -98,7 +98,7 @@ static tp_span *tp_find_block(tp_heap *h, uint32_t order) {
 void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zeroed) {
   uint32_t order = tp_order_for_pages(pages);
   if (order < align_order) order = align_order;
-  if (order >= TP_BUDDY_ORDERS) return NULL;
+  if (order >= TP_BUDDY_ORDERS - 1) return NULL; /* at most half a segment */
   tp_span *span = tp_find_block(h, order);
   if (!span && h->frees_since_coalesce) {
     tp_buddy_coalesce(h);

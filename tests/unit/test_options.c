@@ -1,0 +1,132 @@
+/* test_options.c — the option table, config files, environment overrides and
+ * their diagnostics. */
+#include <string.h>
+
+#include "unit.h"
+
+static void test_defaults(void **state) {
+  (void)state;
+  const char *err = unit_load_options(NULL, NULL);
+  assert_string_equal(err, "");
+  assert_int_equal(tp_opt.buddy_max, 4u << 20);
+  assert_int_equal(tp_opt.large_cache_ms, 1000);
+  assert_int_equal(tp_opt.grow_chunk, 1u << 20);
+  assert_true(tp_opt.release_threshold > 0.69 && tp_opt.release_threshold < 0.71);
+  assert_false(tp_opt.thp);
+  assert_int_equal(tp_classes.classes[0].size, 16);
+  assert_int_equal(tp_classes.max_size, 32768);
+  assert_int_equal(tp_opt.size_classes, tp_classes.count);
+}
+
+static void test_config_file_and_env(void **state) {
+  (void)state;
+  const char *env[] = {"TIERPOOL_LARGE_CACHE_MS=250", NULL};
+  const char *err = unit_load_options(
+      "# a proposal\n"
+      "size_classes = 16, 48, 128, 1024   # trailing comment\n"
+      "buddy_max = 2M\n"
+      "release_threshold=0.5\n"
+      "large_cache_ms = 900\n"
+      "thp = on\n"
+      "\n",
+      env);
+  assert_string_equal(err, "");
+  assert_int_equal(tp_classes.count, 4);
+  assert_int_equal(tp_classes.classes[2].size, 128);
+  assert_int_equal(tp_classes.max_size, 1024);
+  assert_int_equal(tp_opt.buddy_max, 2u << 20);
+  assert_true(tp_opt.release_threshold == 0.5);
+  assert_int_equal(tp_opt.large_cache_ms, 250); /* the environment wins over the file */
+  assert_true(tp_opt.thp);
+  /* Every size maps to the smallest class that holds it. */
+  assert_int_equal(tp_class_of_size(0), 0);
+  assert_int_equal(tp_class_of_size(16), 0);
+  assert_int_equal(tp_class_of_size(17), 1);
+  assert_int_equal(tp_class_of_size(48), 1);
+  assert_int_equal(tp_class_of_size(49), 2);
+  assert_int_equal(tp_class_of_size(1024), 3);
+}
+
+static void test_bad_keys_and_values(void **state) {
+  (void)state;
+  const char *env[] = {"TIERPOOL_BUDDY_MAX=lots", NULL};
+  const char *err = unit_load_options(
+      "no_such_key = 1\n"
+      "grow_chunk = 12Q\n"
+      "release_threshold = 1.5\n"
+      "coalesce_delay_ms = 5M\n"
+      "this line has no equals sign\n"
+      "large_cache_max = 99999999999999999999999\n",
+      env);
+  assert_non_null(strstr(err, "unknown key 'no_such_key'"));
+  assert_non_null(strstr(err, "bad value '12Q' for grow_chunk"));
+  assert_non_null(strstr(err, "bad value '1.5' for release_threshold"));
+  assert_non_null(strstr(err, "bad value '5M' for coalesce_delay_ms"));
+  assert_non_null(strstr(err, "expected 'key = value'"));
+  assert_non_null(strstr(err, "bad value '99999999999999999999999' for large_cache_max"));
+  assert_non_null(strstr(err, "TIERPOOL_BUDDY_MAX: bad value 'lots' for buddy_max"));
+  /* ... and the defaults stay. */
+  assert_int_equal(tp_opt.grow_chunk, 1u << 20);
+  assert_int_equal(tp_opt.buddy_max, 4u << 20);
+  assert_int_equal(tp_opt.large_cache_max, 64u << 20);
+  assert_true(tp_opt.release_threshold > 0.69 && tp_opt.release_threshold < 0.71);
+  /* Every diagnostic is one line starting with "tierpool: ". */
+  for (const char *line = err; *line;) {
+    assert_memory_equal(line, "tierpool: ", 10);
+    const char *nl = strchr(line, '\n');
+    assert_non_null(nl);
+    line = nl + 1;
+  }
+}
+
+static void test_bad_classes(void **state) {
+  (void)state;
+  static const char *const bad[] = {
+      "size_classes = 16, 24, 32\n",   /* not a multiple of 16 */
+      "size_classes = 32, 16\n",       /* descending */
+      "size_classes = 16, 16\n",       /* repeated */
+      "size_classes = 16, , 32\n",     /* empty entry */
+      "size_classes = 128K\n",         /* above the slab limit */
+      "size_classes = \n",             /* nothing */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *err = unit_load_options(bad[i], NULL);
+    assert_non_null(strstr(err, "for size_classes"));
+    assert_int_equal(tp_classes.max_size, 32768); /* default kept */
+  }
+}
+
+static void test_buddy_max_below_largest_class(void **state) {
+  (void)state;
+  const char *err = unit_load_options("size_classes = 16, 64K\nbuddy_max = 64K\n", NULL);
+  assert_string_equal(err, "");
+  err = unit_load_options("size_classes = 16, 48K\nbuddy_max = 32K\n", NULL);
+  assert_non_null(strstr(err, "buddy_max"));
+  assert_true(tp_opt.buddy_max >= tp_classes.max_size);
+}
+
+static void test_format_round_trip(void **state) {
+  (void)state;
+  unit_load_options("size_classes = 32, 96, 4096\nthp = on\ngrow_chunk = 2M\n", NULL);
+  char text[4096];
+  tp_options_format(text, sizeof text);
+  assert_non_null(strstr(text, "size_classes = 32, 96, 4096\n"));
+  assert_non_null(strstr(text, "thp = on\n"));
+  /* What the pool prints, the pool reads back unchanged. */
+  const char *err = unit_load_options(text, NULL);
+  assert_string_equal(err, "");
+  assert_int_equal(tp_classes.count, 3);
+  assert_int_equal(tp_opt.grow_chunk, 2u << 20);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_config_file_and_env),
+      cmocka_unit_test(test_bad_keys_and_values),
+      cmocka_unit_test(test_bad_classes),
+      cmocka_unit_test(test_buddy_max_below_largest_class),
+      cmocka_unit_test(test_format_round_trip),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
