@@ -22,8 +22,12 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
   if (tc) {
     tp_bin *bin = &tc->bins[cls];
     if (!bin->head) {
-      bin->count = tp_central_fill(tc->heap, cls, &bin->head, tp_classes.classes[cls].batch);
+      /* A bin starts small and doubles at each refill up to the class's
+       * capacity: classes a thread rarely uses do not hoard (or touch) blocks. */
+      bin->count = tp_central_fill(tc->heap, cls, &bin->head, bin->max / 2 ? bin->max / 2 : 1);
       if (!bin->count) return NULL;
+      uint32_t cap = tp_classes.classes[cls].cache_max;
+      bin->max = bin->max * 2 < cap ? bin->max * 2 : cap;
     }
     block = bin->head;
     bin->head = block[0];
@@ -261,10 +265,13 @@ TP_API void *realloc(void *p, size_t size) {
       if (size <= usable && tp_class_of_size(size) == info.slab->class_idx) return p;
       break;
     case TP_PTR_BUDDY:
-      if (size > tp_classes.max_size && size <= usable) {
+      if (size > tp_classes.max_size && size <= tp_opt.buddy_max) {
         size_t need = tp_align_up(size, TP_PAGE_SIZE);
-        if (need < usable) tp_heap_shrink_pages(info.seg->heap, info.seg, info.page, need);
-        return p;
+        if (need <= usable) {
+          if (need < usable) tp_heap_shrink_pages(info.seg->heap, info.seg, info.page, need);
+          return p;
+        }
+        if (tp_heap_grow_pages(info.seg->heap, info.seg, info.page, need)) return p;
       }
       break;
     case TP_PTR_LARGE:

@@ -30,14 +30,29 @@ static inline uint32_t tp_span_page(tp_segment *seg, tp_span *span) {
   return (uint32_t)(span - seg->spans);
 }
 
+static inline bool tp_span_released(tp_segment *seg, tp_span *span) {
+  return (TP_PAGE_DATA(seg->page_map[tp_span_page(seg, span)]) & TP_FREE_RELEASED) != 0;
+}
+
+/* Resident blocks go to the head of their list, released ones to the tail, so
+ * that allocation reuses pages that are already faulted in before fresh ones. */
 static void tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t order, bool released) {
   tp_span *span = &seg->spans[first];
   span->order = (uint8_t)order;
   span->pages = 1u << order;
-  span->prev = NULL;
-  span->next = h->free_lists[order];
-  if (span->next) span->next->prev = span;
-  h->free_lists[order] = span;
+  if (!released) {
+    span->prev = NULL;
+    span->next = h->free_lists[order];
+    if (span->next) span->next->prev = span;
+    else h->free_tails[order] = span;
+    h->free_lists[order] = span;
+  } else {
+    span->next = NULL;
+    span->prev = h->free_tails[order];
+    if (span->prev) span->prev->next = span;
+    else h->free_lists[order] = span;
+    h->free_tails[order] = span;
+  }
   seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_FREE, order | (released ? TP_FREE_RELEASED : 0));
   h->free_pages += span->pages;
   if (released) h->released_pages += span->pages;
@@ -50,6 +65,7 @@ static bool tp_free_list_remove(tp_heap *h, tp_segment *seg, tp_span *span) {
   if (span->prev) span->prev->next = span->next;
   else h->free_lists[span->order] = span->next;
   if (span->next) span->next->prev = span->prev;
+  else h->free_tails[span->order] = span->prev;
   seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
   h->free_pages -= span->pages;
   if (released) h->released_pages -= span->pages;
@@ -89,9 +105,13 @@ static bool tp_grow(tp_heap *h, uint32_t order) {
   return false;
 }
 
-static tp_span *tp_find_block(tp_heap *h, uint32_t order) {
-  for (uint32_t j = order; j < TP_BUDDY_ORDERS; j++)
-    if (h->free_lists[j]) return h->free_lists[j];
+/* The smallest block of at least `order`: among resident blocks only (the
+ * head of each list), or among all. */
+static tp_span *tp_find_block(tp_heap *h, uint32_t order, bool resident_only) {
+  for (uint32_t j = order; j < TP_BUDDY_ORDERS; j++) {
+    tp_span *span = h->free_lists[j];
+    if (span && (!resident_only || !tp_span_released(tp_segment_of(span), span))) return span;
+  }
   return NULL;
 }
 
@@ -99,14 +119,22 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
   uint32_t order = tp_order_for_pages(pages);
   if (order < align_order) order = align_order;
   if (order >= TP_BUDDY_ORDERS - 1) return NULL; /* at most half a segment */
-  tp_span *span = tp_find_block(h, order);
+  /* Faulted-in pages first: merge recent frees before touching fresh pages,
+   * but only when enough has been freed since the last merge to make a
+   * block this large, so alternating small frees and big requests stay cheap. */
+  tp_span *span = tp_find_block(h, order, true);
+  if (!span && h->pages_freed_since_coalesce >= pages) {
+    tp_buddy_coalesce(h);
+    span = tp_find_block(h, order, true);
+  }
+  if (!span) span = tp_find_block(h, order, false);
   if (!span && h->frees_since_coalesce) {
     tp_buddy_coalesce(h);
-    span = tp_find_block(h, order);
+    span = tp_find_block(h, order, false);
   }
   if (!span) {
     if (!tp_grow(h, order)) return NULL;
-    span = tp_find_block(h, order);
+    span = tp_find_block(h, order, false);
     if (!span) return NULL;
   }
   tp_segment *seg = tp_segment_of(span);
@@ -125,6 +153,7 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
 void tp_buddy_give(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages) {
   tp_free_range(h, seg, first, first + pages, false);
   h->frees_since_coalesce++;
+  h->pages_freed_since_coalesce += pages;
 }
 
 void tp_buddy_coalesce(tp_heap *h) {
@@ -147,6 +176,7 @@ void tp_buddy_coalesce(tp_heap *h) {
     }
   }
   h->frees_since_coalesce = 0;
+  h->pages_freed_since_coalesce = 0;
 }
 
 /* Returns free, still-resident blocks to the OS (largest first) until the
@@ -154,19 +184,39 @@ void tp_buddy_coalesce(tp_heap *h) {
 size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
   size_t released = 0;
   for (int order = TP_BUDDY_ORDERS - 1; order >= 0; order--) {
-    for (tp_span *span = h->free_lists[order]; span && h->frontier_pages - h->released_pages > target;
-         span = span->next) {
+    tp_span *span;
+    while ((span = h->free_lists[order]) && h->frontier_pages - h->released_pages > target) {
       tp_segment *seg = tp_segment_of(span);
+      if (tp_span_released(seg, span)) break; /* resident blocks come first */
       uint32_t first = tp_span_page(seg, span);
-      uint32_t data = TP_PAGE_DATA(seg->page_map[first]);
-      if (data & TP_FREE_RELEASED) continue;
-      tp_os_release(tp_page_address(seg, first), (size_t)span->pages << TP_PAGE_SHIFT);
-      seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_FREE, data | TP_FREE_RELEASED);
-      h->released_pages += span->pages;
-      released += (size_t)span->pages << TP_PAGE_SHIFT;
+      tp_free_list_remove(h, seg, span);
+      tp_os_release(tp_page_address(seg, first), (size_t)1 << (order + TP_PAGE_SHIFT));
+      tp_free_list_push(h, seg, first, (uint32_t)order, true);
+      released += (size_t)1 << (order + TP_PAGE_SHIFT);
       h->buddy_releases++;
     }
   }
   h->buddy_released_bytes += released;
   return released;
+}
+
+/* Grows an allocation [first, first+pages) in place to new_pages when the
+ * pages after it are free blocks; the excess of the last one goes back. */
+bool tp_buddy_extend(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages, uint32_t new_pages) {
+  uint32_t end = first + new_pages;
+  if (end > seg->frontier) return false;
+  for (uint32_t at = first + pages; at < end;) {
+    uint32_t entry = seg->page_map[at];
+    if (TP_PAGE_KIND(entry) != TP_PAGE_FREE) return false;
+    at += 1u << (TP_PAGE_DATA(entry) & 0xff);
+  }
+  uint32_t at = first + pages;
+  bool released = false;
+  while (at < end) {
+    tp_span *span = &seg->spans[at];
+    at += span->pages;
+    released = tp_free_list_remove(h, seg, span);
+  }
+  tp_free_range(h, seg, end, at, released);
+  return true;
 }

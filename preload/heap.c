@@ -120,6 +120,26 @@ bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t ne
   return done;
 }
 
+/* Grows a buddy block in place when the pages after it are free. */
+bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size) {
+  uint32_t new_pages = (uint32_t)(new_size >> TP_PAGE_SHIFT);
+  bool done = false;
+  tp_lock_acquire(&h->buddy_lock);
+  uint32_t entry = seg->page_map[first];
+  uint32_t pages = TP_PAGE_DATA(entry);
+  if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY && new_pages > pages &&
+      tp_buddy_extend(h, seg, first, pages, new_pages)) {
+    seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_BUDDY, new_pages);
+    uint64_t added = (uint64_t)(new_pages - pages) << TP_PAGE_SHIFT;
+    h->buddy_live_bytes += added;
+    h->buddy_bytes_allocated += added;
+    if (h->buddy_live_bytes > h->buddy_peak_bytes) h->buddy_peak_bytes = h->buddy_live_bytes;
+    done = true;
+  }
+  tp_lock_release(&h->buddy_lock);
+  return done;
+}
+
 size_t tp_heap_release_all(tp_heap *h) {
   size_t released = tp_central_release_spares(h);
   tp_lock_acquire(&h->buddy_lock);
@@ -129,6 +149,30 @@ size_t tp_heap_release_all(tp_heap *h) {
   h->last_release_ms = h->last_coalesce_ms;
   tp_lock_release(&h->buddy_lock);
   return released;
+}
+
+/* Measures which of the heap's pages are really resident (mincore), by what
+ * holds them: out[0] headers, [1] slabs, [2] buddy blocks, [3] free blocks. */
+void tp_heap_residency(tp_heap *h, uint64_t out[4]) {
+  static unsigned char vec[TP_SEGMENT_PAGES]; /* under the buddy lock */
+  tp_lock_acquire(&h->buddy_lock);
+  for (tp_segment *seg = h->segments; seg; seg = seg->next) {
+    if (!tp_os_mincore(seg, (size_t)seg->frontier << TP_PAGE_SHIFT, vec)) continue;
+    for (uint32_t page = 0; page < seg->frontier;) {
+      uint32_t entry = seg->page_map[page], span, slot;
+      switch (TP_PAGE_KIND(entry)) {
+        case TP_PAGE_HEADER: span = 1, slot = 0; break;
+        case TP_PAGE_SLAB: span = seg->spans[page].pages, slot = 1; break;
+        case TP_PAGE_BUDDY: span = TP_PAGE_DATA(entry), slot = 2; break;
+        case TP_PAGE_FREE: span = 1u << (TP_PAGE_DATA(entry) & 0xff), slot = 3; break;
+        default: span = 1, slot = 0; break; /* cannot happen: every page is covered */
+      }
+      for (uint32_t i = 0; i < span && page + i < seg->frontier; i++)
+        out[slot] += (uint64_t)(vec[page + i] & 1) << TP_PAGE_SHIFT;
+      page += span;
+    }
+  }
+  tp_lock_release(&h->buddy_lock);
 }
 
 /* Lock order: central class locks (ascending), then the buddy lock. */

@@ -35,7 +35,7 @@
     "smallest large block given MADV_HUGEPAGE when thp = on")                               \
   X(RATIO, release_threshold, "0.70", 0, 1,                                                  \
     "return free pages when live/resident stays below this (0.50 for bursty work)")         \
-  X(MS, release_delay_ms, "1000", 0, 3600000,                                                \
+  X(MS, release_delay_ms, "10", 0, 3600000,                                                  \
     "how long utilisation must stay low before pages are returned")                         \
   X(SIZE, grow_chunk, "1M", TP_PAGE_SIZE, TP_SEGMENT_SIZE / 2,                               \
     "step by which a heap's buddy area grows")                                              \
@@ -77,6 +77,7 @@ void *tp_os_remap(void *p, size_t old_size, size_t new_size); /* NULL on failure
 bool tp_os_shrink(void *p, size_t old_size, size_t new_size);
 void tp_os_release(void *p, size_t size);      /* MADV_DONTNEED */
 void tp_os_advise_huge(void *p, size_t size, bool huge);
+bool tp_os_mincore(void *p, size_t size, unsigned char *vec);
 uint64_t tp_os_now_ms(void);
 void tp_os_write(int fd, const char *s, size_t n);
 pid_t tp_os_gettid(void);
@@ -120,6 +121,7 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
 void tp_buddy_give(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages);
 void tp_buddy_coalesce(tp_heap *h);
 size_t tp_buddy_release_free(tp_heap *h, uint64_t target_resident_pages);
+bool tp_buddy_extend(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages, uint32_t new_pages);
 uint32_t tp_order_for_pages(uint32_t pages);
 
 /* ---- heap (heap.c) ------------------------------------------------------- */
@@ -128,9 +130,11 @@ void tp_heap_init(tp_heap *h, const char *name);
 void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requested, bool *zeroed);
 void tp_heap_free_pages(tp_heap *h, tp_segment *seg, uint32_t first, void *p, const char *call);
 bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size);
+bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size);
 void tp_heap_maintain(tp_heap *h, uint64_t now_ms); /* buddy_lock held */
 size_t tp_heap_release_all(tp_heap *h);
 uint64_t tp_heap_resident_bytes(tp_heap *h);
+void tp_heap_residency(tp_heap *h, uint64_t out[4]);
 void tp_heap_lock_all(tp_heap *h);
 void tp_heap_unlock_all(tp_heap *h);
 void tp_heap_reinit_locks(tp_heap *h);

@@ -66,6 +66,10 @@ void tp_os_advise_huge(void *p, size_t size, bool huge) {
   syscall(SYS_madvise, p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
 
+bool tp_os_mincore(void *p, size_t size, unsigned char *vec) {
+  return syscall(SYS_mincore, p, size, vec) == 0;
+}
+
 uint64_t tp_os_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO: no system call */

@@ -26,7 +26,6 @@ void tp_classes_finish(tp_class_table *t) {
     sc->slab_pages = tp_slab_pages_for(sc->size);
     uint64_t max = cache_bytes / sc->size;
     sc->cache_max = (uint32_t)(max < 4 ? 4 : max > 256 ? 256 : max);
-    sc->batch = sc->cache_max / 2 ? sc->cache_max / 2 : 1;
     sc->div_magic = (((uint64_t)1 << 40) + sc->size - 1) / sc->size;
   }
   t->max_size = t->classes[t->count - 1].size;

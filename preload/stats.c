@@ -24,7 +24,6 @@ static void tp_slab_stats(tierpool_tier_stats_t *t) {
   t->live_bytes = t->bytes_allocated > freed_bytes ? t->bytes_allocated - freed_bytes : 0;
   tp_heap *h = &tp_main_heap;
   t->peak_bytes = tp_max_u64(h->slab_peak_bytes, t->live_bytes);
-  t->resident_bytes = h->slab_pages << TP_PAGE_SHIFT;
   t->releases = h->slab_releases;
   t->released_bytes = h->slab_released_bytes;
 }
@@ -38,8 +37,6 @@ static void tp_buddy_stats(tierpool_tier_stats_t *t) {
   t->bytes_allocated = h->buddy_bytes_allocated;
   t->live_bytes = h->buddy_live_bytes;
   t->peak_bytes = h->buddy_peak_bytes;
-  uint64_t resident = tp_heap_resident_bytes(h), slab = h->slab_pages << TP_PAGE_SHIFT;
-  t->resident_bytes = resident > slab ? resident - slab : 0;
   t->releases = h->buddy_releases;
   t->released_bytes = h->buddy_released_bytes;
   tp_lock_release(&h->buddy_lock);
@@ -51,6 +48,11 @@ void tp_stats_collect(tierpool_stats_t *out) {
   tp_slab_stats(&out->tier[TIERPOOL_TIER_SLAB]);
   tp_buddy_stats(&out->tier[TIERPOOL_TIER_BUDDY]);
   tp_large_stats(&out->tier[TIERPOOL_TIER_LARGE]);
+  uint64_t residency[4] = {0};
+  tp_heap_residency(&tp_main_heap, residency);
+  out->tier[TIERPOOL_TIER_SLAB].resident_bytes = residency[1];
+  out->tier[TIERPOOL_TIER_BUDDY].resident_bytes = residency[2] + residency[3];
+  out->pool_header_bytes = residency[0];
 #define TP_COPY_OS(field) out->os.field = __atomic_load_n(&tp_os_stats.field, __ATOMIC_RELAXED);
   TP_COPY_OS(pool_mmap) TP_COPY_OS(pool_munmap) TP_COPY_OS(pool_madvise) TP_COPY_OS(pool_mremap)
   TP_COPY_OS(pool_mprotect) TP_COPY_OS(host_mmap) TP_COPY_OS(host_munmap) TP_COPY_OS(host_mremap)
@@ -90,6 +92,7 @@ TP_API void tierpool_stats_print(int fd) {
             tp_human(ts->resident_bytes, c, sizeof c), waste, (unsigned long long)ts->releases,
             tp_human(ts->released_bytes, d, sizeof d));
   }
+  if (n < sizeof out) TP_LINE("tierpool: segment headers resident: %s\n", tp_human(s.pool_header_bytes, a, sizeof a));
   if (n < sizeof out)
     TP_LINE("tierpool: pool syscalls: mmap %llu, munmap %llu, mremap %llu, madvise %llu\n",
             (unsigned long long)s.os.pool_mmap, (unsigned long long)s.os.pool_munmap,

@@ -98,7 +98,10 @@ tp_tcache *tp_tcache_create(void) {
   if (!tc) return NULL;
   tc->heap = &tp_main_heap;
   tc->tid = tp_os_gettid();
-  for (uint32_t c = 0; c < tp_classes.count; c++) tc->bins[c].max = tp_classes.classes[c].cache_max;
+  for (uint32_t c = 0; c < tp_classes.count; c++) {
+    uint32_t start = tp_classes.classes[c].cache_max / 16;
+    tc->bins[c].max = start ? start : 1;
+  }
   tp_tcache_current = tc;
   if (atomic_load_explicit(&tp_tcache_key_ready, memory_order_acquire))
     pthread_setspecific(tp_tcache_key, tc);

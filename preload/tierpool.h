@@ -49,6 +49,7 @@ typedef struct tierpool_os_stats {
 typedef struct tierpool_stats {
   tierpool_tier_stats_t tier[TIERPOOL_TIER_COUNT];
   tierpool_os_stats_t os;
+  uint64_t pool_header_bytes; /* resident segment headers (page maps, spans) */
 } tierpool_stats_t;
 
 /* Library version string, e.g. "0.1.0". */

@@ -97,7 +97,6 @@ typedef struct tp_size_class {
   uint32_t size;        /* block size in bytes, multiple of 16        */
   uint32_t slab_pages;  /* pages per slab                              */
   uint32_t cache_max;   /* per-thread cache capacity, in blocks        */
-  uint32_t batch;       /* blocks moved per refill / flush             */
   uint64_t div_magic;   /* ceil(2^40 / size)                           */
 } tp_size_class;
 
@@ -127,7 +126,8 @@ typedef struct tp_central {
 typedef struct tp_heap {
   const char *name;
   tp_lock buddy_lock;                   /* segments, free lists, counters below */
-  tp_span *free_lists[TP_BUDDY_ORDERS];
+  tp_span *free_lists[TP_BUDDY_ORDERS]; /* resident blocks first, released ones last */
+  tp_span *free_tails[TP_BUDDY_ORDERS];
   tp_segment *segments;
   uint64_t segment_count;
   uint64_t frontier_pages;              /* pages handed to the buddy           */
@@ -138,6 +138,7 @@ typedef struct tp_heap {
   uint64_t buddy_live_bytes, buddy_peak_bytes;
   uint64_t slab_pages;                  /* pages held by slabs                 */
   uint64_t frees_since_coalesce;
+  uint64_t pages_freed_since_coalesce;
   uint64_t last_coalesce_ms;
   uint64_t below_threshold_since_ms;    /* 0: utilisation is fine              */
   uint64_t last_release_ms;
@@ -153,7 +154,7 @@ typedef struct tp_heap {
 typedef struct tp_bin {
   void *head;
   uint32_t count;
-  uint32_t max;
+  uint32_t max; /* grows from cache_max/16 to cache_max as the bin refills */
 } tp_bin;
 
 /* Per-thread cache in front of one heap.  Invariant: every block in a bin is

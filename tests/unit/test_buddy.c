@@ -120,6 +120,26 @@ static void test_heap_pages_and_page_map(void **state) {
   assert_false(tp_segment_is_ours(&local));
 }
 
+static void test_grow_in_place(void **state) {
+  (void)state;
+  bool zeroed;
+  char *p = tp_heap_alloc_pages(&heap, 5 * TP_PAGE_SIZE, 0, 5 * TP_PAGE_SIZE, &zeroed);
+  tp_segment *seg = tp_segment_of(p);
+  uint32_t first = tp_page_index(seg, p);
+  memset(p, 0x11, 5 * TP_PAGE_SIZE);
+  /* The trimmed tail (3 pages) is free right behind the block. */
+  assert_true(tp_heap_grow_pages(&heap, seg, first, 8 * TP_PAGE_SIZE));
+  assert_int_equal(TP_PAGE_DATA(seg->page_map[first]), 8);
+  assert_int_equal(heap.buddy_live_bytes, 8 * TP_PAGE_SIZE);
+  assert_int_equal(allocated_pages(&heap), 8);
+  memset(p, 0x22, 8 * TP_PAGE_SIZE);
+  /* Something allocated right behind it blocks growth. */
+  char *q = tp_heap_alloc_pages(&heap, 8 * TP_PAGE_SIZE, 0, 8 * TP_PAGE_SIZE, &zeroed);
+  if (q == p + 8 * TP_PAGE_SIZE) assert_false(tp_heap_grow_pages(&heap, seg, first, 9 * TP_PAGE_SIZE));
+  tp_heap_free_pages(&heap, seg, first, p, "free");
+  assert_int_equal(allocated_pages(&heap), 8);
+}
+
 static void test_growth_across_segments(void **state) {
   (void)state;
   /* Three 12 MiB blocks cannot share one 32 MiB segment with its header. */
@@ -137,6 +157,7 @@ int main(void) {
       cmocka_unit_test_setup(test_coalesce_on_demand, setup),
       cmocka_unit_test_setup(test_release_and_zeroed_reuse, setup),
       cmocka_unit_test_setup(test_heap_pages_and_page_map, setup),
+      cmocka_unit_test_setup(test_grow_in_place, setup),
       cmocka_unit_test_setup(test_growth_across_segments, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
