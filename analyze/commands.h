@@ -1,0 +1,11 @@
+/* commands.h — the subcommands of `tierpool`.  Each takes the arguments after
+ * its own name (argv[0] is the subcommand name) and returns the exit status. */
+#ifndef TIERPOOL_COMMANDS_H
+#define TIERPOOL_COMMANDS_H
+
+/* Exit status for bad usage and for set-up errors (library not found…). */
+#define EXIT_USAGE 2
+
+int cmd_run(int argc, char **argv);
+
+#endif
