@@ -64,8 +64,10 @@ static inline void *tp_slab_alloc(uint32_t cls, size_t requested) {
 /* ---- tier dispatch ------------------------------------------------------- */
 
 /* Serves `size` bytes aligned to `align` (a power of two, > 16 only for the
- * aligned API).  *zeroed tells calloc the memory is known to be zero. */
-static TP_NOINLINE void *tp_alloc_general(size_t size, size_t align, bool *zeroed) {
+ * aligned API).  With want_zero (calloc), page-tier memory comes back zeroed
+ * by the OS rather than by memset, so untouched pages stay unfaulted;
+ * *zeroed says whether the memory is known to be zero. */
+static TP_NOINLINE void *tp_alloc_general(size_t size, size_t align, bool want_zero, bool *zeroed) {
   tp_ensure_init();
   *zeroed = false;
   void *p = NULL;
@@ -81,9 +83,9 @@ static TP_NOINLINE void *tp_alloc_general(size_t size, size_t align, bool *zeroe
   if (size > PTRDIFF_MAX - TP_SEGMENT_SIZE || align > PTRDIFF_MAX / 2) goto done;
   size_t pages_size = tp_align_up(size ? size : 1, TP_PAGE_SIZE);
   if (pages_size <= tp_opt.buddy_max && align <= TP_BUDDY_MAX_LIMIT)
-    p = tp_heap_alloc_pages(&tp_main_heap, pages_size, align, size, zeroed);
+    p = tp_heap_alloc_pages(&tp_main_heap, pages_size, align, size, want_zero, zeroed);
   else
-    p = tp_large_alloc(pages_size, align, size, zeroed);
+    p = tp_large_alloc(pages_size, align, size, want_zero, zeroed);
 done:
   if (!p) errno = ENOMEM;
   return p;
@@ -107,7 +109,7 @@ static inline void *tp_malloc(size_t size) {
     }
   }
   bool zeroed;
-  return tp_alloc_general(size, TP_MIN_ALIGN, &zeroed);
+  return tp_alloc_general(size, TP_MIN_ALIGN, false, &zeroed);
 }
 
 /* ---- free ---------------------------------------------------------------- */
@@ -236,7 +238,7 @@ TP_API void *calloc(size_t count, size_t size) {
   if (total <= tp_classes.max_size) {
     p = tp_malloc(total);
   } else {
-    p = tp_alloc_general(total, TP_MIN_ALIGN, &zeroed);
+    p = tp_alloc_general(total, TP_MIN_ALIGN, true, &zeroed);
   }
   if (p && !zeroed) memset(p, 0, total);
   return p;
@@ -303,7 +305,7 @@ TP_API void *reallocarray(void *p, size_t count, size_t size) {
 static void *tp_aligned(size_t align, size_t size) {
   if (align <= TP_MIN_ALIGN) return tp_malloc(size);
   bool zeroed;
-  return tp_alloc_general(size, align, &zeroed);
+  return tp_alloc_general(size, align, false, &zeroed);
 }
 
 TP_API int posix_memalign(void **out, size_t align, size_t size) {

@@ -133,6 +133,9 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
     span = tp_find_block(h, order, false);
   }
   if (!span) {
+    /* Fresh pages are about to be faulted in: dead cached large mappings go
+     * back first, so the process never holds both. */
+    tp_large_cache_flush();
     if (!tp_grow(h, order)) return NULL;
     span = tp_find_block(h, order, false);
     if (!span) return NULL;

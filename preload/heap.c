@@ -67,7 +67,10 @@ static inline void tp_heap_tick(tp_heap *h) {
   if (++h->maintain_ticks % TP_MAINTAIN_EVERY == 0) tp_heap_maintain(h, tp_os_now_ms());
 }
 
-void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requested, bool *zeroed) {
+#define TP_ZERO_BY_OS_MIN (128u << 10) /* calloc: madvise rather than memset from here */
+
+void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requested, bool want_zero,
+                          bool *zeroed) {
   uint32_t pages = (uint32_t)(size >> TP_PAGE_SHIFT);
   uint32_t align_order = align > TP_PAGE_SIZE ? (uint32_t)__builtin_ctzl(align >> TP_PAGE_SHIFT) : 0;
   tp_lock_acquire(&h->buddy_lock);
@@ -83,6 +86,11 @@ void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requeste
   }
   tp_heap_tick(h);
   tp_lock_release(&h->buddy_lock);
+  /* Dropping the pages zeroes them and leaves untouched ones unfaulted. */
+  if (p && want_zero && !*zeroed && size >= TP_ZERO_BY_OS_MIN) {
+    tp_os_release(p, size);
+    *zeroed = true;
+  }
   return p;
 }
 

@@ -127,7 +127,8 @@ uint32_t tp_order_for_pages(uint32_t pages);
 /* ---- heap (heap.c) ------------------------------------------------------- */
 extern tp_heap tp_main_heap;
 void tp_heap_init(tp_heap *h, const char *name);
-void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requested, bool *zeroed);
+void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requested, bool want_zero,
+                          bool *zeroed);
 void tp_heap_free_pages(tp_heap *h, tp_segment *seg, uint32_t first, void *p, const char *call);
 bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size);
 bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size);
@@ -166,7 +167,7 @@ void tp_tcache_init_key(void);
 void tp_tcache_count_uncached(uint32_t cls, size_t requested, bool is_free);
 
 /* ---- large blocks (large.c) ---------------------------------------------- */
-void *tp_large_alloc(size_t size, size_t align, size_t requested, bool *zeroed);
+void *tp_large_alloc(size_t size, size_t align, size_t requested, bool want_zero, bool *zeroed);
 bool tp_large_free(void *p); /* false: not a large block */
 size_t tp_large_usable_size(const void *p); /* 0: not a large block */
 void *tp_large_realloc(void *p, size_t size, bool *found);

@@ -5,7 +5,8 @@
  * The cache is what makes large-block churn cheap: a freed 20 MiB mapping
  * keeps its faulted pages for large_cache_ms, and the next large request
  * reuses it (best fit; or the largest one grown with mremap, which moves the
- * pages instead of faulting new ones).  Mappings older than large_cache_ms, or
+ * pages instead of faulting new ones).  It caches only sizes that have been
+ * freed before (see tp_large_free), and calloc always gets a fresh mapping.  Mappings older than large_cache_ms, or
  * beyond large_cache_max bytes, go back with munmap. */
 #include <errno.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static tp_cached_mapping tp_cache[TP_LARGE_CACHE_SLOTS];
 static uint32_t tp_cache_count;
 static size_t tp_cache_bytes;
 static tierpool_tier_stats_t tp_large;
+static size_t tp_freed_max; /* largest mapping freed so far */
 
 static inline size_t tp_hash(uintptr_t address, size_t capacity) {
   return (size_t)(((address >> TP_PAGE_SHIFT) * 0x9e3779b97f4a7c15ULL) >> 20) & (capacity - 1);
@@ -122,18 +124,21 @@ static void tp_unmap_victims(tp_cached_mapping *victims, uint32_t n) {
   }
 }
 
-/* Returns a mapping of at least *size bytes and sets *size to its length. */
-static void *tp_large_obtain(size_t *size_io, size_t align, bool *zeroed) {
+/* Returns a mapping of at least *size bytes and sets *size to its length;
+ * a cached one unless `fresh`. */
+static void *tp_large_obtain(size_t *size_io, size_t align, bool fresh, bool *zeroed) {
   size_t size = *size_io;
   tp_cached_mapping cached = {0};
   bool hit = false;
-  if (align <= TP_PAGE_SIZE) {
+  if (!fresh && align <= TP_PAGE_SIZE) {
     tp_lock_acquire(&tp_large_lock_);
     hit = tp_cache_take(size, &cached);
     tp_lock_release(&tp_large_lock_);
   }
   if (hit) {
-    if (cached.size > 2 * size && tp_os_shrink(cached.base, cached.size, size)) cached.size = size;
+    /* Used whole, not trimmed: its pages are warm, and the next request may
+     * be larger.  Dead cached pages are dropped when the pool needs fresh
+     * ones instead (tp_buddy_take) and after large_cache_ms. */
     if (cached.size >= size) {
       *zeroed = false;
       *size_io = cached.size;
@@ -152,11 +157,13 @@ static void *tp_large_obtain(size_t *size_io, size_t align, bool *zeroed) {
   return base;
 }
 
-void *tp_large_alloc(size_t size, size_t align, size_t requested, bool *zeroed) {
+/* calloc (want_zero) takes a fresh mapping: its zero pages cost nothing until
+ * touched, where a cached one would have to be cleared page by page. */
+void *tp_large_alloc(size_t size, size_t align, size_t requested, bool want_zero, bool *zeroed) {
   if (size > PTRDIFF_MAX - TP_PAGE_SIZE) return NULL;
   size = tp_align_up(size, TP_PAGE_SIZE);
   size_t map_size = size;
-  void *base = tp_large_obtain(&map_size, align, zeroed);
+  void *base = tp_large_obtain(&map_size, align, want_zero, zeroed);
   if (!base) return NULL;
   tp_lock_acquire(&tp_large_lock_);
   if (!tp_table_insert((uintptr_t)base, map_size)) {
@@ -187,7 +194,11 @@ bool tp_large_free(void *p) {
   e->address = TP_LARGE_DELETED;
   tp_large.frees++;
   tp_large.live_bytes -= size;
-  bool cache = size <= tp_opt.large_cache_max && tp_opt.large_cache_ms > 0;
+  /* Like glibc's dynamic mmap threshold, the cache learns from the first
+   * free: a mapping is kept only when one at least half its size was freed
+   * before, so one-off buffers go back at once and churned sizes stay warm. */
+  bool cache = size <= tp_opt.large_cache_max && tp_opt.large_cache_ms > 0 && size / 2 <= tp_freed_max;
+  if (size > tp_freed_max) tp_freed_max = size;
   n = tp_cache_evict(now, cache ? size : 0, victims);
   if (cache) {
     tp_cache[tp_cache_count++] = (tp_cached_mapping){p, size, now};

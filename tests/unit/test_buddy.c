@@ -99,7 +99,7 @@ static void test_release_and_zeroed_reuse(void **state) {
 static void test_heap_pages_and_page_map(void **state) {
   (void)state;
   bool zeroed;
-  char *p = tp_heap_alloc_pages(&heap, 20 * TP_PAGE_SIZE, 0, 20 * TP_PAGE_SIZE - 100, &zeroed);
+  char *p = tp_heap_alloc_pages(&heap, 20 * TP_PAGE_SIZE, 0, 20 * TP_PAGE_SIZE - 100, false, &zeroed);
   assert_non_null(p);
   tp_segment *seg = tp_segment_of(p);
   assert_true(tp_segment_is_ours(p));
@@ -123,7 +123,7 @@ static void test_heap_pages_and_page_map(void **state) {
 static void test_grow_in_place(void **state) {
   (void)state;
   bool zeroed;
-  char *p = tp_heap_alloc_pages(&heap, 5 * TP_PAGE_SIZE, 0, 5 * TP_PAGE_SIZE, &zeroed);
+  char *p = tp_heap_alloc_pages(&heap, 5 * TP_PAGE_SIZE, 0, 5 * TP_PAGE_SIZE, false, &zeroed);
   tp_segment *seg = tp_segment_of(p);
   uint32_t first = tp_page_index(seg, p);
   memset(p, 0x11, 5 * TP_PAGE_SIZE);
@@ -134,7 +134,7 @@ static void test_grow_in_place(void **state) {
   assert_int_equal(allocated_pages(&heap), 8);
   memset(p, 0x22, 8 * TP_PAGE_SIZE);
   /* Something allocated right behind it blocks growth. */
-  char *q = tp_heap_alloc_pages(&heap, 8 * TP_PAGE_SIZE, 0, 8 * TP_PAGE_SIZE, &zeroed);
+  char *q = tp_heap_alloc_pages(&heap, 8 * TP_PAGE_SIZE, 0, 8 * TP_PAGE_SIZE, false, &zeroed);
   if (q == p + 8 * TP_PAGE_SIZE) assert_false(tp_heap_grow_pages(&heap, seg, first, 9 * TP_PAGE_SIZE));
   tp_heap_free_pages(&heap, seg, first, p, "free");
   assert_int_equal(allocated_pages(&heap), 8);

@@ -7,13 +7,36 @@ static int setup(void **state) {
   (void)state;
   unit_load_options(NULL, NULL);
   tp_large_cache_flush();
+  /* Teach the cache that big mappings churn (the first free is not cached). */
+  bool zeroed;
+  tp_large_free(tp_large_alloc(32u << 20, 0, 32u << 20, false, &zeroed));
+  tp_large_cache_flush();
   return 0;
+}
+
+static void test_first_free_is_not_cached(void **state) {
+  (void)state;
+  /* setup freed a 32 MiB mapping: a 70 MiB one was never seen, so it goes back. */
+  tierpool_tier_stats_t before, after;
+  tp_large_stats(&before);
+  bool zeroed;
+  void *p = tp_large_alloc(70u << 20, 0, 70u << 20, false, &zeroed);
+  tp_large_free(p);
+  tp_large_stats(&after);
+  assert_int_equal(after.releases, before.releases + 1);
+  assert_int_equal(after.resident_bytes, 0);
+  /* calloc never gets a cached (dirty) mapping. */
+  p = tp_large_alloc(8u << 20, 0, 8u << 20, false, &zeroed);
+  tp_large_free(p);
+  void *q = tp_large_alloc(8u << 20, 0, 8u << 20, true, &zeroed);
+  assert_true(zeroed);
+  tp_large_free(q);
 }
 
 static void test_alloc_free_and_cache_reuse(void **state) {
   (void)state;
   bool zeroed;
-  char *p = tp_large_alloc(8u << 20, 0, (8u << 20) - 5, &zeroed);
+  char *p = tp_large_alloc(8u << 20, 0, (8u << 20) - 5, false, &zeroed);
   assert_non_null(p);
   assert_true(zeroed);
   assert_int_equal((uintptr_t)p % TP_PAGE_SIZE, 0);
@@ -24,7 +47,7 @@ static void test_alloc_free_and_cache_reuse(void **state) {
   assert_true(tp_large_free(p));
   assert_int_equal(tp_large_usable_size(p), 0);
   /* A smaller request reuses the cached mapping, pages and all. */
-  char *q = tp_large_alloc(6u << 20, 0, 6u << 20, &zeroed);
+  char *q = tp_large_alloc(6u << 20, 0, 6u << 20, false, &zeroed);
   assert_ptr_equal(q, p);
   assert_false(zeroed);
   assert_int_equal(q[100], 1);
@@ -38,10 +61,10 @@ static void test_alloc_free_and_cache_reuse(void **state) {
 static void test_cache_grows_the_largest(void **state) {
   (void)state;
   bool zeroed;
-  char *p = tp_large_alloc(8u << 20, 0, 8u << 20, &zeroed);
+  char *p = tp_large_alloc(8u << 20, 0, 8u << 20, false, &zeroed);
   memset(p, 7, 8u << 20);
   tp_large_free(p);
-  char *q = tp_large_alloc(20u << 20, 0, 20u << 20, &zeroed);
+  char *q = tp_large_alloc(20u << 20, 0, 20u << 20, false, &zeroed);
   assert_non_null(q);
   assert_int_equal(tp_large_usable_size(q), 20u << 20);
   assert_int_equal(q[0], 7); /* the cached pages moved with mremap */
@@ -52,7 +75,7 @@ static void test_cache_grows_the_largest(void **state) {
 static void test_realloc_moves_pages(void **state) {
   (void)state;
   bool zeroed, found;
-  char *p = tp_large_alloc(5u << 20, 0, 5u << 20, &zeroed);
+  char *p = tp_large_alloc(5u << 20, 0, 5u << 20, false, &zeroed);
   for (size_t i = 0; i < (5u << 20); i += 4096) p[i] = (char)(i >> 12);
   char *q = tp_large_realloc(p, 50u << 20, &found);
   assert_true(found);
@@ -72,7 +95,7 @@ static void test_alignment(void **state) {
   (void)state;
   for (size_t align = 8192; align <= (8u << 20); align <<= 1) {
     bool zeroed;
-    void *p = tp_large_alloc(5u << 20, align, 5u << 20, &zeroed);
+    void *p = tp_large_alloc(5u << 20, align, 5u << 20, false, &zeroed);
     assert_non_null(p);
     assert_int_equal((uintptr_t)p % align, 0);
     assert_true(tp_large_free(p));
@@ -86,7 +109,7 @@ static void test_no_cache_unmaps_at_once(void **state) {
   tierpool_tier_stats_t before, after;
   tp_large_stats(&before);
   bool zeroed;
-  void *p = tp_large_alloc(6u << 20, 0, 6u << 20, &zeroed);
+  void *p = tp_large_alloc(6u << 20, 0, 6u << 20, false, &zeroed);
   tp_large_free(p);
   tp_large_stats(&after);
   assert_int_equal(after.releases, before.releases + 1);
@@ -98,8 +121,8 @@ static void test_cache_cap_and_expiry(void **state) {
   const char *env[] = {"TIERPOOL_LARGE_CACHE_MAX=16M", NULL};
   unit_load_options(NULL, env);
   bool zeroed;
-  void *a = tp_large_alloc(10u << 20, 0, 10u << 20, &zeroed);
-  void *b = tp_large_alloc(10u << 20, 0, 10u << 20, &zeroed);
+  void *a = tp_large_alloc(10u << 20, 0, 10u << 20, false, &zeroed);
+  void *b = tp_large_alloc(10u << 20, 0, 10u << 20, false, &zeroed);
   tp_large_free(a);
   tp_large_free(b); /* evicts a: both do not fit under 16M */
   tierpool_tier_stats_t s;
@@ -114,6 +137,7 @@ static void test_cache_cap_and_expiry(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(test_first_free_is_not_cached, setup),
       cmocka_unit_test_setup(test_alloc_free_and_cache_reuse, setup),
       cmocka_unit_test_setup(test_cache_grows_the_largest, setup),
       cmocka_unit_test_setup(test_realloc_moves_pages, setup),

@@ -1,0 +1,504 @@
+/* conform.c — the allocation API behaves like glibc 2.36's, across all three tiers.
+ *
+ * Runs preloaded with libtierpool.so (meson suite 'api'); every test but `active` and `stats`
+ * passes on plain glibc too.  Checks that only tierpool has to meet (where glibc 2.36 differs
+ * from the C/POSIX answer the pool gives) are asserted only when tierpool is loaded.
+ */
+#include "check.h"
+
+/* Sizes on both sides of each tier boundary: slab up to 32 KiB, buddy up to 4 MiB, large. */
+static const size_t tier_sizes[] = {
+    1, 8, 16, 24, 100, 1000, 4096, SLAB_MAX - 1, SLAB_MAX, SLAB_MAX + 1, 100 * KiB,
+    MiB, BUDDY_MAX - 1, BUDDY_MAX, BUDDY_MAX + 1, 16 * MiB, 64 * MiB,
+};
+#define N_TIER_SIZES (sizeof tier_sizes / sizeof tier_sizes[0])
+
+/* Sizes for the aligned allocators: around each boundary, up to just above 4 MiB. */
+static const size_t align_sizes[] = {
+    1, 24, 4095, SLAB_MAX - 1, SLAB_MAX, SLAB_MAX + 1, MiB, BUDDY_MAX - 1, BUDDY_MAX, BUDDY_MAX + 1,
+};
+#define N_ALIGN_SIZES (sizeof align_sizes / sizeof align_sizes[0])
+#define MIN_ALIGN_LOG 3  /* 8 B   */
+#define MAX_ALIGN_LOG 22 /* 4 MiB */
+
+static int is_aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
+
+/* How many blocks of n bytes to use: budget / n, within [lo, hi]. */
+static size_t block_count(size_t n, size_t budget, size_t lo, size_t hi) {
+  size_t count = budget / n;
+  return count < lo ? lo : count > hi ? hi : count;
+}
+static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* Fills count blocks over their whole usable size with distinct patterns, checks that their
+ * address ranges do not overlap, then that every pattern is intact.  Frees nothing. */
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return x < y ? -1 : x > y;
+}
+static void check_disjoint(void **blocks, size_t count, const char *what) {
+  for (size_t i = 0; i < count; i++)
+    pattern_fill(blocks[i], malloc_usable_size(blocks[i]), mix64(i + 1));
+  int bad = 0;
+  for (size_t i = 0; i < count && bad < 3; i++) {
+    size_t off = pattern_check(blocks[i], malloc_usable_size(blocks[i]), mix64(i + 1));
+    bad += !CHECK(off == SIZE_MAX, "%s: block %zu of %zu (%p) overwritten at offset %zu", what,
+                  i, count, blocks[i], off);
+  }
+  void **sorted = malloc(count * sizeof *sorted);
+  REQUIRE(sorted);
+  memcpy(sorted, blocks, count * sizeof *sorted);
+  qsort(sorted, count, sizeof *sorted, cmp_ptr);
+  for (size_t i = 0; i + 1 < count && bad < 3; i++) {
+    uintptr_t end = (uintptr_t)sorted[i] + malloc_usable_size(sorted[i]);
+    bad += !CHECK(end <= (uintptr_t)sorted[i + 1], "%s: %p + usable %zu overlaps %p", what,
+                  sorted[i], malloc_usable_size(sorted[i]), sorted[i + 1]);
+  }
+  free(sorted);
+}
+
+static void free_all(void **blocks, size_t count) {
+  for (size_t i = 0; i < count; i++) free(blocks[i]);
+}
+
+/* The call failed with NULL and the errno expected. */
+#define CHECK_FAILS(expr, err)                                                               \
+  do {                                                                                       \
+    errno = 0;                                                                               \
+    void *p_ = (expr);                                                                       \
+    int e_ = errno;                                                                          \
+    CHECK(p_ == NULL, "%s returned %p", #expr, p_);                                          \
+    CHECK(e_ == (err), "%s: errno %d (%s), expected %s", #expr, e_, strerror(e_), #err);     \
+    if (p_) free(p_);                                                                        \
+  } while (0)
+
+/* ---- the library is there ------------------------------------------------------------------ */
+
+/* Fails without the preload: the tierpool symbols are found and its statistics count the
+ * allocations of each tier. */
+static void t_active(void) {
+  struct tierpool_api tp = tierpool_lookup();
+  REQUIRE(tp.stats_get, "tierpool_stats_get not found: libtierpool.so is not preloaded");
+  REQUIRE(tp.version && tp.release, "tierpool_version/tierpool_release not found");
+  CHECK(strcmp(tp.version(), TIERPOOL_VERSION) == 0, "version \"%s\"", tp.version());
+
+  tierpool_stats_t before, after;
+  REQUIRE(tp.stats_get(&before) == 0, "tierpool_stats_get failed");
+  enum { SMALL = 1000 };
+  static void *small[SMALL];
+  for (int i = 0; i < SMALL; i++) small[i] = malloc(opaque(100));
+  void *mid = malloc(opaque(100 * KiB)), *big = malloc(opaque(8 * MiB));
+  REQUIRE(mid && big);
+  memset(mid, 1, 100 * KiB);
+  memset(big, 1, 8 * MiB);
+  REQUIRE(tp.stats_get(&after) == 0, "tierpool_stats_get failed");
+  static const char *const names[] = {"slab", "buddy", "large"};
+  for (int t = 0; t < TIERPOOL_TIER_COUNT; t++) {
+    CHECK(after.tier[t].allocs > before.tier[t].allocs, "%s tier: allocs %llu -> %llu",
+          names[t], (unsigned long long)before.tier[t].allocs,
+          (unsigned long long)after.tier[t].allocs);
+    CHECK(after.tier[t].bytes_requested > before.tier[t].bytes_requested,
+          "%s tier: bytes_requested did not grow", names[t]);
+  }
+  CHECK(after.tier[TIERPOOL_TIER_BUDDY].live_bytes >= 100 * KiB, "buddy live %llu",
+        (unsigned long long)after.tier[TIERPOOL_TIER_BUDDY].live_bytes);
+  CHECK(after.tier[TIERPOOL_TIER_LARGE].live_bytes >= 8 * MiB, "large live %llu",
+        (unsigned long long)after.tier[TIERPOOL_TIER_LARGE].live_bytes);
+  free_all(small, SMALL);
+  free(mid);
+  free(big);
+}
+
+/* Statistics invariants, and malloc_trim() empties the large-block cache.  (Resident may be
+ * below live: the pool counts resident pages with mincore, and a block need not be touched.) */
+static void t_stats(void) {
+  struct tierpool_api tp = tierpool_lookup();
+  if (!tp.stats_get) {
+    skip("tierpool not loaded");
+    return;
+  }
+  tierpool_stats_t s0, s1, s2;
+  void *big = malloc(opaque(16 * MiB));
+  REQUIRE(big);
+  memset(big, 1, 16 * MiB);
+  REQUIRE(tp.stats_get(&s0) == 0);
+  free(big);
+  REQUIRE(tp.stats_get(&s1) == 0);
+  malloc_trim(0);
+  REQUIRE(tp.stats_get(&s2) == 0);
+  const tierpool_tier_stats_t *l0 = &s0.tier[TIERPOOL_TIER_LARGE], *l1 = &s1.tier[TIERPOOL_TIER_LARGE],
+                              *l2 = &s2.tier[TIERPOOL_TIER_LARGE];
+  CHECK(l1->frees > l0->frees, "large frees %llu -> %llu", (unsigned long long)l0->frees,
+        (unsigned long long)l1->frees);
+  CHECK(l1->live_bytes + 16 * MiB <= l0->live_bytes, "large live %llu -> %llu after free",
+        (unsigned long long)l0->live_bytes, (unsigned long long)l1->live_bytes);
+  CHECK(l2->resident_bytes <= l2->live_bytes + MiB,
+        "large tier after malloc_trim: resident %llu, live %llu", (unsigned long long)l2->resident_bytes,
+        (unsigned long long)l2->live_bytes);
+  for (int t = 0; t < TIERPOOL_TIER_COUNT; t++) {
+    const tierpool_tier_stats_t *x = &s0.tier[t];
+    CHECK(x->peak_bytes >= x->live_bytes, "tier %d: peak %llu < live %llu", t,
+          (unsigned long long)x->peak_bytes, (unsigned long long)x->live_bytes);
+    CHECK(x->bytes_allocated >= x->bytes_requested, "tier %d: allocated < requested", t);
+    CHECK(x->allocs >= x->frees, "tier %d: more frees than allocs", t);
+  }
+}
+
+/* ---- malloc, free, malloc_usable_size ----------------------------------------------------- */
+
+static void t_malloc_zero(void) {
+  enum { COUNT = 64 };
+  void *blocks[COUNT];
+  for (int i = 0; i < COUNT; i++) {
+    blocks[i] = malloc(opaque(0));
+    REQUIRE(blocks[i], "malloc(0) returned NULL");
+  }
+  for (int i = 0; i < COUNT; i++)
+    for (int j = 0; j < i; j++)
+      CHECK(blocks[i] != blocks[j], "malloc(0) returned %p twice", blocks[i]);
+  check_disjoint(blocks, COUNT, "malloc(0)");
+  free_all(blocks, COUNT);
+  free(NULL);
+  free(opaque_ptr(NULL));
+  CHECK(malloc_usable_size(NULL) == 0);
+  void *p = realloc(NULL, opaque(0));
+  CHECK(p != NULL, "realloc(NULL, 0) returned NULL");
+  free(p);
+}
+
+static void t_malloc_sizes(void) {
+  for (size_t n = 0; n <= 4 * KiB + 64; n++) {
+    void *p = malloc(opaque(n));
+    check_block("malloc", p, n, fundamental_alignment(n));
+    free(p);
+  }
+  for (size_t i = 0; i < N_TIER_SIZES; i++) {
+    size_t n = tier_sizes[i];
+    void *p = malloc(opaque(n));
+    check_block("malloc", p, n, fundamental_alignment(n));
+    free(p);
+  }
+}
+
+/* Many blocks of one size are distinct and do not overlap, in every tier. */
+static void t_distinct(void) {
+  enum { MAX_BLOCKS = 10000 };
+  static void *blocks[MAX_BLOCKS];
+  for (size_t i = 0; i < N_TIER_SIZES; i++) {
+    size_t n = tier_sizes[i], count = block_count(n, 64 * MiB, 2, MAX_BLOCKS);
+    for (size_t b = 0; b < count; b++) REQUIRE(blocks[b] = malloc(opaque(n)), "malloc(%zu)", n);
+    char what[32];
+    snprintf(what, sizeof what, "malloc(%zu)", n);
+    check_disjoint(blocks, count, what);
+    free_all(blocks, count);
+  }
+}
+
+/* ---- realloc, reallocarray -------------------------------------------------------------- */
+
+/* realloc keeps the first min(old, new) bytes; refills with a new pattern for the next step. */
+static void *realloc_checked(void *p, size_t old, size_t n, uint64_t *seed) {
+  void *q = realloc(p, opaque(n));
+  REQUIRE(q, "realloc(%p, %zu) returned NULL", p, n);
+  size_t keep = old < n ? old : n;
+  size_t off = pattern_check(q, keep, *seed);
+  CHECK(off == SIZE_MAX, "realloc %zu -> %zu: byte %zu of %zu lost", old, n, off, keep);
+  CHECK(malloc_usable_size(q) >= n, "realloc to %zu: usable %zu", n, malloc_usable_size(q));
+  *seed = mix64(*seed + n);
+  pattern_fill(q, n, *seed);
+  return q;
+}
+
+static void t_realloc_tiers(void) {
+  uint64_t seed = 1;
+  size_t old = 0;
+  void *p = NULL;
+  /* Up through every tier, back down, and up again. */
+  for (int pass = 0; pass < 3; pass++)
+    for (size_t k = 0; k < N_TIER_SIZES; k++) {
+      size_t n = tier_sizes[pass == 1 ? N_TIER_SIZES - 1 - k : k];
+      p = realloc_checked(p, old, n, &seed);
+      old = n;
+    }
+  /* Small steps through the slab classes, up and down. */
+  for (size_t n = 1; n < 3000; n += 7) p = realloc_checked(p, old, n, &seed), old = n;
+  for (size_t n = 3000; n > 0; n -= 5) p = realloc_checked(p, old, n, &seed), old = n;
+  free(p);
+
+  /* Aligned blocks can be reallocated: the pool finds them from an aligned pointer. */
+  static const size_t aligns[] = {64, 4096, 64 * KiB, MiB, 4 * MiB};
+  for (size_t a = 0; a < sizeof aligns / sizeof aligns[0]; a++) {
+    p = memalign(opaque(aligns[a]), opaque(1000));
+    REQUIRE(p);
+    seed = mix64(a);
+    pattern_fill(p, 1000, seed);
+    p = realloc_checked(p, 1000, 100 * KiB, &seed);
+    p = realloc_checked(p, 100 * KiB, 10, &seed);
+    free(p);
+  }
+}
+
+static void t_realloc_null_and_zero(void) {
+  for (size_t i = 0; i < N_TIER_SIZES; i++) {
+    void *p = realloc(NULL, opaque(tier_sizes[i]));
+    check_block("realloc(NULL)", p, tier_sizes[i], fundamental_alignment(tier_sizes[i]));
+    free(p);
+  }
+  /* realloc(p, 0) frees p and returns NULL (glibc's REALLOC_ZERO_BYTES_FREES): a loop that
+   * leaked would grow the resident set by 200 MiB per size. */
+  static const size_t sizes[] = {1000, 100 * KiB, 8 * MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i], rounds = 200 * MiB / n, returned = 0;
+    size_t rss0 = rss_bytes();
+    for (size_t r = 0; r < rounds; r++) {
+      char *p = malloc(opaque(n));
+      REQUIRE(p);
+      memset(p, 1, n);
+      errno = 0;
+      void *q = realloc(p, opaque(0));
+      if (q) returned++, free(q);
+    }
+    size_t rss1 = rss_bytes();
+    CHECK(returned == 0, "realloc(p of %zu, 0) returned non-NULL %zu times", n, returned);
+    CHECK(rss1 < rss0 + 64 * MiB, "realloc(p of %zu, 0) x %zu: resident %zu -> %zu MiB", n,
+          rounds, rss0 / MiB, rss1 / MiB);
+  }
+}
+
+static void t_realloc_fail(void) {
+  char *p = malloc(100);
+  REQUIRE(p);
+  pattern_fill(p, 100, 7);
+  CHECK_FAILS(realloc(opaque_ptr(p), opaque(SIZE_MAX)), ENOMEM);
+  CHECK_FAILS(realloc(opaque_ptr(p), opaque((size_t)PTRDIFF_MAX + 1)), ENOMEM);
+  CHECK_FAILS(reallocarray(opaque_ptr(p), opaque(SIZE_MAX / 2 + 1), opaque(2)), ENOMEM);
+  CHECK_FAILS(reallocarray(opaque_ptr(p), opaque((size_t)1 << 33), opaque((size_t)1 << 33)), ENOMEM);
+  CHECK(pattern_check(p, 100, 7) == SIZE_MAX, "failed realloc changed the block");
+  free(p);
+  CHECK_FAILS(reallocarray(NULL, opaque(SIZE_MAX / 2 + 1), opaque(2)), ENOMEM);
+}
+
+static void t_reallocarray(void) {
+  uint64_t seed = 3;
+  char *p = reallocarray(NULL, opaque(10), opaque(10));
+  REQUIRE(p);
+  CHECK(malloc_usable_size(p) >= 100);
+  pattern_fill(p, 100, seed);
+  static const size_t counts[] = {50, 5000, 500000, 20};
+  size_t old = 100;
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+    size_t n = counts[i] * 20;
+    p = reallocarray(p, opaque(counts[i]), opaque(20));
+    REQUIRE(p, "reallocarray(%zu, 20)", counts[i]);
+    size_t keep = old < n ? old : n;
+    CHECK(pattern_check(p, keep, seed) == SIZE_MAX, "reallocarray to %zu lost data", n);
+    CHECK(malloc_usable_size(p) >= n);
+    seed++;
+    pattern_fill(p, n, seed);
+    old = n;
+  }
+  free(p);
+}
+
+/* ---- calloc -------------------------------------------------------------------------------- */
+
+/* calloc zeroes recycled memory: blocks of each size are filled with 0xa5 and freed, then the
+ * same sizes are calloc'ed (so they reuse that memory) and must read as zero. */
+static void t_calloc_recycled(void) {
+  enum { MAX_BLOCKS = 256 };
+  void *blocks[MAX_BLOCKS];
+  for (size_t i = 0; i < N_TIER_SIZES; i++) {
+    size_t n = tier_sizes[i], count = block_count(n, 32 * MiB, 1, MAX_BLOCKS);
+    for (int round = 0; round < 2; round++) {
+      for (size_t b = 0; b < count; b++) {
+        REQUIRE(blocks[b] = malloc(opaque(n)));
+        memset(blocks[b], 0xa5, malloc_usable_size(blocks[b]));
+      }
+      free_all(blocks, count);
+      int bad = 0;
+      for (size_t b = 0; b < count; b++) {
+        /* Alternate the factor order: calloc(1, n), calloc(n, 1), calloc(n / 8, 8). */
+        size_t nmemb = b % 3 == 0 ? 1 : b % 3 == 1 ? n : n / 8 ? n / 8 : 1;
+        size_t size = b % 3 == 0 ? n : b % 3 == 1 ? 1 : n / 8 ? 8 : n;
+        REQUIRE(blocks[b] = calloc(opaque(nmemb), opaque(size)), "calloc(%zu, %zu)", nmemb, size);
+        size_t off = first_nonzero(blocks[b], nmemb * size);
+        if (bad < 3)
+          bad += !CHECK(off == SIZE_MAX, "calloc(%zu, %zu) round %d: byte %zu not zero", nmemb,
+                        size, round, off);
+      }
+      free_all(blocks, count);
+    }
+  }
+}
+
+static void t_calloc_edges(void) {
+  void *p = calloc(opaque(0), opaque(5)), *q = calloc(opaque(5), opaque(0));
+  CHECK(p && q, "calloc(0, 5) = %p, calloc(5, 0) = %p", p, q);
+  free(p);
+  free(q);
+  CHECK_FAILS(calloc(opaque(SIZE_MAX), opaque(2)), ENOMEM);
+  CHECK_FAILS(calloc(opaque(2), opaque(SIZE_MAX)), ENOMEM);
+  CHECK_FAILS(calloc(opaque((size_t)1 << 33), opaque((size_t)1 << 33)), ENOMEM);
+  CHECK_FAILS(calloc(opaque(PTRDIFF_MAX / 2 + 1), opaque(2)), ENOMEM);
+}
+
+/* ---- sizes no allocator can serve -------------------------------------------------------- */
+
+static void t_enomem(void) {
+  CHECK_FAILS(malloc(opaque(SIZE_MAX)), ENOMEM);
+  CHECK_FAILS(malloc(opaque(SIZE_MAX - 4096)), ENOMEM);
+  CHECK_FAILS(malloc(opaque((size_t)PTRDIFF_MAX + 1)), ENOMEM);
+  CHECK_FAILS(realloc(NULL, opaque(SIZE_MAX)), ENOMEM);
+  CHECK_FAILS(memalign(opaque(64), opaque(SIZE_MAX)), ENOMEM);
+  CHECK_FAILS(memalign(opaque(MiB), opaque(SIZE_MAX - MiB)), ENOMEM);
+  CHECK_FAILS(memalign(opaque(SIZE_MAX / 2 + 1), opaque(16)), ENOMEM);
+  CHECK_FAILS(aligned_alloc(opaque(64), opaque(SIZE_MAX)), ENOMEM);
+  CHECK_FAILS(valloc(opaque(SIZE_MAX)), ENOMEM);
+  CHECK_FAILS(pvalloc(opaque(SIZE_MAX)), ENOMEM);
+  CHECK_FAILS(pvalloc(opaque(SIZE_MAX - 100)), ENOMEM); /* rounding up overflows */
+}
+
+/* ---- aligned allocation -------------------------------------------------------------------- */
+
+typedef void *aligned_fn(size_t align, size_t n);
+
+static void *posix_memalign_or_null(size_t align, size_t n) {
+  void *p = NULL;
+  int r = posix_memalign(&p, align, n);
+  CHECK(r == 0, "posix_memalign(%zu, %zu) = %d", align, n, r);
+  return r == 0 ? p : NULL;
+}
+
+/* Every power-of-two alignment 8 B .. 4 MiB with sizes around each tier boundary: aligned,
+ * usable >= requested, writable over the size, and the blocks of one alignment disjoint. */
+static void aligned_sweep(const char *name, aligned_fn *alloc) {
+  enum { PER_ALIGN = N_ALIGN_SIZES + 3 * 8 };
+  void *blocks[PER_ALIGN];
+  for (int lg = MIN_ALIGN_LOG; lg <= MAX_ALIGN_LOG; lg++) {
+    size_t a = (size_t)1 << lg;
+    /* The boundary sizes, then eight each of a / 2, a and a + 1 (mimalloc 2.0.9 misaligned
+     * size == alignment for 256 .. 1024: microsoft/mimalloc#700). */
+    for (size_t i = 0; i < PER_ALIGN; i++) {
+      size_t j = i - N_ALIGN_SIZES;
+      size_t n = i < N_ALIGN_SIZES ? align_sizes[i] : j < 8 ? a / 2 : j < 16 ? a : a + 1;
+      void *p = blocks[i] = alloc(opaque(a), opaque(n));
+      REQUIRE(p, "%s(%zu, %zu) returned NULL", name, a, n);
+      CHECK(is_aligned(p, a), "%s(%zu, %zu) = %p", name, a, n, p);
+      CHECK(malloc_usable_size(p) >= n, "%s(%zu, %zu): usable %zu", name, a, n,
+            malloc_usable_size(p));
+    }
+    char what[48];
+    snprintf(what, sizeof what, "%s(%zu, ...)", name, a);
+    check_disjoint(blocks, PER_ALIGN, what);
+    free_all(blocks, PER_ALIGN);
+  }
+}
+
+static void t_memalign(void) {
+  aligned_sweep("memalign", memalign);
+  /* glibc rounds a non-power-of-two alignment up (and serves 0 like malloc); beyond 2^63 it
+   * cannot, and says EINVAL. */
+  static const size_t odd[] = {0, 1, 3, 24, 48, 100, 4097, 3 * MiB};
+  for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+    size_t a = 1, want = odd[i];
+    while (a < want) a *= 2;
+    void *p = memalign(opaque(want), opaque(100));
+    CHECK(p && is_aligned(p, a), "memalign(%zu, 100) = %p, glibc gives a %zu-aligned block",
+          want, p, a);
+    free(p);
+  }
+  CHECK_FAILS(memalign(opaque(SIZE_MAX / 2 + 2), opaque(16)), EINVAL);
+}
+
+static void t_aligned_alloc(void) {
+  aligned_sweep("aligned_alloc", aligned_alloc);
+  /* C17 (DR 460) and glibc >= 2.38: an alignment that is not a power of two gives NULL and
+   * EINVAL.  glibc 2.36 still rounds it up like memalign: asserted only for tierpool. */
+  static const size_t odd[] = {0, 3, 24, 48, 4097};
+  for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+    errno = 0;
+    void *p = aligned_alloc(opaque(odd[i]), opaque(100));
+    int e = errno;
+    if (tierpool_loaded())
+      CHECK(!p && e == EINVAL, "aligned_alloc(%zu, 100) = %p, errno %d", odd[i], p, e);
+    else if (p)
+      printf("  note: aligned_alloc(%zu, 100) = %p (not tierpool: not asserted)\n", odd[i], p);
+    free(p);
+  }
+}
+
+static void t_posix_memalign(void) {
+  aligned_sweep("posix_memalign", posix_memalign_or_null);
+  /* EINVAL for 0, a non-power-of-two, or less than sizeof(void *); errno and *memptr stay. */
+  static const size_t bad[] = {0, 1, 2, 4, 12, 24, 48, 4097, 3 * MiB, SIZE_MAX / 2 + 2};
+  void *const marker = (void *)&t_posix_memalign;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    void *p = marker;
+    errno = 1234;
+    int r = posix_memalign(&p, opaque(bad[i]), opaque(100));
+    CHECK(r == EINVAL, "posix_memalign(%zu, 100) = %d, expected EINVAL", bad[i], r);
+    CHECK(errno == 1234, "posix_memalign(%zu, 100) set errno to %d", bad[i], errno);
+    CHECK(p == marker, "posix_memalign(%zu, 100) changed *memptr to %p", bad[i], p);
+    if (r == 0) free(p);
+  }
+  /* ENOMEM; glibc 2.36 sets errno = ENOMEM there too, POSIX says errno is not set: the errno
+   * part is asserted only for tierpool. */
+  static const size_t huge[] = {SIZE_MAX, SIZE_MAX - 64 * MiB, (size_t)PTRDIFF_MAX + 1};
+  for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+    void *p = marker;
+    errno = 1234;
+    int r = posix_memalign(&p, opaque(64), opaque(huge[i]));
+    int e = errno;
+    CHECK(r == ENOMEM, "posix_memalign(64, %zu) = %d, expected ENOMEM", huge[i], r);
+    CHECK(p == marker, "posix_memalign(64, %zu) changed *memptr to %p", huge[i], p);
+    if (tierpool_loaded())
+      CHECK(e == 1234, "posix_memalign(64, %zu) set errno to %d", huge[i], e);
+    else if (e != 1234)
+      printf("  note: posix_memalign(64, %zu) set errno %d (not tierpool: not asserted)\n",
+             huge[i], e);
+  }
+}
+
+static void t_valloc_pvalloc(void) {
+  size_t page = page_size();
+  for (size_t i = 0; i < N_ALIGN_SIZES; i++) {
+    size_t n = align_sizes[i];
+    void *p = valloc(opaque(n));
+    check_block("valloc", p, n, page);
+    free(p);
+    size_t want = round_up(n, page);
+    p = pvalloc(opaque(n));
+    check_block("pvalloc", p, want, page);
+    if (tierpool_loaded())
+      CHECK(malloc_usable_size(p) % page == 0, "pvalloc(%zu): usable %zu not a page multiple",
+            n, malloc_usable_size(p));
+    free(p);
+  }
+  void *p = pvalloc(opaque(0));
+  check_block("pvalloc", p, 0, page);
+  free(p);
+  p = valloc(opaque(0));
+  check_block("valloc", p, 0, page);
+  free(p);
+}
+
+static const struct test tests[] = {
+    {"active", t_active},
+    {"stats", t_stats},
+    {"malloc_zero", t_malloc_zero},
+    {"malloc_sizes", t_malloc_sizes},
+    {"distinct", t_distinct},
+    {"realloc_tiers", t_realloc_tiers},
+    {"realloc_null_and_zero", t_realloc_null_and_zero},
+    {"realloc_fail", t_realloc_fail},
+    {"reallocarray", t_reallocarray},
+    {"calloc_recycled", t_calloc_recycled},
+    {"calloc_edges", t_calloc_edges},
+    {"enomem", t_enomem},
+    {"memalign", t_memalign},
+    {"aligned_alloc", t_aligned_alloc},
+    {"posix_memalign", t_posix_memalign},
+    {"valloc_pvalloc", t_valloc_pvalloc},
+};
+
+int main(int argc, char **argv) { return RUN_TESTS(tests, argc, argv); }
