@@ -5,7 +5,6 @@
  * thread's bin of the size's class; free finds the slab through the segment
  * bitmap and page map, checks the pointer is a block start that is not
  * already free, and pushes it on the bin.  Everything else is a slow path. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>

@@ -105,6 +105,49 @@ static bool tp_grow(tp_heap *h, uint32_t order) {
   return false;
 }
 
+/* Whether the pages [from, to) are covered by free blocks, walked head to head. */
+static bool tp_run_is_free(tp_segment *seg, uint32_t from, uint32_t to) {
+  if (to > seg->frontier) return false;
+  while (from < to) {
+    uint32_t entry = seg->page_map[from];
+    if (TP_PAGE_KIND(entry) != TP_PAGE_FREE) return false;
+    from += 1u << (TP_PAGE_DATA(entry) & 0xff);
+  }
+  return true;
+}
+
+/* Takes the free blocks covering [from, to); the last one's excess goes back. */
+static void tp_take_run(tp_heap *h, tp_segment *seg, uint32_t from, uint32_t to) {
+  bool released = false;
+  while (from < to) {
+    tp_span *span = &seg->spans[from];
+    from += span->pages;
+    released = tp_free_list_remove(h, seg, span);
+  }
+  tp_free_range(h, seg, to, from, released);
+}
+
+/* Allocations are page runs, not whole buddies: `pages` (< 2^order) may start
+ * at a resident free block up to five orders smaller and continue through the
+ * free blocks after it.  This reuses faulted-in memory that the strict buddy
+ * rule (an aligned free 2^order block) would leave idle. */
+#define TP_RUN_SCAN 64
+static void *tp_take_resident_run(tp_heap *h, uint32_t pages, uint32_t order) {
+  for (uint32_t j = order; j-- > 0 && j + 6 > order;) {
+    uint32_t scanned = 0;
+    for (tp_span *span = h->free_lists[j]; span && scanned++ < TP_RUN_SCAN; span = span->next) {
+      tp_segment *seg = tp_segment_of(span);
+      if (tp_span_released(seg, span)) break; /* resident blocks come first */
+      uint32_t first = tp_span_page(seg, span);
+      if (tp_run_is_free(seg, first + span->pages, first + pages)) {
+        tp_take_run(h, seg, first, first + pages);
+        return tp_page_address(seg, first);
+      }
+    }
+  }
+  return NULL;
+}
+
 /* The smallest block of at least `order`: among resident blocks only (the
  * head of each list), or among all. */
 static tp_span *tp_find_block(tp_heap *h, uint32_t order, bool resident_only) {
@@ -126,6 +169,13 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
   if (!span && h->pages_freed_since_coalesce >= pages) {
     tp_buddy_coalesce(h);
     span = tp_find_block(h, order, true);
+  }
+  if (!span && align_order == 0 && pages < (1u << order)) {
+    void *run = tp_take_resident_run(h, pages, order);
+    if (run) {
+      if (zeroed) *zeroed = false;
+      return run;
+    }
   }
   if (!span) span = tp_find_block(h, order, false);
   if (!span && h->frees_since_coalesce) {
@@ -206,20 +256,7 @@ size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
 /* Grows an allocation [first, first+pages) in place to new_pages when the
  * pages after it are free blocks; the excess of the last one goes back. */
 bool tp_buddy_extend(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages, uint32_t new_pages) {
-  uint32_t end = first + new_pages;
-  if (end > seg->frontier) return false;
-  for (uint32_t at = first + pages; at < end;) {
-    uint32_t entry = seg->page_map[at];
-    if (TP_PAGE_KIND(entry) != TP_PAGE_FREE) return false;
-    at += 1u << (TP_PAGE_DATA(entry) & 0xff);
-  }
-  uint32_t at = first + pages;
-  bool released = false;
-  while (at < end) {
-    tp_span *span = &seg->spans[at];
-    at += span->pages;
-    released = tp_free_list_remove(h, seg, span);
-  }
-  tp_free_range(h, seg, end, at, released);
+  if (!tp_run_is_free(seg, first + pages, first + new_pages)) return false;
+  tp_take_run(h, seg, first + pages, first + new_pages);
   return true;
 }

@@ -67,7 +67,7 @@ static inline void tp_heap_tick(tp_heap *h) {
   if (++h->maintain_ticks % TP_MAINTAIN_EVERY == 0) tp_heap_maintain(h, tp_os_now_ms());
 }
 
-#define TP_ZERO_BY_OS_MIN (128u << 10) /* calloc: madvise rather than memset from here */
+#define TP_ZERO_BY_OS_MIN (1u << 20) /* calloc: madvise rather than memset from here */
 
 void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requested, bool want_zero,
                           bool *zeroed) {

@@ -5,7 +5,6 @@
  * constructor) initialises the pool: options, the free key, the main heap.
  * Nothing in that phase allocates.  The second phase (pthread key for thread
  * exit, fork handlers) may allocate, so it runs once the pool is usable. */
-#define _GNU_SOURCE
 #include <sched.h>
 #include <sys/random.h>
 #include <sys/syscall.h>

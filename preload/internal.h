@@ -90,7 +90,10 @@ void tp_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 TP_COLD __attribute__((noreturn, format(printf, 1, 2))) void tp_fatal(const char *fmt, ...);
 
 /* ---- locks --------------------------------------------------------------- */
-static inline void tp_lock_init(tp_lock *l) { pthread_mutex_init(l, NULL); }
+/* Adaptive mutexes spin briefly before sleeping: the pool's critical sections
+ * are short, so most contention ends without a futex system call. */
+#define TP_LOCK_INITIALIZER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+static inline void tp_lock_init(tp_lock *l) { *l = (tp_lock)TP_LOCK_INITIALIZER; }
 static inline void tp_lock_acquire(tp_lock *l) { pthread_mutex_lock(l); }
 static inline void tp_lock_release(tp_lock *l) { pthread_mutex_unlock(l); }
 

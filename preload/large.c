@@ -27,7 +27,7 @@ typedef struct tp_cached_mapping {
 #define TP_LARGE_DELETED ((uintptr_t)1)
 #define TP_LARGE_CACHE_SLOTS 16
 
-static tp_lock tp_large_lock_ = PTHREAD_MUTEX_INITIALIZER;
+static tp_lock tp_large_lock_ = TP_LOCK_INITIALIZER;
 static tp_large_entry *tp_table;
 static size_t tp_table_capacity, tp_table_used; /* used counts deleted slots too */
 static tp_cached_mapping tp_cache[TP_LARGE_CACHE_SLOTS];

@@ -2,7 +2,6 @@
  * counted, so that later tools can follow a runtime's own mappings (V8's Wasm
  * reservations and their growth go through libc's mmap64/mprotect).
  * wasmtime maps through raw system calls (rustix), which no preload sees. */
-#define _GNU_SOURCE
 #undef _FILE_OFFSET_BITS /* mmap and mmap64 are both defined here */
 #include <errno.h>
 #include <stdarg.h>

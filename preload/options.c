@@ -4,7 +4,6 @@
  * A bad key or value is reported in one line naming it; the previous value
  * (the default) stays, and the host program goes on.  No allocation here: the
  * parser runs inside the first malloc. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,6 @@
 /* os.c — the whole OS contract of the pool.  Everything goes through raw
  * system calls so that the pool never enters its own mmap interposers and
  * never depends on another library's state. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>

@@ -15,7 +15,7 @@ static __thread bool tp_thread_exiting;
 
 static pthread_key_t tp_tcache_key;
 static _Atomic bool tp_tcache_key_ready;
-static tp_lock tp_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static tp_lock tp_registry_lock = TP_LOCK_INITIALIZER;
 static tp_tcache *tp_registry;       /* live caches */
 static tp_tcache *tp_tcache_recycled; /* structures of exited threads */
 

@@ -1,5 +1,4 @@
 /* unit.c — shared helpers of the unit tests. */
-#define _GNU_SOURCE
 #include "unit.h"
 
 #include <fcntl.h>
