@@ -6,7 +6,8 @@
  * Nothing in that phase allocates.  The second phase (pthread key for thread
  * exit, fork handlers) may allocate, so it runs once the pool is usable. */
 #include <sched.h>
-#include <sys/random.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,9 +39,13 @@ static void tp_fork_child(void) {
   tp_tcache_after_fork_child();
 }
 
+/* The kernel hands every process 16 random bytes (AT_RANDOM): no system call. */
 static uintptr_t tp_random_key(void) {
   uintptr_t key = 0;
-  if (syscall(SYS_getrandom, &key, sizeof key, GRND_NONBLOCK) != sizeof key) {
+  const unsigned char *bytes = (const unsigned char *)getauxval(AT_RANDOM);
+  if (bytes) {
+    memcpy(&key, bytes + 8, sizeof key); /* the first 8 are glibc's stack guard */
+  } else {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     key = ((uintptr_t)ts.tv_nsec << 32) ^ (uintptr_t)ts.tv_sec ^ (uintptr_t)&key;

@@ -72,6 +72,7 @@ size_t tp_options_format(char *buf, size_t cap); /* "key = value" lines */
 /* ---- OS (os.c): raw system calls, never through our own interposers ----- */
 void *tp_os_map(size_t size);                  /* NULL on failure */
 void *tp_os_map_aligned(size_t size, size_t align);
+void *tp_os_map_at_hint(size_t size, size_t align); /* aligned; hint must be aligned too */
 void tp_os_unmap(void *p, size_t size);
 void *tp_os_remap(void *p, size_t old_size, size_t new_size); /* NULL on failure */
 bool tp_os_shrink(void *p, size_t old_size, size_t new_size);

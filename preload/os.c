@@ -39,6 +39,25 @@ void *tp_os_map_aligned(size_t size, size_t align) {
   return start;
 }
 
+/* Aligned mappings in one system call where possible: the kernel takes an
+ * address hint when that range is free, and the next hint follows the last
+ * mapping, so aligned hints keep succeeding.  Otherwise: over-map and trim. */
+void *tp_os_map_at_hint(size_t size, size_t align) {
+  static _Atomic uintptr_t hint = (uintptr_t)0x3f0000000000ULL; /* below the usual mmap base */
+  uintptr_t want = atomic_load_explicit(&hint, memory_order_relaxed);
+  tp_stat_inc(tp_os_stats.pool_mmap);
+  long r = syscall(SYS_mmap, (void *)want, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  if (r != -1 && (uintptr_t)r == want) {
+    atomic_store_explicit(&hint, want + size, memory_order_relaxed);
+    return (void *)r;
+  }
+  if (r != -1) tp_os_unmap((void *)r, size); /* an old kernel ignored the flag */
+  void *p = tp_os_map_aligned(size, align);
+  if (p) atomic_store_explicit(&hint, (uintptr_t)p + size, memory_order_relaxed);
+  return p;
+}
+
 void tp_os_unmap(void *p, size_t size) {
   tp_stat_inc(tp_os_stats.pool_munmap);
   syscall(SYS_munmap, p, size);

@@ -18,7 +18,7 @@ static void tp_segment_register(tp_segment *seg) {
 /* Called with h->buddy_lock held.  The header pages are marked HEADER; the
  * buddy area starts at the frontier right after them and grows on demand. */
 tp_segment *tp_segment_create(tp_heap *h) {
-  tp_segment *seg = tp_os_map_aligned(TP_SEGMENT_SIZE, TP_SEGMENT_SIZE);
+  tp_segment *seg = tp_os_map_at_hint(TP_SEGMENT_SIZE, TP_SEGMENT_SIZE);
   if (!seg) return NULL;
   if ((uintptr_t)seg >> TP_SEGMENT_SHIFT >= TP_SEGMENT_MAP_BITS) { /* beyond 48-bit space */
     tp_os_unmap(seg, TP_SEGMENT_SIZE);

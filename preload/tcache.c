@@ -69,6 +69,12 @@ static void tp_tcache_thread_exit(void *arg) {
 
 /* Cache structures come from the OS in 64 KiB batches; they are recycled. */
 static tp_tcache *tp_tcache_allocate(void) {
+  static tp_tcache first_cache; /* the first thread's: no system call at start-up */
+  static bool first_used;
+  if (!first_used) {
+    first_used = true;
+    return &first_cache;
+  }
   if (!tp_tcache_recycled) {
     size_t chunk = 64u << 10, n = chunk / sizeof(tp_tcache);
     tp_tcache *fresh = tp_os_map(chunk);
