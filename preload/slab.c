@@ -37,19 +37,26 @@ void tp_classes_finish(tp_class_table *t) {
   }
 }
 
-static void tp_partial_push(tp_central *central, tp_span *slab) {
-  slab->prev = NULL;
-  slab->next = central->partial;
-  if (slab->next) slab->next->prev = slab;
-  central->partial = slab;
-  slab->on_partial = 1;
+static void tp_partial_unlink(tp_central *central, tp_span *slab) {
+  if (!slab->list) return;
+  if (slab->prev) slab->prev->next = slab->next;
+  else central->partial[slab->list - 1] = slab->next;
+  if (slab->next) slab->next->prev = slab->prev;
+  slab->list = 0;
 }
 
-static void tp_partial_remove(tp_central *central, tp_span *slab) {
-  if (slab->prev) slab->prev->next = slab->next;
-  else central->partial = slab->next;
-  if (slab->next) slab->next->prev = slab->prev;
-  slab->on_partial = 0;
+/* Moves a slab to the list its fill level calls for (none when it is full). */
+static void tp_partial_update(tp_central *central, tp_span *slab) {
+  uint8_t want = 0;
+  if (slab->free_blocks || slab->bump < slab->capacity) want = slab->used * 2 >= slab->capacity ? 1 : 2;
+  if (want == slab->list) return;
+  tp_partial_unlink(central, slab);
+  if (!want) return;
+  slab->prev = NULL;
+  slab->next = central->partial[want - 1];
+  if (slab->next) slab->next->prev = slab;
+  central->partial[want - 1] = slab;
+  slab->list = want;
 }
 
 static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
@@ -76,7 +83,7 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
   slab->capacity = (uint32_t)(((size_t)sc->slab_pages << TP_PAGE_SHIFT) / sc->size);
   slab->div_magic = sc->div_magic;
   slab->class_idx = (uint16_t)cls;
-  slab->on_partial = 0;
+  slab->list = 0;
   return slab;
 }
 
@@ -109,7 +116,7 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
   uint32_t n = 0;
   tp_lock_acquire(&central->lock);
   while (n < want) {
-    tp_span *slab = central->partial;
+    tp_span *slab = central->partial[0] ? central->partial[0] : central->partial[1];
     if (!slab) {
       slab = central->spare;
       central->spare = NULL;
@@ -118,7 +125,6 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
         if (!slab) break;
         central->slabs++;
       }
-      tp_partial_push(central, slab);
     }
     while (n < want && slab->free_blocks) {
       void **block = slab->free_blocks;
@@ -139,7 +145,7 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
         slab->used++;
       }
     }
-    if (!slab->free_blocks && slab->bump == slab->capacity) tp_partial_remove(central, slab);
+    tp_partial_update(central, slab);
   }
   uint64_t out = atomic_fetch_add_explicit(&h->slab_out_bytes, (uint64_t)n * tp_classes.classes[cls].size,
                                            memory_order_relaxed) +
@@ -163,7 +169,7 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
     slab->free_blocks = block;
     slab->used--;
     if (slab->used == 0) {
-      if (slab->on_partial) tp_partial_remove(central, slab);
+      tp_partial_unlink(central, slab);
       slab->free_blocks = NULL; /* every block is free: start bumping afresh */
       slab->bump = 0;
       if (!central->spare) {
@@ -173,8 +179,8 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
         to_destroy = slab;
         central->slabs--;
       }
-    } else if (!slab->on_partial) {
-      tp_partial_push(central, slab);
+    } else {
+      tp_partial_update(central, slab);
     }
     block = next;
   }

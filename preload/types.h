@@ -72,7 +72,7 @@ typedef struct tp_span {
   uint32_t block_size;         /* slab: bytes per block                        */
   uint64_t div_magic;          /* slab: ceil(2^40 / block_size), exact divide  */
   uint16_t class_idx;          /* slab: size class                             */
-  uint8_t on_partial;          /* slab: linked in its class's partial list     */
+  uint8_t list;                /* slab: 0 none (full/spare), 1 dense, 2 sparse */
   uint8_t order;               /* buddy free block: log2(pages)                */
   uint32_t pages;              /* pages in the span                            */
 } tp_span;
@@ -111,12 +111,14 @@ typedef struct tp_class_table {
 typedef pthread_mutex_t tp_lock;
 
 /* ---- central (per heap, per class) slab lists ---------------------------- */
-/* Invariant: `partial` links the slabs of this class that have a free or
- * never-used block; full slabs are linked nowhere; `spare` is at most one
- * completely empty slab kept to absorb alloc/free cycles at a slab boundary. */
+/* Invariant: the slabs of this class that have a free or never-used block are
+ * linked in partial[0] (at least half used) or partial[1] (less); full slabs
+ * are linked nowhere; `spare` is at most one completely empty slab kept to
+ * absorb alloc/free cycles at a slab boundary.  Refills take from the dense
+ * list first, so sparse slabs drain and go back to the buddy. */
 typedef struct tp_central {
   tp_lock lock;
-  tp_span *partial;
+  tp_span *partial[2];
   tp_span *spare;
   uint64_t slabs;        /* slabs of this class in existence */
 } tp_central;

@@ -51,7 +51,8 @@ static void test_fill_and_return(void **state) {
   tp_central_return(&heap, cls, head, n);
   assert_int_equal(atomic_load(&heap.slab_out_bytes), 0);
   /* The slab is empty: it is the spare now, not in the partial list. */
-  assert_null(heap.central[cls].partial);
+  assert_null(heap.central[cls].partial[0]);
+  assert_null(heap.central[cls].partial[1]);
   assert_non_null(heap.central[cls].spare);
 }
 
