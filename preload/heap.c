@@ -141,6 +141,7 @@ bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_
     uint64_t added = (uint64_t)(new_pages - pages) << TP_PAGE_SHIFT;
     h->buddy_live_bytes += added;
     h->buddy_bytes_allocated += added;
+    h->buddy_bytes_requested += added;
     if (h->buddy_live_bytes > h->buddy_peak_bytes) h->buddy_peak_bytes = h->buddy_live_bytes;
     done = true;
   }

@@ -242,7 +242,10 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
   } else {
     tp_table_insert((uintptr_t)q, size);
     tp_large.live_bytes += size - old_size; /* wraps correctly when shrinking */
-    if (size > old_size) tp_large.bytes_allocated += size - old_size;
+    if (size > old_size) { /* growth counts as asked for: waste stays the page rounding */
+      tp_large.bytes_allocated += size - old_size;
+      tp_large.bytes_requested += size - old_size;
+    }
     if (tp_large.live_bytes > tp_large.peak_bytes) tp_large.peak_bytes = tp_large.live_bytes;
   }
   tp_lock_release(&tp_large_lock_);

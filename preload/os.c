@@ -15,14 +15,28 @@
 
 tierpool_os_stats_t tp_os_stats;
 
+/* A system call that leaves errno alone and returns -errno on failure: the
+ * pool's own failures (an mmap hint already taken, a file that is not there)
+ * are not the program's. */
+static long tp_sys(long number, long a, long b, long c, long d, long e, long f) {
+  int saved = errno;
+  long r = syscall(number, a, b, c, d, e, f);
+  if (r == -1) r = -errno;
+  errno = saved;
+  return r;
+}
+#define TP_SYS(number, ...) tp_sys_args(number, __VA_ARGS__, 0, 0, 0, 0, 0, 0)
+#define tp_sys_args(number, a, b, c, d, e, f, ...) \
+  tp_sys(number, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+
 static long tp_sys_mmap(void *addr, size_t size, int prot, int flags) {
   tp_stat_inc(tp_os_stats.pool_mmap);
-  return syscall(SYS_mmap, addr, size, prot, flags, -1, 0);
+  return TP_SYS(SYS_mmap, addr, size, prot, flags, -1, 0);
 }
 
 void *tp_os_map(size_t size) {
   long r = tp_sys_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
-  return r == -1 ? NULL : (void *)r;
+  return r < 0 ? NULL : (void *)r;
 }
 
 /* Over-maps by `align` and trims both ends: the kernel has no aligned mmap. */
@@ -46,13 +60,13 @@ void *tp_os_map_at_hint(size_t size, size_t align) {
   static _Atomic uintptr_t hint = (uintptr_t)0x3f0000000000ULL; /* below the usual mmap base */
   uintptr_t want = atomic_load_explicit(&hint, memory_order_relaxed);
   tp_stat_inc(tp_os_stats.pool_mmap);
-  long r = syscall(SYS_mmap, (void *)want, size, PROT_READ | PROT_WRITE,
+  long r = TP_SYS(SYS_mmap, (void *)want, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-  if (r != -1 && (uintptr_t)r == want) {
+  if (r >= 0 && (uintptr_t)r == want) {
     atomic_store_explicit(&hint, want + size, memory_order_relaxed);
     return (void *)r;
   }
-  if (r != -1) tp_os_unmap((void *)r, size); /* an old kernel ignored the flag */
+  if (r >= 0) tp_os_unmap((void *)r, size); /* an old kernel ignored the flag */
   void *p = tp_os_map_aligned(size, align);
   if (p) atomic_store_explicit(&hint, (uintptr_t)p + size, memory_order_relaxed);
   return p;
@@ -60,32 +74,27 @@ void *tp_os_map_at_hint(size_t size, size_t align) {
 
 void tp_os_unmap(void *p, size_t size) {
   tp_stat_inc(tp_os_stats.pool_munmap);
-  syscall(SYS_munmap, p, size);
+  TP_SYS(SYS_munmap, p, size);
 }
 
 void *tp_os_remap(void *p, size_t old_size, size_t new_size) {
   tp_stat_inc(tp_os_stats.pool_mremap);
-  long r = syscall(SYS_mremap, p, old_size, new_size, MREMAP_MAYMOVE);
-  return r == -1 ? NULL : (void *)r;
-}
-
-bool tp_os_shrink(void *p, size_t old_size, size_t new_size) {
-  tp_stat_inc(tp_os_stats.pool_mremap);
-  return syscall(SYS_mremap, p, old_size, new_size, 0) != -1;
+  long r = TP_SYS(SYS_mremap, p, old_size, new_size, MREMAP_MAYMOVE);
+  return r < 0 ? NULL : (void *)r;
 }
 
 void tp_os_release(void *p, size_t size) {
   tp_stat_inc(tp_os_stats.pool_madvise);
-  syscall(SYS_madvise, p, size, MADV_DONTNEED);
+  TP_SYS(SYS_madvise, p, size, MADV_DONTNEED);
 }
 
 void tp_os_advise_huge(void *p, size_t size, bool huge) {
   tp_stat_inc(tp_os_stats.pool_madvise);
-  syscall(SYS_madvise, p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  TP_SYS(SYS_madvise, p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
 
 bool tp_os_mincore(void *p, size_t size, unsigned char *vec) {
-  return syscall(SYS_mincore, p, size, vec) == 0;
+  return TP_SYS(SYS_mincore, p, size, vec) == 0;
 }
 
 uint64_t tp_os_now_ms(void) {
@@ -96,8 +105,8 @@ uint64_t tp_os_now_ms(void) {
 
 void tp_os_write(int fd, const char *s, size_t n) {
   while (n > 0) {
-    long w = syscall(SYS_write, fd, s, n);
-    if (w < 0 && errno == EINTR) continue;
+    long w = TP_SYS(SYS_write, fd, s, n);
+    if (w == -EINTR) continue;
     if (w <= 0) return;
     s += w;
     n -= (size_t)w;
@@ -107,16 +116,16 @@ void tp_os_write(int fd, const char *s, size_t n) {
 pid_t tp_os_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 size_t tp_os_read_file(const char *path, char *buf, size_t cap) {
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  int fd = (int)TP_SYS(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   size_t len = 0;
   while (len + 1 < cap) {
-    long r = syscall(SYS_read, fd, buf + len, cap - 1 - len);
-    if (r < 0 && errno == EINTR) continue;
+    long r = TP_SYS(SYS_read, fd, buf + len, cap - 1 - len);
+    if (r == -EINTR) continue;
     if (r <= 0) break;
     len += (size_t)r;
   }
-  syscall(SYS_close, fd);
+  TP_SYS(SYS_close, fd);
   buf[len] = '\0';
   return len;
 }
