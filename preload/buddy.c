@@ -18,6 +18,8 @@
 
 #include "internal.h"
 
+#define TP_RELEASE_DELAY_CAP 2000 /* ms: the adaptive release delay stops growing here */
+
 static inline uint32_t tp_lowest_bit(uint32_t x) { return x & (~x + 1); }
 static inline uint32_t tp_floor_pow2(uint32_t x) { return 1u << (31 - __builtin_clz(x)); }
 static inline uint32_t tp_log2(uint32_t pow2) { return (uint32_t)__builtin_ctz(pow2); }
@@ -40,6 +42,7 @@ static void tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint3
   tp_span *span = &seg->spans[first];
   span->order = (uint8_t)order;
   span->pages = 1u << order;
+  span->freed_ms = (uint32_t)h->clock_ms;
   if (!released) {
     span->prev = NULL;
     span->next = h->free_lists[order];
@@ -194,6 +197,14 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
   uint32_t first = tp_span_page(seg, span);
   uint32_t have = span->order;
   bool released = tp_free_list_remove(h, seg, span);
+  if (released && h->recently_released_pages &&
+      tp_os_now_ms() - tp_max_u64(h->last_purge_ms, h->last_release_ms) < h->release_delay_ms) {
+    /* Pages were given back moments ago, and now fresh ones must be faulted
+     * in: the pool released too early.  Wait longer before the next release. */
+    h->release_delay_ms = h->release_delay_ms * 2 > TP_RELEASE_DELAY_CAP ? TP_RELEASE_DELAY_CAP
+                                                                         : h->release_delay_ms * 2;
+    h->recently_released_pages = 0;
+  }
   while (have > order) { /* split: the upper halves go back to the lists */
     have--;
     tp_free_list_push(h, seg, first + (1u << have), have, released);
@@ -204,6 +215,7 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
 }
 
 void tp_buddy_give(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages) {
+  h->clock_ms = tp_os_now_ms();
   tp_free_range(h, seg, first, first + pages, false);
   h->frees_since_coalesce++;
   h->pages_freed_since_coalesce += pages;
@@ -221,9 +233,12 @@ void tp_buddy_coalesce(tp_heap *h) {
       if (TP_PAGE_KIND(entry) == TP_PAGE_FREE && (TP_PAGE_DATA(entry) & 0xff) == order) {
         tp_span *other = &seg->spans[buddy];
         if (next == other) next = other->next;
+        uint32_t freed = span->freed_ms - other->freed_ms < (1u << 31) ? span->freed_ms : other->freed_ms;
         bool released = tp_free_list_remove(h, seg, span);
         released &= tp_free_list_remove(h, seg, other);
-        tp_free_list_push(h, seg, first < buddy ? first : buddy, order + 1, released);
+        uint32_t merged = first < buddy ? first : buddy;
+        tp_free_list_push(h, seg, merged, order + 1, released);
+        seg->spans[merged].freed_ms = freed; /* idle since the later of the two frees */
       }
       span = next;
     }
@@ -250,6 +265,33 @@ size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
     }
   }
   h->buddy_released_bytes += released;
+  h->recently_released_pages += released >> TP_PAGE_SHIFT;
+  return released;
+}
+
+/* Returns resident free blocks of at least 2^min_order pages that have been
+ * free for `idle_ms` or more, whatever the utilisation: memory nobody reuses
+ * within that time is not worth keeping (mimalloc's purge delay, in effect).
+ * Returns the bytes released. */
+size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order) {
+  size_t released = 0;
+  for (uint32_t order = min_order; order < TP_BUDDY_ORDERS; order++) {
+    for (tp_span *span = h->free_lists[order], *next; span; span = next) {
+      next = span->next;
+      tp_segment *seg = tp_segment_of(span);
+      if (tp_span_released(seg, span)) break; /* resident blocks come first */
+      if ((uint32_t)now - span->freed_ms < idle_ms) continue;
+      uint32_t first = tp_span_page(seg, span), freed = span->freed_ms;
+      tp_free_list_remove(h, seg, span);
+      tp_os_release(tp_page_address(seg, first), (size_t)1 << (order + TP_PAGE_SHIFT));
+      tp_free_list_push(h, seg, first, order, true);
+      seg->spans[first].freed_ms = freed;
+      released += (size_t)1 << (order + TP_PAGE_SHIFT);
+      h->buddy_releases++;
+    }
+  }
+  h->buddy_released_bytes += released;
+  h->recently_released_pages += released >> TP_PAGE_SHIFT;
   return released;
 }
 

@@ -7,7 +7,12 @@
  * When utilisation stays below release_threshold for release_delay_ms, free
  * blocks of 64 KiB and more are madvised away until utilisation reaches the
  * threshold plus a margin; the margin and the delay between releases are the
- * hysteresis that keeps steady churn from releasing and refaulting. */
+ * hysteresis that keeps steady churn from releasing and refaulting.  Apart
+ * from that, free blocks that nobody has reused for release_delay_ms are
+ * purged: steady churn reuses its blocks long before (resident blocks are
+ * taken first), and memory kept idle is what makes peak RSS.  The delay adapts
+ * (h->release_delay_ms): it doubles whenever the heap has to fault in fresh
+ * pages after releasing some, and drifts back to release_delay_ms otherwise. */
 #include <errno.h>
 #include <string.h>
 
@@ -16,6 +21,7 @@
 #define TP_RELEASE_MARGIN 0.15       /* release until utilisation >= threshold + this */
 #define TP_RELEASE_MIN_RESIDENT (4u << 20) /* heaps smaller than this keep their pages */
 #define TP_MAINTAIN_EVERY 32         /* buddy operations between maintenance checks */
+#define TP_PURGE_MIN_ORDER 3         /* idle free blocks of 32 KiB and more are purged */
 
 tp_heap tp_main_heap;
 
@@ -25,6 +31,7 @@ void tp_heap_init(tp_heap *h, const char *name) {
   tp_lock_init(&h->buddy_lock);
   for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock);
   h->last_coalesce_ms = h->last_release_ms = tp_os_now_ms();
+  h->release_delay_ms = tp_opt.release_delay_ms;
 }
 
 uint64_t tp_heap_resident_bytes(tp_heap *h) {
@@ -43,8 +50,7 @@ static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
     h->below_threshold_since_ms = now;
     return;
   }
-  if (now - h->below_threshold_since_ms < tp_opt.release_delay_ms ||
-      now - h->last_release_ms < tp_opt.release_delay_ms)
+  if (now - h->below_threshold_since_ms < h->release_delay_ms || now - h->last_release_ms < h->release_delay_ms)
     return;
   double goal = threshold + TP_RELEASE_MARGIN;
   if (goal > 1.0) goal = 1.0;
@@ -61,6 +67,14 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
     h->last_coalesce_ms = now;
   }
   tp_heap_consider_release(h, now);
+  if (h->release_delay_ms < tp_opt.release_delay_ms) h->release_delay_ms = tp_opt.release_delay_ms;
+  if (now - h->last_purge_ms >= h->release_delay_ms) {
+    /* No refault since the last round: let the delay drift back down. */
+    if (h->recently_released_pages) h->release_delay_ms -= (h->release_delay_ms - tp_opt.release_delay_ms) / 4;
+    if (h->frees_since_coalesce) tp_buddy_coalesce(h); /* fewer, larger madvise calls */
+    tp_buddy_purge(h, now, h->release_delay_ms, TP_PURGE_MIN_ORDER);
+    h->last_purge_ms = now;
+  }
 }
 
 static inline void tp_heap_tick(tp_heap *h) {

@@ -75,6 +75,7 @@ typedef struct tp_span {
   uint8_t list;                /* slab: 0 none (full/spare), 1 dense, 2 sparse */
   uint8_t order;               /* buddy free block: log2(pages)                */
   uint32_t pages;              /* pages in the span                            */
+  uint32_t freed_ms;           /* buddy free block: when it was last freed     */
 } tp_span;
 
 struct tp_heap;
@@ -144,6 +145,10 @@ typedef struct tp_heap {
   uint64_t last_coalesce_ms;
   uint64_t below_threshold_since_ms;    /* 0: utilisation is fine              */
   uint64_t last_release_ms;
+  uint64_t last_purge_ms;
+  uint64_t release_delay_ms;            /* adaptive: doubles when released pages are wanted back */
+  uint64_t recently_released_pages;     /* released since the pool last had to refault */
+  uint64_t clock_ms;                    /* time of the last free, stamps blocks */
   uint64_t maintain_ticks;
   uint64_t buddy_releases, buddy_released_bytes;
   uint64_t slab_releases, slab_released_bytes;
