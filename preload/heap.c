@@ -20,7 +20,6 @@
 
 #define TP_RELEASE_MARGIN 0.15       /* release until utilisation >= threshold + this */
 #define TP_RELEASE_MIN_RESIDENT (4u << 20) /* heaps smaller than this keep their pages */
-#define TP_MAINTAIN_EVERY 32         /* buddy operations between maintenance checks */
 #define TP_PURGE_MIN_ORDER 3         /* idle free blocks of 32 KiB and more are purged */
 
 tp_heap tp_main_heap;
@@ -77,8 +76,24 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
   }
 }
 
-static inline void tp_heap_tick(tp_heap *h) {
-  if (++h->maintain_ticks % TP_MAINTAIN_EVERY == 0) tp_heap_maintain(h, tp_os_now_ms());
+/* Maintenance runs on buddy operations, at most once a millisecond (the
+ * clock is the vDSO's coarse one: no system call). */
+void tp_heap_tick(tp_heap *h) {
+  uint64_t now = tp_os_now_ms();
+  if (now != h->last_maintain_ms) {
+    h->last_maintain_ms = now;
+    tp_heap_maintain(h, now);
+  }
+}
+
+/* A large mapping is about to be faulted in: the heap's free resident blocks
+ * go back first, whatever their age, so the process does not hold both.
+ * Skipped when another thread holds the heap. */
+void tp_heap_purge_before_growth(tp_heap *h) {
+  if (pthread_mutex_trylock(&h->buddy_lock) != 0) return;
+  if (h->frees_since_coalesce) tp_buddy_coalesce(h);
+  tp_buddy_purge(h, tp_os_now_ms(), 0, TP_PURGE_MIN_ORDER);
+  tp_lock_release(&h->buddy_lock);
 }
 
 #define TP_ZERO_BY_OS_MIN (1u << 20) /* calloc: madvise rather than memset from here */

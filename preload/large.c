@@ -151,6 +151,7 @@ static void *tp_large_obtain(size_t *size_io, size_t align, bool fresh, bool *ze
     }
     tp_os_unmap(cached.base, cached.size);
   }
+  tp_heap_purge_before_growth(&tp_main_heap); /* idle pool pages go before fresh ones come */
   void *base = tp_os_map_aligned(size, align);
   if (base && tp_opt.thp && size >= tp_opt.thp_min) tp_os_advise_huge(base, size, true);
   *zeroed = true;

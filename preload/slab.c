@@ -94,7 +94,7 @@ static void tp_slab_destroy(tp_heap *h, tp_span *slab) {
   tp_lock_acquire(&h->buddy_lock);
   tp_buddy_give(h, seg, first, slab->pages);
   h->slab_pages -= slab->pages;
-  if (++h->maintain_ticks % 32 == 0) tp_heap_maintain(h, tp_os_now_ms());
+  tp_heap_tick(h);
   tp_lock_release(&h->buddy_lock);
 }
 

@@ -149,7 +149,7 @@ typedef struct tp_heap {
   uint64_t release_delay_ms;            /* adaptive: doubles when released pages are wanted back */
   uint64_t recently_released_pages;     /* released since the pool last had to refault */
   uint64_t clock_ms;                    /* time of the last free, stamps blocks */
-  uint64_t maintain_ticks;
+  uint64_t last_maintain_ms;
   uint64_t buddy_releases, buddy_released_bytes;
   uint64_t slab_releases, slab_released_bytes;
   _Atomic uint64_t slab_out_bytes;      /* slab blocks out of the central lists*/
