@@ -5,6 +5,7 @@
  * constructor) initialises the pool: options, the free key, the main heap.
  * Nothing in that phase allocates.  The second phase (pthread key for thread
  * exit, fork handlers) may allocate, so it runs once the pool is usable. */
+#include <fcntl.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -15,6 +16,7 @@
 #include "internal.h"
 
 _Atomic int tp_init_state;
+static int tp_stats_fd = 2;
 static _Atomic bool tp_background_running;
 
 
@@ -67,6 +69,12 @@ void tp_init_slow(void) {
 
   tp_tcache_init_key();
   pthread_atfork(tp_fork_prepare, tp_fork_parent, tp_fork_child);
+  /* Programs like sort and ls close stderr before they exit: keep a copy
+   * for the report, only when one was asked for. */
+  if (tp_opt.stats) {
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 64);
+    if (fd >= 0) tp_stats_fd = fd;
+  }
 }
 
 static void *tp_background_main(void *arg) {
@@ -103,7 +111,7 @@ __attribute__((constructor)) static void tp_constructor(void) {
 
 /* Preloaded libraries are finalised last, so this sees the program's whole run. */
 __attribute__((destructor)) static void tp_destructor(void) {
-  if (atomic_load(&tp_init_state) == 2 && tp_opt.stats) tierpool_stats_print(2);
+  if (atomic_load(&tp_init_state) == 2 && tp_opt.stats) tierpool_stats_print(tp_stats_fd);
 }
 
 TP_API const char *tierpool_version(void) { return TIERPOOL_VERSION; }

@@ -4,14 +4,6 @@
 
 #include "unit.h"
 
-static tp_heap heap;
-
-static int setup(void **state) {
-  (void)state;
-  unit_load_options(NULL, NULL);
-  unit_heap_reset(&heap);
-  return 0;
-}
 
 static uint64_t allocated_pages(const tp_heap *h) { return h->frontier_pages - h->free_pages; }
 
@@ -24,22 +16,22 @@ static uint32_t free_blocks(const tp_heap *h, uint32_t order) {
 static void test_take_trims_the_tail(void **state) {
   (void)state;
   bool zeroed = false;
-  char *p = tp_buddy_take(&heap, 5, 0, &zeroed);
+  char *p = tp_buddy_take(&unit_heap, 5, 0, &zeroed);
   assert_non_null(p);
   assert_true(zeroed); /* fresh pages from the frontier */
   assert_int_equal((uintptr_t)p % TP_PAGE_SIZE, 0);
-  assert_int_equal(allocated_pages(&heap), 5); /* not 8: the tail went back */
+  assert_int_equal(allocated_pages(&unit_heap), 5); /* not 8: the tail went back */
   memset(p, 0xab, 5 * TP_PAGE_SIZE);
-  char *q = tp_buddy_take(&heap, 3, 0, NULL);
+  char *q = tp_buddy_take(&unit_heap, 3, 0, NULL);
   assert_non_null(q);
   assert_true(q >= p + 5 * TP_PAGE_SIZE || q + 3 * TP_PAGE_SIZE <= p);
-  assert_int_equal(allocated_pages(&heap), 8);
+  assert_int_equal(allocated_pages(&unit_heap), 8);
 }
 
 static void test_alignment(void **state) {
   (void)state;
   for (uint32_t order = 0; order <= 10; order++) {
-    void *p = tp_buddy_take(&heap, 1, order, NULL);
+    void *p = tp_buddy_take(&unit_heap, 1, order, NULL);
     assert_non_null(p);
     assert_int_equal((uintptr_t)p % (TP_PAGE_SIZE << order), 0);
   }
@@ -49,49 +41,49 @@ static void test_deferred_coalescing(void **state) {
   (void)state;
   enum { N = 512 };
   static void *pages[N];
-  for (int i = 0; i < N; i++) pages[i] = tp_buddy_take(&heap, 1, 0, NULL);
-  uint64_t frontier = heap.frontier_pages;
+  for (int i = 0; i < N; i++) pages[i] = tp_buddy_take(&unit_heap, 1, 0, NULL);
+  uint64_t frontier = unit_heap.frontier_pages;
   for (int i = 0; i < N; i++) {
     tp_segment *seg = tp_segment_of(pages[i]);
-    tp_buddy_give(&heap, seg, tp_page_index(seg, pages[i]), 1);
+    tp_buddy_give(&unit_heap, seg, tp_page_index(seg, pages[i]), 1);
   }
   /* Nothing merged on free: every page sits in the order-0 list. */
-  assert_true(free_blocks(&heap, 0) >= N);
-  assert_int_equal(allocated_pages(&heap), 0);
-  tp_buddy_coalesce(&heap);
-  assert_true(free_blocks(&heap, 0) <= 2);
+  assert_true(free_blocks(&unit_heap, 0) >= N);
+  assert_int_equal(allocated_pages(&unit_heap), 0);
+  tp_buddy_coalesce(&unit_heap);
+  assert_true(free_blocks(&unit_heap, 0) <= 2);
   /* A block as large as everything handed out exists again, without growing. */
-  void *big = tp_buddy_take(&heap, 256, 0, NULL);
+  void *big = tp_buddy_take(&unit_heap, 256, 0, NULL);
   assert_non_null(big);
-  assert_int_equal(heap.frontier_pages, frontier);
+  assert_int_equal(unit_heap.frontier_pages, frontier);
 }
 
 static void test_coalesce_on_demand(void **state) {
   (void)state;
-  void *a = tp_buddy_take(&heap, 128, 0, NULL);
-  void *b = tp_buddy_take(&heap, 128, 0, NULL);
+  void *a = tp_buddy_take(&unit_heap, 128, 0, NULL);
+  void *b = tp_buddy_take(&unit_heap, 128, 0, NULL);
   tp_segment *seg = tp_segment_of(a);
-  uint64_t frontier = heap.frontier_pages;
-  tp_buddy_give(&heap, seg, tp_page_index(seg, a), 128);
-  tp_buddy_give(&heap, tp_segment_of(b), tp_page_index(tp_segment_of(b), b), 128);
+  uint64_t frontier = unit_heap.frontier_pages;
+  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, a), 128);
+  tp_buddy_give(&unit_heap, tp_segment_of(b), tp_page_index(tp_segment_of(b), b), 128);
   /* 256 pages are needed: the pool merges before it grows. */
-  void *c = tp_buddy_take(&heap, 200, 0, NULL);
+  void *c = tp_buddy_take(&unit_heap, 200, 0, NULL);
   assert_non_null(c);
-  assert_int_equal(heap.frontier_pages, frontier);
+  assert_int_equal(unit_heap.frontier_pages, frontier);
 }
 
 static void test_release_and_zeroed_reuse(void **state) {
   (void)state;
-  char *p = tp_buddy_take(&heap, 64, 0, NULL);
+  char *p = tp_buddy_take(&unit_heap, 64, 0, NULL);
   memset(p, 0x5a, 64 * TP_PAGE_SIZE);
   tp_segment *seg = tp_segment_of(p);
-  tp_buddy_give(&heap, seg, tp_page_index(seg, p), 64);
-  tp_buddy_coalesce(&heap);
-  size_t released = tp_buddy_release_free(&heap, 0);
+  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), 64);
+  tp_buddy_coalesce(&unit_heap);
+  size_t released = tp_buddy_release_free(&unit_heap, 0);
   assert_true(released >= 64 * TP_PAGE_SIZE);
-  assert_int_equal(heap.released_pages, heap.free_pages);
+  assert_int_equal(unit_heap.released_pages, unit_heap.free_pages);
   bool zeroed = false;
-  char *q = tp_buddy_take(&heap, 64, 0, &zeroed);
+  char *q = tp_buddy_take(&unit_heap, 64, 0, &zeroed);
   assert_true(zeroed);
   for (size_t i = 0; i < 64 * TP_PAGE_SIZE; i += 512) assert_int_equal(q[i], 0);
 }
@@ -99,7 +91,7 @@ static void test_release_and_zeroed_reuse(void **state) {
 static void test_heap_pages_and_page_map(void **state) {
   (void)state;
   bool zeroed;
-  char *p = tp_heap_alloc_pages(&heap, 20 * TP_PAGE_SIZE, 0, 20 * TP_PAGE_SIZE - 100, false, &zeroed);
+  char *p = tp_heap_alloc_pages(&unit_heap, 20 * TP_PAGE_SIZE, 0, 20 * TP_PAGE_SIZE - 100, false, &zeroed);
   assert_non_null(p);
   tp_segment *seg = tp_segment_of(p);
   assert_true(tp_segment_is_ours(p));
@@ -107,15 +99,15 @@ static void test_heap_pages_and_page_map(void **state) {
   uint32_t first = tp_page_index(seg, p);
   assert_int_equal(TP_PAGE_KIND(seg->page_map[first]), TP_PAGE_BUDDY);
   assert_int_equal(TP_PAGE_DATA(seg->page_map[first]), 20);
-  assert_int_equal(heap.buddy_live_bytes, 20 * TP_PAGE_SIZE);
-  assert_true(tp_heap_shrink_pages(&heap, seg, first, 8 * TP_PAGE_SIZE));
+  assert_int_equal(unit_heap.buddy_live_bytes, 20 * TP_PAGE_SIZE);
+  assert_true(tp_heap_shrink_pages(&unit_heap, seg, first, 8 * TP_PAGE_SIZE));
   assert_int_equal(TP_PAGE_DATA(seg->page_map[first]), 8);
-  assert_int_equal(heap.buddy_live_bytes, 8 * TP_PAGE_SIZE);
-  tp_heap_free_pages(&heap, seg, first, p, "free");
+  assert_int_equal(unit_heap.buddy_live_bytes, 8 * TP_PAGE_SIZE);
+  tp_heap_free_pages(&unit_heap, seg, first, p, "free");
   assert_int_equal(TP_PAGE_KIND(seg->page_map[first]), TP_PAGE_FREE);
-  assert_int_equal(heap.buddy_live_bytes, 0);
-  assert_int_equal(heap.buddy_allocs, 1);
-  assert_int_equal(heap.buddy_frees, 1);
+  assert_int_equal(unit_heap.buddy_live_bytes, 0);
+  assert_int_equal(unit_heap.buddy_allocs, 1);
+  assert_int_equal(unit_heap.buddy_frees, 1);
   int local;
   assert_false(tp_segment_is_ours(&local));
 }
@@ -123,42 +115,42 @@ static void test_heap_pages_and_page_map(void **state) {
 static void test_grow_in_place(void **state) {
   (void)state;
   bool zeroed;
-  char *p = tp_heap_alloc_pages(&heap, 5 * TP_PAGE_SIZE, 0, 5 * TP_PAGE_SIZE, false, &zeroed);
+  char *p = tp_heap_alloc_pages(&unit_heap, 5 * TP_PAGE_SIZE, 0, 5 * TP_PAGE_SIZE, false, &zeroed);
   tp_segment *seg = tp_segment_of(p);
   uint32_t first = tp_page_index(seg, p);
   memset(p, 0x11, 5 * TP_PAGE_SIZE);
   /* The trimmed tail (3 pages) is free right behind the block. */
-  assert_true(tp_heap_grow_pages(&heap, seg, first, 8 * TP_PAGE_SIZE));
+  assert_true(tp_heap_grow_pages(&unit_heap, seg, first, 8 * TP_PAGE_SIZE));
   assert_int_equal(TP_PAGE_DATA(seg->page_map[first]), 8);
-  assert_int_equal(heap.buddy_live_bytes, 8 * TP_PAGE_SIZE);
-  assert_int_equal(allocated_pages(&heap), 8);
+  assert_int_equal(unit_heap.buddy_live_bytes, 8 * TP_PAGE_SIZE);
+  assert_int_equal(allocated_pages(&unit_heap), 8);
   memset(p, 0x22, 8 * TP_PAGE_SIZE);
   /* Something allocated right behind it blocks growth. */
-  char *q = tp_heap_alloc_pages(&heap, 8 * TP_PAGE_SIZE, 0, 8 * TP_PAGE_SIZE, false, &zeroed);
-  if (q == p + 8 * TP_PAGE_SIZE) assert_false(tp_heap_grow_pages(&heap, seg, first, 9 * TP_PAGE_SIZE));
-  tp_heap_free_pages(&heap, seg, first, p, "free");
-  assert_int_equal(allocated_pages(&heap), 8);
+  char *q = tp_heap_alloc_pages(&unit_heap, 8 * TP_PAGE_SIZE, 0, 8 * TP_PAGE_SIZE, false, &zeroed);
+  if (q == p + 8 * TP_PAGE_SIZE) assert_false(tp_heap_grow_pages(&unit_heap, seg, first, 9 * TP_PAGE_SIZE));
+  tp_heap_free_pages(&unit_heap, seg, first, p, "free");
+  assert_int_equal(allocated_pages(&unit_heap), 8);
 }
 
 static void test_growth_across_segments(void **state) {
   (void)state;
   /* Three 12 MiB blocks cannot share one 32 MiB segment with its header. */
-  for (int i = 0; i < 3; i++) assert_non_null(tp_buddy_take(&heap, 3072, 0, NULL));
-  assert_true(heap.segment_count >= 2);
+  for (int i = 0; i < 3; i++) assert_non_null(tp_buddy_take(&unit_heap, 3072, 0, NULL));
+  assert_true(unit_heap.segment_count >= 2);
   /* Blocks above half a segment do not exist. */
-  assert_null(tp_buddy_take(&heap, TP_SEGMENT_PAGES, 0, NULL));
+  assert_null(tp_buddy_take(&unit_heap, TP_SEGMENT_PAGES, 0, NULL));
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup(test_take_trims_the_tail, setup),
-      cmocka_unit_test_setup(test_alignment, setup),
-      cmocka_unit_test_setup(test_deferred_coalescing, setup),
-      cmocka_unit_test_setup(test_coalesce_on_demand, setup),
-      cmocka_unit_test_setup(test_release_and_zeroed_reuse, setup),
-      cmocka_unit_test_setup(test_heap_pages_and_page_map, setup),
-      cmocka_unit_test_setup(test_grow_in_place, setup),
-      cmocka_unit_test_setup(test_growth_across_segments, setup),
+      cmocka_unit_test_setup(test_take_trims_the_tail, unit_setup_heap),
+      cmocka_unit_test_setup(test_alignment, unit_setup_heap),
+      cmocka_unit_test_setup(test_deferred_coalescing, unit_setup_heap),
+      cmocka_unit_test_setup(test_coalesce_on_demand, unit_setup_heap),
+      cmocka_unit_test_setup(test_release_and_zeroed_reuse, unit_setup_heap),
+      cmocka_unit_test_setup(test_heap_pages_and_page_map, unit_setup_heap),
+      cmocka_unit_test_setup(test_grow_in_place, unit_setup_heap),
+      cmocka_unit_test_setup(test_growth_across_segments, unit_setup_heap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,14 +4,6 @@
 
 #include "unit.h"
 
-static tp_heap heap;
-
-static int setup(void **state) {
-  (void)state;
-  unit_load_options(NULL, NULL);
-  unit_heap_reset(&heap);
-  return 0;
-}
 
 static void test_class_table(void **state) {
   (void)state;
@@ -34,9 +26,9 @@ static void test_fill_and_return(void **state) {
   (void)state;
   uint32_t cls = tp_class_of_size(48);
   void *head;
-  uint32_t n = tp_central_fill(&heap, cls, &head, 10);
+  uint32_t n = tp_central_fill(&unit_heap, cls, &head, 10);
   assert_int_equal(n, 10);
-  assert_int_equal(atomic_load(&heap.slab_out_bytes), 10 * 48);
+  assert_int_equal(atomic_load(&unit_heap.slab_out_bytes), 10 * 48);
   void **b = head;
   char *prev = NULL;
   for (uint32_t i = 0; i < n; i++, b = b[0]) {
@@ -48,12 +40,12 @@ static void test_fill_and_return(void **state) {
     if (prev) assert_true(labs((long)((char *)b - prev)) >= 48);
     prev = (char *)b;
   }
-  tp_central_return(&heap, cls, head, n);
-  assert_int_equal(atomic_load(&heap.slab_out_bytes), 0);
+  tp_central_return(&unit_heap, cls, head, n);
+  assert_int_equal(atomic_load(&unit_heap.slab_out_bytes), 0);
   /* The slab is empty: it is the spare now, not in the partial list. */
-  assert_null(heap.central[cls].partial[0]);
-  assert_null(heap.central[cls].partial[1]);
-  assert_non_null(heap.central[cls].spare);
+  assert_null(unit_heap.central[cls].partial[0]);
+  assert_null(unit_heap.central[cls].partial[1]);
+  assert_non_null(unit_heap.central[cls].spare);
 }
 
 static void test_many_slabs_one_spare(void **state) {
@@ -63,27 +55,27 @@ static void test_many_slabs_one_spare(void **state) {
   uint32_t per_slab = (uint32_t)(((size_t)sc->slab_pages << TP_PAGE_SHIFT) / sc->size);
   uint32_t want = per_slab * 5 + 3;
   void *head;
-  assert_int_equal(tp_central_fill(&heap, cls, &head, want), want);
-  assert_int_equal(heap.central[cls].slabs, 6);
+  assert_int_equal(tp_central_fill(&unit_heap, cls, &head, want), want);
+  assert_int_equal(unit_heap.central[cls].slabs, 6);
   /* Every block is distinct and writable without touching its neighbours. */
   uint32_t i = 0;
   for (void **b = head; b; b = b[0], i++) memset((char *)b + 16, (int)(i & 0xff), sc->size - 16);
   i = 0;
   for (void **b = head; b; b = b[0], i++)
     for (uint32_t k = 16; k < sc->size; k += 97) assert_int_equal(((unsigned char *)b)[k], i & 0xff);
-  uint64_t slab_pages = heap.slab_pages;
-  tp_central_return(&heap, cls, head, want);
-  assert_int_equal(heap.central[cls].slabs, 1);                /* one spare stays */
-  assert_int_equal(heap.slab_pages, slab_pages / 6);           /* the rest went back */
-  assert_int_equal(tp_central_release_spares(&heap), slab_pages / 6 * TP_PAGE_SIZE);
-  assert_int_equal(heap.slab_pages, 0);
+  uint64_t slab_pages = unit_heap.slab_pages;
+  tp_central_return(&unit_heap, cls, head, want);
+  assert_int_equal(unit_heap.central[cls].slabs, 1);                /* one spare stays */
+  assert_int_equal(unit_heap.slab_pages, slab_pages / 6);           /* the rest went back */
+  assert_int_equal(tp_central_release_spares(&unit_heap), slab_pages / 6 * TP_PAGE_SIZE);
+  assert_int_equal(unit_heap.slab_pages, 0);
 }
 
 static void test_partial_reuse(void **state) {
   (void)state;
   uint32_t cls = tp_class_of_size(256);
   void *head;
-  uint32_t n = tp_central_fill(&heap, cls, &head, 64);
+  uint32_t n = tp_central_fill(&unit_heap, cls, &head, 64);
   /* Return every other block, then refill: the freed blocks come back first. */
   void *keep = NULL, *give = NULL;
   uint32_t given = 0;
@@ -95,19 +87,19 @@ static void test_partial_reuse(void **state) {
       b[0] = keep, keep = b;
     }
   }
-  tp_central_return(&heap, cls, give, given);
+  tp_central_return(&unit_heap, cls, give, given);
   void *again;
-  assert_int_equal(tp_central_fill(&heap, cls, &again, given), given);
-  uint64_t pages = heap.slab_pages;
+  assert_int_equal(tp_central_fill(&unit_heap, cls, &again, given), given);
+  uint64_t pages = unit_heap.slab_pages;
   assert_int_equal(pages, tp_classes.classes[cls].slab_pages); /* no new slab */
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup(test_class_table, setup),
-      cmocka_unit_test_setup(test_fill_and_return, setup),
-      cmocka_unit_test_setup(test_many_slabs_one_spare, setup),
-      cmocka_unit_test_setup(test_partial_reuse, setup),
+      cmocka_unit_test_setup(test_class_table, unit_setup_heap),
+      cmocka_unit_test_setup(test_fill_and_return, unit_setup_heap),
+      cmocka_unit_test_setup(test_many_slabs_one_spare, unit_setup_heap),
+      cmocka_unit_test_setup(test_partial_reuse, unit_setup_heap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

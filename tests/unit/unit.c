@@ -48,6 +48,11 @@ const char *unit_load_options(const char *config, const char *const *env) {
   return unit_stderr;
 }
 
-void unit_heap_reset(tp_heap *h) {
-  tp_heap_init(h, "unit");
+tp_heap unit_heap;
+
+int unit_setup_heap(void **state) {
+  (void)state;
+  unit_load_options(NULL, NULL);
+  tp_heap_init(&unit_heap, "unit");
+  return 0;
 }

@@ -15,7 +15,9 @@
  * and returns what the pool wrote to stderr meanwhile. */
 const char *unit_load_options(const char *config, const char *const *env);
 
-/* A fresh heap for a test; the segments it maps are not returned. */
-void unit_heap_reset(tp_heap *h);
+/* cmocka setup: default options and a fresh heap (its segments are not
+ * returned: each test process is short). */
+extern tp_heap unit_heap;
+int unit_setup_heap(void **state);
 
 #endif
