@@ -170,6 +170,7 @@ tp_tcache *tp_tcache_create(void); /* NULL while the thread is exiting */
 void tp_tcache_flush_bin(tp_tcache *tc, uint32_t cls, uint32_t keep);
 void tp_tcache_flush_all(tp_tcache *tc);
 void tp_tcache_stats_add(uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested);
+uint64_t tp_tcache_cached_bytes(uint32_t *caches);
 void tp_tcache_registry_lock(void);
 void tp_tcache_registry_unlock(void);
 void tp_tcache_after_fork_child(void);

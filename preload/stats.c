@@ -53,6 +53,7 @@ void tp_stats_collect(tierpool_stats_t *out) {
   out->tier[TIERPOOL_TIER_SLAB].resident_bytes = residency[1];
   out->tier[TIERPOOL_TIER_BUDDY].resident_bytes = residency[2] + residency[3];
   out->pool_header_bytes = residency[0];
+  out->thread_cache_bytes = tp_tcache_cached_bytes(&out->thread_caches);
 #define TP_COPY_OS(field) out->os.field = __atomic_load_n(&tp_os_stats.field, __ATOMIC_RELAXED);
   TP_COPY_OS(pool_mmap) TP_COPY_OS(pool_munmap) TP_COPY_OS(pool_madvise) TP_COPY_OS(pool_mremap)
   TP_COPY_OS(pool_mprotect) TP_COPY_OS(host_mmap) TP_COPY_OS(host_munmap) TP_COPY_OS(host_mremap)
@@ -92,7 +93,9 @@ TP_API void tierpool_stats_print(int fd) {
             tp_human(ts->resident_bytes, c, sizeof c), waste, (unsigned long long)ts->releases,
             tp_human(ts->released_bytes, d, sizeof d));
   }
-  if (n < sizeof out) TP_LINE("tierpool: segment headers resident: %s\n", tp_human(s.pool_header_bytes, a, sizeof a));
+  if (n < sizeof out)
+    TP_LINE("tierpool: segment headers resident: %s; thread caches: %u holding %s\n",
+            tp_human(s.pool_header_bytes, a, sizeof a), s.thread_caches, tp_human(s.thread_cache_bytes, b, sizeof b));
   if (n < sizeof out)
     TP_LINE("tierpool: pool syscalls: mmap %llu, munmap %llu, mremap %llu, madvise %llu\n",
             (unsigned long long)s.os.pool_mmap, (unsigned long long)s.os.pool_munmap,

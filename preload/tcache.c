@@ -149,6 +149,18 @@ void tp_tcache_stats_add(uint64_t *class_allocs, uint64_t *class_frees, uint64_t
   tp_lock_release(&tp_registry_lock);
 }
 
+/* Blocks sitting in thread caches, in bytes, and the number of caches. */
+uint64_t tp_tcache_cached_bytes(uint32_t *caches) {
+  uint64_t bytes = 0;
+  *caches = 0;
+  tp_lock_acquire(&tp_registry_lock);
+  for (tp_tcache *tc = tp_registry; tc; tc = tc->next, (*caches)++)
+    for (uint32_t c = 0; c < tp_classes.count; c++)
+      bytes += (uint64_t)__atomic_load_n(&tc->bins[c].count, __ATOMIC_RELAXED) * tp_classes.classes[c].size;
+  tp_lock_release(&tp_registry_lock);
+  return bytes;
+}
+
 void tp_tcache_registry_lock(void) { tp_lock_acquire(&tp_registry_lock); }
 void tp_tcache_registry_unlock(void) { tp_lock_release(&tp_registry_lock); }
 

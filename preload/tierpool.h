@@ -50,6 +50,8 @@ typedef struct tierpool_stats {
   tierpool_tier_stats_t tier[TIERPOOL_TIER_COUNT];
   tierpool_os_stats_t os;
   uint64_t pool_header_bytes; /* resident segment headers (page maps, spans) */
+  uint64_t thread_cache_bytes; /* free slab blocks held in thread caches */
+  uint32_t thread_caches;      /* threads with a cache */
 } tierpool_stats_t;
 
 /* Library version string, e.g. "0.1.0". */
