@@ -38,7 +38,10 @@ static inline bool tp_span_released(tp_segment *seg, tp_span *span) {
 
 /* Resident blocks go to the head of their list, released ones to the tail, so
  * that allocation reuses pages that are already faulted in before fresh ones. */
-static void tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t order, bool released) {
+/* `state` is 0 (resident), TP_FREE_RELEASED (fresh pages) or
+ * TP_FREE_RELEASED | TP_FREE_PURGED (pages the pool gave back). */
+static void tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t order, uint32_t state) {
+  bool released = (state & TP_FREE_RELEASED) != 0;
   tp_span *span = &seg->spans[first];
   span->order = (uint8_t)order;
   span->pages = 1u << order;
@@ -56,15 +59,16 @@ static void tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint3
     else h->free_lists[order] = span;
     h->free_tails[order] = span;
   }
-  seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_FREE, order | (released ? TP_FREE_RELEASED : 0));
+  seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_FREE, order | state);
   h->free_pages += span->pages;
   if (released) h->released_pages += span->pages;
 }
 
-/* Unlinks a free block; returns whether its pages were released. */
-static bool tp_free_list_remove(tp_heap *h, tp_segment *seg, tp_span *span) {
+/* Unlinks a free block; returns its state (see tp_free_list_push). */
+static uint32_t tp_free_list_remove(tp_heap *h, tp_segment *seg, tp_span *span) {
   uint32_t first = tp_span_page(seg, span);
-  bool released = (TP_PAGE_DATA(seg->page_map[first]) & TP_FREE_RELEASED) != 0;
+  uint32_t state = TP_PAGE_DATA(seg->page_map[first]) & (TP_FREE_RELEASED | TP_FREE_PURGED);
+  bool released = state != 0;
   if (span->prev) span->prev->next = span->next;
   else h->free_lists[span->order] = span->next;
   if (span->next) span->next->prev = span->prev;
@@ -72,16 +76,16 @@ static bool tp_free_list_remove(tp_heap *h, tp_segment *seg, tp_span *span) {
   seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
   h->free_pages -= span->pages;
   if (released) h->released_pages -= span->pages;
-  return released;
+  return state;
 }
 
 /* Puts the pages [first, end) into the free lists as aligned pieces. */
-static void tp_free_range(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t end, bool released) {
+static void tp_free_range(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t end, uint32_t state) {
   while (first < end) {
     uint32_t piece = first ? tp_lowest_bit(first) : TP_SEGMENT_PAGES;
     uint32_t fit = tp_floor_pow2(end - first);
     if (piece > fit) piece = fit;
-    tp_free_list_push(h, seg, first, tp_log2(piece), released);
+    tp_free_list_push(h, seg, first, tp_log2(piece), state);
     first += piece;
   }
 }
@@ -98,7 +102,7 @@ static bool tp_grow(tp_heap *h, uint32_t order) {
       uint32_t end = start + block;
       if (end < seg->frontier + step) end = seg->frontier + step;
       if (end > TP_SEGMENT_PAGES) end = TP_SEGMENT_PAGES;
-      tp_free_range(h, seg, seg->frontier, end, true);
+      tp_free_range(h, seg, seg->frontier, end, TP_FREE_RELEASED);
       h->frontier_pages += end - seg->frontier;
       seg->frontier = end;
       return true;
@@ -121,13 +125,13 @@ static bool tp_run_is_free(tp_segment *seg, uint32_t from, uint32_t to) {
 
 /* Takes the free blocks covering [from, to); the last one's excess goes back. */
 static void tp_take_run(tp_heap *h, tp_segment *seg, uint32_t from, uint32_t to) {
-  bool released = false;
+  uint32_t state = 0;
   while (from < to) {
     tp_span *span = &seg->spans[from];
     from += span->pages;
-    released = tp_free_list_remove(h, seg, span);
+    state = tp_free_list_remove(h, seg, span);
   }
-  tp_free_range(h, seg, to, from, released);
+  tp_free_range(h, seg, to, from, state);
 }
 
 /* Allocations are page runs, not whole buddies: `pages` (< 2^order) may start
@@ -196,21 +200,20 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
   tp_segment *seg = tp_segment_of(span);
   uint32_t first = tp_span_page(seg, span);
   uint32_t have = span->order;
-  bool released = tp_free_list_remove(h, seg, span);
-  if (released && h->recently_released_pages &&
-      tp_os_now_ms() - tp_max_u64(h->last_purge_ms, h->last_release_ms) < h->release_delay_ms) {
-    /* Pages were given back moments ago, and now fresh ones must be faulted
-     * in: the pool released too early.  Wait longer before the next release. */
+  uint32_t state = tp_free_list_remove(h, seg, span);
+  if (state & TP_FREE_PURGED) {
+    /* Pages the pool gave back are wanted again: it released too early.
+     * Wait longer before the next release. */
     h->release_delay_ms = h->release_delay_ms * 2 > TP_RELEASE_DELAY_CAP ? TP_RELEASE_DELAY_CAP
                                                                          : h->release_delay_ms * 2;
-    h->recently_released_pages = 0;
+    h->release_regretted = true;
   }
   while (have > order) { /* split: the upper halves go back to the lists */
     have--;
-    tp_free_list_push(h, seg, first + (1u << have), have, released);
+    tp_free_list_push(h, seg, first + (1u << have), have, state);
   }
-  tp_free_range(h, seg, first + pages, first + (1u << order), released); /* trim the tail */
-  if (zeroed) *zeroed = released;
+  tp_free_range(h, seg, first + pages, first + (1u << order), state); /* trim the tail */
+  if (zeroed) *zeroed = state != 0;
   return tp_page_address(seg, first);
 }
 
@@ -234,10 +237,9 @@ void tp_buddy_coalesce(tp_heap *h) {
         tp_span *other = &seg->spans[buddy];
         if (next == other) next = other->next;
         uint32_t freed = span->freed_ms - other->freed_ms < (1u << 31) ? span->freed_ms : other->freed_ms;
-        bool released = tp_free_list_remove(h, seg, span);
-        released &= tp_free_list_remove(h, seg, other);
+        uint32_t a = tp_free_list_remove(h, seg, span), b = tp_free_list_remove(h, seg, other);
         uint32_t merged = first < buddy ? first : buddy;
-        tp_free_list_push(h, seg, merged, order + 1, released);
+        tp_free_list_push(h, seg, merged, order + 1, (a & b) ? (a | b) : 0); /* released only if both are */
         seg->spans[merged].freed_ms = freed; /* idle since the later of the two frees */
       }
       span = next;
@@ -259,13 +261,12 @@ size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
       uint32_t first = tp_span_page(seg, span);
       tp_free_list_remove(h, seg, span);
       tp_os_release(tp_page_address(seg, first), (size_t)1 << (order + TP_PAGE_SHIFT));
-      tp_free_list_push(h, seg, first, (uint32_t)order, true);
+      tp_free_list_push(h, seg, first, (uint32_t)order, TP_FREE_RELEASED | TP_FREE_PURGED);
       released += (size_t)1 << (order + TP_PAGE_SHIFT);
       h->buddy_releases++;
     }
   }
   h->buddy_released_bytes += released;
-  h->recently_released_pages += released >> TP_PAGE_SHIFT;
   return released;
 }
 
@@ -284,14 +285,13 @@ size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_o
       uint32_t first = tp_span_page(seg, span), freed = span->freed_ms;
       tp_free_list_remove(h, seg, span);
       tp_os_release(tp_page_address(seg, first), (size_t)1 << (order + TP_PAGE_SHIFT));
-      tp_free_list_push(h, seg, first, order, true);
+      tp_free_list_push(h, seg, first, order, TP_FREE_RELEASED | TP_FREE_PURGED);
       seg->spans[first].freed_ms = freed;
       released += (size_t)1 << (order + TP_PAGE_SHIFT);
       h->buddy_releases++;
     }
   }
   h->buddy_released_bytes += released;
-  h->recently_released_pages += released >> TP_PAGE_SHIFT;
   return released;
 }
 

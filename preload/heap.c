@@ -11,8 +11,9 @@
  * from that, free blocks that nobody has reused for release_delay_ms are
  * purged: steady churn reuses its blocks long before (resident blocks are
  * taken first), and memory kept idle is what makes peak RSS.  The delay adapts
- * (h->release_delay_ms): it doubles whenever the heap has to fault in fresh
- * pages after releasing some, and drifts back to release_delay_ms otherwise. */
+ * (h->release_delay_ms): it doubles whenever pages the pool purged are taken
+ * again, and drifts back to release_delay_ms otherwise; while it is raised,
+ * the immediate releases (collapse, before a large mapping) are off too. */
 #include <errno.h>
 #include <string.h>
 
@@ -20,6 +21,8 @@
 
 #define TP_RELEASE_MARGIN 0.15       /* release until utilisation >= threshold + this */
 #define TP_RELEASE_MIN_RESIDENT (4u << 20) /* heaps smaller than this keep their pages */
+#define TP_COLLAPSE_MIN_FREE (8u << 20)    /* free bytes that make a collapse worth a release */
+#define TP_COLLAPSE_INTERVAL_MS 100        /* at most this often */
 #define TP_PURGE_MIN_ORDER 3         /* idle free blocks of 32 KiB and more are purged */
 
 tp_heap tp_main_heap;
@@ -45,11 +48,16 @@ static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
     h->below_threshold_since_ms = 0;
     return;
   }
-  if (h->below_threshold_since_ms == 0) {
-    h->below_threshold_since_ms = now;
-    return;
-  }
-  if (now - h->below_threshold_since_ms < h->release_delay_ms || now - h->last_release_ms < h->release_delay_ms)
+  /* A collapse (utilisation under half the threshold, with megabytes free:
+   * a phase of the program has ended) is released at once, as glibc trims at
+   * free, unless earlier releases had to be faulted back in (the adaptive
+   * delay has grown); a mild dip must last release_delay_ms first. */
+  uint64_t free_resident = resident > live ? resident - live : 0;
+  bool collapse = (double)live < threshold * 0.5 * (double)resident && free_resident >= TP_COLLAPSE_MIN_FREE &&
+                  now - h->last_release_ms >= TP_COLLAPSE_INTERVAL_MS;
+  if (h->below_threshold_since_ms == 0) h->below_threshold_since_ms = now;
+  if (!collapse && (now - h->below_threshold_since_ms < h->release_delay_ms ||
+                    now - h->last_release_ms < h->release_delay_ms))
     return;
   double goal = threshold + TP_RELEASE_MARGIN;
   if (goal > 1.0) goal = 1.0;
@@ -69,7 +77,8 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
   if (h->release_delay_ms < tp_opt.release_delay_ms) h->release_delay_ms = tp_opt.release_delay_ms;
   if (now - h->last_purge_ms >= h->release_delay_ms) {
     /* No refault since the last round: let the delay drift back down. */
-    if (h->recently_released_pages) h->release_delay_ms -= (h->release_delay_ms - tp_opt.release_delay_ms) / 4;
+    if (!h->release_regretted) h->release_delay_ms -= (h->release_delay_ms - tp_opt.release_delay_ms) / 4;
+    h->release_regretted = false;
     if (h->frees_since_coalesce) tp_buddy_coalesce(h); /* fewer, larger madvise calls */
     tp_buddy_purge(h, now, h->release_delay_ms, TP_PURGE_MIN_ORDER);
     h->last_purge_ms = now;
@@ -92,7 +101,9 @@ void tp_heap_tick(tp_heap *h) {
 void tp_heap_purge_before_growth(tp_heap *h) {
   if (pthread_mutex_trylock(&h->buddy_lock) != 0) return;
   if (h->frees_since_coalesce) tp_buddy_coalesce(h);
-  tp_buddy_purge(h, tp_os_now_ms(), 0, TP_PURGE_MIN_ORDER);
+  /* Immediately, unless purged pages have been wanted back lately. */
+  uint64_t idle = h->release_delay_ms > tp_opt.release_delay_ms ? h->release_delay_ms : 0;
+  tp_buddy_purge(h, tp_os_now_ms(), idle, TP_PURGE_MIN_ORDER);
   tp_lock_release(&h->buddy_lock);
 }
 

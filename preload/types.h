@@ -57,7 +57,8 @@ enum tp_page_kind {
 #define TP_PAGE_KIND(e) ((e) & 7u)
 #define TP_PAGE_DATA(e) ((e) >> 3)
 #define TP_PAGE_ENTRY(kind, data) ((uint32_t)(kind) | ((uint32_t)(data) << 3))
-#define TP_FREE_RELEASED 0x100u /* in FREE data: pages are not resident */
+#define TP_FREE_RELEASED 0x100u /* in FREE data: pages are not resident        */
+#define TP_FREE_PURGED 0x200u   /* ... because the pool released them (not fresh) */
 
 /* ---- spans --------------------------------------------------------------- */
 /* Out-of-band descriptor of the span starting at a page: a slab, or a free
@@ -147,7 +148,7 @@ typedef struct tp_heap {
   uint64_t last_release_ms;
   uint64_t last_purge_ms;
   uint64_t release_delay_ms;            /* adaptive: doubles when released pages are wanted back */
-  uint64_t recently_released_pages;     /* released since the pool last had to refault */
+  bool release_regretted;               /* purged pages were taken again since the last purge */
   uint64_t clock_ms;                    /* time of the last free, stamps blocks */
   uint64_t last_maintain_ms;
   uint64_t buddy_releases, buddy_released_bytes;
