@@ -21,7 +21,7 @@
 
 #define TP_RELEASE_MARGIN 0.15       /* release until utilisation >= threshold + this */
 #define TP_RELEASE_MIN_RESIDENT (4u << 20) /* heaps smaller than this keep their pages */
-#define TP_COLLAPSE_MIN_FREE (8u << 20)    /* free bytes that make a collapse worth a release */
+#define TP_COLLAPSE_MIN_FREE (2u << 20)    /* free bytes that make a collapse worth a release */
 #define TP_COLLAPSE_INTERVAL_MS 100        /* at most this often */
 #define TP_PURGE_MIN_ORDER 3         /* idle free blocks of 32 KiB and more are purged */
 
