@@ -1,19 +1,24 @@
 /* heap.c — the heap object: buddy-tier allocations, maintenance (deferred
  * coalescing, memory return) and the locks a heap owns.
  *
- * Memory return: utilisation = live / resident, where live counts user bytes
+ * Memory return.  Utilisation = live / resident, where live counts user bytes
  * in buddy blocks and slab blocks out of the central lists, and resident
  * counts the pages handed to the buddy minus those known to be released.
- * When utilisation stays below release_threshold for release_delay_ms, free
- * blocks of 64 KiB and more are madvised away until utilisation reaches the
- * threshold plus a margin; the margin and the delay between releases are the
- * hysteresis that keeps steady churn from releasing and refaulting.  Apart
- * from that, free blocks that nobody has reused for release_delay_ms are
- * purged: steady churn reuses its blocks long before (resident blocks are
- * taken first), and memory kept idle is what makes peak RSS.  The delay adapts
- * (h->release_delay_ms): it doubles whenever pages the pool purged are taken
- * again, and drifts back to release_delay_ms otherwise; while it is raised,
- * the immediate releases (collapse, before a large mapping) are off too. */
+ *  - A dip: utilisation below release_threshold for the release delay releases
+ *    free blocks until it reaches the threshold plus a margin.  The margin and
+ *    the delay are the hysteresis that keeps steady churn from releasing and
+ *    refaulting.
+ *  - A collapse: utilisation below half the threshold with 2 MiB or more free
+ *    (a phase of the program has ended) is released at once, as glibc trims
+ *    at free, at most every 100 ms.
+ *  - Purge: free blocks of 32 KiB or more that nobody reused for the release
+ *    delay go back whatever the utilisation (mimalloc's purge delay, in
+ *    effect): churn reuses its blocks long before, since resident blocks are
+ *    taken first, and idle memory is what makes peak RSS.  Before a large
+ *    mapping is faulted in, idle blocks go at once.
+ * The release delay adapts (h->release_delay_ms, from release_delay_ms): it
+ * doubles whenever pages the pool purged are taken again, drifts back down
+ * otherwise, and while it is raised the purge before a large mapping waits too. */
 #include <errno.h>
 #include <string.h>
 
@@ -48,10 +53,7 @@ static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
     h->below_threshold_since_ms = 0;
     return;
   }
-  /* A collapse (utilisation under half the threshold, with megabytes free:
-   * a phase of the program has ended) is released at once, as glibc trims at
-   * free, unless earlier releases had to be faulted back in (the adaptive
-   * delay has grown); a mild dip must last release_delay_ms first. */
+  /* A collapse is released at once; a dip must last the release delay. */
   uint64_t free_resident = resident > live ? resident - live : 0;
   bool collapse = (double)live < threshold * 0.5 * (double)resident && free_resident >= TP_COLLAPSE_MIN_FREE &&
                   now - h->last_release_ms >= TP_COLLAPSE_INTERVAL_MS;
@@ -95,9 +97,9 @@ void tp_heap_tick(tp_heap *h) {
   }
 }
 
-/* A large mapping is about to be faulted in: the heap's free resident blocks
- * go back first, whatever their age, so the process does not hold both.
- * Skipped when another thread holds the heap. */
+/* A large mapping is about to be faulted in: the heap's idle free blocks go
+ * back first, so the process does not hold both.  Skipped when another
+ * thread holds the heap. */
 void tp_heap_purge_before_growth(tp_heap *h) {
   if (pthread_mutex_trylock(&h->buddy_lock) != 0) return;
   if (h->frees_since_coalesce) tp_buddy_coalesce(h);
