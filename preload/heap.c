@@ -37,7 +37,7 @@ void tp_heap_init(tp_heap *h, const char *name) {
   h->name = name;
   tp_lock_init(&h->buddy_lock);
   for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock);
-  h->last_coalesce_ms = h->last_release_ms = tp_os_now_ms();
+  h->last_coalesce_ms = tp_os_now_ms(); /* last_release_ms = 0: a collapse may be released at once */
   h->release_delay_ms = tp_opt.release_delay_ms;
 }
 
@@ -95,6 +95,15 @@ void tp_heap_tick(tp_heap *h) {
     h->last_maintain_ms = now;
     tp_heap_maintain(h, now);
   }
+}
+
+/* The same from the slab tier's central lists, which see most of the
+ * traffic: without them a heap whose buddy is quiet would never release.
+ * Skipped when another thread holds the heap. */
+void tp_heap_tick_try(tp_heap *h) {
+  if (tp_os_now_ms() == h->last_maintain_ms || pthread_mutex_trylock(&h->buddy_lock) != 0) return;
+  tp_heap_tick(h);
+  tp_lock_release(&h->buddy_lock);
 }
 
 /* A large mapping is about to be faulted in: the heap's idle free blocks go

@@ -142,6 +142,7 @@ bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t ne
 bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size);
 void tp_heap_maintain(tp_heap *h, uint64_t now_ms); /* buddy_lock held */
 void tp_heap_tick(tp_heap *h);                      /* buddy_lock held */
+void tp_heap_tick_try(tp_heap *h);                  /* buddy_lock not held */
 void tp_heap_purge_before_growth(tp_heap *h);
 size_t tp_heap_release_all(tp_heap *h);
 uint64_t tp_heap_resident_bytes(tp_heap *h);

@@ -152,6 +152,7 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
                  (uint64_t)n * tp_classes.classes[cls].size;
   if (out > h->slab_peak_bytes) h->slab_peak_bytes = out; /* racy max: a statistic */
   tp_lock_release(&central->lock);
+  tp_heap_tick_try(h);
   *head = list;
   return n;
 }
@@ -187,6 +188,7 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
   atomic_fetch_sub_explicit(&h->slab_out_bytes, (uint64_t)count * tp_classes.classes[cls].size,
                             memory_order_relaxed);
   tp_lock_release(&central->lock);
+  if (!to_destroy) tp_heap_tick_try(h); /* destroying ticks anyway */
   while (to_destroy) {
     tp_span *next = to_destroy->next;
     tp_slab_destroy(h, to_destroy);
