@@ -94,6 +94,8 @@ static void tp_slab_destroy(tp_heap *h, tp_span *slab) {
   tp_lock_acquire(&h->buddy_lock);
   tp_buddy_give(h, seg, first, slab->pages);
   h->slab_pages -= slab->pages;
+  h->slab_releases++;
+  h->slab_released_bytes += (uint64_t)slab->pages << TP_PAGE_SHIFT;
   tp_heap_tick(h);
   tp_lock_release(&h->buddy_lock);
 }

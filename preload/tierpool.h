@@ -36,7 +36,8 @@ typedef struct tierpool_tier_stats {
   uint64_t live_bytes;      /* block bytes currently allocated             */
   uint64_t peak_bytes;      /* high-water mark of live_bytes               */
   uint64_t resident_bytes;  /* memory the tier holds from the OS           */
-  uint64_t releases;        /* times memory was given back (madvise/munmap)*/
+  uint64_t releases;        /* memory given back: slab, empty slabs to the
+                               buddy; buddy, madvise; large, munmap        */
   uint64_t released_bytes;  /* bytes given back                            */
 } tierpool_tier_stats_t;
 
