@@ -24,7 +24,7 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
       /* A bin starts small and doubles at each refill up to the class's
        * capacity: classes a thread rarely uses do not hoard (or touch) blocks. */
       bin->count = tp_central_fill(tc->heap, cls, &bin->head, bin->max / 2 ? bin->max / 2 : 1);
-      if (!bin->count) return NULL;
+      if (!bin->count) goto out_of_memory;
       uint32_t cap = tp_classes.classes[cls].cache_max;
       bin->max = bin->max * 2 < cap ? bin->max * 2 : cap;
     }
@@ -35,12 +35,15 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
     tc->slab_bytes_requested += requested;
   } else { /* thread exiting: no cache */
     void *head;
-    if (!tp_central_fill(&tp_main_heap, cls, &head, 1)) return NULL;
+    if (!tp_central_fill(&tp_main_heap, cls, &head, 1)) goto out_of_memory;
     block = head;
     tp_tcache_count_uncached(cls, requested, false);
   }
   block[1] = NULL;
   return block;
+out_of_memory:
+  errno = ENOMEM;
+  return NULL;
 }
 
 static inline void *tp_slab_alloc(uint32_t cls, size_t requested) {
@@ -91,22 +94,7 @@ done:
 }
 
 static inline void *tp_malloc(size_t size) {
-  if (tp_likely(size <= tp_classes.max_size)) {
-    tp_tcache *tc = tp_tcache_current;
-    if (tp_likely(tc != NULL)) {
-      uint32_t cls = tp_class_of_size(size);
-      tp_bin *bin = &tc->bins[cls];
-      void **block = bin->head;
-      if (tp_likely(block != NULL)) {
-        bin->head = block[0];
-        bin->count--;
-        block[1] = NULL;
-        tc->class_allocs[cls]++;
-        tc->slab_bytes_requested += size;
-        return block;
-      }
-    }
-  }
+  if (tp_likely(size <= tp_classes.max_size)) return tp_slab_alloc(tp_class_of_size(size), size);
   bool zeroed;
   return tp_alloc_general(size, TP_MIN_ALIGN, false, &zeroed);
 }
