@@ -219,7 +219,15 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
 
 void tp_buddy_give(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages) {
   h->clock_ms = tp_os_now_ms();
-  tp_free_range(h, seg, first, first + pages, false);
+  tp_free_range(h, seg, first, first + pages, 0);
+  h->frees_since_coalesce++;
+  h->pages_freed_since_coalesce += pages;
+}
+
+/* Gives back pages that hold no memory (their contents moved away). */
+void tp_buddy_give_fresh(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages) {
+  h->clock_ms = tp_os_now_ms();
+  tp_free_range(h, seg, first, first + pages, TP_FREE_RELEASED);
   h->frees_since_coalesce++;
   h->pages_freed_since_coalesce += pages;
 }

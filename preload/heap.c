@@ -200,6 +200,33 @@ bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_
   return done;
 }
 
+/* A buddy block grows past buddy_max (a vector doubling): its pages move
+ * into a mapping of their own with mremap, so nothing is copied or faulted
+ * again (glibc's mmapped chunks grow the same way).  The block's range in
+ * the segment stays mapped, empty, and goes back to the buddy as fresh.
+ * Returns the new block (new_size bytes) or NULL: the caller copies then. */
+void *tp_heap_move_out(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size) {
+  void *moved = NULL;
+  tp_lock_acquire(&h->buddy_lock);
+  uint32_t entry = seg->page_map[first];
+  if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY) {
+    uint32_t pages = TP_PAGE_DATA(entry);
+    size_t size = (size_t)pages << TP_PAGE_SHIFT;
+    void *q = tp_os_move_pages(tp_page_address(seg, first), size);
+    if (q) moved = tp_os_remap(q, size, new_size);
+    if (q && !moved) tp_fatal("realloc(): cannot grow a moved block at %p", q); /* pages would be lost */
+    if (moved) {
+      seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
+      tp_buddy_give_fresh(h, seg, first, pages);
+      h->buddy_frees++;
+      h->buddy_live_bytes -= size;
+      tp_heap_tick(h);
+    }
+  }
+  tp_lock_release(&h->buddy_lock);
+  return moved;
+}
+
 size_t tp_heap_release_all(tp_heap *h) {
   size_t released = tp_central_release_spares(h);
   tp_lock_acquire(&h->buddy_lock);

@@ -79,6 +79,7 @@ void *tp_os_map_aligned(size_t size, size_t align);
 void *tp_os_map_at_hint(size_t size, size_t align); /* aligned; hint must be aligned too */
 void tp_os_unmap(void *p, size_t size);
 void *tp_os_remap(void *p, size_t old_size, size_t new_size); /* NULL on failure */
+void *tp_os_move_pages(void *p, size_t size);  /* old range stays, zeroed */
 void tp_os_release(void *p, size_t size);      /* MADV_DONTNEED */
 void tp_os_advise_huge(void *p, size_t size, bool huge);
 bool tp_os_mincore(void *p, size_t size, unsigned char *vec);
@@ -126,6 +127,7 @@ static inline void *tp_page_address(tp_segment *seg, uint32_t page) {
  * set when every page is fresh from the OS.  NULL when the heap cannot grow. */
 void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zeroed);
 void tp_buddy_give(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages);
+void tp_buddy_give_fresh(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages);
 void tp_buddy_coalesce(tp_heap *h);
 size_t tp_buddy_release_free(tp_heap *h, uint64_t target_resident_pages);
 size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order);
@@ -140,6 +142,7 @@ void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requeste
 void tp_heap_free_pages(tp_heap *h, tp_segment *seg, uint32_t first, void *p, const char *call);
 bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size);
 bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size);
+void *tp_heap_move_out(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size);
 void tp_heap_maintain(tp_heap *h, uint64_t now_ms); /* buddy_lock held */
 void tp_heap_tick(tp_heap *h);                      /* buddy_lock held */
 void tp_heap_tick_try(tp_heap *h);                  /* buddy_lock not held */
@@ -180,6 +183,8 @@ void tp_tcache_count_uncached(uint32_t cls, size_t requested, bool is_free);
 
 /* ---- large blocks (large.c) ---------------------------------------------- */
 void *tp_large_alloc(size_t size, size_t align, size_t requested, bool want_zero, bool *zeroed);
+bool tp_large_reserve(void);                          /* room in the table for one more */
+void tp_large_adopt(void *base, size_t size, size_t requested);
 bool tp_large_free(void *p); /* false: not a large block */
 size_t tp_large_usable_size(const void *p); /* 0: not a large block */
 void *tp_large_realloc(void *p, size_t size, bool *found);

@@ -158,6 +158,14 @@ static void *tp_large_obtain(size_t *size_io, size_t align, bool fresh, bool *ze
   return base;
 }
 
+static void tp_large_count_alloc(size_t map_size, size_t requested) {
+  tp_large.allocs++;
+  tp_large.bytes_requested += requested;
+  tp_large.bytes_allocated += map_size;
+  tp_large.live_bytes += map_size;
+  if (tp_large.live_bytes > tp_large.peak_bytes) tp_large.peak_bytes = tp_large.live_bytes;
+}
+
 /* calloc (want_zero) takes a fresh mapping: its zero pages cost nothing until
  * touched, where a cached one would have to be cleared page by page. */
 void *tp_large_alloc(size_t size, size_t align, size_t requested, bool want_zero, bool *zeroed) {
@@ -172,13 +180,25 @@ void *tp_large_alloc(size_t size, size_t align, size_t requested, bool want_zero
     tp_os_unmap(base, map_size);
     return NULL;
   }
-  tp_large.allocs++;
-  tp_large.bytes_requested += requested;
-  tp_large.bytes_allocated += map_size;
-  tp_large.live_bytes += map_size;
-  if (tp_large.live_bytes > tp_large.peak_bytes) tp_large.peak_bytes = tp_large.live_bytes;
+  tp_large_count_alloc(map_size, requested);
   tp_lock_release(&tp_large_lock_);
   return base;
+}
+
+bool tp_large_reserve(void) {
+  tp_lock_acquire(&tp_large_lock_);
+  bool ok = (tp_table_used + 2) * 2 <= tp_table_capacity || tp_table_grow();
+  tp_lock_release(&tp_large_lock_);
+  return ok;
+}
+
+/* Takes over a mapping made elsewhere (a buddy block moved out). */
+void tp_large_adopt(void *base, size_t size, size_t requested) {
+  tp_lock_acquire(&tp_large_lock_);
+  bool inserted = tp_table_insert((uintptr_t)base, size);
+  if (inserted) tp_large_count_alloc(size, requested);
+  tp_lock_release(&tp_large_lock_);
+  if (!inserted) tp_fatal("realloc(): no memory to record the block at %p", base);
 }
 
 bool tp_large_free(void *p) {

@@ -83,6 +83,14 @@ void *tp_os_remap(void *p, size_t old_size, size_t new_size) {
   return r < 0 ? NULL : (void *)r;
 }
 
+/* Moves the pages of [p, p+size) to a new address; the old range stays
+ * mapped and reads as zero (MREMAP_DONTUNMAP, Linux 5.7).  NULL on failure. */
+void *tp_os_move_pages(void *p, size_t size) {
+  tp_stat_inc(tp_os_stats.pool_mremap);
+  long r = TP_SYS(SYS_mremap, p, size, size, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+  return r < 0 ? NULL : (void *)r;
+}
+
 void tp_os_release(void *p, size_t size) {
   tp_stat_inc(tp_os_stats.pool_madvise);
   TP_SYS(SYS_madvise, p, size, MADV_DONTNEED);

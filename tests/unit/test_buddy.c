@@ -132,6 +132,28 @@ static void test_grow_in_place(void **state) {
   assert_int_equal(allocated_pages(&unit_heap), 8);
 }
 
+static void test_move_out_keeps_pages(void **state) {
+  (void)state;
+  bool zeroed;
+  size_t size = 3u << 20;
+  char *p = tp_heap_alloc_pages(&unit_heap, size, 0, size, false, &zeroed);
+  for (size_t i = 0; i < size; i += TP_PAGE_SIZE) p[i] = (char)(i >> 12);
+  tp_segment *seg = tp_segment_of(p);
+  uint32_t first = tp_page_index(seg, p);
+  uint64_t released = unit_heap.released_pages;
+  char *q = tp_heap_move_out(&unit_heap, seg, first, 6u << 20);
+  assert_non_null(q);
+  assert_false(tp_segment_is_ours(q)); /* a mapping of its own now */
+  for (size_t i = 0; i < size; i += TP_PAGE_SIZE) assert_int_equal(q[i], (char)(i >> 12));
+  q[(6u << 20) - 1] = 1; /* the grown part is there too */
+  /* The old range went back to the buddy as fresh (not resident) pages, still mapped. */
+  assert_int_equal(TP_PAGE_KIND(seg->page_map[first]), TP_PAGE_FREE);
+  assert_int_equal(unit_heap.released_pages, released + (size >> TP_PAGE_SHIFT));
+  assert_int_equal(unit_heap.buddy_live_bytes, 0);
+  assert_int_equal(p[0], 0);
+  tp_os_unmap(q, 6u << 20);
+}
+
 static void test_growth_across_segments(void **state) {
   (void)state;
   /* Three 12 MiB blocks cannot share one 32 MiB segment with its header. */
@@ -150,6 +172,7 @@ int main(void) {
       cmocka_unit_test_setup(test_release_and_zeroed_reuse, unit_setup_heap),
       cmocka_unit_test_setup(test_heap_pages_and_page_map, unit_setup_heap),
       cmocka_unit_test_setup(test_grow_in_place, unit_setup_heap),
+      cmocka_unit_test_setup(test_move_out_keeps_pages, unit_setup_heap),
       cmocka_unit_test_setup(test_growth_across_segments, unit_setup_heap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
