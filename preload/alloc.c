@@ -263,6 +263,7 @@ TP_API void *realloc(void *p, size_t size) {
         if (tp_heap_grow_pages(info.seg->heap, info.seg, info.page, need)) return p;
       } else if (size > tp_opt.buddy_max && tp_large_reserve()) {
         size_t need = tp_align_up(size, TP_PAGE_SIZE);
+        tp_large_cache_flush(); /* fresh pages come: dead cached ones go first */
         void *q = tp_heap_move_out(info.seg->heap, info.seg, info.page, need);
         if (q) {
           tp_large_adopt(q, need, size);

@@ -256,6 +256,7 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
   }
   e->address = TP_LARGE_DELETED; /* nobody else may free p while it moves */
   tp_lock_release(&tp_large_lock_);
+  if (size > old_size) tp_large_cache_flush(); /* fresh pages come: dead cached ones go first */
   void *q = tp_os_remap(p, old_size, size);
   tp_lock_acquire(&tp_large_lock_);
   if (!q) {
@@ -283,6 +284,7 @@ void tp_large_maintain(uint64_t now) {
 
 size_t tp_large_cache_flush(void) {
   tp_cached_mapping victims[TP_LARGE_CACHE_SLOTS + 1];
+  if (__atomic_load_n(&tp_cache_count, __ATOMIC_RELAXED) == 0) return 0;
   tp_lock_acquire(&tp_large_lock_);
   uint32_t n = 0;
   size_t bytes = tp_cache_bytes;
