@@ -106,15 +106,15 @@ void tp_heap_tick_try(tp_heap *h) {
   tp_lock_release(&h->buddy_lock);
 }
 
-/* A large mapping is about to be faulted in: the heap's idle free blocks go
- * back first, so the process does not hold both.  Skipped when another
- * thread holds the heap. */
+/* A large mapping is about to be faulted in: the heap's free blocks of 32 KiB
+ * and more go back first, so the process does not hold both (skipped when
+ * another thread holds the heap).  Bursty multi-threaded big-block churn pays
+ * for this in refaults; peak RSS of runtimes is what it buys. */
 void tp_heap_purge_before_growth(tp_heap *h) {
+  uint64_t now = tp_os_now_ms();
   if (pthread_mutex_trylock(&h->buddy_lock) != 0) return;
   if (h->frees_since_coalesce) tp_buddy_coalesce(h);
-  /* Immediately, unless purged pages have been wanted back lately. */
-  uint64_t idle = h->release_delay_ms > tp_opt.release_delay_ms ? h->release_delay_ms : 0;
-  tp_buddy_purge(h, tp_os_now_ms(), idle, TP_PURGE_MIN_ORDER);
+  tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER);
   tp_lock_release(&h->buddy_lock);
 }
 
