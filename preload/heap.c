@@ -15,10 +15,10 @@
  *    delay go back whatever the utilisation (mimalloc's purge delay, in
  *    effect): churn reuses its blocks long before, since resident blocks are
  *    taken first, and idle memory is what makes peak RSS.  Before a large
- *    mapping is faulted in, idle blocks go at once.
+ *    mapping is faulted in, free blocks go at once, whatever their age.
  * The release delay adapts (h->release_delay_ms, from release_delay_ms): it
- * doubles whenever pages the pool purged are taken again, drifts back down
- * otherwise, and while it is raised the purge before a large mapping waits too. */
+ * doubles whenever pages the pool purged are taken again and drifts back down
+ * otherwise. */
 #include <errno.h>
 #include <string.h>
 
