@@ -212,9 +212,11 @@ void *tp_heap_move_out(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_s
   if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY) {
     uint32_t pages = TP_PAGE_DATA(entry);
     size_t size = (size_t)pages << TP_PAGE_SHIFT;
-    void *q = tp_os_move_pages(tp_page_address(seg, first), size);
+    void *p = tp_page_address(seg, first);
+    void *q = tp_os_move_pages(p, size);
     if (q) moved = tp_os_remap(q, size, new_size);
-    if (q && !moved) tp_fatal("realloc(): cannot grow a moved block at %p", q); /* pages would be lost */
+    if (q && !moved && !tp_os_move_pages_to(q, size, p)) /* no room to grow: put the pages back */
+      tp_fatal("realloc(): cannot move the block at %p back", p);
     if (moved) {
       seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
       tp_buddy_give_fresh(h, seg, first, pages);

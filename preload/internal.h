@@ -80,6 +80,7 @@ void *tp_os_map_at_hint(size_t size, size_t align); /* aligned; hint must be ali
 void tp_os_unmap(void *p, size_t size);
 void *tp_os_remap(void *p, size_t old_size, size_t new_size); /* NULL on failure */
 void *tp_os_move_pages(void *p, size_t size);  /* old range stays, zeroed */
+bool tp_os_move_pages_to(void *from, size_t size, void *to);
 void tp_os_release(void *p, size_t size);      /* MADV_DONTNEED */
 void tp_os_advise_huge(void *p, size_t size, bool huge);
 bool tp_os_mincore(void *p, size_t size, unsigned char *vec);

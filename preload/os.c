@@ -91,6 +91,12 @@ void *tp_os_move_pages(void *p, size_t size) {
   return r < 0 ? NULL : (void *)r;
 }
 
+/* Moves the pages of [from, from+size) back over [to, to+size). */
+bool tp_os_move_pages_to(void *from, size_t size, void *to) {
+  tp_stat_inc(tp_os_stats.pool_mremap);
+  return TP_SYS(SYS_mremap, from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) >= 0;
+}
+
 void tp_os_release(void *p, size_t size) {
   tp_stat_inc(tp_os_stats.pool_madvise);
   TP_SYS(SYS_madvise, p, size, MADV_DONTNEED);
