@@ -224,8 +224,9 @@ bool tp_large_free(void *p) {
   if (cache) {
     tp_cache[tp_cache_count++] = (tp_cached_mapping){p, size, now};
     tp_cache_bytes += size;
+  } else {
+    victims[n++] = (tp_cached_mapping){p, size, now};
   }
-  else victims[n++] = (tp_cached_mapping){p, size, now};
   tp_lock_release(&tp_large_lock_);
   tp_unmap_victims(victims, n);
   return true;

@@ -14,19 +14,24 @@ static int setup(void **state) {
   return 0;
 }
 
-static void test_first_free_is_not_cached(void **state) {
-  (void)state;
-  /* setup freed a 32 MiB mapping: a 70 MiB one was never seen, so it goes back. */
+/* Maps a block of `size`, frees it, and checks the free unmapped it at once. */
+static void assert_free_unmaps(size_t size) {
   tierpool_tier_stats_t before, after;
   tp_large_stats(&before);
   bool zeroed;
-  void *p = tp_large_alloc(70u << 20, 0, 70u << 20, false, &zeroed);
-  tp_large_free(p);
+  tp_large_free(tp_large_alloc(size, 0, size, false, &zeroed));
   tp_large_stats(&after);
   assert_int_equal(after.releases, before.releases + 1);
   assert_int_equal(after.resident_bytes, 0);
+}
+
+static void test_first_free_is_not_cached(void **state) {
+  (void)state;
+  /* setup freed a 32 MiB mapping: a 70 MiB one was never seen, so it goes back. */
+  assert_free_unmaps(70u << 20);
   /* calloc never gets a cached (dirty) mapping. */
-  p = tp_large_alloc(8u << 20, 0, 8u << 20, false, &zeroed);
+  bool zeroed;
+  void *p = tp_large_alloc(8u << 20, 0, 8u << 20, false, &zeroed);
   tp_large_free(p);
   void *q = tp_large_alloc(8u << 20, 0, 8u << 20, true, &zeroed);
   assert_true(zeroed);
@@ -106,14 +111,7 @@ static void test_no_cache_unmaps_at_once(void **state) {
   (void)state;
   const char *env[] = {"TIERPOOL_LARGE_CACHE_MS=0", NULL};
   unit_load_options(NULL, env);
-  tierpool_tier_stats_t before, after;
-  tp_large_stats(&before);
-  bool zeroed;
-  void *p = tp_large_alloc(6u << 20, 0, 6u << 20, false, &zeroed);
-  tp_large_free(p);
-  tp_large_stats(&after);
-  assert_int_equal(after.releases, before.releases + 1);
-  assert_int_equal(after.resident_bytes, 0);
+  assert_free_unmaps(6u << 20);
 }
 
 static void test_cache_cap_and_expiry(void **state) {
