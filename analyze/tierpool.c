@@ -16,6 +16,8 @@ struct command {
 
 static const struct command commands[] = {
     {"run", cmd_run, "run a program with libtierpool.so preloaded"},
+    {"record", cmd_record, "run a program with the allocation profiler on and name its traces"},
+    {"dump", cmd_dump, "print the records of a trace as text, or their counts"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

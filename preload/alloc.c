@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "recorder.h"
 
 /* ---- slab tier ----------------------------------------------------------- */
 
@@ -146,7 +147,9 @@ static tp_ptr_info tp_classify(void *p) {
 }
 
 static TP_COLD __attribute__((noreturn)) void tp_bad_pointer(const char *call, void *p, tp_ptr_kind kind) {
-  tp_fatal("%s(): %s %p", call, kind == TP_PTR_DOUBLE_FREE ? "double free" : "invalid pointer", p);
+  const char *what = kind == TP_PTR_DOUBLE_FREE ? "double free" : "invalid pointer";
+  if (tp_rec_active) tp_rec_bad_free(call, p, what);
+  tp_fatal("%s(): %s %p", call, what, p);
 }
 
 static void tp_free_slab_block(tp_span *slab, void *p) {
@@ -168,9 +171,13 @@ static void tp_free_slab_block(tp_span *slab, void *p) {
   }
 }
 
-static TP_NOINLINE void tp_free_slow(void *p, const char *call) {
+/* record: false for realloc's own frees, which realloc records itself. */
+static TP_NOINLINE void tp_free_slow(void *p, const char *call, bool record) {
   if (!p) return;
   tp_ptr_info info = tp_classify(p);
+  /* Recorded before the block goes back, so that its address cannot be handed
+   * out (and sampled) again before its free is on record. */
+  if (tp_unlikely(tp_rec_active) && record && info.kind >= TP_PTR_SLAB) tp_rec_free(p, info.usable);
   switch (info.kind) {
     case TP_PTR_SLAB: tp_free_slab_block(info.slab, p); return;
     case TP_PTR_BUDDY: tp_heap_free_pages(info.seg->heap, info.seg, info.page, p, call); return;
@@ -194,6 +201,7 @@ static inline void tp_free(void *p) {
       void **block = p;
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
                     block[1] != (void *)tp_free_key)) {
+        if (tp_unlikely(tp_rec_active)) tp_rec_free(p, slab->block_size);
         uint32_t cls = slab->class_idx;
         tp_bin *bin = &tc->bins[cls];
         block[0] = bin->head;
@@ -205,14 +213,46 @@ static inline void tp_free(void *p) {
       }
     }
   }
-  tp_free_slow(p, "free");
+  tp_free_slow(p, "free", true);
+}
+
+/* ---- recording (profiling and validation) -------------------------------- */
+/* With the recorder off, each entry point pays one predictable branch on
+ * tp_rec_active; these run only when it is on. */
+
+static TP_NOINLINE void tp_record_alloc(void *p, size_t size, size_t align) {
+  if (!p) return;
+  tierpool_tier_t tier = TIERPOOL_TIER_LARGE;
+  if (tp_segment_is_ours(p)) {
+    tp_segment *seg = tp_segment_of(p);
+    tier = TP_PAGE_KIND(seg->page_map[tp_page_index(seg, p)]) == TP_PAGE_SLAB ? TIERPOOL_TIER_SLAB
+                                                                               : TIERPOOL_TIER_BUDDY;
+  }
+  tp_rec_alloc(p, size, align, tier);
+}
+
+/* A block's usable size from the page map or the large table, without the
+ * validity checks of the free path. */
+static size_t tp_usable_unchecked(void *p) {
+  if (tp_segment_is_ours(p)) {
+    tp_segment *seg = tp_segment_of(p);
+    uint32_t entry = seg->page_map[tp_page_index(seg, p)];
+    if (TP_PAGE_KIND(entry) == TP_PAGE_SLAB) return seg->spans[TP_PAGE_DATA(entry)].block_size;
+    if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY) return (size_t)TP_PAGE_DATA(entry) << TP_PAGE_SHIFT;
+    return 0;
+  }
+  return ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0 ? tp_large_usable_size(p) : 0;
 }
 
 /* ---- the API ------------------------------------------------------------- */
 
-TP_API void *malloc(size_t size) { return tp_malloc(size); }
+TP_API void *malloc(size_t size) {
+  void *p = tp_malloc(size);
+  if (tp_unlikely(tp_rec_active)) tp_record_alloc(p, size, TP_MIN_ALIGN);
+  return p;
+}
 
-TP_API void free(void *p) { tp_free(p); }
+TP_API void free(void *p) { tp_free(p); } /* records in its paths when the recorder is on */
 
 TP_API void *calloc(size_t count, size_t size) {
   size_t total;
@@ -228,6 +268,7 @@ TP_API void *calloc(size_t count, size_t size) {
     p = tp_alloc_general(total, TP_MIN_ALIGN, true, &zeroed);
   }
   if (p && !zeroed) memset(p, 0, total);
+  if (tp_unlikely(tp_rec_active)) tp_record_alloc(p, total, TP_MIN_ALIGN);
   return p;
 }
 
@@ -237,12 +278,16 @@ static size_t tp_usable_or_die(void *p, const char *call, tp_ptr_info *info) {
   return info->usable;
 }
 
-TP_API void *realloc(void *p, size_t size) {
+/* *freed_on_record: the old block went back through the free path, which
+ * recorded it (the recorder is on); every other way, realloc records it. */
+static void *tp_realloc(void *p, size_t size, bool *freed_on_record) {
+  *freed_on_record = tp_rec_active;
   if (!p) return tp_malloc(size);
   if (size == 0) {
-    tp_free_slow(p, "realloc");
+    tp_free_slow(p, "realloc", true);
     return NULL;
   }
+  *freed_on_record = false;
   if (size > PTRDIFF_MAX - TP_SEGMENT_SIZE) {
     errno = ENOMEM;
     return NULL;
@@ -284,8 +329,30 @@ TP_API void *realloc(void *p, size_t size) {
   void *q = tp_malloc(size);
   if (!q) return NULL;
   memcpy(q, p, size < usable ? size : usable);
+  *freed_on_record = tp_rec_active;
   tp_free(p);
   return q;
+}
+
+/* Recorded as a free and an allocation, as heaptrack counts it: the old
+ * block's lifetime ends, the new one's starts.  A failed realloc records
+ * nothing: the old block lives on.  (A large block moved by mremap is
+ * recorded freed just after the move; its old address could in theory be
+ * mapped and sampled by another thread in between, which would lose one
+ * lifetime, never corrupt the pool.) */
+static TP_NOINLINE void *tp_realloc_recorded(void *p, size_t size) {
+  size_t old_usable = p ? tp_usable_unchecked(p) : 0;
+  bool freed_on_record;
+  void *q = tp_realloc(p, size, &freed_on_record);
+  if (q && p && !freed_on_record && old_usable) tp_rec_free(p, old_usable);
+  tp_record_alloc(q, size, TP_MIN_ALIGN);
+  return q;
+}
+
+TP_API void *realloc(void *p, size_t size) {
+  if (tp_unlikely(tp_rec_active)) return tp_realloc_recorded(p, size);
+  bool freed_on_record;
+  return tp_realloc(p, size, &freed_on_record);
 }
 
 TP_API void *reallocarray(void *p, size_t count, size_t size) {
@@ -298,9 +365,14 @@ TP_API void *reallocarray(void *p, size_t count, size_t size) {
 }
 
 static void *tp_aligned(size_t align, size_t size) {
-  if (align <= TP_MIN_ALIGN) return tp_malloc(size);
+  void *p;
   bool zeroed;
-  return tp_alloc_general(size, align, false, &zeroed);
+  if (align <= TP_MIN_ALIGN)
+    p = tp_malloc(size);
+  else
+    p = tp_alloc_general(size, align, false, &zeroed);
+  if (tp_unlikely(tp_rec_active)) tp_record_alloc(p, size, align < TP_MIN_ALIGN ? TP_MIN_ALIGN : align);
+  return p;
 }
 
 TP_API int posix_memalign(void **out, size_t align, size_t size) {

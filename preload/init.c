@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "recorder.h"
 
 _Atomic int tp_init_state;
 static int tp_stats_fd = 2;
@@ -22,6 +23,7 @@ static _Atomic bool tp_background_running;
 
 
 static void tp_fork_prepare(void) {
+  tp_rec_fork_prepare(); /* the recorder's lock is never held while pool locks are taken */
   tp_tcache_registry_lock();
   tp_heap_lock_all(&tp_main_heap);
   tp_large_lock();
@@ -31,6 +33,7 @@ static void tp_fork_parent(void) {
   tp_large_unlock();
   tp_heap_unlock_all(&tp_main_heap);
   tp_tcache_registry_unlock();
+  tp_rec_fork_parent();
 }
 
 static void tp_fork_child(void) {
@@ -39,6 +42,7 @@ static void tp_fork_child(void) {
   tp_tcache_registry_unlock(); /* held by this thread since prepare */
   atomic_store(&tp_background_running, false);
   tp_tcache_after_fork_child();
+  tp_rec_fork_child();
 }
 
 /* The kernel hands every process 16 random bytes (AT_RANDOM): no system call. */
@@ -104,13 +108,17 @@ static void tp_background_start(void) {
   pthread_attr_destroy(&attr);
 }
 
+/* The recorder starts here, not in the first malloc: the loader is done and
+ * may be asked about modules (dl_iterate_phdr), files may be opened. */
 __attribute__((constructor)) static void tp_constructor(void) {
   tp_ensure_init();
   tp_background_start();
+  tp_rec_start();
 }
 
 /* Preloaded libraries are finalised last, so this sees the program's whole run. */
 __attribute__((destructor)) static void tp_destructor(void) {
+  tp_rec_finish();
   if (atomic_load(&tp_init_state) == 2 && tp_opt.stats) tierpool_stats_print(tp_stats_fd);
 }
 

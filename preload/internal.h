@@ -47,15 +47,33 @@
     "bytes of blocks a thread may cache per size class (at least 4 blocks)")                \
   X(BOOL, background_thread, "off", 0, 1,                                                    \
     "run maintenance (coalescing, release, cache expiry) in a thread every 100 ms")         \
-  X(BOOL, stats, "off", 0, 1, "print statistics to stderr at exit")
+  X(BOOL, stats, "off", 0, 1, "print statistics to stderr at exit")                         \
+  X(BOOL, profile, "off", 0, 1, "record an allocation profile (tierpool record sets this)")  \
+  X(RATIO, sample_rate, "0.01", 0, 1, "probability that an allocation is sampled with its stack") \
+  X(SIZE, sample_bytes, "0", 0, (uint64_t)1 << 40,                                           \
+    "sample by bytes instead: mean bytes between samples (0: sample by count)")             \
+  X(PATH, trace, "./tierpool-%e-%p.tpt", 0, 0, "trace file; %p: pid, %e: executable name") \
+  X(COUNT, stack_depth, "64", 1, 64, "deepest call stack recorded, in frames")              \
+  X(COUNT, sample_seed, "0", 0, UINT64_MAX, "seed of the sampling (0: random per process)") \
+  X(BOOL, validate, "off", 0, 1, "track every allocation: leak report and bad frees with stacks")
 
-enum tp_option_kind { TP_OPT_CLASSES, TP_OPT_SIZE, TP_OPT_MS, TP_OPT_BOOL, TP_OPT_RATIO };
+enum tp_option_kind { TP_OPT_CLASSES, TP_OPT_SIZE, TP_OPT_MS, TP_OPT_COUNT, TP_OPT_BOOL, TP_OPT_RATIO, TP_OPT_PATH };
+#define TP_OPTION_PATH_MAX 256
 
 typedef struct tp_options {
-#define TP_OPTION_FIELD(kind, key, def, lo, hi, help) TP_OPTION_CTYPE_##kind key;
+#define TP_OPTION_FIELD(kind, key, def, lo, hi, help) TP_OPTION_CTYPE_##kind key TP_OPTION_DIM_##kind;
+#define TP_OPTION_DIM_CLASSES
+#define TP_OPTION_DIM_SIZE
+#define TP_OPTION_DIM_MS
+#define TP_OPTION_DIM_COUNT
+#define TP_OPTION_DIM_BOOL
+#define TP_OPTION_DIM_RATIO
+#define TP_OPTION_DIM_PATH [TP_OPTION_PATH_MAX]
+#define TP_OPTION_CTYPE_PATH char
 #define TP_OPTION_CTYPE_CLASSES uint32_t /* class count; the table is tp_classes */
 #define TP_OPTION_CTYPE_SIZE uint64_t
 #define TP_OPTION_CTYPE_MS uint64_t
+#define TP_OPTION_CTYPE_COUNT uint64_t
 #define TP_OPTION_CTYPE_BOOL bool
 #define TP_OPTION_CTYPE_RATIO double
   TP_OPTION_LIST(TP_OPTION_FIELD)

@@ -10,12 +10,15 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "recorder.h"
 
 static void *tp_syscall_pointer(long result) { return result == -1 ? MAP_FAILED : (void *)result; }
 
 TP_API void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
   tp_stat_inc(tp_os_stats.host_mmap);
-  return tp_syscall_pointer(syscall(SYS_mmap, addr, length, prot, flags, fd, offset));
+  void *p = tp_syscall_pointer(syscall(SYS_mmap, addr, length, prot, flags, fd, offset));
+  if (tp_unlikely(tp_rec_active) && p != MAP_FAILED) tp_rec_mmap(TP_REC_MMAP, p, length, prot, flags, NULL);
+  return p;
 }
 
 TP_API void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off64_t offset) {
@@ -24,7 +27,9 @@ TP_API void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off6
 
 TP_API int munmap(void *addr, size_t length) {
   tp_stat_inc(tp_os_stats.host_munmap);
-  return (int)syscall(SYS_munmap, addr, length);
+  int r = (int)syscall(SYS_munmap, addr, length);
+  if (tp_unlikely(tp_rec_active) && r == 0) tp_rec_mmap(TP_REC_MUNMAP, addr, length, 0, 0, NULL);
+  return r;
 }
 
 TP_API void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...) {
@@ -36,15 +41,21 @@ TP_API void *mremap(void *old_address, size_t old_size, size_t new_size, int fla
     va_end(ap);
   }
   tp_stat_inc(tp_os_stats.host_mremap);
-  return tp_syscall_pointer(syscall(SYS_mremap, old_address, old_size, new_size, flags, new_address));
+  void *p = tp_syscall_pointer(syscall(SYS_mremap, old_address, old_size, new_size, flags, new_address));
+  if (tp_unlikely(tp_rec_active) && p != MAP_FAILED) tp_rec_mmap(TP_REC_MREMAP, p, new_size, 0, flags, old_address);
+  return p;
 }
 
 TP_API int mprotect(void *addr, size_t length, int prot) {
   tp_stat_inc(tp_os_stats.host_mprotect);
-  return (int)syscall(SYS_mprotect, addr, length, prot);
+  int r = (int)syscall(SYS_mprotect, addr, length, prot);
+  if (tp_unlikely(tp_rec_active) && r == 0) tp_rec_mmap(TP_REC_MPROTECT, addr, length, prot, 0, NULL);
+  return r;
 }
 
 TP_API int madvise(void *addr, size_t length, int advice) {
   tp_stat_inc(tp_os_stats.host_madvise);
-  return (int)syscall(SYS_madvise, addr, length, advice);
+  int r = (int)syscall(SYS_madvise, addr, length, advice);
+  if (tp_unlikely(tp_rec_active) && r == 0) tp_rec_mmap(TP_REC_MADVISE, addr, length, advice, 0, NULL);
+  return r;
 }

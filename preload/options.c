@@ -130,8 +130,12 @@ static bool tp_option_parse(const tp_option_desc *o, const char *value, size_t l
       return true;
     case TP_OPT_SIZE:
     case TP_OPT_MS:
-      if (!tp_parse_size(value, len, &n) || (o->kind == TP_OPT_MS && (value[len - 1] | 0x20) > '9'))
-        return (*why = o->kind == TP_OPT_MS ? "want milliseconds" : "want a size like 4M"), false;
+    case TP_OPT_COUNT:
+      if (!tp_parse_size(value, len, &n) || (o->kind != TP_OPT_SIZE && (value[len - 1] | 0x20) > '9'))
+        return (*why = o->kind == TP_OPT_MS      ? "want milliseconds"
+                       : o->kind == TP_OPT_COUNT ? "want a number"
+                                                 : "want a size like 4M"),
+               false;
       if (n < o->min || n > o->max) return (*why = "out of range"), false;
       *(uint64_t *)field = n;
       return true;
@@ -140,6 +144,11 @@ static bool tp_option_parse(const tp_option_desc *o, const char *value, size_t l
       return true;
     case TP_OPT_RATIO:
       if (!tp_parse_ratio(value, len, (double *)field)) return (*why = "want a number from 0 to 1"), false;
+      return true;
+    case TP_OPT_PATH:
+      if (len == 0 || len >= TP_OPTION_PATH_MAX) return (*why = "want a path of 1 to 255 bytes"), false;
+      memcpy(field, value, len);
+      field[len] = '\0';
       return true;
   }
   return false;
@@ -260,9 +269,11 @@ size_t tp_options_format(char *buf, size_t cap) {
         TP_APPEND("\n");
         break;
       case TP_OPT_SIZE:
-      case TP_OPT_MS: TP_APPEND("%s = %llu\n", o->key, (unsigned long long)*(const uint64_t *)field); break;
+      case TP_OPT_MS:
+      case TP_OPT_COUNT: TP_APPEND("%s = %llu\n", o->key, (unsigned long long)*(const uint64_t *)field); break;
       case TP_OPT_BOOL: TP_APPEND("%s = %s\n", o->key, *(const bool *)field ? "on" : "off"); break;
-      case TP_OPT_RATIO: TP_APPEND("%s = %.2f\n", o->key, *(const double *)field); break;
+      case TP_OPT_RATIO: TP_APPEND("%s = %g\n", o->key, *(const double *)field); break;
+      case TP_OPT_PATH: TP_APPEND("%s = %s\n", o->key, field); break;
     }
   }
 #undef TP_APPEND

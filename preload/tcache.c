@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "recorder.h"
 
 __thread tp_tcache *tp_tcache_current;
 static __thread bool tp_thread_exiting;
@@ -58,6 +59,7 @@ static void tp_registry_unlink(tp_tcache *tc) {
 
 static void tp_tcache_thread_exit(void *arg) {
   tp_tcache *tc = arg;
+  if (tp_rec_active) tp_rec_thread_exit();
   tp_tcache_flush_all(tc);
   tp_tcache_current = NULL;
   tp_thread_exiting = true;

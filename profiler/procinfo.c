@@ -1,0 +1,262 @@
+/* procinfo.c — facts about the process for offline analysis: who it is, which
+ * ELF modules are loaded where (with build-ids, for symbolisation), its large
+ * address-space reservations (Wasm linear memories, from /proc/self/maps: this
+ * sees runtimes that map through raw system calls too), and the JIT perf map.
+ * Runs on the writer thread only. */
+#include <fcntl.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "recorder_private.h"
+
+#define TP_REC_RESERVATION_MIN ((uint64_t)64 << 20) /* smaller anonymous ranges are not reported */
+#define TP_REC_MODULES_MAX 4096
+#define TP_REC_PERF_MAP_CHUNK (1u << 20)
+
+static uintptr_t tp_rec_modules_seen[TP_REC_MODULES_MAX]; /* load address of each emitted module */
+static uint32_t tp_rec_modules_seen_count;
+static unsigned long long tp_rec_modules_adds = ~0ull;
+static uint64_t tp_rec_perf_map_offset;
+
+void tp_rec_procinfo_reset(void) {
+  tp_rec_modules_seen_count = 0;
+  tp_rec_modules_adds = ~0ull;
+  tp_rec_perf_map_offset = 0;
+}
+
+/* Reads a whole small /proc file into a malloc'd buffer (NUL-terminated). */
+static char *tp_rec_slurp(const char *path, size_t *len_out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (len + 1 == cap) {
+      char *bigger = realloc(buf, cap * 2);
+      if (!bigger) break;
+      buf = bigger, cap *= 2;
+    }
+    ssize_t n = read(fd, buf + len, cap - len - 1);
+    if (n <= 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  if (buf) buf[len] = '\0';
+  if (len_out) *len_out = len;
+  return buf;
+}
+
+void tp_rec_emit_process(tp_rec_out *out) {
+  Tierpool__Trace__Process process = TIERPOOL__TRACE__PROCESS__INIT;
+  char exe[4096] = "", host[256] = "";
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) exe[n] = '\0';
+  gethostname(host, sizeof host - 1);
+  size_t cmdline_len = 0;
+  char *cmdline = tp_rec_slurp("/proc/self/cmdline", &cmdline_len);
+  char *argv[256];
+  size_t argc = 0;
+  for (size_t i = 0; cmdline && i < cmdline_len && argc < 256; i += strlen(cmdline + i) + 1) argv[argc++] = cmdline + i;
+  process.pid = (uint32_t)getpid();
+  process.ppid = (uint32_t)getppid();
+  process.executable = exe;
+  process.n_argv = argc;
+  process.argv = argv;
+  process.hostname = host;
+  process.start_unix_ns = tp_rec.start_unix_ns;
+  process.start_mono_ns = tp_rec.start_mono_ns;
+  process.sample_rate = tp_rec.sample_bytes ? 0 : tp_rec.sample_rate;
+  process.sample_bytes = tp_rec.sample_bytes;
+  uint32_t classes[TP_MAX_CLASSES];
+  for (uint32_t c = 0; c < tp_classes.count; c++) classes[c] = tp_classes.classes[c].size;
+  process.n_size_classes = tp_classes.count;
+  process.size_classes = classes;
+  process.buddy_max = tp_opt.buddy_max;
+  process.validate = tp_opt.validate;
+  Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+  record.kind_case = TIERPOOL__TRACE__RECORD__KIND_PROCESS;
+  record.process = &process;
+  tp_rec_out_record(out, &record);
+  free(cmdline);
+}
+
+/* The GNU build-id note of a loaded module, read from its mapped PT_NOTE. */
+static size_t tp_rec_build_id(const struct dl_phdr_info *info, const uint8_t **id) {
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_NOTE) continue;
+    const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+      const ElfW(Nhdr) *note = (const ElfW(Nhdr) *)p;
+      const uint8_t *name = p + sizeof *note, *desc = name + ((note->n_namesz + 3) & ~3u);
+      if (desc + note->n_descsz > end) break;
+      if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+        *id = desc;
+        return note->n_descsz;
+      }
+      p = desc + ((note->n_descsz + 3) & ~3u);
+    }
+  }
+  return 0;
+}
+
+static int tp_rec_module_visit(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  tp_rec_out *out = data;
+  for (uint32_t i = 0; i < tp_rec_modules_seen_count; i++)
+    if (tp_rec_modules_seen[i] == info->dlpi_addr + 1) return 0; /* +1: the executable's bias may be 0 */
+  if (tp_rec_modules_seen_count == TP_REC_MODULES_MAX) return 1;
+  tp_rec_modules_seen[tp_rec_modules_seen_count++] = info->dlpi_addr + 1;
+  Tierpool__Trace__Module module = TIERPOOL__TRACE__MODULE__INIT;
+  Tierpool__Trace__Module__Segment segments[16], *segment_ptrs[16];
+  char exe[4096];
+  const char *path = info->dlpi_name;
+  if (!path || !*path) { /* the main program */
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    path = exe;
+  }
+  module.path = (char *)path;
+  const uint8_t *id = NULL;
+  module.build_id.len = tp_rec_build_id(info, &id);
+  module.build_id.data = (uint8_t *)id;
+  module.load_bias = info->dlpi_addr;
+  module.time_ns = tp_rec_modules_adds == ~0ull ? 0 : tp_rec_now_ns();
+  for (int i = 0; i < info->dlpi_phnum && module.n_segments < 16; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    Tierpool__Trace__Module__Segment *s = &segments[module.n_segments];
+    tierpool__trace__module__segment__init(s);
+    s->vaddr = ph->p_vaddr;
+    s->memsz = ph->p_memsz;
+    s->file_offset = ph->p_offset;
+    s->executable = (ph->p_flags & PF_X) != 0;
+    segment_ptrs[module.n_segments++] = s;
+  }
+  module.segments = segment_ptrs;
+  Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+  record.kind_case = TIERPOOL__TRACE__RECORD__KIND_MODULE;
+  record.module = &module;
+  tp_rec_out_record(out, &record);
+  return 0;
+}
+
+static int tp_rec_adds_visit(struct dl_phdr_info *info, size_t size, void *data) {
+  if (size >= offsetof(struct dl_phdr_info, dlpi_subs)) *(unsigned long long *)data = info->dlpi_adds;
+  return 1;
+}
+
+/* Modules loaded since the last call (all of them the first time); the
+ * loader's counter of additions makes the common case one callback. */
+void tp_rec_emit_new_modules(tp_rec_out *out) {
+  unsigned long long adds = 0;
+  dl_iterate_phdr(tp_rec_adds_visit, &adds);
+  if (adds == tp_rec_modules_adds) return;
+  dl_iterate_phdr(tp_rec_module_visit, out);
+  tp_rec_modules_adds = adds;
+}
+
+/* Contiguous anonymous ranges of 64 MiB and more, and how much of each is
+ * accessible: a Wasm linear memory is a large PROT_NONE reservation whose
+ * accessible part grows with memory.grow.  The pool's own segments are left out. */
+static size_t tp_rec_reservations(Tierpool__Trace__Snapshot__Reservation *out, size_t cap) {
+  size_t len = 0, count = 0;
+  char *maps = tp_rec_slurp("/proc/self/maps", &len);
+  if (!maps) return 0;
+  uint64_t run_start = 0, run_end = 0, run_accessible = 0;
+  for (char *line = maps; line && *line;) {
+    char *next = strchr(line, '\n');
+    if (next) *next++ = '\0';
+    unsigned long long start, end, inode;
+    char perms[8], path[64] = "";
+    int fields = sscanf(line, "%llx-%llx %7s %*s %*s %llu %63s", &start, &end, perms, &inode, path);
+    bool anonymous = fields >= 4 && inode == 0 && (path[0] == '\0' || strncmp(path, "[anon", 5) == 0);
+    bool ours = anonymous && tp_segment_is_ours((void *)(uintptr_t)start);
+    if (anonymous && !ours && start == run_end) {
+      run_end = end;
+    } else {
+      if (run_end - run_start >= TP_REC_RESERVATION_MIN && count < cap) {
+        tierpool__trace__snapshot__reservation__init(&out[count]);
+        out[count].start = run_start;
+        out[count].size = run_end - run_start;
+        out[count++].accessible = run_accessible;
+      }
+      run_start = anonymous && !ours ? start : 0;
+      run_end = anonymous && !ours ? end : 0;
+      run_accessible = 0;
+    }
+    if (anonymous && !ours && strncmp(perms, "---", 3) != 0) run_accessible += end - start;
+    line = next;
+  }
+  if (run_end - run_start >= TP_REC_RESERVATION_MIN && count < cap) {
+    tierpool__trace__snapshot__reservation__init(&out[count]);
+    out[count].start = run_start;
+    out[count].size = run_end - run_start;
+    out[count++].accessible = run_accessible;
+  }
+  free(maps);
+  return count;
+}
+
+void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us) {
+  Tierpool__Trace__Snapshot snapshot = TIERPOOL__TRACE__SNAPSHOT__INIT;
+  Tierpool__Trace__Snapshot__TierState tiers[TIERPOOL_TIER_COUNT], *tier_ptrs[TIERPOOL_TIER_COUNT];
+  static Tierpool__Trace__Snapshot__Reservation reservations[256];
+  Tierpool__Trace__Snapshot__Reservation *reservation_ptrs[256];
+  tierpool_stats_t stats;
+  tierpool_stats_get(&stats);
+  for (int t = 0; t < TIERPOOL_TIER_COUNT; t++) {
+    tierpool__trace__snapshot__tier_state__init(&tiers[t]);
+    tiers[t].tier = (uint32_t)t;
+    tiers[t].live = stats.tier[t].live_bytes;
+    tiers[t].resident = stats.tier[t].resident_bytes;
+    tiers[t].peak = stats.tier[t].peak_bytes;
+    tiers[t].allocs = stats.tier[t].allocs;
+    tiers[t].frees = stats.tier[t].frees;
+    tier_ptrs[t] = &tiers[t];
+  }
+  snapshot.time_us = time_us;
+  snapshot.n_tiers = TIERPOOL_TIER_COUNT;
+  snapshot.tiers = tier_ptrs;
+  snapshot.n_reservations = tp_rec_reservations(reservations, 256);
+  for (size_t i = 0; i < snapshot.n_reservations; i++) reservation_ptrs[i] = &reservations[i];
+  snapshot.reservations = reservation_ptrs;
+  char *statm = tp_rec_slurp("/proc/self/statm", NULL);
+  unsigned long long size_pages, rss_pages;
+  if (statm && sscanf(statm, "%llu %llu", &size_pages, &rss_pages) == 2)
+    snapshot.process_rss = rss_pages * (uint64_t)sysconf(_SC_PAGESIZE);
+  free(statm);
+  Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+  record.kind_case = TIERPOOL__TRACE__RECORD__KIND_SNAPSHOT;
+  record.snapshot = &snapshot;
+  tp_rec_out_record(out, &record);
+}
+
+/* New complete lines of /tmp/perf-PID.map (node --perf-basic-prof, wasmtime
+ * --profile=perfmap): the analyzer names JIT frames from them. */
+void tp_rec_emit_perf_map(tp_rec_out *out) {
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char *chunk = malloc(TP_REC_PERF_MAP_CHUNK);
+  ssize_t n = chunk ? pread(fd, chunk, TP_REC_PERF_MAP_CHUNK, (off_t)tp_rec_perf_map_offset) : -1;
+  close(fd);
+  size_t complete = 0;
+  for (ssize_t i = 0; i < n; i++)
+    if (chunk[i] == '\n') complete = (size_t)i + 1;
+  if (complete) {
+    Tierpool__Trace__PerfMap map = TIERPOOL__TRACE__PERF_MAP__INIT;
+    map.text.data = (uint8_t *)chunk;
+    map.text.len = complete;
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_PERF_MAP;
+    record.perf_map = &map;
+    tp_rec_out_record(out, &record);
+    tp_rec_perf_map_offset += complete;
+  }
+  free(chunk);
+}

@@ -1,0 +1,40 @@
+/* recorder.h — the profiler's entry points inside libtierpool.so, called by
+ * the pool's API (preload/alloc.c, mmap.c, init.c, tcache.c).
+ *
+ * Off (the default), none of these is called: the API tests tp_rec_active, one
+ * predictable branch.  On, every allocation and free is counted in a per-thread
+ * histogram; about one in 1/sample_rate is sampled with its stack; a writer
+ * thread turns the events into trace frames (writer.c). */
+#ifndef TP_RECORDER_H
+#define TP_RECORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tierpool.h"
+
+typedef enum tp_rec_mmap_kind {
+  TP_REC_MMAP = 0,
+  TP_REC_MUNMAP = 1,
+  TP_REC_MREMAP = 2,
+  TP_REC_MPROTECT = 3,
+  TP_REC_MADVISE = 4,
+} tp_rec_mmap_kind;
+
+/* True while profiling or validation is on: the API takes its recording path. */
+extern bool tp_rec_active;
+
+void tp_rec_start(void); /* once the pool is usable; opens the trace, starts the writer */
+void tp_rec_alloc(void *p, size_t size, size_t align, tierpool_tier_t tier);
+void tp_rec_free(void *p, size_t usable); /* before the block goes back */
+void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int flags, void *old_addr);
+void tp_rec_bad_free(const char *call, void *p, const char *what); /* validation: stack, before abort */
+void tp_rec_thread_exit(void);
+void tp_rec_before_exec(void);
+void tp_rec_fork_prepare(void);
+void tp_rec_fork_parent(void);
+void tp_rec_fork_child(void);
+void tp_rec_finish(void); /* at exit: the last frame; the leak report in validation mode */
+
+#endif /* TP_RECORDER_H */

@@ -1,0 +1,161 @@
+/* recorder_private.h — types shared by the recorder's files:
+ *   sampler.c   per-thread histograms, sampling, the table of live samples
+ *   stacks.c    stack capture (libunwind, frame pointers) and interning
+ *   procinfo.c  process facts, modules, reservations, perf map, JIT ranges
+ *   writer.c    event batches, the writer thread, trace frames
+ * One lock (tp_rec.lock) guards the batches and the tables; it is held for
+ * copies only, never across I/O, unwinding or compression. */
+#ifndef TP_RECORDER_PRIVATE_H
+#define TP_RECORDER_PRIVATE_H
+
+#include "buckets.h"
+#include "internal.h"
+#include "recorder.h"
+#include "trace.pb-c.h"
+
+#define TP_REC_MAX_DEPTH 64
+#define TP_REC_BATCH_MAX 65536u       /* events of each kind per batch; more are dropped */
+#define TP_REC_FLUSH_MS 250           /* the writer drains batches this often: bigger frames compress better */
+#define TP_REC_SNAPSHOT_MS 1000       /* histogram, snapshot, modules, perf map */
+
+/* Exact counts of one thread, bumped without atomics; summed by the writer. */
+typedef struct tp_rec_hist {
+  uint64_t allocs[TP_BUCKET_COUNT];
+  uint64_t bytes[TP_BUCKET_COUNT];
+  uint64_t frees[TP_BUCKET_COUNT];
+  struct tp_rec_hist *next;
+} tp_rec_hist;
+
+typedef struct tp_rec_thread {
+  int64_t skip;      /* allocations (or bytes) until the next sample */
+  uint64_t rng;      /* xorshift state for the geometric skips        */
+  tp_rec_hist *hist; /* NULL until the first event                    */
+  uint32_t id;       /* Thread.id in the trace, 0 until registered    */
+  bool busy;         /* inside the recorder: its own allocations are not recorded */
+  bool exited;       /* past thread exit: counts go to the shared hist */
+} tp_rec_thread;
+
+extern __thread tp_rec_thread tp_rec_self;
+
+typedef struct tp_rec_sample {
+  uint64_t id, time_ns, size, usable;
+  double weight;
+  uint32_t stack, thread;
+  uint8_t tier, align_log2;
+} tp_rec_sample;
+
+typedef struct tp_rec_free_event {
+  uint64_t id, time_ns;
+  uint32_t stack;
+} tp_rec_free_event;
+
+typedef struct tp_rec_mmap_event {
+  uint64_t time_ns, addr, length, old_addr;
+  uint32_t kind, prot, flags, stack, thread;
+} tp_rec_mmap_event;
+
+typedef struct tp_rec_jit_event {
+  uint64_t start, size, time_ns;
+  bool removed;
+} tp_rec_jit_event;
+
+/* Events since the writer's last swap.  Arrays are mapped once, never moved. */
+typedef struct tp_rec_batch {
+  tp_rec_sample *samples;
+  tp_rec_free_event *frees;
+  tp_rec_mmap_event *mmaps;
+  tp_rec_jit_event *jits;
+  uint32_t sample_count, free_count, mmap_count, jit_count;
+} tp_rec_batch;
+
+/* A live sampled block (open addressing, backward-shift deletion). */
+typedef struct tp_rec_live {
+  uintptr_t address; /* 0: empty slot */
+  uint64_t id, size, time_ns;
+  uint32_t stack, thread;
+} tp_rec_live;
+
+typedef struct tp_rec_thread_info {
+  uint32_t tid;
+  char name[16];
+} tp_rec_thread_info;
+
+typedef struct tp_recorder {
+  tp_lock lock;
+  tp_rec_batch batches[2];
+  uint32_t active;               /* batch being filled */
+  uint64_t next_sample_id;
+  uint64_t start_mono_ns, start_unix_ns;
+  double sample_rate;            /* 1 in validation mode */
+  uint64_t sample_bytes;         /* byte mode when non-zero */
+  uint64_t samples, dropped;
+  /* live samples */
+  tp_rec_live *live;
+  uint64_t live_capacity, live_count;
+  uint64_t filter_stale;         /* samples freed since the filter was rebuilt */
+  /* threads, indexed by Thread.id - 1 */
+  tp_rec_thread_info *threads;
+  uint32_t thread_count;
+  /* histograms: live threads' and the sum of exited ones */
+  tp_rec_hist *hists, *spare_hists;
+  tp_rec_hist retired;
+  /* output */
+  int fd;
+  char path[4096];
+  pid_t pid;
+  bool writer_running;
+} tp_recorder;
+
+extern tp_recorder tp_rec;
+
+/* The filter in front of the live table: one bit per hash slot, set for
+ * every live sample, 32 KiB so that it stays in cache (a free reads one
+ * bit).  Bits of freed samples stay set until the next rebuild. */
+#define TP_REC_FILTER_BITS 18
+extern _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
+static inline uint32_t tp_rec_filter_slot(const void *p) {
+  return (uint32_t)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - TP_REC_FILTER_BITS));
+}
+static inline bool tp_rec_filter_test(const void *p) {
+  uint32_t slot = tp_rec_filter_slot(p);
+  return (atomic_load_explicit(&tp_rec_filter[slot >> 6], memory_order_relaxed) >> (slot & 63)) & 1;
+}
+
+uint64_t tp_rec_now_ns(void); /* CLOCK_MONOTONIC, relative to the start */
+uint32_t tp_rec_thread_id(tp_rec_thread *t); /* registers the thread; lock held */
+void tp_rec_hist_sum(tp_rec_hist *out); /* lock held */
+
+/* stacks.c */
+bool tp_rec_stacks_init(void); /* loads the unwinder; false: cannot record stacks */
+void tp_rec_stacks_use_libgcc(void *libgcc);
+uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated);
+uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated); /* lock held */
+const uintptr_t *tp_rec_stack_frames(uint32_t id, uint32_t *depth, bool *truncated);
+uint32_t tp_rec_stack_count(void);
+void tp_rec_print_stack(int fd, const uintptr_t *frames, uint32_t depth);
+
+/* procinfo.c: each appends records to the writer's output */
+typedef struct tp_rec_out tp_rec_out;
+void tp_rec_out_record(tp_rec_out *out, Tierpool__Trace__Record *record);
+void tp_rec_emit_process(tp_rec_out *out);
+void tp_rec_emit_new_modules(tp_rec_out *out);
+void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us);
+void tp_rec_emit_perf_map(tp_rec_out *out);
+void tp_rec_procinfo_reset(void); /* a forked child emits everything again */
+
+/* jit.c */
+bool tp_rec_in_jit(uintptr_t pc);
+
+/* writer.c */
+bool tp_rec_writer_open(void);
+void tp_rec_writer_start(void);
+typedef enum tp_rec_flush_mode {
+  TP_REC_FLUSH_PERIODIC, /* the writer thread's 250 ms beat            */
+  TP_REC_FLUSH_EXEC,     /* all data now; the program may go on (exec failed) */
+  TP_REC_FLUSH_FINAL,    /* all data and the End record: exit          */
+} tp_rec_flush_mode;
+void tp_rec_writer_flush(tp_rec_flush_mode mode);
+void tp_rec_writer_after_fork_child(void);
+void *tp_rec_map(size_t size); /* zeroed pages for the recorder's own tables */
+
+#endif /* TP_RECORDER_PRIVATE_H */

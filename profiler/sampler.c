@@ -1,0 +1,454 @@
+/* sampler.c — what happens on each allocation and free while recording:
+ * the exact per-thread histogram, the geometric sampling decision, and the
+ * table of live sampled blocks that gives each sample its lifetime.
+ *
+ * Cost: an unsampled allocation bumps two counters and a skip counter; an
+ * unsampled free bumps one counter and reads one bit of the filter. */
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "recorder_private.h"
+
+bool tp_rec_active;
+__thread tp_rec_thread tp_rec_self;
+tp_recorder tp_rec = {.lock = TP_LOCK_INITIALIZER, .fd = -1};
+_Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
+
+static uint64_t tp_rec_clock_ns(clockid_t clock) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t tp_rec_now_ns(void) { return tp_rec_clock_ns(CLOCK_MONOTONIC) - tp_rec.start_mono_ns; }
+
+/* ---- sampling decision ---------------------------------------------------- */
+
+static uint64_t tp_rec_random(tp_rec_thread *t) { /* xorshift64* */
+  t->rng ^= t->rng >> 12;
+  t->rng ^= t->rng << 25;
+  t->rng ^= t->rng >> 27;
+  return t->rng * 0x2545F4914F6CDD1Dull;
+}
+
+/* Uniform in (0, 1]: never 0, so its logarithm is finite. */
+static double tp_rec_uniform(tp_rec_thread *t) {
+  return ((double)(tp_rec_random(t) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+}
+
+/* Natural logarithm and exponential, accurate to ~1e-8: enough to draw skips,
+ * and the library stays free of libm (one shared object less per exec). */
+static double tp_rec_ln(double x) { /* x > 0 */
+  uint64_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  int exponent = (int)((bits >> 52) & 0x7ff) - 1023;
+  bits = (bits & ((1ull << 52) - 1)) | (1023ull << 52);
+  double m, s, s2;
+  memcpy(&m, &bits, sizeof m); /* x = m * 2^exponent, m in [1, 2) */
+  s = (m - 1) / (m + 1), s2 = s * s;
+  double series = s * (2 + s2 * (2.0 / 3 + s2 * (2.0 / 5 + s2 * (2.0 / 7 + s2 * (2.0 / 9 + s2 * (2.0 / 11 + s2 * 2.0 / 13))))));
+  return exponent * 0.6931471805599453 + series;
+}
+
+static double tp_rec_exp(double y) { /* y <= 0 */
+  if (y < -700) return 0;
+  int k = (int)(y / 0.6931471805599453 - 0.5);
+  double r = y - k * 0.6931471805599453, term = 1, sum = 1;
+  for (int i = 1; i < 14; i++) term *= r / i, sum += term;
+  uint64_t scale_bits = (uint64_t)(k + 1023) << 52;
+  double scale;
+  memcpy(&scale, &scale_bits, sizeof scale);
+  return sum * scale;
+}
+
+/* Allocations (count mode) or bytes (byte mode) until the next sample:
+ * geometric / exponential, so every allocation has the same chance and no
+ * random number is drawn per call. */
+static int64_t tp_rec_next_skip(tp_rec_thread *t) {
+  if (tp_rec.sample_bytes) {
+    double bytes = -tp_rec_ln(tp_rec_uniform(t)) * (double)tp_rec.sample_bytes;
+    return bytes >= 9e18 ? INT64_MAX : (int64_t)bytes + 1;
+  }
+  if (tp_rec.sample_rate >= 1.0) return 1;
+  if (tp_rec.sample_rate <= 0.0) return INT64_MAX;
+  double skips = tp_rec_ln(tp_rec_uniform(t)) / tp_rec_ln(1.0 - tp_rec.sample_rate); /* >= 0: truncation floors */
+  return skips >= 9e18 ? INT64_MAX : (int64_t)skips + 1;
+}
+
+/* Allocations one sample stands for: 1/rate by count; by bytes, the inverse
+ * of the chance that an allocation of this size is hit. */
+static double tp_rec_weight(uint64_t size) {
+  if (!tp_rec.sample_bytes) return 1.0 / tp_rec.sample_rate;
+  double p = 1.0 - tp_rec_exp(-(double)(size ? size : 1) / (double)tp_rec.sample_bytes);
+  return p > 0 ? 1.0 / p : 1.0;
+}
+
+/* ---- threads -------------------------------------------------------------- */
+
+uint32_t tp_rec_thread_id(tp_rec_thread *t) {
+  if (t->id) return t->id;
+  if (!tp_rec.threads) tp_rec.threads = tp_rec_map(sizeof(tp_rec_thread_info) * 65536);
+  if (!tp_rec.threads || tp_rec.thread_count == 65535) return 0;
+  tp_rec_thread_info *info = &tp_rec.threads[tp_rec.thread_count];
+  info->tid = (uint32_t)tp_os_gettid();
+  prctl(PR_GET_NAME, info->name, 0, 0, 0);
+  t->id = ++tp_rec.thread_count;
+  return t->id;
+}
+
+/* First event of a thread: its histogram and its sampling state. */
+static TP_NOINLINE bool tp_rec_thread_init(tp_rec_thread *t) {
+  tp_rec_hist *h;
+  tp_lock_acquire(&tp_rec.lock);
+  if ((h = tp_rec.spare_hists) != NULL) {
+    tp_rec.spare_hists = h->next;
+    memset(h, 0, sizeof *h);
+  } else {
+    h = tp_rec_map(sizeof *h);
+  }
+  if (h) {
+    h->next = tp_rec.hists;
+    tp_rec.hists = h;
+  }
+  uint32_t order = tp_rec.thread_count + 1;
+  tp_lock_release(&tp_rec.lock);
+  if (!h) return false;
+  uint64_t seed = tp_opt.sample_seed ? tp_opt.sample_seed * 0x9E3779B97F4A7C15ull + order
+                                     : tp_rec_clock_ns(CLOCK_MONOTONIC) ^ ((uint64_t)tp_os_gettid() << 32) ^
+                                           (uintptr_t)t;
+  t->rng = seed ? seed : 1;
+  t->skip = tp_rec_next_skip(t);
+  t->hist = h;
+  return true;
+}
+
+/* Thread exit: its counts join the retired sum; the structure is reused. */
+void tp_rec_thread_exit(void) {
+  tp_rec_thread *t = &tp_rec_self;
+  tp_rec_hist *h = t->hist;
+  t->exited = true;
+  if (!h) return;
+  tp_lock_acquire(&tp_rec.lock);
+  for (tp_rec_hist **link = &tp_rec.hists; *link; link = &(*link)->next) {
+    if (*link == h) {
+      *link = h->next;
+      break;
+    }
+  }
+  for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
+    tp_rec.retired.allocs[b] += h->allocs[b];
+    tp_rec.retired.bytes[b] += h->bytes[b];
+    tp_rec.retired.frees[b] += h->frees[b];
+  }
+  h->next = tp_rec.spare_hists;
+  tp_rec.spare_hists = h;
+  t->hist = &tp_rec.retired; /* late frees of TLS destructors; counted under no lock, rare */
+  tp_lock_release(&tp_rec.lock);
+}
+
+void tp_rec_hist_sum(tp_rec_hist *out) {
+  memcpy(out, &tp_rec.retired, sizeof *out);
+  for (tp_rec_hist *h = tp_rec.hists; h; h = h->next) {
+    for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
+      out->allocs[b] += __atomic_load_n(&h->allocs[b], __ATOMIC_RELAXED);
+      out->bytes[b] += __atomic_load_n(&h->bytes[b], __ATOMIC_RELAXED);
+      out->frees[b] += __atomic_load_n(&h->frees[b], __ATOMIC_RELAXED);
+    }
+  }
+}
+
+/* ---- the table of live samples -------------------------------------------- */
+
+static uint64_t tp_rec_live_home(uintptr_t address, uint64_t capacity) {
+  return ((address * 0x9E3779B97F4A7C15ull) >> 20) & (capacity - 1);
+}
+
+static bool tp_rec_live_grow(void) {
+  uint64_t capacity = tp_rec.live_capacity ? tp_rec.live_capacity * 2 : 4096;
+  tp_rec_live *table = tp_rec_map(capacity * sizeof *table);
+  if (!table) return false;
+  for (uint64_t i = 0; i < tp_rec.live_capacity; i++) {
+    tp_rec_live *e = &tp_rec.live[i];
+    if (!e->address) continue;
+    uint64_t slot = tp_rec_live_home(e->address, capacity);
+    while (table[slot].address) slot = (slot + 1) & (capacity - 1);
+    table[slot] = *e;
+  }
+  if (tp_rec.live) tp_os_unmap(tp_rec.live, tp_rec.live_capacity * sizeof *table);
+  tp_rec.live = table;
+  tp_rec.live_capacity = capacity;
+  return true;
+}
+
+static void tp_rec_live_insert(const tp_rec_live *entry) {
+  if ((tp_rec.live_count + 1) * 2 > tp_rec.live_capacity && !tp_rec_live_grow()) return;
+  uint64_t mask = tp_rec.live_capacity - 1, slot = tp_rec_live_home(entry->address, tp_rec.live_capacity);
+  while (tp_rec.live[slot].address && tp_rec.live[slot].address != entry->address) slot = (slot + 1) & mask;
+  if (!tp_rec.live[slot].address) tp_rec.live_count++;
+  tp_rec.live[slot] = *entry;
+  uint32_t bit = tp_rec_filter_slot((void *)entry->address);
+  atomic_fetch_or_explicit(&tp_rec_filter[bit >> 6], 1ull << (bit & 63), memory_order_relaxed);
+}
+
+/* Clears the bits of freed samples.  Word by word, and every live sample's
+ * bit is set in the old and the new word alike: a concurrent free of a live
+ * sample never reads a zero. */
+static void tp_rec_filter_rebuild(void) {
+  static uint64_t words[(1u << TP_REC_FILTER_BITS) / 64];
+  memset(words, 0, sizeof words);
+  for (uint64_t i = 0; i < tp_rec.live_capacity; i++) {
+    if (!tp_rec.live[i].address) continue;
+    uint32_t bit = tp_rec_filter_slot((void *)tp_rec.live[i].address);
+    words[bit >> 6] |= 1ull << (bit & 63);
+  }
+  for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
+    atomic_store_explicit(&tp_rec_filter[w], words[w], memory_order_relaxed);
+  tp_rec.filter_stale = 0;
+}
+
+/* Removes and returns the entry of address; false when it was not sampled. */
+static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
+  if (!tp_rec.live_count) return false;
+  uint64_t mask = tp_rec.live_capacity - 1, slot = tp_rec_live_home(address, tp_rec.live_capacity);
+  while (tp_rec.live[slot].address != address) {
+    if (!tp_rec.live[slot].address) return false;
+    slot = (slot + 1) & mask;
+  }
+  *out = tp_rec.live[slot];
+  /* Backward shift: pull later entries of the run into the hole. */
+  for (uint64_t hole = slot, next = (slot + 1) & mask;; next = (next + 1) & mask) {
+    tp_rec_live *e = &tp_rec.live[next];
+    if (!e->address) {
+      tp_rec.live[hole].address = 0;
+      break;
+    }
+    uint64_t home = tp_rec_live_home(e->address, tp_rec.live_capacity);
+    if (((next - home) & mask) >= ((next - hole) & mask)) {
+      tp_rec.live[hole] = *e;
+      hole = next;
+    }
+  }
+  tp_rec.live_count--;
+  if (++tp_rec.filter_stale > 1024 + tp_rec.live_count) tp_rec_filter_rebuild(); /* stale bits cost lock trips */
+  return true;
+}
+
+/* ---- allocation and free --------------------------------------------------- */
+
+static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align,
+                                           tierpool_tier_t tier) {
+  t->skip = tp_rec_next_skip(t);
+  t->busy = true; /* the unwinder may allocate */
+  uintptr_t frames[TP_REC_MAX_DEPTH];
+  bool truncated;
+  uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+  size_t usable = malloc_usable_size(p);
+  tp_lock_acquire(&tp_rec.lock);
+  tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
+  tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, tp_rec_now_ns(),
+                       tp_rec_stack_intern(frames, depth, truncated), tp_rec_thread_id(t)};
+  tp_rec_live_insert(&entry);
+  tp_rec.samples++;
+  if (batch->sample_count < TP_REC_BATCH_MAX) {
+    batch->samples[batch->sample_count++] = (tp_rec_sample){
+        entry.id, entry.time_ns, size, usable, tp_rec_weight(size), entry.stack, entry.thread,
+        (uint8_t)tier, (uint8_t)__builtin_ctzl(align ? align : 1)};
+  } else {
+    tp_rec.dropped++;
+  }
+  tp_lock_release(&tp_rec.lock);
+  t->busy = false;
+}
+
+void tp_rec_alloc(void *p, size_t size, size_t align, tierpool_tier_t tier) {
+  tp_rec_thread *t = &tp_rec_self;
+  if (t->busy || !p) return;
+  if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
+  uint32_t b = tp_bucket_of_size(size);
+  t->hist->allocs[b]++;
+  t->hist->bytes[b] += size;
+  t->skip -= tp_rec.sample_bytes ? (int64_t)(size ? size : 1) : 1;
+  if (tp_unlikely(t->skip <= 0)) tp_rec_take_sample(t, p, size, align, tier);
+}
+
+static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
+  uintptr_t frames[TP_REC_MAX_DEPTH];
+  uint32_t depth = 0;
+  bool truncated = false;
+  t->busy = true;
+  if (tp_opt.validate) depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+  tp_lock_acquire(&tp_rec.lock);
+  tp_rec_live entry;
+  if (tp_rec_live_remove((uintptr_t)p, &entry)) {
+    tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
+    if (batch->free_count < TP_REC_BATCH_MAX) {
+      uint32_t stack = depth ? tp_rec_stack_intern(frames, depth, truncated) : 0;
+      batch->frees[batch->free_count++] = (tp_rec_free_event){entry.id, tp_rec_now_ns(), stack};
+    } else {
+      tp_rec.dropped++;
+    }
+  }
+  tp_lock_release(&tp_rec.lock);
+  t->busy = false;
+}
+
+void tp_rec_free(void *p, size_t usable) {
+  tp_rec_thread *t = &tp_rec_self;
+  if (t->busy || !p) return;
+  if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
+  t->hist->frees[tp_bucket_of_size(usable)]++;
+  if (tp_rec_filter_test(p)) tp_rec_free_sampled(t, p);
+}
+
+/* The host's own mmap-family calls, each with its stack (they are few). */
+void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int flags, void *old_addr) {
+  tp_rec_thread *t = &tp_rec_self;
+  if (t->busy) return;
+  t->busy = true;
+  uintptr_t frames[TP_REC_MAX_DEPTH];
+  bool truncated;
+  uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+  tp_lock_acquire(&tp_rec.lock);
+  tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
+  if (batch->mmap_count < TP_REC_BATCH_MAX) {
+    batch->mmaps[batch->mmap_count++] = (tp_rec_mmap_event){
+        tp_rec_now_ns(), (uintptr_t)addr, length, (uintptr_t)old_addr, (uint32_t)kind, (uint32_t)prot,
+        (uint32_t)flags, tp_rec_stack_intern(frames, depth, truncated), tp_rec_thread_id(t)};
+  } else {
+    tp_rec.dropped++;
+  }
+  tp_lock_release(&tp_rec.lock);
+  t->busy = false;
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+void tp_rec_bad_free(const char *call, void *p, const char *what) {
+  if (!tp_opt.validate) return;
+  uintptr_t frames[TP_REC_MAX_DEPTH];
+  bool truncated;
+  tp_rec_self.busy = true;
+  uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+  char line[160];
+  int n = snprintf(line, sizeof line, "tierpool: %s(): %s %p, called from:\n", call, what, p);
+  tp_os_write(2, line, (size_t)n);
+  tp_rec_print_stack(2, frames, depth);
+  tp_rec_self.busy = false;
+}
+
+typedef struct tp_rec_leak {
+  uint32_t stack;
+  uint64_t bytes, count;
+} tp_rec_leak;
+
+/* Leaks grouped by allocation stack, largest first: the live table at exit. */
+static void tp_rec_leak_report(void) {
+  uint32_t stacks = tp_rec_stack_count();
+  if (!tp_rec.live_count || !stacks) return;
+  tp_rec_leak *by_stack = tp_rec_map((size_t)(stacks + 1) * sizeof *by_stack);
+  if (!by_stack) return;
+  uint64_t total_bytes = 0, total_count = 0;
+  for (uint64_t i = 0; i < tp_rec.live_capacity; i++) {
+    tp_rec_live *e = &tp_rec.live[i];
+    if (!e->address || e->stack > stacks) continue;
+    by_stack[e->stack].stack = e->stack;
+    by_stack[e->stack].bytes += e->size;
+    by_stack[e->stack].count++;
+    total_bytes += e->size;
+    total_count++;
+  }
+  char line[200];
+  int n = snprintf(line, sizeof line, "tierpool: %llu bytes in %llu blocks still allocated at exit (top stacks):\n",
+                   (unsigned long long)total_bytes, (unsigned long long)total_count);
+  tp_os_write(2, line, (size_t)n);
+  for (int rank = 1; rank <= 20; rank++) {
+    tp_rec_leak *best = NULL;
+    for (uint32_t s = 1; s <= stacks; s++)
+      if (by_stack[s].count && (!best || by_stack[s].bytes > best->bytes)) best = &by_stack[s];
+    if (!best) break;
+    n = snprintf(line, sizeof line, "#%d: %llu bytes in %llu blocks allocated at:\n", rank,
+                 (unsigned long long)best->bytes, (unsigned long long)best->count);
+    tp_os_write(2, line, (size_t)n);
+    uint32_t depth;
+    bool truncated;
+    const uintptr_t *frames = tp_rec_stack_frames(best->stack, &depth, &truncated);
+    tp_rec_print_stack(2, frames, depth);
+    best->count = 0;
+  }
+  tp_os_unmap(by_stack, (size_t)(stacks + 1) * sizeof *by_stack);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+void tp_rec_start(void) {
+  if (!tp_opt.profile && !tp_opt.validate) return;
+  tp_rec.start_unix_ns = tp_rec_clock_ns(CLOCK_REALTIME);
+  tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
+  tp_rec.sample_rate = tp_opt.validate ? 1.0 : tp_opt.sample_rate;
+  tp_rec.sample_bytes = tp_opt.validate ? 0 : tp_opt.sample_bytes;
+  for (int i = 0; i < 2; i++) {
+    tp_rec_batch *b = &tp_rec.batches[i];
+    b->samples = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->samples);
+    b->frees = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->frees);
+    b->mmaps = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->mmaps);
+    b->jits = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->jits);
+    if (!b->samples || !b->frees || !b->mmaps || !b->jits) {
+      tp_message("profiler: cannot map its buffers; not recording");
+      return;
+    }
+  }
+  tp_rec_self.busy = true;
+  bool opened = tp_rec_stacks_init() && tp_rec_writer_open();
+  tp_rec_self.busy = false;
+  if (!opened) return;
+  tp_rec_active = true;
+  tp_rec_writer_start();
+}
+
+void tp_rec_finish(void) {
+  if (!tp_rec_active) return;
+  tp_rec_self.busy = true;
+  tp_rec_writer_flush(TP_REC_FLUSH_FINAL);
+  if (tp_opt.validate) tp_rec_leak_report();
+  tp_rec_self.busy = false;
+}
+
+/* Before an exec replaces the program: everything so far goes to the trace
+ * (no End record: the exec may fail and the program go on). */
+void tp_rec_before_exec(void) {
+  if (!tp_rec_active) return;
+  tp_rec_self.busy = true;
+  tp_rec_writer_flush(TP_REC_FLUSH_EXEC);
+  tp_rec_self.busy = false;
+}
+
+void tp_rec_fork_prepare(void) {
+  if (tp_rec_active) tp_lock_acquire(&tp_rec.lock);
+}
+
+void tp_rec_fork_parent(void) {
+  if (tp_rec_active) tp_lock_release(&tp_rec.lock);
+}
+
+/* The child records on its own: a new trace (opened at its first flush),
+ * its own samples, a new writer thread. */
+void tp_rec_fork_child(void) {
+  if (!tp_rec_active) return;
+  tp_lock_init(&tp_rec.lock);
+  /* The parent's live samples belong to the parent's trace: the child's frees
+   * of them are not the child's samples. */
+  if (tp_rec.live) memset(tp_rec.live, 0, tp_rec.live_capacity * sizeof *tp_rec.live);
+  tp_rec.live_count = 0;
+  for (size_t w = 0; w < sizeof tp_rec_filter / sizeof tp_rec_filter[0]; w++) atomic_store(&tp_rec_filter[w], 0);
+  tp_rec.filter_stale = 0;
+  for (int i = 0; i < 2; i++) {
+    tp_rec.batches[i].sample_count = tp_rec.batches[i].free_count = 0;
+    tp_rec.batches[i].mmap_count = tp_rec.batches[i].jit_count = 0;
+  }
+  tp_rec_self.busy = true;
+  tp_rec_writer_after_fork_child();
+  tp_rec_self.busy = false;
+}

@@ -1,0 +1,54 @@
+/* trace_codec.h — encoding records and frames of the trace format (trace.proto).
+ *
+ * A trace file is a sequence of independent zstd frames; a frame's content is
+ * a sequence of records, each a varint length then one packed
+ * Tierpool__Trace__Record.  Packing never allocates (the preload calls it from
+ * inside the allocator); frame compression uses a context made once. */
+#ifndef TP_TRACE_CODEC_H
+#define TP_TRACE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trace.pb-c.h"
+
+#define TP_TRACE_MAGIC "tierpool-trace"
+#define TP_TRACE_FORMAT_VERSION 1u
+/* Longest record a reader accepts: anything longer is a corrupt length. */
+#define TP_TRACE_MAX_RECORD (64u << 20)
+/* Largest encoded varint (a uint64_t). */
+#define TP_TRACE_VARINT_MAX 10u
+/* zstd level of the frames: fast, and small enough for the size budget. */
+#define TP_TRACE_ZSTD_LEVEL 3
+
+/* Bytes of the varint encoding of v. */
+size_t tp_trace_varint_size(uint64_t v);
+/* Writes v as a varint to out; returns the bytes written. */
+size_t tp_trace_varint_put(uint64_t v, uint8_t *out);
+/* Reads a varint from in[0..avail): returns the bytes it took, 0 if the input
+ * ends inside it, or -1 if it is longer than TP_TRACE_VARINT_MAX bytes. */
+int tp_trace_varint_get(const uint8_t *in, size_t avail, uint64_t *v);
+
+/* Bytes tp_trace_record_pack writes for r: its length prefix and message. */
+size_t tp_trace_record_packed_size(const Tierpool__Trace__Record *r);
+/* Writes r (length prefix + message) to out, which holds at least
+ * tp_trace_record_packed_size(r) bytes; returns the bytes written. */
+size_t tp_trace_record_pack(const Tierpool__Trace__Record *r, uint8_t *out);
+
+/* Compresses buffers of packed records into frames. */
+typedef struct tp_trace_compressor {
+  struct ZSTD_CCtx_s *cctx;
+} tp_trace_compressor;
+
+/* 0, or -1 if zstd could not make its context (out of memory). */
+int tp_trace_compressor_init(tp_trace_compressor *c);
+void tp_trace_compressor_fini(tp_trace_compressor *c);
+/* Room the frame of len bytes of records may need (ZSTD_compressBound). */
+size_t tp_trace_frame_bound(size_t len);
+/* Compresses records[0..len) into one independent frame (with its content
+ * checksum) in out[0..out_cap); returns the frame's size, or 0 on error
+ * (out_cap below tp_trace_frame_bound(len)). */
+size_t tp_trace_compress_frame(tp_trace_compressor *c, const void *records, size_t len, void *out,
+                               size_t out_cap);
+
+#endif /* TP_TRACE_CODEC_H */

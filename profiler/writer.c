@@ -1,0 +1,428 @@
+/* writer.c — from events to trace frames, off the allocating threads.
+ *
+ * Allocating threads append fixed-size events to the active batch under the
+ * recorder's lock.  Every 250 ms the writer thread swaps the batches, turns
+ * the full one into records (new threads and stacks first, then columnar
+ * Samples / Frees / MmapCalls), adds once a second the histogram delta, a
+ * snapshot, new modules and new perf-map lines, and writes the lot as one
+ * independent zstd frame: a trace cut short keeps every complete frame.
+ * The writer's own allocations are not recorded (tp_rec_self.busy). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "recorder_private.h"
+#include "trace_codec.h"
+
+struct tp_rec_out {
+  uint8_t *data;
+  size_t len, cap;
+  bool failed;
+};
+
+static tp_lock tp_rec_writer_lock = TP_LOCK_INITIALIZER; /* one flush at a time */
+static uint32_t tp_rec_threads_emitted, tp_rec_stacks_emitted;
+static tp_rec_hist tp_rec_hist_emitted; /* sums already written */
+static uint64_t tp_rec_last_periodic_ns = UINT64_MAX; /* the first flush is periodic */
+static bool tp_rec_finished;
+static bool tp_rec_open_pending; /* a forked child opens its trace at its first flush */
+static tp_trace_compressor tp_rec_compressor;
+
+void *tp_rec_map(size_t size) { return tp_os_map(tp_align_up(size, TP_PAGE_SIZE)); }
+
+void tp_rec_out_record(tp_rec_out *out, Tierpool__Trace__Record *record) {
+  size_t need = tp_trace_record_packed_size(record);
+  if (out->len + need > out->cap) {
+    size_t cap = out->cap ? out->cap : 64 << 10;
+    while (cap < out->len + need) cap *= 2;
+    uint8_t *data = realloc(out->data, cap);
+    if (!data) {
+      out->failed = true;
+      return;
+    }
+    out->data = data, out->cap = cap;
+  }
+  out->len += tp_trace_record_pack(record, out->data + out->len);
+}
+
+/* ---- the file -------------------------------------------------------------- */
+
+/* Expands %p (pid), %e (executable name) and %% in the trace template. */
+static void tp_rec_expand_path(char *out, size_t cap, const char *template) {
+  char exe[4096] = "", *base = exe;
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (slash) base = slash + 1;
+  size_t len = 0;
+  for (const char *t = template; *t && len + 1 < cap; t++) {
+    if (t[0] == '%' && (t[1] == 'p' || t[1] == 'e' || t[1] == '%')) {
+      char pid[16];
+      snprintf(pid, sizeof pid, "%d", (int)getpid());
+      const char *piece = t[1] == 'p' ? pid : t[1] == 'e' ? base : "%";
+      len += (size_t)snprintf(out + len, cap - len, "%s", piece);
+      if (len >= cap) len = cap - 1;
+      t++;
+    } else {
+      out[len++] = *t;
+    }
+  }
+  out[len] = '\0';
+}
+
+/* Writes all of it; a full disk or closed descriptor stops the trace, not the program. */
+static bool tp_rec_write_all(const uint8_t *data, size_t len) {
+  while (len) {
+    ssize_t n = write(tp_rec.fd, data, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      tp_message("profiler: writing %s failed (%s); trace stops here", tp_rec.path, strerror(errno));
+      close(tp_rec.fd);
+      tp_rec.fd = -1;
+      return false;
+    }
+    data += n, len -= (size_t)n;
+  }
+  return true;
+}
+
+static void tp_rec_write_frame(tp_rec_out *out) {
+  if (!out->len || tp_rec.fd < 0) return;
+  if (!tp_rec_compressor.cctx && tp_trace_compressor_init(&tp_rec_compressor) != 0) return;
+  size_t bound = tp_trace_frame_bound(out->len);
+  uint8_t *frame = malloc(bound);
+  if (!frame) return;
+  size_t size = tp_trace_compress_frame(&tp_rec_compressor, out->data, out->len, frame, bound);
+  if (size) tp_rec_write_all(frame, size);
+  free(frame);
+}
+
+/* Opens a new file (never overwriting: an exec'd program of the same name
+ * and pid gets "name.1") and writes the first frame: header, process, modules. */
+bool tp_rec_writer_open(void) {
+  char base[sizeof tp_rec.path - 8];
+  tp_rec_expand_path(base, sizeof base, tp_opt.trace);
+  for (int attempt = 0; attempt < 100; attempt++) {
+    if (attempt)
+      snprintf(tp_rec.path, sizeof tp_rec.path, "%s.%d", base, attempt);
+    else
+      snprintf(tp_rec.path, sizeof tp_rec.path, "%s", base);
+    tp_rec.fd = open(tp_rec.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (tp_rec.fd >= 0 || errno != EEXIST) break;
+  }
+  if (tp_rec.fd < 0) {
+    tp_message("profiler: cannot create %s (%s); not recording", tp_rec.path, strerror(errno));
+    return false;
+  }
+  tp_rec.pid = getpid();
+  /* The launcher learns about every trace of the run through this index. */
+  const char *index = getenv("TIERPOOL_TRACE_INDEX");
+  if (index && *index) {
+    int fd = open(index, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      char line[sizeof tp_rec.path + 1];
+      int n = snprintf(line, sizeof line, "%s\n", tp_rec.path);
+      if (n > 0 && write(fd, line, (size_t)n) < 0) { /* best effort */
+      }
+      close(fd);
+    }
+  }
+  tp_rec_out out = {0};
+  Tierpool__Trace__Header header = TIERPOOL__TRACE__HEADER__INIT;
+  header.magic = "tierpool-trace";
+  header.format_version = 1;
+  header.producer = "libtierpool " TIERPOOL_VERSION;
+  Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+  record.kind_case = TIERPOOL__TRACE__RECORD__KIND_HEADER;
+  record.header = &header;
+  tp_rec_out_record(&out, &record);
+  tp_rec_emit_process(&out);
+  tp_rec_emit_new_modules(&out);
+  tp_rec_write_frame(&out);
+  free(out.data);
+  return true;
+}
+
+/* ---- batches to records ---------------------------------------------------- */
+
+static void tp_rec_emit_threads_and_stacks(tp_rec_out *out, uint32_t thread_count, uint32_t stack_count) {
+  for (; tp_rec_threads_emitted < thread_count; tp_rec_threads_emitted++) {
+    Tierpool__Trace__Thread thread = TIERPOOL__TRACE__THREAD__INIT;
+    tp_rec_thread_info *info = &tp_rec.threads[tp_rec_threads_emitted];
+    thread.id = tp_rec_threads_emitted + 1;
+    thread.tid = info->tid;
+    thread.name = info->name;
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_THREAD;
+    record.thread = &thread;
+    tp_rec_out_record(out, &record);
+  }
+  for (; tp_rec_stacks_emitted < stack_count; tp_rec_stacks_emitted++) {
+    Tierpool__Trace__Stack stack = TIERPOOL__TRACE__STACK__INIT;
+    uint32_t depth;
+    bool truncated;
+    const uintptr_t *frames = tp_rec_stack_frames(tp_rec_stacks_emitted + 1, &depth, &truncated);
+    stack.id = tp_rec_stacks_emitted + 1;
+    stack.n_frames = depth;
+    stack.frames = (uint64_t *)frames;
+    stack.truncated = truncated;
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_STACK;
+    record.stack = &stack;
+    tp_rec_out_record(out, &record);
+  }
+}
+
+/* Times in the trace are µs; deltas are taken between the rounded values so
+ * that the reader's running sums give them back exactly. */
+#define TP_US(ns) ((ns) / 1000)
+
+static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
+  uint32_t n = b->sample_count;
+  if (!n) return;
+  uint64_t *ids = malloc(n * sizeof *ids), *times = malloc(n * sizeof *times), *sizes = malloc(n * sizeof *sizes),
+           *usable = malloc(n * sizeof *usable);
+  uint32_t *stacks = malloc(n * sizeof *stacks), *threads = malloc(n * sizeof *threads),
+           *tiers = malloc(n * sizeof *tiers), *aligns = malloc(n * sizeof *aligns);
+  double *weights = malloc(n * sizeof *weights);
+  if (ids && times && sizes && usable && stacks && threads && tiers && aligns && weights) {
+    uint64_t prev_id = 0, prev_us = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      const tp_rec_sample *s = &b->samples[i];
+      ids[i] = s->id - prev_id, prev_id = s->id;
+      uint64_t us = TP_US(s->time_ns);
+      times[i] = us >= prev_us ? us - prev_us : 0, prev_us = us >= prev_us ? us : prev_us;
+      sizes[i] = s->size, usable[i] = s->usable, stacks[i] = s->stack, threads[i] = s->thread;
+      tiers[i] = s->tier, aligns[i] = s->align_log2, weights[i] = s->weight;
+    }
+    Tierpool__Trace__Samples samples = TIERPOOL__TRACE__SAMPLES__INIT;
+    samples.n_id_delta = samples.n_time_delta_us = samples.n_size = samples.n_stack = n;
+    samples.n_thread = samples.n_tier = samples.n_align_log2 = n;
+    samples.id_delta = ids, samples.time_delta_us = times, samples.size = sizes, samples.stack = stacks;
+    samples.thread = threads, samples.tier = tiers, samples.align_log2 = aligns;
+    /* usable follows from size, alignment, tier and the classes in Process:
+     * written only in validation mode, where size is not the point. */
+    if (tp_opt.validate) samples.n_usable = n, samples.usable = usable;
+    if (tp_rec.sample_bytes) samples.n_weight = n, samples.weight = weights; /* count mode: implied */
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_SAMPLES;
+    record.samples = &samples;
+    tp_rec_out_record(out, &record);
+  }
+  free(ids), free(times), free(sizes), free(usable), free(stacks), free(threads), free(tiers), free(aligns);
+  free(weights);
+}
+
+static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_batch *b) {
+  uint32_t n = b->free_count;
+  if (!n) return;
+  int64_t *ids = malloc(n * sizeof *ids);
+  uint64_t *times = malloc(n * sizeof *times);
+  uint32_t *stacks = malloc(n * sizeof *stacks);
+  if (ids && times && stacks) {
+    uint64_t prev_id = 0, prev_us = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      const tp_rec_free_event *f = &b->frees[i];
+      ids[i] = (int64_t)(f->id - prev_id), prev_id = f->id;
+      uint64_t us = TP_US(f->time_ns);
+      times[i] = us >= prev_us ? us - prev_us : 0, prev_us = us >= prev_us ? us : prev_us;
+      stacks[i] = f->stack;
+    }
+    Tierpool__Trace__Frees frees = TIERPOOL__TRACE__FREES__INIT;
+    frees.n_id_delta = frees.n_time_delta_us = n;
+    frees.id_delta = ids, frees.time_delta_us = times;
+    if (tp_opt.validate) frees.n_stack = n, frees.stack = stacks;
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_FREES;
+    record.frees = &frees;
+    tp_rec_out_record(out, &record);
+  }
+  free(ids), free(times), free(stacks);
+}
+
+static void tp_rec_emit_mmaps(tp_rec_out *out, const tp_rec_batch *b) {
+  uint32_t n = b->mmap_count;
+  if (!n) return;
+  uint64_t *times = malloc(n * sizeof *times), *addrs = malloc(n * sizeof *addrs),
+           *lengths = malloc(n * sizeof *lengths), *olds = malloc(n * sizeof *olds);
+  uint32_t *kinds = malloc(n * sizeof *kinds), *prots = malloc(n * sizeof *prots),
+           *flags = malloc(n * sizeof *flags), *stacks = malloc(n * sizeof *stacks),
+           *threads = malloc(n * sizeof *threads);
+  if (times && addrs && lengths && olds && kinds && prots && flags && stacks && threads) {
+    uint64_t prev_us = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      const tp_rec_mmap_event *m = &b->mmaps[i];
+      uint64_t us = TP_US(m->time_ns);
+      times[i] = us >= prev_us ? us - prev_us : 0, prev_us = us >= prev_us ? us : prev_us;
+      addrs[i] = m->addr, lengths[i] = m->length, olds[i] = m->old_addr, kinds[i] = m->kind;
+      prots[i] = m->prot, flags[i] = m->flags, stacks[i] = m->stack, threads[i] = m->thread;
+    }
+    Tierpool__Trace__MmapCalls calls = TIERPOOL__TRACE__MMAP_CALLS__INIT;
+    calls.n_kind = calls.n_time_delta_us = calls.n_addr = calls.n_length = calls.n_prot = n;
+    calls.n_flags = calls.n_stack = calls.n_thread = calls.n_old_addr = n;
+    calls.kind = kinds, calls.time_delta_us = times, calls.addr = addrs, calls.length = lengths;
+    calls.prot = prots, calls.flags = flags, calls.stack = stacks, calls.thread = threads, calls.old_addr = olds;
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_MMAP_CALLS;
+    record.mmap_calls = &calls;
+    tp_rec_out_record(out, &record);
+  }
+  free(times), free(addrs), free(lengths), free(olds), free(kinds), free(prots), free(flags), free(stacks);
+  free(threads);
+}
+
+static void tp_rec_emit_jits(tp_rec_out *out, const tp_rec_batch *b) {
+  for (uint32_t i = 0; i < b->jit_count; i++) {
+    Tierpool__Trace__JitRange range = TIERPOOL__TRACE__JIT_RANGE__INIT;
+    range.start = b->jits[i].start;
+    range.size = b->jits[i].size;
+    range.removed = b->jits[i].removed;
+    range.time_us = TP_US(b->jits[i].time_ns);
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_JIT_RANGE;
+    record.jit_range = &range;
+    tp_rec_out_record(out, &record);
+  }
+}
+
+/* Exact counts since the last histogram record: only buckets that moved. */
+static void tp_rec_emit_histogram(tp_rec_out *out, const tp_rec_hist *now, uint64_t time_us) {
+  static uint32_t buckets[TP_BUCKET_COUNT];
+  static uint64_t allocs[TP_BUCKET_COUNT], bytes[TP_BUCKET_COUNT], frees[TP_BUCKET_COUNT];
+  size_t n = 0;
+  for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
+    uint64_t da = now->allocs[b] - tp_rec_hist_emitted.allocs[b], dbytes = now->bytes[b] - tp_rec_hist_emitted.bytes[b],
+             df = now->frees[b] - tp_rec_hist_emitted.frees[b];
+    if (!da && !df) continue;
+    buckets[n] = b, allocs[n] = da, bytes[n] = dbytes, frees[n] = df;
+    n++;
+  }
+  memcpy(&tp_rec_hist_emitted, now, sizeof *now);
+  Tierpool__Trace__Histogram histogram = TIERPOOL__TRACE__HISTOGRAM__INIT;
+  histogram.time_us = time_us;
+  histogram.n_bucket = histogram.n_allocs = histogram.n_bytes = histogram.n_frees = n;
+  histogram.bucket = buckets, histogram.allocs = allocs, histogram.bytes = bytes, histogram.frees = frees;
+  Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+  record.kind_case = TIERPOOL__TRACE__RECORD__KIND_HISTOGRAM;
+  record.histogram = &histogram;
+  tp_rec_out_record(out, &record);
+}
+
+static uint64_t tp_rec_total_allocs(const tp_rec_hist *h) {
+  uint64_t total = 0;
+  for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) total += h->allocs[b];
+  return total;
+}
+
+/* A child that execs before its first flush, having allocated nothing of
+ * its own, leaves no trace: fork + exec would otherwise leave an empty one. */
+static bool tp_rec_child_has_events(void) {
+  static tp_rec_hist now;
+  tp_lock_acquire(&tp_rec.lock);
+  tp_rec_hist_sum(&now);
+  const tp_rec_batch *b = &tp_rec.batches[tp_rec.active];
+  bool events = b->sample_count || b->free_count || b->mmap_count || b->jit_count;
+  tp_lock_release(&tp_rec.lock);
+  for (uint32_t i = 0; i < TP_BUCKET_COUNT && !events; i++)
+    events = now.allocs[i] != tp_rec_hist_emitted.allocs[i] || now.frees[i] != tp_rec_hist_emitted.frees[i];
+  return events;
+}
+
+void tp_rec_writer_flush(tp_rec_flush_mode mode) {
+  static tp_rec_hist now; /* 16 KiB: not on the writer's stack */
+  bool final = mode == TP_REC_FLUSH_FINAL;
+  tp_lock_acquire(&tp_rec_writer_lock);
+  if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events())) {
+    tp_rec_open_pending = false;
+    tp_rec_writer_open();
+  }
+  if (tp_rec_finished || tp_rec.fd < 0) {
+    tp_lock_release(&tp_rec_writer_lock);
+    return;
+  }
+  uint64_t now_ns = tp_rec_now_ns();
+  bool periodic = mode != TP_REC_FLUSH_PERIODIC || tp_rec_last_periodic_ns == UINT64_MAX ||
+                  now_ns - tp_rec_last_periodic_ns >= TP_REC_SNAPSHOT_MS * 1000000ull;
+  tp_lock_acquire(&tp_rec.lock);
+  tp_rec_batch *full = &tp_rec.batches[tp_rec.active];
+  tp_rec.active ^= 1;
+  uint32_t thread_count = tp_rec.thread_count, stack_count = tp_rec_stack_count();
+  if (periodic) tp_rec_hist_sum(&now);
+  uint64_t samples = tp_rec.samples, dropped = tp_rec.dropped;
+  tp_lock_release(&tp_rec.lock);
+
+  tp_rec_out out = {0};
+  tp_rec_emit_threads_and_stacks(&out, thread_count, stack_count);
+  tp_rec_emit_samples(&out, full);
+  tp_rec_emit_frees(&out, full);
+  tp_rec_emit_mmaps(&out, full);
+  tp_rec_emit_jits(&out, full);
+  full->sample_count = full->free_count = full->mmap_count = full->jit_count = 0;
+  if (periodic) {
+    tp_rec_last_periodic_ns = now_ns;
+    tp_rec_emit_new_modules(&out);
+    tp_rec_emit_histogram(&out, &now, TP_US(now_ns));
+    tp_rec_emit_snapshot(&out, TP_US(now_ns));
+    tp_rec_emit_perf_map(&out);
+  }
+  if (final) {
+    Tierpool__Trace__End end = TIERPOOL__TRACE__END__INIT;
+    end.time_us = TP_US(now_ns);
+    end.samples = samples;
+    end.dropped = dropped;
+    end.allocations = tp_rec_total_allocs(&now);
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_END;
+    record.end = &end;
+    tp_rec_out_record(&out, &record);
+    tp_rec_finished = true;
+  }
+  if (!out.failed) tp_rec_write_frame(&out);
+  free(out.data);
+  tp_lock_release(&tp_rec_writer_lock);
+}
+
+/* ---- the writer thread ----------------------------------------------------- */
+
+static void *tp_rec_writer_main(void *arg) {
+  (void)arg;
+  tp_rec_self.busy = true; /* nothing this thread allocates is the program's */
+  for (;;) {
+    struct timespec delay = {0, TP_REC_FLUSH_MS * 1000000L};
+    nanosleep(&delay, NULL);
+    if (tp_rec_finished) return NULL;
+    tp_rec_writer_flush(TP_REC_FLUSH_PERIODIC);
+  }
+}
+
+void tp_rec_writer_start(void) {
+  pthread_t thread;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  tp_rec_self.busy = true;
+  tp_rec.writer_running = pthread_create(&thread, &attr, tp_rec_writer_main, NULL) == 0;
+  tp_rec_self.busy = false;
+  pthread_attr_destroy(&attr);
+}
+
+/* In a forked child: the parent's file and thread are not ours.  A new trace
+ * starts from here, with everything (threads, stacks, modules) said again. */
+void tp_rec_writer_after_fork_child(void) {
+  tp_lock_init(&tp_rec_writer_lock);
+  if (tp_rec.fd >= 0) close(tp_rec.fd);
+  tp_rec.fd = -1;
+  tp_rec_threads_emitted = tp_rec_stacks_emitted = 0;
+  tp_rec_hist_sum(&tp_rec_hist_emitted); /* the child's histogram starts at zero */
+  tp_rec_last_periodic_ns = UINT64_MAX;
+  tp_rec_finished = false;
+  tp_trace_compressor_fini(&tp_rec_compressor); /* the pool is consistent in the child */
+  tp_rec_procinfo_reset();
+  tp_rec_open_pending = true;
+  tp_rec_writer_start();
+}

@@ -1,0 +1,65 @@
+/* check_facts.c — `facts TRACE KEY=VALUE...`: a trace's process and counts are
+ * what a test expects.  Keys:
+ *   pid, ppid        Process.pid, Process.ppid
+ *   exe              the executable's file name (Process.executable, last part)
+ *   argv1            the process's first argument
+ *   end              1: the trace has its End record (the process exited), 0: not
+ *   bucket:SIZE      exact allocations counted in the histogram bucket of SIZE bytes */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checker.h"
+
+static const char *base_name(const char *path) {
+  const char *slash = path ? strrchr(path, '/') : NULL;
+  return slash ? slash + 1 : path ? path : "";
+}
+
+static bool check_one(const struct tl_trace *t, const char *key, const char *value) {
+  const Tierpool__Trace__Process *p = t->process;
+  uint64_t n = strtoull(value, NULL, 10);
+  if (strcmp(key, "pid") == 0) return expect(p && p->pid == n, "pid %" PRIu32 " (want %s)", p ? p->pid : 0, value);
+  if (strcmp(key, "ppid") == 0)
+    return expect(p && p->ppid == n, "ppid %" PRIu32 " (want %s)", p ? p->ppid : 0, value);
+  if (strcmp(key, "exe") == 0) {
+    const char *exe = base_name(p ? p->executable : NULL);
+    return expect(strcmp(exe, value) == 0, "executable %s (want %s)", exe, value);
+  }
+  if (strcmp(key, "argv1") == 0) {
+    const char *arg = p && p->n_argv > 1 ? p->argv[1] : "";
+    return expect(strcmp(arg, value) == 0, "argv[1] '%s' (want '%s')", arg, value);
+  }
+  if (strcmp(key, "end") == 0)
+    return expect((t->end != NULL) == (n != 0), "End record %s (want %s)", t->end ? "present" : "absent",
+                  n ? "present" : "absent");
+  if (strncmp(key, "bucket:", 7) == 0) {
+    uint32_t b = tp_bucket_of_size(strtoull(key + 7, NULL, 10));
+    return expect(t->allocs[b] == n, "bucket of %s B: %" PRIu64 " allocations (want %s)", key + 7, t->allocs[b],
+                  value);
+  }
+  fprintf(stderr, "trace_check facts: unknown key '%s'\n", key);
+  return expect(false, "known key %s", key);
+}
+
+int check_facts(int argc, char **argv) {
+  if (argc < 2) return -1;
+  struct tl_trace t;
+  if (tl_load(argv[1], &t) != 0) return -1;
+  expect(t.processes == 1, "one process section (%" PRIu64 ")", t.processes);
+  for (int i = 2; i < argc; i++) {
+    char key[64];
+    const char *eq = strchr(argv[i], '=');
+    if (!eq || (size_t)(eq - argv[i]) >= sizeof key) {
+      fprintf(stderr, "trace_check facts: want KEY=VALUE, not '%s'\n", argv[i]);
+      tl_free(&t);
+      return -1;
+    }
+    memcpy(key, argv[i], (size_t)(eq - argv[i]));
+    key[eq - argv[i]] = '\0';
+    check_one(&t, key, eq + 1);
+  }
+  tl_free(&t);
+  return checker_failures;
+}

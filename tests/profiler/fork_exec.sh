@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# fork_exec.sh — every process of a recorded run leaves a trace of its own.
+#   fork: the parent allocates 100 x 5001 B, its child 200 x 6007 B: two traces,
+#         the child's naming the parent as ppid, each counting only its own
+#         allocations (the child's histogram starts at the fork).
+#   exec: the program allocates 100 x 7003 B and execs itself, which allocates
+#         100 x 8009 B: two traces of one pid, the second named NAME.1.
+source "$(dirname "$0")/lib.sh"
+
+# pid_of TRACE: Process.pid and ppid, from the dump's process line.
+pid_of() {
+  "$TIERPOOL_CLI" dump "$1" | sed -nE 's/^process pid=([0-9]+) ppid=([0-9]+) .*/\1 \2/p' | head -n 1
+}
+
+record_run fork -- "$SUBJECT" fork
+expect_status "record subject fork" 0 "$RC"
+if [ ${#TRACES[@]} -eq 2 ]; then
+  pass_check "fork: two traces"
+  read -r pid0 ppid0 < <(pid_of "${TRACES[0]}")
+  read -r pid1 _ < <(pid_of "${TRACES[1]}")
+  parent=${TRACES[0]} child=${TRACES[1]} parent_pid=$pid0
+  if [ "$ppid0" = "$pid1" ]; then parent=${TRACES[1]} child=${TRACES[0]} parent_pid=$pid1; fi
+  trace_check "fork: the parent's trace" facts "$parent" exe=subject argv1=fork end=1 bucket:5001=100 bucket:6007=0
+  trace_check "fork: the child's trace" facts "$child" exe=subject ppid="$parent_pid" end=1 bucket:6007=200 \
+    bucket:5001=0
+else
+  fail_check "fork: expected two traces, record named ${#TRACES[@]}: ${TRACES[*]}"
+  show "$WORK/fork.err"
+fi
+
+record_run exec -- "$SUBJECT" exec
+expect_status "record subject exec" 0 "$RC"
+if [ ${#TRACES[@]} -eq 2 ] && [ "${TRACES[1]}" = "${TRACES[0]}.1" ]; then
+  pass_check "exec: two traces, the exec'd image's named .1"
+  read -r pid0 _ < <(pid_of "${TRACES[0]}")
+  expect_summary "${TRACES[0]}" 'truncated == 0' 'processes == 1' 'modules > 0'
+  trace_check "exec: the first image's trace" facts "${TRACES[0]}" exe=subject argv1=exec pid="$pid0"
+  trace_check "exec: the exec'd image's trace" facts "${TRACES[1]}" exe=subject argv1=after-exec pid="$pid0" end=1 \
+    bucket:8009=100 bucket:7003=0
+else
+  fail_check "exec: expected NAME and NAME.1, record named ${#TRACES[@]}: ${TRACES[*]}"
+  show "$WORK/exec.err"
+fi
+finish

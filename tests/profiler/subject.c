@@ -1,0 +1,204 @@
+/* subject.c — the program the profiler tests record: each mode allocates in a
+ * known pattern that a checker (trace_check) or a script then finds in the
+ * trace or on stderr.  Run with libtierpool.so preloaded, so no ASan here.
+ *
+ *   histogram          777 B x1000 (malloc), 4000 B x2000 (calloc), 12345 B x3000
+ *                      (posix_memalign 64), 500 of the 777s realloc'd to 30000 B; all freed
+ *   lifetimes          blocks of 1111, 2223, 3335 B freed after 0, 20, 200 ms, and one of
+ *                      4447 B freed by another thread after 50 ms
+ *   stacks             200 x 5555 B from alloc_here(), called by call_alloc_here()
+ *   busy PIDFILE       writes its pid, then allocates and frees for 20 s (to be killed)
+ *   fork               100 x 5001 B, then a child allocates 200 x 6007 B and exits
+ *   exec               100 x 7003 B, then execs itself as `after-exec`: 100 x 8009 B
+ *   leak               10 x 4321 B from leak_here(), never freed
+ *   double_free        frees a 100-byte block twice, from free_twice()
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* noclone: a copy specialised for one size would have another symbol name. */
+#ifdef __clang__
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE __attribute__((noinline, noclone))
+#endif
+/* Keeps the compiler from turning `return malloc(n)` into a tail call. */
+#define BARRIER() __asm__ volatile("" ::: "memory")
+
+static void *must(void *p, size_t size) {
+  if (!p) {
+    fprintf(stderr, "subject: allocating %zu bytes failed\n", size);
+    exit(1);
+  }
+  return p;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* n blocks of size from malloc, written to so that they are really used. */
+static void **alloc_many(size_t n, size_t size) {
+  void **blocks = must(malloc(n * sizeof *blocks), n * sizeof *blocks);
+  for (size_t i = 0; i < n; i++) memset(blocks[i] = must(malloc(size), size), (int)i, size);
+  return blocks;
+}
+
+static void free_many(void **blocks, size_t n) {
+  for (size_t i = 0; i < n; i++) free(blocks[i]);
+  free(blocks);
+}
+
+static int run_histogram(void) {
+  void **a = alloc_many(1000, 777);
+  void **b = must(malloc(2000 * sizeof *b), 2000 * sizeof *b);
+  for (int i = 0; i < 2000; i++) b[i] = must(calloc(1, 4000), 4000);
+  void **c = must(malloc(3000 * sizeof *c), 3000 * sizeof *c);
+  for (int i = 0; i < 3000; i++)
+    if (posix_memalign(&c[i], 64, 12345) != 0) must(NULL, 12345);
+  for (int i = 0; i < 500; i++) a[i] = must(realloc(a[i], 30000), 30000);
+  free_many(a, 1000);
+  free_many(b, 2000);
+  free_many(c, 3000);
+  return 0;
+}
+
+static void *free_later(void *p) {
+  sleep_ms(50);
+  free(p);
+  return NULL;
+}
+
+static int run_lifetimes(void) {
+  static const size_t sizes[] = {1111, 2223, 3335};
+  static const long delays_ms[] = {0, 20, 200};
+  void *other = must(malloc(4447), 4447);
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, free_later, other) != 0) return 1;
+  for (int i = 0; i < 3; i++) {
+    void *p = must(malloc(sizes[i]), sizes[i]);
+    memset(p, 1, sizes[i]);
+    if (delays_ms[i]) sleep_ms(delays_ms[i]);
+    free(p);
+  }
+  pthread_join(thread, NULL);
+  return 0;
+}
+
+NOINLINE void *alloc_here(size_t size) {
+  void *p = must(malloc(size), size);
+  BARRIER();
+  return p;
+}
+
+NOINLINE void *call_alloc_here(size_t size) {
+  void *p = alloc_here(size);
+  BARRIER();
+  return p;
+}
+
+static int run_stacks(void) {
+  void *blocks[200];
+  for (int i = 0; i < 200; i++) blocks[i] = call_alloc_here(5555);
+  for (int i = 0; i < 200; i++) free(blocks[i]);
+  return 0;
+}
+
+static int run_busy(const char *pidfile) {
+  FILE *f = fopen(pidfile, "w");
+  if (!f) return 1;
+  fprintf(f, "%d\n", (int)getpid());
+  fclose(f);
+  void *live[4096] = {0};
+  uint64_t x = 88172645463325252ull;
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  do {
+    for (int i = 0; i < 10000; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      size_t slot = x % 4096, size = 1 + (x >> 20) % 20000;
+      free(live[slot]);
+      live[slot] = must(malloc(size), size);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while (now.tv_sec - start.tv_sec < 20);
+  return 0;
+}
+
+static int run_fork(void) {
+  void **mine = alloc_many(100, 5001);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return 1;
+  if (pid == 0) {
+    free_many(alloc_many(200, 6007), 200);
+    exit(0); /* exit, not _exit: the child's trace ends at its exit handlers */
+  }
+  int status;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+  free_many(mine, 100);
+  return 0;
+}
+
+static int run_exec(const char *self) {
+  void **mine = alloc_many(100, 7003);
+  (void)mine; /* still live at exec: the new image starts afresh */
+  execl("/proc/self/exe", self, "after-exec", (char *)NULL);
+  perror("subject: exec");
+  return 1;
+}
+
+static int run_after_exec(void) {
+  free_many(alloc_many(100, 8009), 100);
+  return 0;
+}
+
+NOINLINE void *leak_here(size_t size) {
+  void *p = must(malloc(size), size);
+  memset(p, 7, size);
+  BARRIER();
+  return p;
+}
+
+static int run_leak(void) {
+  for (int i = 0; i < 10; i++) leak_here(4321);
+  return 0;
+}
+
+NOINLINE void free_twice(void *p) {
+  free(p);
+  BARRIER();
+  free(p);
+  BARRIER();
+}
+
+static int run_double_free(void) {
+  void *p = must(malloc(100), 100);
+  free_twice(p);
+  fprintf(stderr, "subject: the second free returned\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "";
+  if (strcmp(mode, "histogram") == 0) return run_histogram();
+  if (strcmp(mode, "lifetimes") == 0) return run_lifetimes();
+  if (strcmp(mode, "stacks") == 0) return run_stacks();
+  if (strcmp(mode, "busy") == 0 && argc > 2) return run_busy(argv[2]);
+  if (strcmp(mode, "fork") == 0) return run_fork();
+  if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
+  if (strcmp(mode, "after-exec") == 0) return run_after_exec();
+  if (strcmp(mode, "leak") == 0) return run_leak();
+  if (strcmp(mode, "double_free") == 0) return run_double_free();
+  fprintf(stderr, "usage: subject histogram|lifetimes|stacks|busy PIDFILE|fork|exec|leak|double_free\n");
+  return 2;
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# validate.sh — `tierpool record --validate` (every allocation tracked):
+#   a leak of 10 x 4321 B from leak_here() is in the exit report, with its stack;
+#   a double free from free_twice() aborts the program (SIGABRT) after a
+#   "double free" line and the stack of the second free.
+source "$(dirname "$0")/lib.sh"
+
+record_run leak --validate -- "$SUBJECT" leak
+expect_status "record --validate subject leak" 0 "$RC"
+if grep -qE '^tierpool: [0-9]+ bytes in [0-9]+ blocks still allocated at exit' "$WORK/leak.err"; then
+  pass_check "leak report at exit"
+else
+  fail_check "no leak report on stderr"
+  show "$WORK/leak.err"
+fi
+# The group of our leak, then its stack's first line.
+if grep -A1 -E '^#[0-9]+: 43210 bytes in 10 blocks allocated at:$' "$WORK/leak.err" |
+  grep -qE '^ +#0 0x[0-9a-f]+ leak_here\+'; then
+  pass_check "the report names 43210 bytes in 10 blocks, allocated at leak_here"
+else
+  fail_check "no '43210 bytes in 10 blocks' group with leak_here as its first frame"
+  show "$WORK/leak.err" 40
+fi
+[ ${#TRACES[@]} -eq 1 ] && expect_summary "${TRACES[0]}" 'ends == 1' 'samples > 0'
+
+record_run double-free --validate -- "$SUBJECT" double_free
+expect_status "record --validate subject double_free (SIGABRT)" 134 "$RC"
+if grep -A1 -E '^tierpool: free\(\): double free 0x[0-9a-f]+, called from:$' "$WORK/double-free.err" |
+  grep -qE '^ +#0 0x[0-9a-f]+ free_twice\+'; then
+  pass_check "'double free' line, then the stack from free_twice"
+else
+  fail_check "no 'double free ... called from:' line followed by free_twice"
+  show "$WORK/double-free.err"
+fi
+if grep -q 'the second free returned' "$WORK/double-free.err"; then
+  fail_check "the program went on after the double free"
+fi
+[ ${#TRACES[@]} -eq 1 ] && expect_summary "${TRACES[0]}" 'processes == 1' 'truncated == 0'
+finish
