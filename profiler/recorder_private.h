@@ -3,8 +3,10 @@
  *   stacks.c    stack capture (libunwind, frame pointers) and interning
  *   procinfo.c  process facts, modules, reservations, perf map, JIT ranges
  *   writer.c    event batches, the writer thread, trace frames
- * One lock (tp_rec.lock) guards the batches and the tables; it is held for
- * copies only, never across I/O, unwinding or compression. */
+ * tp_rec.lock guards the batches, the live table and the thread list; the
+ * stack table has a lock of its own (stacks.c).  Both are held for copies
+ * and lookups only, never across I/O, unwinding or compression; the stack
+ * lock is never taken while tp_rec.lock is held. */
 #ifndef TP_RECORDER_PRIVATE_H
 #define TP_RECORDER_PRIVATE_H
 
@@ -18,11 +20,14 @@
 #define TP_REC_FLUSH_MS 250           /* the writer drains batches this often: bigger frames compress better */
 #define TP_REC_SNAPSHOT_MS 1000       /* histogram, snapshot, modules, perf map */
 
-/* Exact counts of one thread, bumped without atomics; summed by the writer. */
+/* Exact counts of one thread, bumped without atomics; summed by the writer.
+ * A bucket's three counters share a cache line. */
+typedef struct tp_rec_bucket {
+  uint64_t allocs, bytes, frees;
+} tp_rec_bucket;
+
 typedef struct tp_rec_hist {
-  uint64_t allocs[TP_BUCKET_COUNT];
-  uint64_t bytes[TP_BUCKET_COUNT];
-  uint64_t frees[TP_BUCKET_COUNT];
+  tp_rec_bucket bucket[TP_BUCKET_COUNT];
   struct tp_rec_hist *next;
 } tp_rec_hist;
 
@@ -92,7 +97,6 @@ typedef struct tp_recorder {
   /* live samples */
   tp_rec_live *live;
   uint64_t live_capacity, live_count;
-  uint64_t filter_stale;         /* samples freed since the filter was rebuilt */
   /* threads, indexed by Thread.id - 1 */
   tp_rec_thread_info *threads;
   uint32_t thread_count;
@@ -108,9 +112,9 @@ typedef struct tp_recorder {
 
 extern tp_recorder tp_rec;
 
-/* The filter in front of the live table: one bit per hash slot, set for
- * every live sample, 32 KiB so that it stays in cache (a free reads one
- * bit).  Bits of freed samples stay set until the next rebuild. */
+/* The filter in front of the live table: one bit per hash slot, set while a
+ * live sample hashes there; 32 KiB, so that it stays in cache (a free reads
+ * one bit). */
 #define TP_REC_FILTER_BITS 18
 extern _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
 static inline uint32_t tp_rec_filter_slot(const void *p) {
@@ -129,7 +133,10 @@ void tp_rec_hist_sum(tp_rec_hist *out); /* lock held */
 bool tp_rec_stacks_init(void); /* loads the unwinder; false: cannot record stacks */
 void tp_rec_stacks_use_libgcc(void *libgcc);
 uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated);
-uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated); /* lock held */
+uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated); /* takes its own lock */
+void tp_rec_stacks_lock(void); /* fork */
+void tp_rec_stacks_unlock(void);
+void tp_rec_stacks_reinit_lock(void);
 const uintptr_t *tp_rec_stack_frames(uint32_t id, uint32_t *depth, bool *truncated);
 uint32_t tp_rec_stack_count(void);
 void tp_rec_print_stack(int fd, const uintptr_t *frames, uint32_t depth);

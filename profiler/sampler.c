@@ -16,6 +16,10 @@ bool tp_rec_active;
 __thread tp_rec_thread tp_rec_self;
 tp_recorder tp_rec = {.lock = TP_LOCK_INITIALIZER, .fd = -1};
 _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
+/* Live samples per filter bit, touched under the lock only: a bit is cleared
+ * as soon as its last sample is freed.  Stale bits would be costly, because
+ * allocators hand the same hot addresses out again and again. */
+static uint16_t tp_rec_filter_counts[1u << TP_REC_FILTER_BITS];
 
 static uint64_t tp_rec_clock_ns(clockid_t clock) {
   struct timespec ts;
@@ -139,9 +143,9 @@ void tp_rec_thread_exit(void) {
     }
   }
   for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
-    tp_rec.retired.allocs[b] += h->allocs[b];
-    tp_rec.retired.bytes[b] += h->bytes[b];
-    tp_rec.retired.frees[b] += h->frees[b];
+    tp_rec.retired.bucket[b].allocs += h->bucket[b].allocs;
+    tp_rec.retired.bucket[b].bytes += h->bucket[b].bytes;
+    tp_rec.retired.bucket[b].frees += h->bucket[b].frees;
   }
   h->next = tp_rec.spare_hists;
   tp_rec.spare_hists = h;
@@ -153,9 +157,9 @@ void tp_rec_hist_sum(tp_rec_hist *out) {
   memcpy(out, &tp_rec.retired, sizeof *out);
   for (tp_rec_hist *h = tp_rec.hists; h; h = h->next) {
     for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
-      out->allocs[b] += __atomic_load_n(&h->allocs[b], __ATOMIC_RELAXED);
-      out->bytes[b] += __atomic_load_n(&h->bytes[b], __ATOMIC_RELAXED);
-      out->frees[b] += __atomic_load_n(&h->frees[b], __ATOMIC_RELAXED);
+      out->bucket[b].allocs += __atomic_load_n(&h->bucket[b].allocs, __ATOMIC_RELAXED);
+      out->bucket[b].bytes += __atomic_load_n(&h->bucket[b].bytes, __ATOMIC_RELAXED);
+      out->bucket[b].frees += __atomic_load_n(&h->bucket[b].frees, __ATOMIC_RELAXED);
     }
   }
 }
@@ -190,23 +194,8 @@ static void tp_rec_live_insert(const tp_rec_live *entry) {
   if (!tp_rec.live[slot].address) tp_rec.live_count++;
   tp_rec.live[slot] = *entry;
   uint32_t bit = tp_rec_filter_slot((void *)entry->address);
-  atomic_fetch_or_explicit(&tp_rec_filter[bit >> 6], 1ull << (bit & 63), memory_order_relaxed);
-}
-
-/* Clears the bits of freed samples.  Word by word, and every live sample's
- * bit is set in the old and the new word alike: a concurrent free of a live
- * sample never reads a zero. */
-static void tp_rec_filter_rebuild(void) {
-  static uint64_t words[(1u << TP_REC_FILTER_BITS) / 64];
-  memset(words, 0, sizeof words);
-  for (uint64_t i = 0; i < tp_rec.live_capacity; i++) {
-    if (!tp_rec.live[i].address) continue;
-    uint32_t bit = tp_rec_filter_slot((void *)tp_rec.live[i].address);
-    words[bit >> 6] |= 1ull << (bit & 63);
-  }
-  for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
-    atomic_store_explicit(&tp_rec_filter[w], words[w], memory_order_relaxed);
-  tp_rec.filter_stale = 0;
+  if (tp_rec_filter_counts[bit]++ == 0)
+    atomic_fetch_or_explicit(&tp_rec_filter[bit >> 6], 1ull << (bit & 63), memory_order_relaxed);
 }
 
 /* Removes and returns the entry of address; false when it was not sampled. */
@@ -232,7 +221,9 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
     }
   }
   tp_rec.live_count--;
-  if (++tp_rec.filter_stale > 1024 + tp_rec.live_count) tp_rec_filter_rebuild(); /* stale bits cost lock trips */
+  uint32_t bit = tp_rec_filter_slot((void *)address);
+  if (--tp_rec_filter_counts[bit] == 0)
+    atomic_fetch_and_explicit(&tp_rec_filter[bit >> 6], ~(1ull << (bit & 63)), memory_order_relaxed);
   return true;
 }
 
@@ -245,11 +236,11 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   uintptr_t frames[TP_REC_MAX_DEPTH];
   bool truncated;
   uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
-  size_t usable = malloc_usable_size(p);
+  size_t usable = tp_opt.validate ? malloc_usable_size(p) : 0; /* written in validation mode only */
+  uint32_t stack = tp_rec_stack_intern(frames, depth, truncated);
   tp_lock_acquire(&tp_rec.lock);
   tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
-  tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, tp_rec_now_ns(),
-                       tp_rec_stack_intern(frames, depth, truncated), tp_rec_thread_id(t)};
+  tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, tp_rec_now_ns(), stack, tp_rec_thread_id(t)};
   tp_rec_live_insert(&entry);
   tp_rec.samples++;
   if (batch->sample_count < TP_REC_BATCH_MAX) {
@@ -268,8 +259,8 @@ void tp_rec_alloc(void *p, size_t size, size_t align, tierpool_tier_t tier) {
   if (t->busy || !p) return;
   if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
   uint32_t b = tp_bucket_of_size(size);
-  t->hist->allocs[b]++;
-  t->hist->bytes[b] += size;
+  t->hist->bucket[b].allocs++;
+  t->hist->bucket[b].bytes += size;
   t->skip -= tp_rec.sample_bytes ? (int64_t)(size ? size : 1) : 1;
   if (tp_unlikely(t->skip <= 0)) tp_rec_take_sample(t, p, size, align, tier);
 }
@@ -279,13 +270,16 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   uint32_t depth = 0;
   bool truncated = false;
   t->busy = true;
-  if (tp_opt.validate) depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+  uint32_t stack = 0;
+  if (tp_opt.validate) {
+    depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+    stack = tp_rec_stack_intern(frames, depth, truncated);
+  }
   tp_lock_acquire(&tp_rec.lock);
   tp_rec_live entry;
   if (tp_rec_live_remove((uintptr_t)p, &entry)) {
     tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
     if (batch->free_count < TP_REC_BATCH_MAX) {
-      uint32_t stack = depth ? tp_rec_stack_intern(frames, depth, truncated) : 0;
       batch->frees[batch->free_count++] = (tp_rec_free_event){entry.id, tp_rec_now_ns(), stack};
     } else {
       tp_rec.dropped++;
@@ -299,7 +293,7 @@ void tp_rec_free(void *p, size_t usable) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy || !p) return;
   if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
-  t->hist->frees[tp_bucket_of_size(usable)]++;
+  t->hist->bucket[tp_bucket_of_size(usable)].frees++;
   if (tp_rec_filter_test(p)) tp_rec_free_sampled(t, p);
 }
 
@@ -311,12 +305,13 @@ void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int
   uintptr_t frames[TP_REC_MAX_DEPTH];
   bool truncated;
   uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+  uint32_t stack = tp_rec_stack_intern(frames, depth, truncated);
   tp_lock_acquire(&tp_rec.lock);
   tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
   if (batch->mmap_count < TP_REC_BATCH_MAX) {
     batch->mmaps[batch->mmap_count++] = (tp_rec_mmap_event){
         tp_rec_now_ns(), (uintptr_t)addr, length, (uintptr_t)old_addr, (uint32_t)kind, (uint32_t)prot,
-        (uint32_t)flags, tp_rec_stack_intern(frames, depth, truncated), tp_rec_thread_id(t)};
+        (uint32_t)flags, stack, tp_rec_thread_id(t)};
   } else {
     tp_rec.dropped++;
   }
@@ -426,11 +421,15 @@ void tp_rec_before_exec(void) {
 }
 
 void tp_rec_fork_prepare(void) {
-  if (tp_rec_active) tp_lock_acquire(&tp_rec.lock);
+  if (!tp_rec_active) return;
+  tp_rec_stacks_lock();
+  tp_lock_acquire(&tp_rec.lock);
 }
 
 void tp_rec_fork_parent(void) {
-  if (tp_rec_active) tp_lock_release(&tp_rec.lock);
+  if (!tp_rec_active) return;
+  tp_lock_release(&tp_rec.lock);
+  tp_rec_stacks_unlock();
 }
 
 /* The child records on its own: a new trace (opened at its first flush),
@@ -438,12 +437,13 @@ void tp_rec_fork_parent(void) {
 void tp_rec_fork_child(void) {
   if (!tp_rec_active) return;
   tp_lock_init(&tp_rec.lock);
+  tp_rec_stacks_reinit_lock();
   /* The parent's live samples belong to the parent's trace: the child's frees
    * of them are not the child's samples. */
   if (tp_rec.live) memset(tp_rec.live, 0, tp_rec.live_capacity * sizeof *tp_rec.live);
   tp_rec.live_count = 0;
   for (size_t w = 0; w < sizeof tp_rec_filter / sizeof tp_rec_filter[0]; w++) atomic_store(&tp_rec_filter[w], 0);
-  tp_rec.filter_stale = 0;
+  memset(tp_rec_filter_counts, 0, sizeof tp_rec_filter_counts);
   for (int i = 0; i < 2; i++) {
     tp_rec.batches[i].sample_count = tp_rec.batches[i].free_count = 0;
     tp_rec.batches[i].mmap_count = tp_rec.batches[i].jit_count = 0;

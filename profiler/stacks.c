@@ -26,6 +26,7 @@
 #define TP_REC_STACKS_MAX (1u << 22)              /* distinct stacks per process  */
 #define TP_REC_FRAMES_MAX ((uint32_t)1 << 25)     /* frames of all stacks         */
 #define TP_REC_BOGUS_PC 0x10000u                  /* below: not a return address */
+#define TP_REC_UNWIND_CACHE 8192                  /* libunwind cache entries per thread */
 
 typedef struct tp_rec_stack {
   uint64_t hash;
@@ -81,6 +82,11 @@ bool tp_rec_stacks_init(void) {
     return false;
   }
   if (set_caching && local) set_caching(*local, UNW_CACHE_PER_THREAD);
+  /* The default cache holds 128 procedures: a compiler's stacks (cranelift,
+   * V8) touch thousands, and every miss re-parses DWARF CFI. */
+  int (*set_cache_size)(unw_addr_space_t, size_t, int) =
+      (int (*)(unw_addr_space_t, size_t, int))dlsym(unwind, "_ULx86_64_set_cache_size");
+  if (set_cache_size && local) set_cache_size(*local, TP_REC_UNWIND_CACHE, 0);
   return true;
 }
 
@@ -157,13 +163,14 @@ static bool tp_rec_index_grow(void) {
   return true;
 }
 
-uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated) {
+static tp_lock tp_rec_stack_lock = TP_LOCK_INITIALIZER; /* its own: samples of different threads overlap less */
+
+static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t depth, bool truncated, uint64_t hash) {
   if (!tp_rec_stacks) {
     tp_rec_stacks = tp_rec_map((size_t)TP_REC_STACKS_MAX * sizeof *tp_rec_stacks);
     tp_rec_frames = tp_rec_map((size_t)TP_REC_FRAMES_MAX * sizeof *tp_rec_frames);
     if (!tp_rec_stacks || !tp_rec_frames) return 0;
   }
-  uint64_t hash = tp_rec_stack_hash(frames, depth);
   uint32_t count = atomic_load_explicit(&tp_rec_stacks_count, memory_order_relaxed);
   if ((count + 1) * 2 > tp_rec_index_capacity && !tp_rec_index_grow()) return 0;
   uint32_t mask = tp_rec_index_capacity - 1, slot = (uint32_t)hash & mask;
@@ -182,6 +189,18 @@ uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool trunc
   atomic_store_explicit(&tp_rec_stacks_count, id, memory_order_release);
   return id;
 }
+
+uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated) {
+  uint64_t hash = tp_rec_stack_hash(frames, depth);
+  tp_lock_acquire(&tp_rec_stack_lock);
+  uint32_t id = tp_rec_stack_intern_locked(frames, depth, truncated, hash);
+  tp_lock_release(&tp_rec_stack_lock);
+  return id;
+}
+
+void tp_rec_stacks_lock(void) { tp_lock_acquire(&tp_rec_stack_lock); }
+void tp_rec_stacks_unlock(void) { tp_lock_release(&tp_rec_stack_lock); }
+void tp_rec_stacks_reinit_lock(void) { tp_lock_init(&tp_rec_stack_lock); }
 
 uint32_t tp_rec_stack_count(void) { return atomic_load_explicit(&tp_rec_stacks_count, memory_order_acquire); }
 

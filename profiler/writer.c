@@ -296,8 +296,8 @@ static void tp_rec_emit_histogram(tp_rec_out *out, const tp_rec_hist *now, uint6
   static uint64_t allocs[TP_BUCKET_COUNT], bytes[TP_BUCKET_COUNT], frees[TP_BUCKET_COUNT];
   size_t n = 0;
   for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
-    uint64_t da = now->allocs[b] - tp_rec_hist_emitted.allocs[b], dbytes = now->bytes[b] - tp_rec_hist_emitted.bytes[b],
-             df = now->frees[b] - tp_rec_hist_emitted.frees[b];
+    const tp_rec_bucket *cur = &now->bucket[b], *old = &tp_rec_hist_emitted.bucket[b];
+    uint64_t da = cur->allocs - old->allocs, dbytes = cur->bytes - old->bytes, df = cur->frees - old->frees;
     if (!da && !df) continue;
     buckets[n] = b, allocs[n] = da, bytes[n] = dbytes, frees[n] = df;
     n++;
@@ -315,7 +315,7 @@ static void tp_rec_emit_histogram(tp_rec_out *out, const tp_rec_hist *now, uint6
 
 static uint64_t tp_rec_total_allocs(const tp_rec_hist *h) {
   uint64_t total = 0;
-  for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) total += h->allocs[b];
+  for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) total += h->bucket[b].allocs;
   return total;
 }
 
@@ -329,7 +329,8 @@ static bool tp_rec_child_has_events(void) {
   bool events = b->sample_count || b->free_count || b->mmap_count || b->jit_count;
   tp_lock_release(&tp_rec.lock);
   for (uint32_t i = 0; i < TP_BUCKET_COUNT && !events; i++)
-    events = now.allocs[i] != tp_rec_hist_emitted.allocs[i] || now.frees[i] != tp_rec_hist_emitted.frees[i];
+    events = now.bucket[i].allocs != tp_rec_hist_emitted.bucket[i].allocs ||
+             now.bucket[i].frees != tp_rec_hist_emitted.bucket[i].frees;
   return events;
 }
 
