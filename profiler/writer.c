@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -103,17 +104,24 @@ static void tp_rec_write_frame(tp_rec_out *out) {
 }
 
 /* Opens a new file (never overwriting: an exec'd program of the same name
- * and pid gets "name.1") and writes the first frame: header, process, modules. */
+ * and pid gets "name.1"; a device or pipe such as /dev/null is written as it
+ * is) and writes the first frame: header, process, modules. */
 bool tp_rec_writer_open(void) {
   char base[sizeof tp_rec.path - 8];
   tp_rec_expand_path(base, sizeof base, tp_opt.trace);
-  for (int attempt = 0; attempt < 100; attempt++) {
-    if (attempt)
-      snprintf(tp_rec.path, sizeof tp_rec.path, "%s.%d", base, attempt);
-    else
-      snprintf(tp_rec.path, sizeof tp_rec.path, "%s", base);
-    tp_rec.fd = open(tp_rec.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (tp_rec.fd >= 0 || errno != EEXIST) break;
+  struct stat st;
+  if (stat(base, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) { /* /dev/null, a pipe */
+    snprintf(tp_rec.path, sizeof tp_rec.path, "%s", base);
+    tp_rec.fd = open(tp_rec.path, O_WRONLY | O_CLOEXEC);
+  } else {
+    for (int attempt = 0; attempt < 100; attempt++) {
+      if (attempt)
+        snprintf(tp_rec.path, sizeof tp_rec.path, "%s.%d", base, attempt);
+      else
+        snprintf(tp_rec.path, sizeof tp_rec.path, "%s", base);
+      tp_rec.fd = open(tp_rec.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (tp_rec.fd >= 0 || errno != EEXIST) break;
+    }
   }
   if (tp_rec.fd < 0) {
     tp_message("profiler: cannot create %s (%s); not recording", tp_rec.path, strerror(errno));
