@@ -190,6 +190,15 @@ static void tp_rec_emit_threads_and_stacks(tp_rec_out *out, uint32_t thread_coun
  * that the reader's running sums give them back exactly. */
 #define TP_US(ns) ((ns) / 1000)
 
+/* µs since the previous event of the column (never negative). */
+static uint64_t tp_rec_time_delta(uint64_t *prev_us, uint64_t time_ns) {
+  uint64_t us = TP_US(time_ns);
+  if (us < *prev_us) return 0;
+  uint64_t delta = us - *prev_us;
+  *prev_us = us;
+  return delta;
+}
+
 static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
   uint32_t n = b->sample_count;
   if (!n) return;
@@ -203,8 +212,7 @@ static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
     for (uint32_t i = 0; i < n; i++) {
       const tp_rec_sample *s = &b->samples[i];
       ids[i] = s->id - prev_id, prev_id = s->id;
-      uint64_t us = TP_US(s->time_ns);
-      times[i] = us >= prev_us ? us - prev_us : 0, prev_us = us >= prev_us ? us : prev_us;
+      times[i] = tp_rec_time_delta(&prev_us, s->time_ns);
       sizes[i] = s->size, usable[i] = s->usable, stacks[i] = s->stack, threads[i] = s->thread;
       tiers[i] = s->tier, aligns[i] = s->align_log2, weights[i] = s->weight;
     }
@@ -237,8 +245,7 @@ static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_batch *b) {
     for (uint32_t i = 0; i < n; i++) {
       const tp_rec_free_event *f = &b->frees[i];
       ids[i] = (int64_t)(f->id - prev_id), prev_id = f->id;
-      uint64_t us = TP_US(f->time_ns);
-      times[i] = us >= prev_us ? us - prev_us : 0, prev_us = us >= prev_us ? us : prev_us;
+      times[i] = tp_rec_time_delta(&prev_us, f->time_ns);
       stacks[i] = f->stack;
     }
     Tierpool__Trace__Frees frees = TIERPOOL__TRACE__FREES__INIT;
@@ -265,8 +272,7 @@ static void tp_rec_emit_mmaps(tp_rec_out *out, const tp_rec_batch *b) {
     uint64_t prev_us = 0;
     for (uint32_t i = 0; i < n; i++) {
       const tp_rec_mmap_event *m = &b->mmaps[i];
-      uint64_t us = TP_US(m->time_ns);
-      times[i] = us >= prev_us ? us - prev_us : 0, prev_us = us >= prev_us ? us : prev_us;
+      times[i] = tp_rec_time_delta(&prev_us, m->time_ns);
       addrs[i] = m->addr, lengths[i] = m->length, olds[i] = m->old_addr, kinds[i] = m->kind;
       prots[i] = m->prot, flags[i] = m->flags, stacks[i] = m->stack, threads[i] = m->thread;
     }

@@ -6,23 +6,6 @@
 source "$(dirname "$0")/lib.sh"
 tierpool=$(realpath "$1") version=$2
 
-# expect NAME STATUS PATTERN CMD...: CMD exits with STATUS and its output (stdout
-# and stderr together) has a line matching the extended regex PATTERN.
-expect() {
-  local name=$1 want=$2 pattern=$3 rc=0
-  shift 3
-  "$@" >"$WORK/out" 2>&1 || rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    fail_check "$name: exit status $rc, expected $want"
-    sed 's/^/    | /' "$WORK/out" >&2
-  elif ! grep -qE -- "$pattern" "$WORK/out"; then
-    fail_check "$name: no line matching '$pattern'"
-    sed 's/^/    | /' "$WORK/out" >&2
-  else
-    pass_check "$name"
-  fi
-}
-
 lib=$TIERPOOL_LIB
 config=$INPUT/pool.conf
 echo 'release_threshold = 0.7' >"$config"

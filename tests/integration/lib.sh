@@ -121,3 +121,20 @@ finish() {
   fi
   echo "$TEST_NAME: all checks passed"
 }
+
+# expect NAME STATUS PATTERN CMD...: CMD exits with STATUS and its output (stdout
+# and stderr together) has a line matching the extended regex PATTERN.
+expect() {
+  local name=$1 want=$2 pattern=$3 rc=0
+  shift 3
+  "$@" >"$WORK/out" 2>&1 || rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    fail_check "$name: exit status $rc, expected $want"
+    sed 's/^/    | /' "$WORK/out" >&2
+  elif ! grep -qE -- "$pattern" "$WORK/out"; then
+    fail_check "$name: no line matching '$pattern'"
+    sed 's/^/    | /' "$WORK/out" >&2
+  else
+    pass_check "$name"
+  fi
+}

@@ -7,22 +7,6 @@
 source "$(dirname "$0")/lib.sh"
 cli=$TIERPOOL_CLI
 
-# expect NAME STATUS PATTERN CMD...: as in ../integration/launcher.sh.
-expect() {
-  local name=$1 want=$2 pattern=$3 rc=0
-  shift 3
-  "$@" >"$WORK/out" 2>&1 || rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    fail_check "$name: exit status $rc, expected $want"
-    sed 's/^/    | /' "$WORK/out" >&2
-  elif ! grep -qE -- "$pattern" "$WORK/out"; then
-    fail_check "$name: no line matching '$pattern'"
-    sed 's/^/    | /' "$WORK/out" >&2
-  else
-    pass_check "$name"
-  fi
-}
-
 cd "$WORK"
 mkdir tmp
 export TMPDIR=$WORK/tmp  # record's index file goes here: it must be gone afterwards
