@@ -201,8 +201,8 @@ static inline void tp_free(void *p) {
       void **block = p;
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
                     block[1] != (void *)tp_free_key)) {
-        if (tp_unlikely(tp_rec_active)) tp_rec_free(p, slab->block_size);
         uint32_t cls = slab->class_idx;
+        if (tp_unlikely(tp_rec_active)) tp_rec_free_slab(p, cls);
         tp_bin *bin = &tc->bins[cls];
         block[0] = bin->head;
         block[1] = (void *)tp_free_key;
@@ -220,16 +220,15 @@ static inline void tp_free(void *p) {
 /* With the recorder off, each entry point pays one predictable branch on
  * tp_rec_active; these run only when it is on. */
 
-static TP_NOINLINE void tp_record_alloc(void *p, size_t size, size_t align) {
-  if (!p) return;
-  tierpool_tier_t tier = TIERPOOL_TIER_LARGE;
-  if (tp_segment_is_ours(p)) {
-    tp_segment *seg = tp_segment_of(p);
-    tier = TP_PAGE_KIND(seg->page_map[tp_page_index(seg, p)]) == TP_PAGE_SLAB ? TIERPOOL_TIER_SLAB
-                                                                               : TIERPOOL_TIER_BUDDY;
-  }
-  tp_rec_alloc(p, size, align, tier);
+/* The tier that served p: the recorder asks only for the blocks it samples. */
+tierpool_tier_t tp_tier_of(const void *p) {
+  if (!tp_segment_is_ours((void *)p)) return TIERPOOL_TIER_LARGE;
+  tp_segment *seg = tp_segment_of((void *)p);
+  return TP_PAGE_KIND(seg->page_map[tp_page_index(seg, (void *)p)]) == TP_PAGE_SLAB ? TIERPOOL_TIER_SLAB
+                                                                                     : TIERPOOL_TIER_BUDDY;
 }
+
+static inline void tp_record_alloc(void *p, size_t size, size_t align) { tp_rec_alloc(p, size, align); }
 
 /* A block's usable size from the page map or the large table, without the
  * validity checks of the free path. */

@@ -28,6 +28,9 @@ typedef struct tp_rec_bucket {
 
 typedef struct tp_rec_hist {
   tp_rec_bucket bucket[TP_BUCKET_COUNT];
+  /* Slab frees by class, folded into bucket[].frees when summed: the free
+   * fast path bumps one of 64 hot counters instead of a bucket line. */
+  uint64_t class_frees[TP_MAX_CLASSES];
   struct tp_rec_hist *next;
 } tp_rec_hist;
 
@@ -112,13 +115,17 @@ typedef struct tp_recorder {
 
 extern tp_recorder tp_rec;
 
-/* The filter in front of the live table: one bit per hash slot, set while a
- * live sample hashes there; 32 KiB, so that it stays in cache (a free reads
- * one bit). */
+/* The filter in front of the live table: one bit per 16-byte slot, set while
+ * a live sample maps there; 32 KiB.  A slot is the address's own low bits
+ * (folded with the bits above the 4 MiB the filter spans), not a hash: blocks
+ * freed one after another are usually neighbours, so a free mostly reads a
+ * filter line already in cache. */
 #define TP_REC_FILTER_BITS 18
 extern _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
 static inline uint32_t tp_rec_filter_slot(const void *p) {
-  return (uint32_t)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - TP_REC_FILTER_BITS));
+  uintptr_t a = (uintptr_t)p >> 4;
+  return (uint32_t)((a ^ (a >> TP_REC_FILTER_BITS) ^ (a >> (2 * TP_REC_FILTER_BITS))) &
+                    ((1u << TP_REC_FILTER_BITS) - 1));
 }
 static inline bool tp_rec_filter_test(const void *p) {
   uint32_t slot = tp_rec_filter_slot(p);

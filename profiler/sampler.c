@@ -129,6 +129,13 @@ static TP_NOINLINE bool tp_rec_thread_init(tp_rec_thread *t) {
   return true;
 }
 
+/* Slab frees counted by class go to the bucket of the class's block size. */
+static void tp_rec_fold_class_frees(tp_rec_hist *out, const uint64_t *class_frees) {
+  for (uint32_t c = 0; c < tp_classes.count; c++)
+    out->bucket[tp_bucket_of_size(tp_classes.classes[c].size)].frees +=
+        __atomic_load_n(&class_frees[c], __ATOMIC_RELAXED);
+}
+
 /* Thread exit: its counts join the retired sum; the structure is reused. */
 void tp_rec_thread_exit(void) {
   tp_rec_thread *t = &tp_rec_self;
@@ -147,6 +154,7 @@ void tp_rec_thread_exit(void) {
     tp_rec.retired.bucket[b].bytes += h->bucket[b].bytes;
     tp_rec.retired.bucket[b].frees += h->bucket[b].frees;
   }
+  tp_rec_fold_class_frees(&tp_rec.retired, h->class_frees);
   h->next = tp_rec.spare_hists;
   tp_rec.spare_hists = h;
   t->hist = &tp_rec.retired; /* late frees of TLS destructors; counted under no lock, rare */
@@ -155,12 +163,15 @@ void tp_rec_thread_exit(void) {
 
 void tp_rec_hist_sum(tp_rec_hist *out) {
   memcpy(out, &tp_rec.retired, sizeof *out);
+  memset(out->class_frees, 0, sizeof out->class_frees);
+  tp_rec_fold_class_frees(out, tp_rec.retired.class_frees); /* frees of threads past exit */
   for (tp_rec_hist *h = tp_rec.hists; h; h = h->next) {
     for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
       out->bucket[b].allocs += __atomic_load_n(&h->bucket[b].allocs, __ATOMIC_RELAXED);
       out->bucket[b].bytes += __atomic_load_n(&h->bucket[b].bytes, __ATOMIC_RELAXED);
       out->bucket[b].frees += __atomic_load_n(&h->bucket[b].frees, __ATOMIC_RELAXED);
     }
+    tp_rec_fold_class_frees(out, h->class_frees);
   }
 }
 
@@ -229,8 +240,8 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
 
 /* ---- allocation and free --------------------------------------------------- */
 
-static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align,
-                                           tierpool_tier_t tier) {
+static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
+  tierpool_tier_t tier = tp_tier_of(p);
   t->skip = tp_rec_next_skip(t);
   t->busy = true; /* the unwinder may allocate */
   uintptr_t frames[TP_REC_MAX_DEPTH];
@@ -254,7 +265,7 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   t->busy = false;
 }
 
-void tp_rec_alloc(void *p, size_t size, size_t align, tierpool_tier_t tier) {
+void tp_rec_alloc(void *p, size_t size, size_t align) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy || !p) return;
   if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
@@ -262,7 +273,7 @@ void tp_rec_alloc(void *p, size_t size, size_t align, tierpool_tier_t tier) {
   t->hist->bucket[b].allocs++;
   t->hist->bucket[b].bytes += size;
   t->skip -= tp_rec.sample_bytes ? (int64_t)(size ? size : 1) : 1;
-  if (tp_unlikely(t->skip <= 0)) tp_rec_take_sample(t, p, size, align, tier);
+  if (tp_unlikely(t->skip <= 0)) tp_rec_take_sample(t, p, size, align);
 }
 
 static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
@@ -294,6 +305,14 @@ void tp_rec_free(void *p, size_t usable) {
   if (t->busy || !p) return;
   if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
   t->hist->bucket[tp_bucket_of_size(usable)].frees++;
+  if (tp_rec_filter_test(p)) tp_rec_free_sampled(t, p);
+}
+
+void tp_rec_free_slab(void *p, uint32_t cls) {
+  tp_rec_thread *t = &tp_rec_self;
+  if (t->busy) return;
+  if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
+  t->hist->class_frees[cls]++;
   if (tp_rec_filter_test(p)) tp_rec_free_sampled(t, p);
 }
 
