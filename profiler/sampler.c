@@ -461,6 +461,10 @@ void tp_rec_fork_child(void) {
    * of them are not the child's samples. */
   if (tp_rec.live) memset(tp_rec.live, 0, tp_rec.live_capacity * sizeof *tp_rec.live);
   tp_rec.live_count = 0;
+  /* The child's trace is its own process: its clock, counts and ids start here. */
+  tp_rec.start_unix_ns = tp_rec_clock_ns(CLOCK_REALTIME);
+  tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
+  tp_rec.samples = tp_rec.dropped = 0;
   for (size_t w = 0; w < sizeof tp_rec_filter / sizeof tp_rec_filter[0]; w++) atomic_store(&tp_rec_filter[w], 0);
   memset(tp_rec_filter_counts, 0, sizeof tp_rec_filter_counts);
   for (int i = 0; i < 2; i++) {

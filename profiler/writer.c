@@ -32,6 +32,7 @@ static tp_rec_hist tp_rec_hist_emitted; /* sums already written */
 static uint64_t tp_rec_last_periodic_ns = UINT64_MAX; /* the first flush is periodic */
 static bool tp_rec_finished;
 static bool tp_rec_open_pending; /* a forked child opens its trace at its first flush */
+static uint64_t tp_rec_allocs_before; /* a forked child's: the parent's, not in its End */
 static tp_trace_compressor tp_rec_compressor;
 
 void *tp_rec_map(size_t size) { return tp_os_map(tp_align_up(size, TP_PAGE_SIZE)); }
@@ -390,7 +391,7 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
     end.time_us = TP_US(now_ns);
     end.samples = samples;
     end.dropped = dropped;
-    end.allocations = tp_rec_total_allocs(&now);
+    end.allocations = tp_rec_total_allocs(&now) - tp_rec_allocs_before;
     Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
     record.kind_case = TIERPOOL__TRACE__RECORD__KIND_END;
     record.end = &end;
@@ -434,6 +435,7 @@ void tp_rec_writer_after_fork_child(void) {
   tp_rec.fd = -1;
   tp_rec_threads_emitted = tp_rec_stacks_emitted = 0;
   tp_rec_hist_sum(&tp_rec_hist_emitted); /* the child's histogram starts at zero */
+  tp_rec_allocs_before = tp_rec_total_allocs(&tp_rec_hist_emitted);
   tp_rec_last_periodic_ns = UINT64_MAX;
   tp_rec_finished = false;
   tp_trace_compressor_fini(&tp_rec_compressor); /* the pool is consistent in the child */
