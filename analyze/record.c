@@ -2,7 +2,6 @@
  * libtierpool.so preloaded and its profiler on, waits for it, and names every
  * trace the run wrote (CMD's, its children's, exec'd programs'), which the
  * library lists in a private index file (TIERPOOL_TRACE_INDEX). */
-#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

@@ -18,6 +18,12 @@ static const struct command commands[] = {
     {"run", cmd_run, "run a program with libtierpool.so preloaded"},
     {"record", cmd_record, "run a program with the allocation profiler on and name its traces"},
     {"dump", cmd_dump, "print the records of a trace as text, or their counts"},
+    {"report", cmd_report, "what traces say: sizes, lifetimes, top allocation sites, tiers"},
+    {"propose", cmd_propose, "size classes (and other keys) fitted to traces, as a config file"},
+    {"diff", cmd_diff, "how far the allocation profile moved between two sets of traces"},
+    {"merge", cmd_merge, "one trace from many"},
+    {"export", cmd_export, "pprof, folded stacks, JSON or CSV from traces"},
+    {"simulate", cmd_simulate, "replay traces through the pool under several configs"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -82,14 +82,24 @@ TP_API void tierpool_stats_print(int fd) {
   TP_LINE("tierpool: statistics of pid %d\n", (int)getpid());
   TP_LINE("tierpool: %-6s %12s %12s %9s %9s %9s %7s %9s %9s\n", "tier", "allocs", "frees", "live",
           "peak", "resident", "waste", "releases", "released");
-  for (int t = 0; t < TIERPOOL_TIER_COUNT && n < sizeof out; t++) {
-    const tierpool_tier_stats_t *ts = &s.tier[t];
+  /* The total row: waste over all tiers (the figure `tierpool propose` predicts);
+   * peaks of different moments do not add up, so it has none. */
+  tierpool_tier_stats_t total = {0};
+  for (int t = 0; t <= TIERPOOL_TIER_COUNT && n < sizeof out; t++) {
+    const tierpool_tier_stats_t *ts = t < TIERPOOL_TIER_COUNT ? &s.tier[t] : &total;
+    if (t < TIERPOOL_TIER_COUNT) {
+      total.allocs += ts->allocs, total.frees += ts->frees, total.live_bytes += ts->live_bytes;
+      total.resident_bytes += ts->resident_bytes, total.releases += ts->releases;
+      total.released_bytes += ts->released_bytes;
+      total.bytes_allocated += ts->bytes_allocated, total.bytes_requested += ts->bytes_requested;
+    }
     double waste = ts->bytes_allocated
                        ? 100.0 * (double)(ts->bytes_allocated - ts->bytes_requested) / (double)ts->bytes_allocated
                        : 0.0;
-    TP_LINE("tierpool: %-6s %12llu %12llu %9s %9s %9s %6.1f%% %9llu %9s\n", names[t],
-            (unsigned long long)ts->allocs, (unsigned long long)ts->frees,
-            tp_human(ts->live_bytes, a, sizeof a), tp_human(ts->peak_bytes, b, sizeof b),
+    TP_LINE("tierpool: %-6s %12llu %12llu %9s %9s %9s %6.1f%% %9llu %9s\n",
+            t < TIERPOOL_TIER_COUNT ? names[t] : "total", (unsigned long long)ts->allocs,
+            (unsigned long long)ts->frees, tp_human(ts->live_bytes, a, sizeof a),
+            t < TIERPOOL_TIER_COUNT ? tp_human(ts->peak_bytes, b, sizeof b) : "-",
             tp_human(ts->resident_bytes, c, sizeof c), waste, (unsigned long long)ts->releases,
             tp_human(ts->released_bytes, d, sizeof d));
   }

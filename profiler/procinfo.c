@@ -161,7 +161,8 @@ void tp_rec_emit_new_modules(tp_rec_out *out) {
 
 /* Contiguous anonymous ranges of 64 MiB and more, and how much of each is
  * accessible: a Wasm linear memory is a large PROT_NONE reservation whose
- * accessible part grows with memory.grow.  The pool's own segments are left out. */
+ * accessible part grows with memory.grow.  The pool's segments and the
+ * recorder's tables are left out. */
 static size_t tp_rec_reservations(Tierpool__Trace__Snapshot__Reservation *out, size_t cap) {
   size_t len = 0, count = 0;
   char *maps = tp_rec_slurp("/proc/self/maps", &len);
@@ -174,7 +175,7 @@ static size_t tp_rec_reservations(Tierpool__Trace__Snapshot__Reservation *out, s
     char perms[8], path[64] = "";
     int fields = sscanf(line, "%llx-%llx %7s %*s %*s %llu %63s", &start, &end, perms, &inode, path);
     bool anonymous = fields >= 4 && inode == 0 && (path[0] == '\0' || strncmp(path, "[anon", 5) == 0);
-    bool ours = anonymous && tp_segment_is_ours((void *)(uintptr_t)start);
+    bool ours = anonymous && (tp_segment_is_ours((void *)(uintptr_t)start) || tp_rec_is_own_map(start));
     if (anonymous && !ours && start == run_end) {
       run_end = end;
     } else {

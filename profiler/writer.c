@@ -35,7 +35,33 @@ static bool tp_rec_open_pending; /* a forked child opens its trace at its first 
 static uint64_t tp_rec_allocs_before; /* a forked child's: the parent's, not in its End */
 static tp_trace_compressor tp_rec_compressor;
 
-void *tp_rec_map(size_t size) { return tp_os_map(tp_align_up(size, TP_PAGE_SIZE)); }
+/* The recorder's big tables (stack arenas: 320 MiB reserved, touched as
+ * used) are remembered so that snapshots do not take them for reservations
+ * of the program. */
+#define TP_REC_OWN_MAPS 32
+static struct { _Atomic uintptr_t start, end; } tp_rec_own_maps[TP_REC_OWN_MAPS];
+static _Atomic uint32_t tp_rec_own_map_count;
+
+void *tp_rec_map(size_t size) {
+  size = tp_align_up(size, TP_PAGE_SIZE);
+  void *p = tp_os_map(size);
+  if (p && size >= ((size_t)1 << 20)) {
+    uint32_t i = atomic_fetch_add(&tp_rec_own_map_count, 1);
+    if (i < TP_REC_OWN_MAPS) {
+      atomic_store(&tp_rec_own_maps[i].start, (uintptr_t)p);
+      atomic_store(&tp_rec_own_maps[i].end, (uintptr_t)p + size);
+    }
+  }
+  return p;
+}
+
+bool tp_rec_is_own_map(uintptr_t address) {
+  uint32_t n = atomic_load(&tp_rec_own_map_count);
+  for (uint32_t i = 0; i < n && i < TP_REC_OWN_MAPS; i++)
+    if (address >= atomic_load(&tp_rec_own_maps[i].start) && address < atomic_load(&tp_rec_own_maps[i].end))
+      return true;
+  return false;
+}
 
 void tp_rec_out_record(tp_rec_out *out, Tierpool__Trace__Record *record) {
   size_t need = tp_trace_record_packed_size(record);

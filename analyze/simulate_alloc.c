@@ -1,0 +1,24 @@
+/* simulate_alloc.c — the pool's allocation API, preload/alloc.c itself,
+ * compiled again with every entry point renamed: `tierpool simulate` drives
+ * the pool's own fast paths (thread cache, tier dispatch, free checks) while
+ * the tierpool command keeps glibc's malloc.  Every function alloc.c defines
+ * under a libc name must be in this list (tests/analyze/simulate checks that
+ * the tierpool executable defines none of them). */
+#define malloc tp_sim_malloc
+#define free tp_sim_free
+#define calloc tp_sim_calloc
+#define realloc tp_sim_realloc
+#define reallocarray tp_sim_reallocarray
+#define posix_memalign tp_sim_posix_memalign
+#define aligned_alloc tp_sim_aligned_alloc
+#define memalign tp_sim_memalign
+#define valloc tp_sim_valloc
+#define pvalloc tp_sim_pvalloc
+#define malloc_usable_size tp_sim_malloc_usable_size
+#define malloc_trim tp_sim_malloc_trim
+#define mallopt tp_sim_mallopt
+#define malloc_stats tp_sim_malloc_stats
+#define mallinfo tp_sim_mallinfo
+#define mallinfo2 tp_sim_mallinfo2
+
+#include "alloc.c"

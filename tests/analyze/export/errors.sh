@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# errors.sh — every error of `tierpool export` and `tierpool merge`: a missing,
+# foreign, empty or corrupt trace, a bad or missing flag, an output that cannot
+# be written: exit status 2, one line on stderr naming the problem, and no
+# output file (nor temporary file) left behind.  A truncated trace is only a
+# warning.  --help prints the usage on stdout and exits 0.
+source "$(dirname "$0")/lib.sh"
+
+cat >"$WORK/ok.spec" <<'SPEC'
+process pid=5 rate=0.5
+stack id=1 frames=0x1000
+sample id=1 t=1 size=16 stack=1
+end t=2 samples=1
+frame
+process pid=6 rate=0.5
+stack id=1 frames=0x2000
+sample id=1 t=1 size=32 stack=1
+end t=2 samples=1
+SPEC
+trace ok
+OK=$WORK/ok.tpt
+echo "not a trace at all" >"$WORK/foreign.tpt"
+: >"$WORK/empty.tpt"
+size=$(stat -c %s "$OK")
+head -c $((size - 5)) "$OK" >"$WORK/cut.tpt"
+# A damaged byte inside the first frame: its checksum no longer matches.
+cp "$OK" "$WORK/corrupt.tpt"
+printf '\xff\xff\xff\xff' | dd of="$WORK/corrupt.tpt" bs=1 seek=20 conv=notrunc status=none
+
+# fails NAME WANT_REGEX ARGS...: exit 2, one stderr line matching WANT_REGEX,
+# and neither $WORK/out nor a temporary file next to it.
+fails() {
+  local name=$1 want=$2 rc=0
+  shift 2
+  rm -f "$WORK/out"
+  "$TIERPOOL_CLI" "$@" >"$WORK/stdout" 2>"$WORK/stderr" </dev/null || rc=$?
+  if [ "$rc" -eq 2 ]; then pass_check "$name: exit status 2"; else fail_check "$name: exit status $rc, want 2"; fi
+  if [ "$(wc -l <"$WORK/stderr")" -eq 1 ] && grep -qE -- "$want" "$WORK/stderr"; then
+    pass_check "$name: $(cat "$WORK/stderr")"
+  else
+    fail_check "$name: stderr is not one line matching /$want/"
+    show "$WORK/stderr"
+  fi
+  if [ -e "$WORK/out" ] || ls "$WORK" | grep -q '\.tmp\.'; then
+    fail_check "$name: an output file was left behind"
+  else
+    pass_check "$name: no output file"
+  fi
+}
+
+for cmd in export merge; do
+  fmt=()
+  [ $cmd = export ] && fmt=(--format pprof)
+  fails "$cmd: missing trace" "^tierpool $cmd: .*/nonexistent.tpt: cannot open: No such file" \
+    $cmd "${fmt[@]}" "$OK" "$WORK/nonexistent.tpt" -o "$WORK/out"
+  fails "$cmd: foreign file" "^tierpool $cmd: .*/foreign.tpt: not a tierpool trace" \
+    $cmd "${fmt[@]}" "$WORK/foreign.tpt" -o "$WORK/out"
+  fails "$cmd: empty file" "^tierpool $cmd: .*/empty.tpt: empty file" $cmd "${fmt[@]}" "$WORK/empty.tpt" -o "$WORK/out"
+  fails "$cmd: corrupt frame" "^tierpool $cmd: .*/corrupt.tpt: corrupt frame at offset 0" \
+    $cmd "${fmt[@]}" "$OK" "$WORK/corrupt.tpt" -o "$WORK/out"
+  fails "$cmd: unknown option" "^tierpool $cmd: unknown option '--frobnicate'" \
+    $cmd "${fmt[@]}" --frobnicate "$OK" -o "$WORK/out"
+  fails "$cmd: no trace" "^tierpool $cmd: no trace given" $cmd "${fmt[@]}" -o "$WORK/out"
+  fails "$cmd: -o without a value" "^tierpool $cmd: -o needs a" $cmd "${fmt[@]}" "$OK" -o
+  fails "$cmd: output directory missing" "^tierpool $cmd: .*/no/such/dir/out: cannot create" \
+    $cmd "${fmt[@]}" "$OK" -o "$WORK/no/such/dir/out"
+  rc=0
+  "$TIERPOOL_CLI" $cmd --help >"$WORK/help" 2>&1 || rc=$?
+  expect_eq "$cmd --help: exit 0, usage on stdout" "$rc/$(grep -c "^usage: tierpool $cmd" "$WORK/help")" 0/1
+done
+
+fails "export: no --format" "^tierpool export: no --format given" export "$OK" -o "$WORK/out"
+fails "export: bad --format" "^tierpool export: bad --format 'svg'" export --format svg "$OK" -o "$WORK/out"
+fails "export: bad --value" "^tierpool export: bad --value 'weight'" \
+  export --format folded --value weight "$OK" -o "$WORK/out"
+fails "merge: no output" "^tierpool merge: no output given" merge "$OK"
+fails "merge: output to stdout" "^tierpool merge: -o -: a trace is binary" merge "$OK" -o -
+
+# A truncated trace: a warning, and what it holds.
+for fmt in pprof folded json csv; do
+  rc=0
+  "$TIERPOOL_CLI" export --format $fmt "$WORK/cut.tpt" -o "$WORK/cut.$fmt" 2>"$WORK/cut.err" || rc=$?
+  expect_eq "export --format $fmt of a truncated trace: exit 0, one warning" \
+    "$rc/$(wc -l <"$WORK/cut.err")/$(grep -c '^tierpool export: warning: .*cut.tpt: truncated' "$WORK/cut.err")" 0/1/1
+done
+expect_eq "csv of the truncated trace: the first section's row" "$(tail -n +2 "$WORK/cut.csv" | cut -d, -f1,2,4)" 5,1,16
+finish
