@@ -11,12 +11,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "profile.h"
 #include "symbols.h"
@@ -48,42 +48,31 @@ static void diff_help(void) {
          diff_usage, DEFAULT_THRESHOLD, DEFAULT_TOP);
 }
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("tierpool diff: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  return EXIT_USAGE;
-}
+/* Prints "tierpool diff: ..."; returns EXIT_USAGE. */
+#define fail(...) cli_error("diff", __VA_ARGS__)
 
 struct diff_options {
-  const char **old, **new;
+  char **old, **new;
   size_t n_old, n_new;
   double threshold;
   long top;
 };
 
 static int parse_args(int argc, char **argv, struct diff_options *o) {
-  const char **pos = calloc((size_t)argc + 1, sizeof *pos);
+  char **pos = calloc((size_t)argc + 1, sizeof *pos);
   if (!pos) return fail("out of memory");
   o->old = pos;
   o->threshold = DEFAULT_THRESHOLD;
   o->top = DEFAULT_TOP;
   size_t n = 0, split = (size_t)-1;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
+    char *a = argv[i];
     const char *v = NULL, *names[] = {"--threshold", "--top"};
     int matched = 0;
     for (int k = 0; k < 2 && !matched; k++) {
-      size_t len = strlen(names[k]);
-      if (strncmp(a, names[k], len) == 0 && (a[len] == '=' || a[len] == '\0')) {
-        matched = 1;
-        if (a[len] == '=') v = a + len + 1;
-        else if (i + 1 < argc) v = argv[++i];
-        else return fail("%s needs a value", names[k]);
+      matched = cli_option(argc, argv, &i, names[k], &v);
+      if (matched < 0) return fail("%s needs a value", names[k]);
+      if (matched) {
         char *end;
         errno = 0;
         if (k == 0) {
@@ -115,18 +104,6 @@ static int parse_args(int argc, char **argv, struct diff_options *o) {
   o->n_old = split;
   o->new = pos + split;
   o->n_new = n - split;
-  return 0;
-}
-
-static int load_all(struct tp_profile *p, const char **paths, size_t n) {
-  char err[512];
-  for (size_t i = 0; i < n; i++) {
-    int rc = tp_profile_load(p, paths[i], err, sizeof err);
-    if (rc < 0) return fail("%s", err);
-    if (rc > 0) fprintf(stderr, "tierpool diff: warning: %s\n", err);
-  }
-  if (tp_profile_total_allocs(p) == 0)
-    return fail("%s%s: no allocations in the size histogram", paths[0], n > 1 ? " ..." : "");
   return 0;
 }
 
@@ -347,19 +324,18 @@ static int print_sites(const struct tp_profile *a, const struct tp_profile *b, l
 /* ---- the command -------------------------------------------------------------- */
 
 int cmd_diff(int argc, char **argv) {
-  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      diff_help();
-      return 0;
-    }
+  if (cli_asks_help(argc, argv)) {
+    diff_help();
+    return 0;
+  }
   struct diff_options o;
   memset(&o, 0, sizeof o);
   int rc = parse_args(argc, argv, &o);
   struct tp_profile a, b;
   tp_profile_init(&a);
   tp_profile_init(&b);
-  if (!rc) rc = load_all(&a, o.old, o.n_old);
-  if (!rc) rc = load_all(&b, o.new, o.n_new);
+  if (!rc) rc = cli_load_histogram("diff", o.old, o.n_old, &a);
+  if (!rc) rc = cli_load_histogram("diff", o.new, o.n_new, &b);
   if (!rc) {
     double tvd = total_variation(&a, &b);
     printf("old: %zu trace%s, %" PRIu64 " allocations; new: %zu trace%s, %" PRIu64 " allocations\n", o.n_old,

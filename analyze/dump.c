@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "dump.h"
 #include "trace_reader.h"
@@ -125,11 +126,8 @@ static int dump_file(const char *path, bool summary_only) {
 int cmd_dump(int argc, char **argv) {
   bool summary_only = false;
   int i = 1;
-  for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
-    if (strcmp(argv[i], "--") == 0) {
-      i++;
-      break;
-    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+  for (; cli_is_option(argc, argv, &i); i++) {
+    if (cli_is_help(argv[i])) {
       dump_help();
       return 0;
     } else if (strcmp(argv[i], "--summary") == 0) {

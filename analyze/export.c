@@ -9,8 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "export.h"
+#include "json.h"
 #include "outfile.h"
 
 static const char export_usage[] =
@@ -183,26 +185,30 @@ static int export_folded(struct tp_export *x, enum folded_value which, FILE *out
 
 /* ---- json ------------------------------------------------------------------ */
 
-static void put_json_string(FILE *out, const char *s) {
-  if (!s) {
-    fputs("null", out);
-    return;
-  }
-  fputc('"', out);
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if (*c == '"' || *c == '\\') fprintf(out, "\\%c", *c);
-    else if (*c == '\n') fputs("\\n", out);
-    else if (*c < 0x20 || *c == 0x7f) fprintf(out, "\\u%04x", *c);
-    else fputc(*c, out); /* UTF-8 passes through */
-  }
-  fputc('"', out);
-}
-
 /* A JSON number: estimates are finite, but never write NaN. */
 static void put_json_number(FILE *out, double v) {
   if (!isfinite(v)) v = 0;
   if (v == floor(v) && fabs(v) < 9e15) fprintf(out, "%.0f", v);
   else fprintf(out, "%.6f", v);
+}
+
+/* Members after the first of an object: ', "KEY": VALUE'. */
+static void put_json_string_member(FILE *out, const char *key, const char *v) {
+  fprintf(out, ", \"%s\": ", key);
+  tp_json_string(out, v);
+}
+
+static void put_json_number_member(FILE *out, const char *key, double v) {
+  fprintf(out, ", \"%s\": ", key);
+  put_json_number(out, v);
+}
+
+/* A site's estimates (or their totals). */
+static void put_json_estimates(FILE *out, const struct tp_prof_site *s) {
+  put_json_number_member(out, "allocs", s->allocs);
+  put_json_number_member(out, "bytes", s->bytes);
+  put_json_number_member(out, "live_allocs", s->live_allocs);
+  put_json_number_member(out, "live_bytes", s->live_bytes);
 }
 
 static int by_bytes_desc(const void *a, const void *b, void *profile) {
@@ -216,15 +222,11 @@ static void json_processes(const struct tp_profile *p, FILE *out) {
   fputs("  \"processes\": [", out);
   for (size_t i = 0; i < p->n_processes; i++) {
     const struct tp_prof_process *pr = &p->processes[i];
-    fprintf(out, "%s\n    {\"pid\": %" PRIu32 ", \"ppid\": %" PRIu32 ", \"executable\": ", i ? "," : "", pr->pid,
-            pr->ppid);
-    put_json_string(out, pr->executable);
-    fputs(", \"argv\": ", out);
-    put_json_string(out, pr->argv);
-    fputs(", \"hostname\": ", out);
-    put_json_string(out, pr->hostname);
-    fputs(", \"trace\": ", out);
-    put_json_string(out, pr->source);
+    fprintf(out, "%s\n    {\"pid\": %" PRIu32 ", \"ppid\": %" PRIu32, i ? "," : "", pr->pid, pr->ppid);
+    put_json_string_member(out, "executable", pr->executable);
+    put_json_string_member(out, "argv", pr->argv);
+    put_json_string_member(out, "hostname", pr->hostname);
+    put_json_string_member(out, "trace", pr->source);
     fprintf(out,
             ", \"start_unix_ns\": %" PRIu64 ", \"duration_us\": %" PRIu64 ", \"sample_rate\": %g"
             ", \"sample_bytes\": %" PRIu64 ", \"samples\": %" PRIu64 ", \"allocations\": %" PRIu64
@@ -240,7 +242,7 @@ static void json_modules(const struct tp_profile *p, FILE *out) {
   for (size_t i = 0; i < p->n_modules; i++) {
     const struct tp_prof_module *m = &p->modules[i];
     fprintf(out, "%s\n    {\"path\": ", i ? "," : "");
-    put_json_string(out, m->path);
+    tp_json_string(out, m->path);
     fputs(", \"build_id\": \"", out);
     for (size_t b = 0; b < m->build_id_len && b < sizeof m->build_id; b++) fprintf(out, "%02x", m->build_id[b]);
     fputs("\"}", out);
@@ -264,12 +266,11 @@ static void json_frames(struct tp_export *x, const uint32_t *order, uint32_t *js
       fprintf(out, "%s\n    {\"module\": ", n++ ? "," : "");
       if (fr->module < p->n_modules) fprintf(out, "%" PRIu32, fr->module);
       else fputs("null", out);
-      fprintf(out, ", \"address\": \"0x%" PRIx64 "\", \"jit\": %s, \"function\": ", fr->addr, fr->jit ? "true" : "false");
-      put_json_string(out, sym ? sym->function : NULL);
-      fputs(", \"file\": ", out);
-      put_json_string(out, sym ? sym->file : NULL);
-      fprintf(out, ", \"line\": %" PRIu32 ", \"name\": ", sym ? sym->line : 0);
-      put_json_string(out, sym ? sym->display : "?");
+      fprintf(out, ", \"address\": \"0x%" PRIx64 "\", \"jit\": %s", fr->addr, fr->jit ? "true" : "false");
+      put_json_string_member(out, "function", sym ? sym->function : NULL);
+      put_json_string_member(out, "file", sym ? sym->file : NULL);
+      fprintf(out, ", \"line\": %" PRIu32, sym ? sym->line : 0);
+      put_json_string_member(out, "name", sym ? sym->display : "?");
       fputc('}', out);
     }
   }
@@ -289,28 +290,22 @@ static int export_json(struct tp_export *x, FILE *out) {
   qsort_r(order, p->n_sites, sizeof *order, by_bytes_desc, (void *)p);
   memset(json_index, 0xff, (p->n_frames + 1) * sizeof *json_index);
 
-  double allocs = 0, bytes = 0, live_allocs = 0, live_bytes = 0;
+  struct tp_prof_site total = {0};
   for (size_t i = 0; i < p->n_sites; i++) {
-    allocs += p->sites[i].allocs;
-    bytes += p->sites[i].bytes;
-    live_allocs += p->sites[i].live_allocs;
-    live_bytes += p->sites[i].live_bytes;
+    total.allocs += p->sites[i].allocs;
+    total.bytes += p->sites[i].bytes;
+    total.live_allocs += p->sites[i].live_allocs;
+    total.live_bytes += p->sites[i].live_bytes;
   }
   fputs("{\n  \"format\": \"tierpool-export\",\n  \"version\": 1,\n  \"traces\": [", out);
   for (size_t i = 0; i < x->n_traces; i++) {
     if (i) fputs(", ", out);
-    put_json_string(out, x->traces[i]);
+    tp_json_string(out, x->traces[i]);
   }
   fputs("],\n", out);
   json_processes(p, out);
-  fprintf(out, "  \"totals\": {\"samples\": %" PRIu64 ", \"allocs\": ", p->samples);
-  put_json_number(out, allocs);
-  fputs(", \"bytes\": ", out);
-  put_json_number(out, bytes);
-  fputs(", \"live_allocs\": ", out);
-  put_json_number(out, live_allocs);
-  fputs(", \"live_bytes\": ", out);
-  put_json_number(out, live_bytes);
+  fprintf(out, "  \"totals\": {\"samples\": %" PRIu64, p->samples);
+  put_json_estimates(out, &total);
   fprintf(out, ", \"exact_allocs\": %" PRIu64 ", \"exact_bytes\": %" PRIu64 "},\n", tp_profile_total_allocs(p),
           tp_profile_total_bytes(p));
   json_modules(p, out);
@@ -320,17 +315,10 @@ static int export_json(struct tp_export *x, FILE *out) {
     const struct tp_prof_site *s = &p->sites[order[i]];
     const struct tp_prof_stack *st = &p->stacks[s->stack];
     char tier_buf[32];
-    fprintf(out, "%s\n    {\"tier\": \"%s\", \"tenant\": ", i ? "," : "",
-            tp_export_tier_name(s->tier, tier_buf, sizeof tier_buf));
-    put_json_string(out, s->tenant < p->n_tenants ? p->tenants[s->tenant] : "default");
-    fprintf(out, ", \"samples\": %" PRIu64 ", \"allocs\": ", s->samples);
-    put_json_number(out, s->allocs);
-    fputs(", \"bytes\": ", out);
-    put_json_number(out, s->bytes);
-    fputs(", \"live_allocs\": ", out);
-    put_json_number(out, s->live_allocs);
-    fputs(", \"live_bytes\": ", out);
-    put_json_number(out, s->live_bytes);
+    fprintf(out, "%s\n    {\"tier\": \"%s\"", i ? "," : "", tp_export_tier_name(s->tier, tier_buf, sizeof tier_buf));
+    put_json_string_member(out, "tenant", s->tenant < p->n_tenants ? p->tenants[s->tenant] : "default");
+    fprintf(out, ", \"samples\": %" PRIu64, s->samples);
+    put_json_estimates(out, s);
     fprintf(out, ", \"truncated\": %s, \"stack\": [", st->truncated ? "true" : "false");
     for (uint32_t d = 0; d < st->depth; d++) fprintf(out, "%s%" PRIu32, d ? ", " : "", json_index[st->frames[d]]);
     fputs("]}", out);
@@ -352,24 +340,10 @@ struct export_options {
   size_t n_traces;
 };
 
-/* Loads the traces into p: 0, or EXIT_USAGE after saying why. */
-static int load_traces(struct tp_profile *p, char **traces, size_t n) {
-  char err[1024];
-  for (size_t i = 0; i < n; i++) {
-    int got = tp_profile_load(p, traces[i], err, sizeof err);
-    if (got < 0) {
-      fprintf(stderr, "tierpool export: %s\n", err);
-      return EXIT_USAGE;
-    }
-    if (got > 0) fprintf(stderr, "tierpool export: warning: %s (used up to there)\n", err);
-  }
-  return 0;
-}
-
 static int export_profile(const struct export_options *o, struct tp_outfile *out) {
   struct tp_profile p;
   tp_profile_init(&p);
-  int status = load_traces(&p, o->traces, o->n_traces);
+  int status = cli_load_profile("export", o->traces, o->n_traces, &p);
   struct tp_export x = {.profile = &p, .traces = o->traces, .n_traces = o->n_traces};
   if (status == 0 && o->symbolize && !(x.symbols = tp_symbolizer_new(&p)))
     fprintf(stderr, "tierpool export: warning: cannot symbolize (frames named module+offset)\n");
@@ -400,7 +374,7 @@ static int parse_options(int argc, char **argv, struct export_options *o) {
       options_done = true;
       continue;
     }
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    if (cli_is_help(a)) {
       export_help();
       return 0;
     }
@@ -412,18 +386,9 @@ static int parse_options(int argc, char **argv, struct export_options *o) {
     static const char *const with_value[] = {"--format", "--value", "--output", "-o"};
     const char *name = NULL;
     for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !name; k++) {
-      size_t len = strlen(with_value[k]);
-      if (strcmp(a, with_value[k]) == 0) {
-        if (i + 1 >= argc) {
-          fprintf(stderr, "tierpool export: %s needs a value (see 'tierpool export --help')\n", a);
-          return EXIT_USAGE;
-        }
-        name = with_value[k];
-        value = argv[++i];
-      } else if (len > 2 && strncmp(a, with_value[k], len) == 0 && a[len] == '=') {
-        name = with_value[k];
-        value = a + len + 1;
-      }
+      int got = cli_option(argc, argv, &i, with_value[k], &value);
+      if (got < 0) return cli_error("export", "%s needs a value (see 'tierpool export --help')", a);
+      if (got > 0) name = with_value[k];
     }
     if (!name) {
       fprintf(stderr, "tierpool export: unknown option '%s' (see 'tierpool export --help')\n", a);

@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "export.h"
 #include "frames.h"
+#include "live_table.h"
 #include "trace_events.h"
 
 /* Sections bigger than this in thread or tenant ids are damaged: their ids are
@@ -114,12 +116,6 @@ static int pass1_stack(void *ctx, const Tierpool__Trace__Stack *s) {
 
 /* ---- pass 2: the rows ------------------------------------------------------ */
 
-struct live_table {   /* sample id -> the sample, open addressing */
-  struct tp_sample_event *slots;
-  bool *used;
-  size_t cap, n;
-};
-
 struct row_pass {
   FILE *out;
   struct tp_export names;
@@ -131,58 +127,10 @@ struct row_pass {
   uint32_t *tids;                     /* thread id -> tid (0: unknown) */
   char **tenants;                     /* tenant id -> name */
   size_t n_tids, n_tenants;
-  struct live_table live;
+  struct tp_live_table live;          /* of struct tp_sample_event */
   uint64_t rows;
   bool failed;
 };
-
-static size_t live_hash(uint64_t id, size_t cap) { return (size_t)((id * 0x9e3779b97f4a7c15u) >> 17) & (cap - 1); }
-
-static bool live_put(struct live_table *t, const struct tp_sample_event *s) {
-  if ((t->n + 1) * 2 > t->cap) {
-    struct live_table grown = {0};
-    grown.cap = t->cap ? 2 * t->cap : 1024;
-    grown.slots = malloc(grown.cap * sizeof *grown.slots);
-    grown.used = calloc(grown.cap, sizeof *grown.used);
-    if (!grown.slots || !grown.used) {
-      free(grown.slots);
-      free(grown.used);
-      return false;
-    }
-    for (size_t i = 0; i < t->cap; i++)
-      if (t->used[i]) live_put(&grown, &t->slots[i]);
-    free(t->slots);
-    free(t->used);
-    *t = grown;
-  }
-  size_t at = live_hash(s->id, t->cap);
-  while (t->used[at] && t->slots[at].id != s->id) at = (at + 1) & (t->cap - 1);
-  if (!t->used[at]) t->n++;
-  t->used[at] = true;
-  t->slots[at] = *s;
-  return true;
-}
-
-/* Takes the sample with this id out of the table: true if it was there. */
-static bool live_take(struct live_table *t, uint64_t id, struct tp_sample_event *out) {
-  if (!t->n) return false;
-  size_t mask = t->cap - 1, at = live_hash(id, t->cap);
-  while (t->used[at] && t->slots[at].id != id) at = (at + 1) & mask;
-  if (!t->used[at]) return false;
-  *out = t->slots[at];
-  /* Backward-shift deletion keeps every probe chain whole without tombstones. */
-  size_t hole = at;
-  for (size_t next = (hole + 1) & mask; t->used[next]; next = (next + 1) & mask) {
-    size_t home = live_hash(t->slots[next].id, t->cap);
-    if (((next - home) & mask) >= ((next - hole) & mask)) {
-      t->slots[hole] = t->slots[next];
-      hole = next;
-    }
-  }
-  t->used[hole] = false;
-  t->n--;
-  return true;
-}
 
 /* A CSV field: quoted when it holds a comma, a quote or a line break. */
 static void put_field(FILE *out, const char *s) {
@@ -246,20 +194,19 @@ static int by_sample_id(const void *a, const void *b) {
 
 /* The section ends: its samples never freed get their rows, by id. */
 static void flush_live(struct row_pass *rp) {
-  struct live_table *t = &rp->live;
-  struct tp_sample_event *rest = malloc((t->n + 1) * sizeof *rest);
+  struct tp_live_table *t = &rp->live;
+  struct tp_sample_event *rest = malloc((t->count + 1) * sizeof *rest);
   if (!rest) {
     rp->failed = true;
     return;
   }
   size_t n = 0;
   for (size_t i = 0; i < t->cap; i++)
-    if (t->used[i]) rest[n++] = t->slots[i];
+    if (t->used[i]) rest[n++] = *(const struct tp_sample_event *)tp_live_slot(t, i);
   qsort(rest, n, sizeof *rest, by_sample_id);
   for (size_t i = 0; i < n; i++) put_row(rp, &rest[i], false, 0);
   free(rest);
-  if (t->cap) memset(t->used, 0, t->cap * sizeof *t->used);
-  t->n = 0;
+  tp_live_clear(t);
 }
 
 static void reset_ids(struct row_pass *rp) {
@@ -320,15 +267,15 @@ static int pass2_sample(void *ctx, const struct tp_sample_event *sample) {
   struct row_pass *rp = ctx;
   struct tp_sample_event earlier;
   /* An id seen twice (a damaged trace): the first one's row is written as is. */
-  if (live_take(&rp->live, sample->id, &earlier)) put_row(rp, &earlier, false, 0);
-  if (!live_put(&rp->live, sample)) rp->failed = true;
-  return rp->failed;
+  if (tp_live_take(&rp->live, sample->id, &earlier)) put_row(rp, &earlier, false, 0);
+  tp_live_put(&rp->live, sample);
+  return 0;
 }
 
 static int pass2_free(void *ctx, const struct tp_free_event *f) {
   struct row_pass *rp = ctx;
   struct tp_sample_event s;
-  if (live_take(&rp->live, f->id, &s)) put_row(rp, &s, true, f->time_us);
+  if (tp_live_take(&rp->live, f->id, &s)) put_row(rp, &s, true, f->time_us);
   return 0;
 }
 
@@ -355,7 +302,7 @@ int tp_export_csv(char **traces, size_t n_traces, bool symbolize, FILE *out, cha
       snprintf(err, errlen, "%s", sp.error);
       status = -1;
     } else if (got < 0 && res.truncated) {
-      fprintf(stderr, "tierpool export: warning: %s (used up to there)\n", err);
+      cli_warn_truncated("export", err);
     } else if (got != 0) {
       status = -1;
     }
@@ -365,6 +312,7 @@ int tp_export_csv(char **traces, size_t n_traces, bool symbolize, FILE *out, cha
                         .names = {.profile = &profile, .traces = traces, .n_traces = n_traces},
                         .sections = sp.sections,
                         .n_sections = sp.n_sections};
+  tp_live_init(&rp.live, sizeof(struct tp_sample_event));
   rp.stack_names = calloc(profile.n_stacks + 1, sizeof *rp.stack_names);
   if (status == 0 && !rp.stack_names) {
     snprintf(err, errlen, "out of memory");
@@ -394,8 +342,7 @@ int tp_export_csv(char **traces, size_t n_traces, bool symbolize, FILE *out, cha
 
   for (size_t i = 0; rp.stack_names && i < profile.n_stacks; i++) free(rp.stack_names[i]);
   free(rp.stack_names);
-  free(rp.live.slots);
-  free(rp.live.used);
+  tp_live_free(&rp.live);
   tp_export_fini(&rp.names);
   for (size_t i = 0; i < sp.n_sections; i++) free(sp.sections[i].refs);
   free(sp.sections);

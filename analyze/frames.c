@@ -57,24 +57,25 @@ void tp_frames_free(struct tp_frames *f) {
 
 /* ---- the section's records ------------------------------------------------- */
 
-static void add_range(struct code_range **ranges, size_t *n, size_t *cap, struct code_range r) {
-  r.order = (uint32_t)*n + 1;
+static void add_range(struct code_range **ranges, size_t *n, size_t *cap, uint64_t lo, uint64_t hi, uint64_t bias,
+                      uint32_t module) {
   *ranges = tp_profile_grow(*ranges, cap, *n, sizeof **ranges);
-  (*ranges)[(*n)++] = r;
+  (*ranges)[*n] = (struct code_range){lo, hi, bias, module, (uint32_t)*n + 1};
+  ++*n;
 }
 
 void tp_frames_add_module(struct tp_frames *f, struct tp_profile *p, const Tierpool__Trace__Module *r) {
   uint32_t module = tp_profile_module(p, r->path, r->build_id.data, r->build_id.len);
   for (size_t i = 0; i < r->n_segments; i++) {
     uint64_t lo = r->load_bias + r->segments[i]->vaddr, hi = lo + r->segments[i]->memsz;
-    if (hi > lo) add_range(&f->modules, &f->n_modules, &f->modules_cap, (struct code_range){lo, hi, r->load_bias, module, 0});
+    if (hi > lo) add_range(&f->modules, &f->n_modules, &f->modules_cap, lo, hi, r->load_bias, module);
   }
 }
 
 void tp_frames_add_jit_range(struct tp_frames *f, const Tierpool__Trace__JitRange *r) {
   /* A removed range is kept: stacks recorded while it was there still point into it. */
   if (!r->removed && r->start + r->size > r->start)
-    add_range(&f->jits, &f->n_jits, &f->jits_cap, (struct code_range){r->start, r->start + r->size, 0, TP_PROFILE_NONE, 0});
+    add_range(&f->jits, &f->n_jits, &f->jits_cap, r->start, r->start + r->size, 0, TP_PROFILE_NONE);
 }
 
 void tp_frames_add_perf_map(struct tp_frames *f, const Tierpool__Trace__PerfMap *r) {

@@ -1,5 +1,5 @@
-/* launch.c — the option syntax, environment and exec shared by `tierpool run`
- * and `tierpool record` (launch.h). */
+/* launch.c — the command, environment and exec shared by `tierpool run` and
+ * `tierpool record` (launch.h). */
 #include "launch.h"
 
 #include <errno.h>
@@ -11,19 +11,6 @@
 
 #include "commands.h"
 #include "preload.h"
-
-bool launch_option(int argc, char **argv, int *i, const char *name, const char **value) {
-  size_t len = strlen(name);
-  const char *arg = argv[*i];
-  if (strncmp(arg, name, len) != 0) return false;
-  if (arg[len] == '=') {
-    *value = arg + len + 1;
-    return true;
-  }
-  if (arg[len] != '\0' || *i + 1 >= argc) return false;
-  *value = argv[++*i];
-  return true;
-}
 
 bool launch_has_command(const char *name, int argc, char **argv, int i, const char *usage) {
   if (i >= argc || strcmp(argv[i], "--") != 0) {

@@ -1,14 +1,9 @@
-/* launch.h — what `tierpool run` and `tierpool record` share: their option
- * syntax, preparing the child's environment, and starting the child. */
+/* launch.h — what `tierpool run` and `tierpool record` share: their command
+ * after "--", preparing the child's environment, and starting the child. */
 #ifndef TIERPOOL_LAUNCH_H
 #define TIERPOOL_LAUNCH_H
 
 #include <stdbool.h>
-
-/* Matches argv[*i] against option name, as "NAME VALUE" or "NAME=VALUE".
- * On a match sets *value, moves *i past what it used and returns true.  A
- * "NAME" with nothing after it does not match (it is reported as unexpected). */
-bool launch_option(int argc, char **argv, int *i, const char *name, const char **value);
 
 /* Checks that argv[i] is "--" followed by a command; otherwise prints why
  * ("tierpool NAME: ..." and usage) and returns false. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "outfile.h"
@@ -193,22 +194,17 @@ int cmd_merge(int argc, char **argv) {
   }
   for (int i = 1; i < argc && status < 0; i++) {
     const char *a = argv[i];
+    int got;
     if (options_done || a[0] != '-' || a[1] == '\0') {
       inputs[n_inputs++] = argv[i];
     } else if (strcmp(a, "--") == 0) {
       options_done = true;
-    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    } else if (cli_is_help(a)) {
       merge_help();
       status = 0;
-    } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "tierpool merge: %s needs a file name (see 'tierpool merge --help')\n", a);
-        status = EXIT_USAGE;
-      } else {
-        out_path = argv[++i];
-      }
-    } else if (strncmp(a, "--output=", 9) == 0) {
-      out_path = a + 9;
+    } else if ((got = cli_option(argc, argv, &i, "-o", &out_path)) != 0 ||
+               (got = cli_option(argc, argv, &i, "--output", &out_path)) != 0) {
+      if (got < 0) status = cli_error("merge", "%s needs a file name (see 'tierpool merge --help')", a);
     } else {
       fprintf(stderr, "tierpool merge: unknown option '%s' (see 'tierpool merge --help')\n", a);
       status = EXIT_USAGE;

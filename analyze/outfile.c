@@ -55,6 +55,11 @@ int tp_outfile_commit(struct tp_outfile *o, char *err, size_t errlen) {
   }
   int failed = ferror(o->file);
   int saved = errno;
+  /* On disk before it takes the name: a crash leaves the old file or the new one. */
+  if (!failed && (fflush(o->file) != 0 || fsync(fileno(o->file)) != 0)) {
+    failed = 1;
+    saved = errno;
+  }
   if (fclose(o->file) != 0 && !failed) {
     failed = 1;
     saved = errno;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "frames.h"
+#include "live_table.h"
 #include "profile_private.h"
 #include "trace_events.h"
 
@@ -40,7 +41,6 @@ struct sec_live { /* a sampled block not freed yet */
   uint64_t id, size, time_us;
   double weight;
   uint32_t site, tier;
-  bool used;
 };
 
 struct loader {
@@ -59,8 +59,7 @@ struct loader {
   struct sec_reservation *reservations;
   size_t n_reservations, reservations_cap;
   struct tp_hash_set site_set, tenant_set, reservation_set;
-  struct sec_live *live; /* open addressing by id, at most half full */
-  size_t live_cap, live_count;
+  struct tp_live_table live; /* of struct sec_live */
 };
 
 #define PUSH(L, name) ((L)->name = tp_profile_grow((L)->name, &(L)->name##_cap, (L)->n_##name, sizeof *(L)->name), \
@@ -81,53 +80,6 @@ __attribute__((format(printf, 2, 3))) static int corrupt(struct loader *L, const
 
 static void saw_time(struct loader *L, uint64_t us) {
   if (us > L->last_us) L->last_us = us;
-}
-
-/* ---- the live table -------------------------------------------------------- */
-
-static size_t live_home(uint64_t id, size_t cap) { return tp_hash_mix(id) & (cap - 1); }
-
-static void live_put(struct loader *L, const struct sec_live *e) {
-  if ((L->live_count + 1) * 2 > L->live_cap) {
-    struct sec_live *old = L->live;
-    size_t old_cap = L->live_cap;
-    L->live_cap = old_cap ? old_cap * 2 : 1024;
-    L->live = tp_hash_alloc(L->live_cap, sizeof *L->live);
-    L->live_count = 0;
-    for (size_t i = 0; i < old_cap; i++)
-      if (old[i].used) live_put(L, &old[i]);
-    free(old);
-  }
-  size_t mask = L->live_cap - 1, i = live_home(e->id, L->live_cap);
-  while (L->live[i].used && L->live[i].id != e->id) i = (i + 1) & mask;
-  if (!L->live[i].used) L->live_count++;
-  L->live[i] = *e;
-  L->live[i].used = true;
-}
-
-/* Removes the entry of id into *out; false if there is none. */
-static bool live_take(struct loader *L, uint64_t id, struct sec_live *out) {
-  if (!L->live_count) return false;
-  size_t mask = L->live_cap - 1, i = live_home(id, L->live_cap);
-  while (L->live[i].id != id || !L->live[i].used) {
-    if (!L->live[i].used) return false;
-    i = (i + 1) & mask;
-  }
-  *out = L->live[i];
-  /* Backward shift: later entries of the run move into the hole. */
-  for (size_t hole = i, next = (i + 1) & mask;; next = (next + 1) & mask) {
-    if (!L->live[next].used) {
-      L->live[hole].used = false;
-      break;
-    }
-    size_t home = live_home(L->live[next].id, L->live_cap);
-    if (((next - home) & mask) >= ((next - hole) & mask)) {
-      L->live[hole] = L->live[next];
-      hole = next;
-    }
-  }
-  L->live_count--;
-  return true;
 }
 
 /* ---- section tables -------------------------------------------------------- */
@@ -172,8 +124,7 @@ static void clear_section(struct loader *L) {
   L->n_sites = L->n_tenants = L->n_reservations = 0;
   tp_hash_free(&L->site_set), tp_hash_free(&L->tenant_set);
   tp_hash_free(&L->reservation_set);
-  if (L->live) memset(L->live, 0, L->live_cap * sizeof *L->live);
-  L->live_count = 0;
+  tp_live_clear(&L->live);
   L->in_section = false;
   L->last_us = 0;
 }
@@ -182,9 +133,9 @@ static void end_section(struct loader *L) {
   if (!L->in_section) return;
   struct tp_profile *p = L->p;
   /* Blocks still live when the trace ended. */
-  for (size_t i = 0; i < L->live_cap; i++) {
-    const struct sec_live *e = &L->live[i];
-    if (!e->used) continue;
+  for (size_t i = 0; i < L->live.cap; i++) {
+    const struct sec_live *e = tp_live_slot(&L->live, i);
+    if (!L->live.used[i]) continue;
     L->sites[e->site].live_allocs += e->weight;
     L->sites[e->site].live_bytes += e->weight * (double)e->size;
     p->never_freed[e->tier] += e->weight;
@@ -274,8 +225,8 @@ static int on_sample(void *ctx, const struct tp_sample_event *e) {
   s->samples++;
   s->allocs += e->weight;
   s->bytes += e->weight * (double)e->size;
-  struct sec_live live = {e->id, e->size, e->time_us, e->weight, site, e->tier, true};
-  live_put(L, &live);
+  struct sec_live live = {e->id, e->size, e->time_us, e->weight, site, e->tier};
+  tp_live_put(&L->live, &live);
   return 0;
 }
 
@@ -284,7 +235,7 @@ static int on_free(void *ctx, const struct tp_free_event *e) {
   need_section(L);
   saw_time(L, e->time_us);
   struct sec_live live;
-  if (!live_take(L, e->id, &live)) {
+  if (!tp_live_take(&L->live, e->id, &live)) {
     L->p->frees_unmatched++;
     return 0;
   }
@@ -340,9 +291,15 @@ static int on_snapshot(void *ctx, const Tierpool__Trace__Snapshot *r) {
   struct tp_profile *p = L->p;
   struct tp_prof_process *proc = &p->processes[L->process];
   p->snapshots++;
-  uint64_t live = 0, resident = 0;
-  for (size_t i = 0; i < r->n_tiers; i++) live += r->tiers[i]->live, resident += r->tiers[i]->resident;
+  uint64_t live = 0, resident = 0, tier_peak = 0;
+  for (size_t i = 0; i < r->n_tiers; i++) {
+    live += r->tiers[i]->live, resident += r->tiers[i]->resident;
+    if (r->tiers[i]->peak > tier_peak) tier_peak = r->tiers[i]->peak;
+  }
+  /* Snapshots come once a second and miss peaks between them; a tier's own
+   * high-water mark does not, so the peak is at least the largest of those. */
   if (live > proc->peak_live) proc->peak_live = live;
+  if (tier_peak > proc->peak_live) proc->peak_live = tier_peak;
   if (resident > proc->peak_resident) proc->peak_resident = resident;
   if (r->process_rss > proc->peak_rss) proc->peak_rss = r->process_rss;
   tp_series_add(&p->series[L->process], r->time_us, live, resident);
@@ -389,7 +346,8 @@ static void free_loader(struct loader *L) {
   clear_section(L);
   tp_frames_free(L->frames);
   free(L->sites), free(L->tenants);
-  free(L->reservations), free(L->live);
+  free(L->reservations);
+  tp_live_free(&L->live);
 }
 
 int tp_profile_load(struct tp_profile *p, const char *path, char *err, size_t errlen) {
@@ -400,6 +358,7 @@ int tp_profile_load(struct tp_profile *p, const char *path, char *err, size_t er
   struct tp_profile one;
   tp_profile_init(&one);
   struct loader L = {.p = &one, .path = path, .frames = tp_frames_new()};
+  tp_live_init(&L.live, sizeof(struct sec_live));
   struct tp_scan_result res;
   char scan_err[512];
   int rc = tp_trace_scan(path, &visitor, &L, &res, scan_err, sizeof scan_err);

@@ -7,17 +7,17 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "classes.h"
+#include "cli.h"
 #include "commands.h"
+#include "outfile.h"
 #include "profile.h"
 
 #define DEFAULT_EXTRA 8
@@ -78,46 +78,15 @@ static void propose_help(void) {
 }
 
 struct propose_options {
-  const char **traces, **holdout;
+  char **traces, **holdout;
   size_t n_traces, n_holdout;
   int pure;                        /* --classes */
   uint64_t k, align, max_slab, limit;
   const char *output;
 };
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("tierpool propose: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  return EXIT_USAGE;
-}
-
-/* "4096", "64K", "1M", "2GiB": binary suffixes, as the pool reads sizes. */
-static int parse_size(const char *s, uint64_t *out) {
-  char *end;
-  if (*s < '0' || *s > '9') return -1;
-  errno = 0;
-  uint64_t v = strtoull(s, &end, 10);
-  unsigned shift = 0;
-  switch (*end | 0x20) {
-  case 'k': shift = 10; break;
-  case 'm': shift = 20; break;
-  case 'g': shift = 30; break;
-  case 't': shift = 40; break;
-  }
-  if (shift) {
-    end++;
-    if ((*end | 0x20) == 'i') end++;
-    if ((*end | 0x20) == 'b') end++;
-  }
-  if (errno || *end || (shift && v > UINT64_MAX >> shift)) return -1;
-  *out = v << shift;
-  return 0;
-}
+/* Prints "tierpool propose: ..."; returns EXIT_USAGE. */
+#define fail(...) cli_error("propose", __VA_ARGS__)
 
 /* "4M", "512K", or bytes: the shortest exact spelling the pool reads. */
 static const char *size_text(uint64_t v, char buf[32]) {
@@ -125,19 +94,6 @@ static const char *size_text(uint64_t v, char buf[32]) {
   else if (v && v % (1 << 10) == 0) snprintf(buf, 32, "%" PRIu64 "K", v >> 10);
   else snprintf(buf, 32, "%" PRIu64, v);
   return buf;
-}
-
-/* An option's value, as "NAME VALUE" or "NAME=VALUE"; NULL if argv[*i] is not NAME. */
-static const char *option_value(int argc, char **argv, int *i, const char *name, int *missing) {
-  size_t len = strlen(name);
-  if (strncmp(argv[*i], name, len) != 0) return NULL;
-  if (argv[*i][len] == '=') return argv[*i] + len + 1;
-  if (argv[*i][len] != '\0') return NULL;
-  if (*i + 1 >= argc) {
-    *missing = 1;
-    return NULL;
-  }
-  return argv[++*i];
 }
 
 static int parse_args(int argc, char **argv, struct propose_options *o) {
@@ -150,8 +106,7 @@ static int parse_args(int argc, char **argv, struct propose_options *o) {
   o->output = DEFAULT_OUTPUT;
   int mode_given = 0, in_holdout = 0, holdout_given = 0;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v;
-    int missing = 0;
+    char *a = argv[i];
     if (strcmp(a, "--holdout") == 0) {
       in_holdout = holdout_given = 1;
       continue;
@@ -162,9 +117,17 @@ static int parse_args(int argc, char **argv, struct propose_options *o) {
       continue;
     }
     in_holdout = 0;
-    if ((v = option_value(argc, argv, &i, "--classes", &missing)) ||
-        (v = option_value(argc, argv, &i, "--extra", &missing))) {
-      int pure = strncmp(a, "--classes", 9) == 0;
+    static const char *const with_value[] = {"--classes", "--extra", "--align", "--max-slab", "--limit",
+                                             "-o", "--output"};
+    const char *name = NULL, *v = NULL;
+    for (size_t k = 0; k < sizeof with_value / sizeof *with_value && !name; k++) {
+      int got = cli_option(argc, argv, &i, with_value[k], &v);
+      if (got < 0) return fail("%s needs a value", a);
+      if (got > 0) name = with_value[k];
+    }
+    if (!name) return fail("unknown option '%s' (see 'tierpool propose --help')", a);
+    if (strcmp(name, "--classes") == 0 || strcmp(name, "--extra") == 0) {
+      int pure = strcmp(name, "--classes") == 0;
       if (mode_given++) return fail("--classes and --extra exclude each other, and come once");
       char *end;
       errno = 0;
@@ -173,23 +136,18 @@ static int parse_args(int argc, char **argv, struct propose_options *o) {
         return fail("bad %s '%s' (want %s to 64)", pure ? "--classes" : "--extra", v, pure ? "1" : "0");
       o->pure = pure;
       o->k = k;
-    } else if ((v = option_value(argc, argv, &i, "--align", &missing))) {
-      if (parse_size(v, &o->align) || o->align == 0 || o->align % 16 || o->align > 4096)
+    } else if (strcmp(name, "--align") == 0) {
+      if (cli_parse_size(v, &o->align) || o->align == 0 || o->align % 16 || o->align > 4096)
         return fail("bad --align '%s' (want a multiple of 16 up to 4096)", v);
-    } else if ((v = option_value(argc, argv, &i, "--max-slab", &missing))) {
-      if (parse_size(v, &o->max_slab) || o->max_slab < 16 || o->max_slab > TP_CLASSES_SLAB_MAX)
+    } else if (strcmp(name, "--max-slab") == 0) {
+      if (cli_parse_size(v, &o->max_slab) || o->max_slab < 16 || o->max_slab > TP_CLASSES_SLAB_MAX)
         return fail("bad --max-slab '%s' (want a size from 16 to 64K)", v);
-    } else if ((v = option_value(argc, argv, &i, "--limit", &missing))) {
-      if (parse_size(v, &o->limit) || o->limit < ((uint64_t)1 << 20))
+    } else if (strcmp(name, "--limit") == 0) {
+      if (cli_parse_size(v, &o->limit) || o->limit < ((uint64_t)1 << 20))
         return fail("bad --limit '%s' (want a size of 1M or more, like 2G)", v);
-    } else if ((v = option_value(argc, argv, &i, "-o", &missing)) ||
-               (v = option_value(argc, argv, &i, "--output", &missing))) {
+    } else {
       if (!*v || v[strlen(v) - 1] == '/') return fail("bad -o '%s' (want a file name)", v);
       o->output = v;
-    } else if (missing) {
-      return fail("%s needs a value", a);
-    } else {
-      return fail("unknown option '%s' (see 'tierpool propose --help')", a);
     }
   }
   if (o->n_traces == 0) return fail("no trace given (see 'tierpool propose --help')");
@@ -199,18 +157,6 @@ static int parse_args(int argc, char **argv, struct propose_options *o) {
 }
 
 /* ---- traces ----------------------------------------------------------------- */
-
-static int load_all(struct tp_profile *p, const char **paths, size_t n) {
-  char err[512];
-  for (size_t i = 0; i < n; i++) {
-    int rc = tp_profile_load(p, paths[i], err, sizeof err);
-    if (rc < 0) return fail("%s", err);
-    if (rc > 0) fprintf(stderr, "tierpool propose: warning: %s\n", err);
-  }
-  if (tp_profile_total_allocs(p) == 0)
-    return fail("%s%s: no allocations in the size histogram", paths[0], n > 1 ? " ..." : "");
-  return 0;
-}
 
 /* The classes the traces ran with: the first process that recorded them
  * (a note if others differ), else the pool's default. */
@@ -415,30 +361,16 @@ static void print_missing(const char *label, const uint32_t *a, size_t na, const
   printf("%s\n", shown ? "" : "none");
 }
 
-/* Writes the config to a temporary file beside path, then renames it. */
+/* Writes the config whole or not at all (outfile.h). */
 static int write_config(const struct propose_options *o, const struct tp_profile *p, const uint32_t *classes,
                         size_t n, const struct tuned *t, const char *mode, const struct set_row *cur,
                         const struct set_row *prop) {
-  size_t len = strlen(o->output);
-  char *tmp = malloc(len + 16);
-  if (!tmp) return fail("out of memory");
-  snprintf(tmp, len + 16, "%s.tmp.XXXXXX", o->output);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    int e = errno;
-    free(tmp);
-    return fail("%s: cannot create: %s", o->output, strerror(e));
-  }
-  mode_t mask = umask(0); /* mkstemp's 0600 is for secrets: a config is as readable as any new file */
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  FILE *f = fdopen(fd, "w");
-  if (!f) {
-    close(fd);
-    unlink(tmp);
-    free(tmp);
-    return fail("%s: cannot write: out of memory", o->output);
-  }
+  struct tp_outfile out;
+  char err[1024];
+  /* "-o -" is a file named "-": stdout carries the table. */
+  if (tp_outfile_open(&out, strcmp(o->output, "-") == 0 ? "./-" : o->output, err, sizeof err) < 0)
+    return fail("%s", err);
+  FILE *f = out.file;
   char date[64], a[32];
   time_t now = time(NULL);
   strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
@@ -456,17 +388,7 @@ static int write_config(const struct propose_options *o, const struct tp_profile
   fprintf(f, "\n# %s\nbuddy_max = %s\n", t->why_buddy, size_text(t->buddy_max, a));
   fprintf(f, "# %s\ncoalesce_delay_ms = %" PRIu64 "\n", t->why_coalesce, t->coalesce_ms);
   fprintf(f, "# %s\nrelease_threshold = %.2f\n", t->why_release, t->release_threshold);
-  int bad = fflush(f) != 0 || fsync(fd) != 0;
-  int e = errno;
-  bad |= fclose(f) != 0;
-  if (!bad && rename(tmp, o->output) != 0) bad = 1, e = errno;
-  if (bad) {
-    unlink(tmp);
-    free(tmp);
-    return fail("%s: cannot write: %s", o->output, strerror(e));
-  }
-  free(tmp);
-  return 0;
+  return tp_outfile_commit(&out, err, sizeof err) < 0 ? fail("%s", err) : 0;
 }
 
 /* ---- the command -------------------------------------------------------------- */
@@ -576,11 +498,10 @@ static int propose(const struct propose_options *o, struct tp_profile *p, struct
 }
 
 int cmd_propose(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      propose_help();
-      return 0;
-    }
+  if (cli_asks_help(argc, argv)) {
+    propose_help();
+    return 0;
+  }
   struct propose_options o;
   memset(&o, 0, sizeof o);
   int rc = parse_args(argc, argv, &o);
@@ -588,8 +509,8 @@ int cmd_propose(int argc, char **argv) {
   struct tp_profile p, held;
   tp_profile_init(&p);
   tp_profile_init(&held);
-  if (!rc) rc = load_all(&p, o.traces, o.n_traces);
-  if (!rc && o.n_holdout) rc = load_all(&held, o.holdout, o.n_holdout);
+  if (!rc) rc = cli_load_histogram("propose", o.traces, o.n_traces, &p);
+  if (!rc && o.n_holdout) rc = cli_load_histogram("propose", o.holdout, o.n_holdout, &held);
   if (!rc) rc = propose(&o, &p, o.n_holdout ? &held : NULL);
   tp_profile_free(&p);
   tp_profile_free(&held);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "launch.h"
 
@@ -60,28 +61,6 @@ static int bad_value(const char *option, const char *value, const char *want) {
   return EXIT_USAGE;
 }
 
-/* "4096", "64K", "1M", "2GiB" (binary suffixes, as the library reads sizes). */
-static int parse_size(const char *s, uint64_t *out) {
-  char *end;
-  if (*s < '0' || *s > '9') return -1;
-  errno = 0;
-  uint64_t v = strtoull(s, &end, 10);
-  unsigned shift = 0;
-  switch (*end | 0x20) {
-  case 'k': shift = 10; break;
-  case 'm': shift = 20; break;
-  case 'g': shift = 30; break;
-  }
-  if (shift) {
-    end++;
-    if ((*end | 0x20) == 'i') end++;
-    if ((*end | 0x20) == 'b') end++;
-  }
-  if (errno || *end || (shift && v > UINT64_MAX >> shift)) return -1;
-  *out = v << shift;
-  return 0;
-}
-
 /* Exports the sampling options, checked here so that a typo stops the run
  * instead of leaving the library's default in place. */
 static int export_sampling(const struct record_options *o) {
@@ -101,7 +80,7 @@ static int export_sampling(const struct record_options *o) {
   }
   if (o->bytes) {
     uint64_t bytes;
-    if (parse_size(o->bytes, &bytes) != 0 || bytes == 0 || bytes > (uint64_t)1 << 40)
+    if (cli_parse_size(o->bytes, &bytes) != 0 || bytes == 0 || bytes > (uint64_t)1 << 40)
       return bad_value("--bytes", o->bytes, "a size from 1 to 1T, like 512K");
     snprintf(text, sizeof text, "%" PRIu64, bytes);
     if (launch_setenv("TIERPOOL_SAMPLE_BYTES", text)) return EXIT_USAGE;
@@ -274,17 +253,17 @@ int cmd_record(int argc, char **argv) {
   struct record_options o = {0};
   int i = 1;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    if (cli_is_help(argv[i])) {
       record_help();
       return 0;
     } else if (strcmp(argv[i], "--validate") == 0) {
       o.validate = 1;
-    } else if (!launch_option(argc, argv, &i, "-o", &o.output) &&
-               !launch_option(argc, argv, &i, "--output", &o.output) &&
-               !launch_option(argc, argv, &i, "--rate", &o.rate) &&
-               !launch_option(argc, argv, &i, "--bytes", &o.bytes) &&
-               !launch_option(argc, argv, &i, "--seed", &o.seed) &&
-               !launch_option(argc, argv, &i, "--config", &o.config)) {
+    } else if (cli_option(argc, argv, &i, "-o", &o.output) <= 0 &&
+               cli_option(argc, argv, &i, "--output", &o.output) <= 0 &&
+               cli_option(argc, argv, &i, "--rate", &o.rate) <= 0 &&
+               cli_option(argc, argv, &i, "--bytes", &o.bytes) <= 0 &&
+               cli_option(argc, argv, &i, "--seed", &o.seed) <= 0 &&
+               cli_option(argc, argv, &i, "--config", &o.config) <= 0) {
       fprintf(stderr, "tierpool record: unexpected '%s' (missing '--' before the command?)\n%s", argv[i],
               record_usage);
       return EXIT_USAGE;

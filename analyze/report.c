@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "buckets.h"
+#include "cli.h"
 #include "commands.h"
 
 const char *const report_tier_names[TP_TIERS] = {"slab", "buddy", "large"};
@@ -548,24 +549,17 @@ static int parse_top(const char *arg, size_t *top) {
 int cmd_report(int argc, char **argv) {
   bool json = false;
   size_t top = 10;
-  int i = 1;
-  for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
-    if (strcmp(argv[i], "--") == 0) {
-      i++;
-      break;
-    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+  int i = 1, got;
+  const char *value;
+  for (; cli_is_option(argc, argv, &i); i++) {
+    if (cli_is_help(argv[i])) {
       report_help();
       return 0;
     } else if (strcmp(argv[i], "--json") == 0) {
       json = true;
-    } else if (strcmp(argv[i], "--top") == 0) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "tierpool report: --top needs a number\n");
-        return EXIT_USAGE;
-      }
-      if (parse_top(argv[++i], &top) != 0) return EXIT_USAGE;
-    } else if (strncmp(argv[i], "--top=", 6) == 0) {
-      if (parse_top(argv[i] + 6, &top) != 0) return EXIT_USAGE;
+    } else if ((got = cli_option(argc, argv, &i, "--top", &value)) != 0) {
+      if (got < 0) return cli_error("report", "--top needs a number");
+      if (parse_top(value, &top) != 0) return EXIT_USAGE;
     } else {
       fprintf(stderr, "tierpool report: unknown option '%s' (see 'tierpool report --help')\n", argv[i]);
       return EXIT_USAGE;
@@ -577,21 +571,9 @@ int cmd_report(int argc, char **argv) {
   }
   struct tp_profile p;
   tp_profile_init(&p);
-  char err[1024];
-  for (int t = i; t < argc; t++) {
-    size_t before = p.n_processes;
-    int rc = tp_profile_load(&p, argv[t], err, sizeof err);
-    if (rc < 0) {
-      fprintf(stderr, "tierpool report: %s\n", err);
-      tp_profile_free(&p);
-      return EXIT_USAGE;
-    }
-    if (rc > 0) fprintf(stderr, "tierpool report: warning: %s\n", err);
-    if (p.n_processes == before) {
-      fprintf(stderr, "tierpool report: %s: no process in the trace\n", argv[t]);
-      tp_profile_free(&p);
-      return EXIT_USAGE;
-    }
+  if (cli_load_profile("report", argv + i, (size_t)(argc - i), &p) != 0) {
+    tp_profile_free(&p);
+    return EXIT_USAGE;
   }
   struct report r;
   report_build(&r, &p, top, argv + i, (size_t)(argc - i));

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buckets.h"
+#include "json.h"
 #include "report.h"
 
 /* A streaming writer: commas and indentation follow the nesting. */
@@ -22,31 +23,6 @@ static void json_indent(struct json *j) {
 }
 
 /* Before a value: the comma, and the key when there is one. */
-static void json_next(struct json *j, const char *key);
-
-static void json_string_body(FILE *out, const char *s) {
-  const unsigned char *p = (const unsigned char *)s;
-  fputc('"', out);
-  while (p && *p) {
-    unsigned c = *p;
-    size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-    bool valid = len > 0;
-    for (size_t i = 1; i < len && valid; i++) valid = (p[i] & 0xc0) == 0x80;
-    if (!valid) { /* not UTF-8 (an argv can hold anything): the replacement character */
-      fputs("\\ufffd", out);
-      p++;
-      continue;
-    }
-    if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
-    else if (c == '\n') fputs("\\n", out);
-    else if (c == '\t') fputs("\\t", out);
-    else if (c < 0x20 || c == 0x7f) fprintf(out, "\\u%04x", c);
-    else fwrite(p, 1, len, out);
-    p += len;
-  }
-  fputc('"', out);
-}
-
 static void json_next(struct json *j, const char *key) {
   if (j->depth > 0) {
     if (!j->first) fputc(',', j->out);
@@ -54,7 +30,7 @@ static void json_next(struct json *j, const char *key) {
   }
   j->first = false;
   if (key) {
-    json_string_body(j->out, key);
+    tp_json_string(j->out, key);
     fputs(": ", j->out);
   }
 }
@@ -75,8 +51,7 @@ static void json_close(struct json *j, char bracket) {
 
 static void json_str(struct json *j, const char *key, const char *v) {
   json_next(j, key);
-  if (v) json_string_body(j->out, v);
-  else fputs("null", j->out);
+  tp_json_string(j->out, v);
 }
 
 static void json_u64(struct json *j, const char *key, uint64_t v) {

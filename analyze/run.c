@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "launch.h"
 
@@ -23,10 +24,10 @@ int cmd_run(int argc, char **argv) {
   const char *config = NULL;
   int i = 1;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    if (cli_is_help(argv[i])) {
       run_help();
       return 0;
-    } else if (!launch_option(argc, argv, &i, "--config", &config)) {
+    } else if (cli_option(argc, argv, &i, "--config", &config) <= 0) {
       fprintf(stderr, "tierpool run: unexpected '%s' (missing '--' before the command?)\n%s", argv[i],
               run_usage);
       return EXIT_USAGE;

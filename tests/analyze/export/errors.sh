@@ -27,20 +27,12 @@ head -c $((size - 5)) "$OK" >"$WORK/cut.tpt"
 cp "$OK" "$WORK/corrupt.tpt"
 printf '\xff\xff\xff\xff' | dd of="$WORK/corrupt.tpt" bs=1 seek=20 conv=notrunc status=none
 
-# fails NAME WANT_REGEX ARGS...: exit 2, one stderr line matching WANT_REGEX,
-# and neither $WORK/out nor a temporary file next to it.
+# fails NAME WANT_REGEX ARGS...: expect_error, and neither $WORK/out nor a
+# temporary file next to it.
 fails() {
-  local name=$1 want=$2 rc=0
-  shift 2
   rm -f "$WORK/out"
-  "$TIERPOOL_CLI" "$@" >"$WORK/stdout" 2>"$WORK/stderr" </dev/null || rc=$?
-  if [ "$rc" -eq 2 ]; then pass_check "$name: exit status 2"; else fail_check "$name: exit status $rc, want 2"; fi
-  if [ "$(wc -l <"$WORK/stderr")" -eq 1 ] && grep -qE -- "$want" "$WORK/stderr"; then
-    pass_check "$name: $(cat "$WORK/stderr")"
-  else
-    fail_check "$name: stderr is not one line matching /$want/"
-    show "$WORK/stderr"
-  fi
+  expect_error "$@"
+  local name=$1
   if [ -e "$WORK/out" ] || ls "$WORK" | grep -q '\.tmp\.'; then
     fail_check "$name: an output file was left behind"
   else

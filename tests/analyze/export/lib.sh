@@ -1,41 +1,23 @@
 # shellcheck shell=bash
-# lib.sh — sourced by the export and merge tests, on top of
-# ../../integration/lib.sh (WORK, HERE, pass_check/fail_check, show, finish).
+# lib.sh — sourced by the export and merge tests, on top of ../lib.sh (trace,
+# record, run_cli, expect_eq, expect_error, verdicts...).
 #
-#   trace NAME                  make_trace $WORK/NAME.spec -> $WORK/NAME.tpt
 #   tp NAME ARGS...             `tierpool ARGS...`: stdout to $WORK/NAME.out, stderr
 #                               to $WORK/NAME.err; a check that it exits 0
 #   decode NAME FILE.pb.gz      gunzip | protoc --decode (pprof's schema) -> $WORK/NAME.txt
 #   check_pprof NAME TXT ARGS...   check_pprof.py's verdicts as checks
-#   expect_eq WHAT GOT WANT     one check: GOT = WANT (as strings)
 #   expect_near WHAT GOT WANT TOL  one check: |GOT - WANT| <= TOL (numbers)
 #   summary TRACE               `tierpool dump --summary TRACE` into the array S
 #   folded_total FILE           the sum of the values of a folded file
 #   csv_totals FILE             "rows=N alloc_objects=X alloc_space=X inuse_objects=X
 #                               inuse_space=X freed=N" from a CSV export (python's csv)
 #   field KEY LINE              the value of KEY=VALUE in a line of such pairs
-source "$(dirname "$0")/../../integration/lib.sh"
-: "${TIERPOOL_CLI:?}" "${MAKE_TRACE:?}" "${PPROF_PROTO_DIR:?}"
-
-trace() {
-  if "$MAKE_TRACE" "$WORK/$1.spec" "$WORK/$1.tpt" 2>"$WORK/make_trace.err"; then
-    return 0
-  fi
-  fail_check "make_trace $1.spec failed"
-  show "$WORK/make_trace.err"
-  finish
-}
+source "$(dirname "$0")/../lib.sh"
+: "${PPROF_PROTO_DIR:?}"
 
 tp() {
-  local name=$1 rc=0
-  shift
-  "$TIERPOOL_CLI" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
-  if [ "$rc" -eq 0 ]; then
-    pass_check "$name: tierpool $1 exits 0"
-  else
-    fail_check "$name: tierpool $* exited with $rc"
-    show "$WORK/$name.err"
-  fi
+  run_cli "$@"
+  expect_status "$1: tierpool $2" 0
 }
 
 decode() {
@@ -53,22 +35,9 @@ decode() {
 }
 
 check_pprof() {
-  local name=$1 txt=$2 line
+  local name=$1 txt=$2
   shift 2
-  while IFS= read -r line; do
-    case $line in
-      ok:*) pass_check "$name: ${line#ok: }" ;;
-      *) fail_check "$name: ${line#FAIL: }" ;;
-    esac
-  done < <(python3 "$HERE/check_pprof.py" "$txt" "$@" 2>&1)
-}
-
-expect_eq() {
-  if [ "$2" = "$3" ]; then
-    pass_check "$1: $2"
-  else
-    fail_check "$1: got '$2', want '$3'"
-  fi
+  verdicts "$name" < <(python3 "$HERE/check_pprof.py" "$txt" "$@" 2>&1)
 }
 
 expect_near() {

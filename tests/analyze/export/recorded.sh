@@ -13,23 +13,6 @@
 source "$(dirname "$0")/lib.sh"
 : "${SUBJECT:?}"
 
-record() {
-  local name=$1 rc=0
-  shift
-  mkdir -p "$WORK/$name"
-  (cd "$WORK/$name" && exec "$TIERPOOL_CLI" record -o "$WORK/$name/trace-%p.tpt" "$@") </dev/null \
-    >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
-  TRACE=$(sed -nE 's/^tierpool: trace (.*) \([0-9]+ bytes.*\)$/\1/p' "$WORK/$name.err" | head -n 1)
-  [[ -z $TRACE || $TRACE = /* ]] || TRACE=$WORK/$name/$TRACE
-  if [ "$rc" -eq 0 ] && [ -s "$TRACE" ]; then
-    pass_check "record $name: a trace of $(stat -c %s "$TRACE") bytes"
-  else
-    fail_check "record $name: exit status $rc, trace '$TRACE'"
-    show "$WORK/$name.err"
-    finish
-  fi
-}
-
 subject=$(readlink -f "$SUBJECT")
 build_id=$(readelf -n "$subject" | awk '/Build ID/ { print $3 }')
 

@@ -5,8 +5,8 @@
 # traces give the same counts as `tierpool dump --summary` summed over them:
 # processes, samples, frees, mmap calls, the exact histogram, snapshots and the
 # End records; and every sample lands in a site.
-source "$(dirname "$0")/../../integration/lib.sh"
-: "${TIERPOOL_CLI:?}" "${SUBJECT:?}" "${CHECK_PROFILE:?}"
+source "$(dirname "$0")/../lib.sh"
+: "${SUBJECT:?}" "${CHECK_PROFILE:?}"
 
 keys=(processes samples frees mmap_calls histogram_allocs histogram_frees histogram_bytes snapshots ends
   end_samples end_dropped end_allocations)
@@ -46,23 +46,8 @@ compare() {
   fi
 }
 
-# record NAME RECORD_OPTIONS... -- CMD...: traces in TRACES.
-record() {
-  local name=$1 rc=0
-  shift
-  mkdir -p "$WORK/$name"
-  (cd "$WORK/$name" && exec "$TIERPOOL_CLI" record -o "$WORK/$name/%e-%p.tpt" "$@") </dev/null \
-    >"$WORK/$name.out" 2>"$WORK/$name.rec" || rc=$?
-  TRACES=("$WORK/$name"/*.tpt)
-  if [ "$rc" -ne 0 ] || [ ! -f "${TRACES[0]}" ]; then
-    fail_check "$name: tierpool record exited with $rc"
-    show "$WORK/$name.rec"
-    TRACES=()
-  fi
-}
-
 record histogram --rate 0.05 --seed 42 -- "$SUBJECT" histogram
-[ ${#TRACES[@]} -eq 0 ] || compare histogram "${TRACES[@]}"
+compare histogram "${TRACES[@]}"
 record fork --rate 0.5 --seed 7 -- "$SUBJECT" fork
 if [ ${#TRACES[@]} -eq 2 ]; then
   pass_check "fork: two traces"
@@ -71,5 +56,5 @@ else
   fail_check "fork: ${#TRACES[@]} traces"
 fi
 record lifetimes --rate 1 -- "$SUBJECT" lifetimes
-[ ${#TRACES[@]} -eq 0 ] || compare lifetimes "${TRACES[@]}"
+compare lifetimes "${TRACES[@]}"
 finish

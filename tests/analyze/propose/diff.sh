@@ -3,7 +3,7 @@
 # out by hand, exit status by threshold, groups of traces, lifetime percentiles,
 # and sites matched across two load addresses of the same module.
 set -u
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 # a: 1000 x 48.  b: 600 x 48, 400 x 1040.  TVD = (|1 - .6| + |0 - .4|) / 2 = 0.4.
 # The same module at two load addresses: stack 1 is the same code in both

@@ -4,7 +4,7 @@
 # (or temporary file) left behind; --help exits 0; a truncated trace is used
 # up to its last complete frame with a warning.
 set -u
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 mk good <<'EOF'
 process pid=1 exe=/bin/good
@@ -26,44 +26,44 @@ for cmd in propose diff; do
   expect_line "$cmd --help: usage" "^usage: tierpool $cmd " "$WORK/help.out"
 done
 
-expect_error "propose: no trace" propose
-expect_error "propose: unknown option" propose "$WORK/good.tpt" --bogus -o "$out"
-expect_error "propose: --classes 0" propose "$WORK/good.tpt" --classes 0 -o "$out"
-expect_error "propose: --classes 65" propose "$WORK/good.tpt" --classes 65 -o "$out"
-expect_error "propose: --classes x" propose "$WORK/good.tpt" --classes x -o "$out"
-expect_error "propose: --classes without value" propose "$WORK/good.tpt" -o "$out" --classes
-expect_error "propose: --classes and --extra" propose "$WORK/good.tpt" --classes 2 --extra 2 -o "$out"
-expect_error "propose: --extra 65" propose "$WORK/good.tpt" --extra 65 -o "$out"
-expect_error "propose: --align 24" propose "$WORK/good.tpt" --align 24 -o "$out"
-expect_error "propose: --max-slab 128K" propose "$WORK/good.tpt" --max-slab 128K -o "$out"
-expect_error "propose: --max-slab below --align" propose "$WORK/good.tpt" --max-slab 32 --align 64 -o "$out"
-expect_error "propose: --limit 10" propose "$WORK/good.tpt" --limit 10 -o "$out"
-expect_error "propose: --holdout without a trace" propose "$WORK/good.tpt" --holdout -o "$out"
-expect_error "propose: missing file" propose "$WORK/missing.tpt" -o "$out"
-expect_error "propose: foreign file" propose "$WORK/foreign.txt" -o "$out"
-expect_error "propose: empty trace" propose "$WORK/empty.tpt" -o "$out"
-expect_error "propose: bad held-out trace" propose "$WORK/good.tpt" --holdout "$WORK/foreign.txt" -o "$out"
-expect_error "propose: directory" propose "$WORK" -o "$out"
-expect_error "propose: output in a missing directory" propose "$WORK/good.tpt" -o "$WORK/nowhere/x.conf"
-expect_error "propose: output is a directory name" propose "$WORK/good.tpt" -o "$WORK/out/"
+expect_error "propose: no trace" '' propose
+expect_error "propose: unknown option" '' propose "$WORK/good.tpt" --bogus -o "$out"
+expect_error "propose: --classes 0" '' propose "$WORK/good.tpt" --classes 0 -o "$out"
+expect_error "propose: --classes 65" '' propose "$WORK/good.tpt" --classes 65 -o "$out"
+expect_error "propose: --classes x" '' propose "$WORK/good.tpt" --classes x -o "$out"
+expect_error "propose: --classes without value" '' propose "$WORK/good.tpt" -o "$out" --classes
+expect_error "propose: --classes and --extra" '' propose "$WORK/good.tpt" --classes 2 --extra 2 -o "$out"
+expect_error "propose: --extra 65" '' propose "$WORK/good.tpt" --extra 65 -o "$out"
+expect_error "propose: --align 24" '' propose "$WORK/good.tpt" --align 24 -o "$out"
+expect_error "propose: --max-slab 128K" '' propose "$WORK/good.tpt" --max-slab 128K -o "$out"
+expect_error "propose: --max-slab below --align" '' propose "$WORK/good.tpt" --max-slab 32 --align 64 -o "$out"
+expect_error "propose: --limit 10" '' propose "$WORK/good.tpt" --limit 10 -o "$out"
+expect_error "propose: --holdout without a trace" '' propose "$WORK/good.tpt" --holdout -o "$out"
+expect_error "propose: missing file" '' propose "$WORK/missing.tpt" -o "$out"
+expect_error "propose: foreign file" '' propose "$WORK/foreign.txt" -o "$out"
+expect_error "propose: empty trace" '' propose "$WORK/empty.tpt" -o "$out"
+expect_error "propose: bad held-out trace" '' propose "$WORK/good.tpt" --holdout "$WORK/foreign.txt" -o "$out"
+expect_error "propose: directory" '' propose "$WORK" -o "$out"
+expect_error "propose: output in a missing directory" '' propose "$WORK/good.tpt" -o "$WORK/nowhere/x.conf"
+expect_error "propose: output is a directory name" '' propose "$WORK/good.tpt" -o "$WORK/out/"
 if [ -z "$(ls -A "$WORK/out")" ]; then
   pass_check "propose errors left no file behind"
 else
   fail_check "propose errors left files: $(ls -A "$WORK/out")"
 fi
 
-expect_error "diff: no trace" diff
-expect_error "diff: one trace" diff "$WORK/good.tpt"
-expect_error "diff: three traces" diff "$WORK/good.tpt" "$WORK/good.tpt" "$WORK/good.tpt"
-expect_error "diff: nothing before --" diff -- "$WORK/good.tpt"
-expect_error "diff: nothing after --" diff "$WORK/good.tpt" --
-expect_error "diff: two --" diff "$WORK/good.tpt" -- "$WORK/good.tpt" -- "$WORK/good.tpt"
-expect_error "diff: bad threshold" diff "$WORK/good.tpt" "$WORK/good.tpt" --threshold 2
-expect_error "diff: threshold without value" diff "$WORK/good.tpt" "$WORK/good.tpt" --threshold
-expect_error "diff: unknown option" diff "$WORK/good.tpt" "$WORK/good.tpt" --bogus
-expect_error "diff: missing file" diff "$WORK/good.tpt" "$WORK/missing.tpt"
-expect_error "diff: foreign file" diff "$WORK/foreign.txt" "$WORK/good.tpt"
-expect_error "diff: empty trace" diff "$WORK/good.tpt" "$WORK/empty.tpt"
+expect_error "diff: no trace" '' diff
+expect_error "diff: one trace" '' diff "$WORK/good.tpt"
+expect_error "diff: three traces" '' diff "$WORK/good.tpt" "$WORK/good.tpt" "$WORK/good.tpt"
+expect_error "diff: nothing before --" '' diff -- "$WORK/good.tpt"
+expect_error "diff: nothing after --" '' diff "$WORK/good.tpt" --
+expect_error "diff: two --" '' diff "$WORK/good.tpt" -- "$WORK/good.tpt" -- "$WORK/good.tpt"
+expect_error "diff: bad threshold" '' diff "$WORK/good.tpt" "$WORK/good.tpt" --threshold 2
+expect_error "diff: threshold without value" '' diff "$WORK/good.tpt" "$WORK/good.tpt" --threshold
+expect_error "diff: unknown option" '' diff "$WORK/good.tpt" "$WORK/good.tpt" --bogus
+expect_error "diff: missing file" '' diff "$WORK/good.tpt" "$WORK/missing.tpt"
+expect_error "diff: foreign file" '' diff "$WORK/foreign.txt" "$WORK/good.tpt"
+expect_error "diff: empty trace" '' diff "$WORK/good.tpt" "$WORK/empty.tpt"
 
 # A trace cut in its last frame: the frames before it are used, with a warning.
 {

@@ -8,7 +8,7 @@
 # about 3 million blocks of many sizes: the host's own heap, which the pool
 # serves.
 set -u
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/../../wasm/runtimes.sh"
 
 wasm=$(realpath "$1")

@@ -4,7 +4,7 @@
 # keys from known lifetimes, snapshots and limits, and a config file the pool
 # itself accepts.
 set -u
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 # 1000 x 48 bytes and 500 x 1040 bytes.  Waste by hand (bytes handed out
 # minus asked for, over handed out):

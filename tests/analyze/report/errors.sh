@@ -6,28 +6,6 @@
 source "$(dirname "$0")/lib.sh"
 set -u
 
-# expect_error NAME PATTERN ARGS...: report ARGS exits 2, prints nothing, and says one line matching PATTERN.
-expect_error() {
-  local name=$1 pattern=$2 rc=0
-  shift 2
-  "$REPORT_CLI" report "$@" >"$WORK/err.out" 2>"$WORK/err.err" || rc=$?
-  local lines
-  lines=$(wc -l <"$WORK/err.err")
-  if [ "$rc" -ne 2 ]; then
-    fail_check "$name: exit status $rc, expected 2"
-  elif [ -s "$WORK/err.out" ]; then
-    fail_check "$name: something on stdout"
-  elif [ "$lines" -ne 1 ]; then
-    fail_check "$name: $lines lines on stderr, expected one"
-  elif ! head -n 1 "$WORK/err.err" | grep -qE -- "^tierpool report: .*$pattern"; then
-    fail_check "$name: first line does not match '$pattern'"
-  else
-    pass_check "$name: $(head -n 1 "$WORK/err.err")"
-    return
-  fi
-  sed 's/^/    | /' "$WORK/err.err" >&2
-}
-
 cat >"$WORK/ok.spec" <<'SPEC'
 process pid=1 rate=0.5
 stack id=1 frames=0x1000
@@ -49,17 +27,17 @@ size=$(stat -c %s "$WORK/ok.tpt")
 head -c 20 "$WORK/ok.tpt" >"$WORK/cut-early.tpt"       # inside the first frame
 head -c $((size - 5)) "$WORK/ok.tpt" >"$WORK/cut-late.tpt"   # inside the last frame
 
-expect_error "missing file" "$WORK/nope.tpt" "$WORK/nope.tpt"
-expect_error "foreign file" "$WORK/foreign.tpt" "$WORK/foreign.tpt"
-expect_error "empty file" "$WORK/empty.tpt" "$WORK/empty.tpt"
-expect_error "trace with no process" "header-only\.tpt: .*(no process|empty)" "$WORK/header-only.tpt"
-expect_error "truncated in its first frame" "$WORK/cut-early.tpt" "$WORK/cut-early.tpt"
-expect_error "a good trace, then a missing one" "$WORK/nope.tpt" "$WORK/ok.tpt" "$WORK/nope.tpt"
-expect_error "unknown flag" "unknown option '--bogus'" --bogus "$WORK/ok.tpt"
-expect_error "--top 0" "--top wants a number" --top 0 "$WORK/ok.tpt"
-expect_error "--top x" "--top wants a number" --top=x "$WORK/ok.tpt"
-expect_error "--top without a value" "--top needs a number" --top
-expect_error "no trace" "no trace given"
+expect_error "missing file" "$WORK/nope.tpt" report "$WORK/nope.tpt"
+expect_error "foreign file" "$WORK/foreign.tpt" report "$WORK/foreign.tpt"
+expect_error "empty file" "$WORK/empty.tpt" report "$WORK/empty.tpt"
+expect_error "trace with no process" "header-only\.tpt: .*(no process|empty)" report "$WORK/header-only.tpt"
+expect_error "truncated in its first frame" "$WORK/cut-early.tpt" report "$WORK/cut-early.tpt"
+expect_error "a good trace, then a missing one" "$WORK/nope.tpt" report "$WORK/ok.tpt" "$WORK/nope.tpt"
+expect_error "unknown flag" "unknown option '--bogus'" report --bogus "$WORK/ok.tpt"
+expect_error "--top 0" "--top wants a number" report --top 0 "$WORK/ok.tpt"
+expect_error "--top x" "--top wants a number" report --top=x "$WORK/ok.tpt"
+expect_error "--top without a value" "--top needs a number" report --top
+expect_error "no trace" "no trace given" report
 
 # Cut inside its last frame: what precedes is reported, with one warning.
 rc=0

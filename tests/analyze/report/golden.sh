@@ -42,7 +42,7 @@ trace a
 
 report a-text "$WORK/a.tpt"
 report a-json --json "$WORK/a.tpt"
-T=$WORK/a-text.txt J=$WORK/a-json.txt
+T=$WORK/a-text.out J=$WORK/a-json.out
 # The tierpool command itself prints the same as the sanitized copy the tests run.
 if "$TIERPOOL_CLI" report "$WORK/a.tpt" 2>&1 | cmp -s - "$T"; then
   pass_check "tierpool report prints the same"
@@ -138,7 +138,7 @@ expect_json "json" "$J" \
 
 # --top 1: one site per list, one reservation.
 report a-top1 --json --top 1 "$WORK/a.tpt"
-expect_json "json --top 1" "$WORK/a-top1.txt" \
+expect_json "json --top 1" "$WORK/a-top1.out" \
   'len(r["top_by_bytes"]) == 1 and len(r["top_by_count"]) == 1 and len(r["reservations"]) == 1 and r["top"] == 1'
 
 # b: 40 sizes, 16 to 640 bytes, k allocations of 16k: too many for a row per 16 bytes,
@@ -152,14 +152,14 @@ expect_json "json --top 1" "$WORK/a-top1.txt" \
 trace b
 report b-json --json "$WORK/b.tpt"
 report b-text "$WORK/b.tpt"
-expect_json "json histogram rows" "$WORK/b-json.txt" \
+expect_json "json histogram rows" "$WORK/b-json.out" \
   'len(r["histogram"]) == 26 and len(r["size_buckets"]) == 40' \
   '[(h["lo"], h["hi"]) for h in r["histogram"][:4]] == [(0, 16), (16, 32), (32, 48), (48, 64)]' \
   '[h["allocations"] for h in r["histogram"] if h["lo"] == 256] == [17 + 18]' \
   '[h["allocations"] for h in r["histogram"] if h["lo"] == 512] == [33 + 34 + 35 + 36]' \
   '[h["allocations"] for h in r["histogram"] if h["lo"] == 576] == [37 + 38 + 39 + 40]' \
   'sum(h["allocations"] for h in r["histogram"]) == 820 and r["top_by_bytes"] == []'
-expect_text "histogram rows" "$WORK/b-text.txt" \
+expect_text "histogram rows" "$WORK/b-text.out" \
   '^  \(256, 288\] +35 +4\.3% .*  #{9}$' \
   '^  \(512, 576\] +138 +16\.8% .*  #{36}$' \
   '^  \(576, 640\] +154 +18\.8% .*  #{40}$' \
@@ -167,12 +167,12 @@ expect_text "histogram rows" "$WORK/b-text.txt" \
 
 # a and b merged: totals add up, durations too (the rate is per process-second).
 report ab --json "$WORK/a.tpt" "$WORK/b.tpt"
-expect_json "two traces" "$WORK/ab.txt" \
+expect_json "two traces" "$WORK/ab.out" \
   'len(r["processes"]) == 2 and len(r["traces"]) == 2' \
   'r["totals"]["allocations"] == 10820 and r["totals"]["duration_us"] == 15000000' \
   'approx(r["totals"]["allocations_per_second"], 10820 / 15)'
 report ab-text "$WORK/a.tpt" "$WORK/b.tpt"
-expect_text "two traces, text" "$WORK/ab-text.txt" '^tierpool report: 2 traces, 2 processes$' '\(per process-second\)$' \
+expect_text "two traces, text" "$WORK/ab-text.out" '^tierpool report: 2 traces, 2 processes$' '\(per process-second\)$' \
   '^ +100 +1 +10 s +10\.0k +60 +1\.43 MiB ended +demo --fast$' \
   '^ +200 +0 +5 s +820 +0 +0 B +ended +/usr/bin/sizes$'
 finish

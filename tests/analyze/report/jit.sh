@@ -26,12 +26,12 @@ trace jit
 report jit-text "$WORK/jit.tpt"
 report jit-json --json "$WORK/jit.tpt"
 
-expect_text "jit, text" "$WORK/jit-text.txt" \
+expect_text "jit, text" "$WORK/jit-text.out" \
   ' +200 B +[0-9.]+% +2 +50\.0% +200 B slab   \[jit\] wasm-function\[3\]$' \
   ' +100 B +[0-9.]+% +1 +25\.0% +100 B slab   \[jit\]$' \
   ' +300 B +[0-9.]+% +1 +25\.0% +300 B slab   0x7e0000000010$' \
   '<- libhost\.so\+0xfff$'
-expect_json "jit, json" "$WORK/jit-json.txt" \
+expect_json "jit, json" "$WORK/jit-json.out" \
   '[s["frames"][0]["display"] for s in r["top_by_count"]] == ["[jit] wasm-function[3]", "0x7e0000000010", "[jit]"]' \
   'r["top_by_count"][0]["frames"][0]["jit"] is True and r["top_by_count"][0]["frames"][0]["function"] == "wasm-function[3]"' \
   'r["top_by_count"][2]["frames"][0]["jit"] is True and r["top_by_count"][2]["frames"][0]["function"] is None' \

@@ -9,24 +9,6 @@ source "$(dirname "$0")/lib.sh"
 set -u
 : "${REPORT_SUBJECT:?}" "${SUBJECT_SOURCE:?}"
 
-# record NAME CMD...: a trace of CMD at rate 1 in $WORK/NAME.tpt
-record() {
-  local name=$1 rc=0
-  shift
-  mkdir -p "$WORK/$name"
-  (cd "$WORK/$name" && exec "$TIERPOOL_CLI" record --rate 1 -o "$WORK/$name/%e-%p.tpt" -- "$@") \
-    </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
-  local traces=("$WORK/$name"/*.tpt)
-  if [ "$rc" -eq 0 ] && [ -f "${traces[0]}" ]; then
-    mv "${traces[0]}" "$WORK/$name.tpt"
-    pass_check "recorded $name"
-  else
-    fail_check "recording $name: exit status $rc, traces: ${traces[*]}"
-    show "$WORK/$name.err"
-    finish
-  fi
-}
-
 # line_after START PATTERN: the number of the first line matching PATTERN after START's.
 line_after() {
   awk -v s="$1" -v p="$2" 'index($0, s) {on = 1} on && index($0, p) {print NR; exit}' "$SUBJECT_SOURCE"
@@ -35,14 +17,14 @@ l_alloc=$(line_after 'void *alloc_here(size_t size)' 'malloc(size)')
 l_call=$(line_after 'void *call_alloc_here(size_t size)' 'alloc_here(size)')
 l_run=$(line_after 'static int run_stacks(void)' 'call_alloc_here(5555)')
 
-record stacks "$REPORT_SUBJECT" stacks
-report stacks-text "$WORK/stacks.tpt"
-report stacks-json --json "$WORK/stacks.tpt"
-expect_text "subject, text" "$WORK/stacks-text.txt" \
+record stacks --rate 1 -- "$REPORT_SUBJECT" stacks
+report stacks-text "$TRACE"
+report stacks-json --json "$TRACE"
+expect_text "subject, text" "$WORK/stacks-text.out" \
   "^ +1\.06 MiB +100\.0% +200 .* slab +alloc_here \(subject\.c:$l_alloc\)$" \
   "<- call_alloc_here \(subject\.c:$l_call\)$" \
   "<- run_stacks \(subject\.c:$l_run\)$"
-expect_json "subject, json" "$WORK/stacks-json.txt" \
+expect_json "subject, json" "$WORK/stacks-json.out" \
   'r["top_by_bytes"][0]["allocations"] == 200 and r["top_by_bytes"][0]["bytes"] == 200 * 5555' \
   '[f["function"] for f in r["top_by_bytes"][0]["frames"][:3]] == ["alloc_here", "call_alloc_here", "run_stacks"]' \
   'r["top_by_bytes"][0]["frames"][0]["file"] in ("'"$SUBJECT_SOURCE"'", "'"$(realpath "$SUBJECT_SOURCE")"'")' \
@@ -76,39 +58,39 @@ end t=10
 SPEC
 trace ids
 report ids-json --json "$WORK/ids.tpt"
-expect_json "build-ids" "$WORK/ids-json.txt" \
+expect_json "build-ids" "$WORK/ids-json.out" \
   '{s["bytes"]: s["frames"][0]["function"] for s in r["top_by_bytes"]}[10] == "alloc_here"' \
   '{s["bytes"]: s["frames"][0]["function"] for s in r["top_by_bytes"]}[20] is None' \
   '{s["bytes"]: s["frames"][0]["display"] for s in r["top_by_bytes"]}[20] == "'"$(printf 'report_subject+0x%x' $((0x$at + 7)))"'"'
 debug_file=/usr/lib/debug/.build-id/${libc_id:0:2}/${libc_id:2}.debug
 if [ -f "$debug_file" ]; then
-  expect_json "build-id debug file" "$WORK/ids-json.txt" \
+  expect_json "build-id debug file" "$WORK/ids-json.out" \
     '"getenv" in ({s["bytes"]: s["frames"][0]["function"] for s in r["top_by_bytes"]}[30] or "")'
 else
   echo "no $debug_file (libc6-dbg): the debug-file check is skipped"
 fi
 
 if [ -n "${CPP_SUBJECT:-}" ]; then
-  record cpp "$CPP_SUBJECT"
-  report cpp-json --json "$WORK/cpp.tpt"
-  report cpp-text "$WORK/cpp.tpt"
+  record cpp --rate 1 -- "$CPP_SUBJECT"
+  report cpp-json --json "$TRACE"
+  report cpp-text "$TRACE"
   l_new=$(awk '/T \*made = new T\(\);/ {print NR; exit}' "$(dirname "$0")/cpp_subject.cpp")
-  expect_json "C++, json" "$WORK/cpp-json.txt" \
+  expect_json "C++, json" "$WORK/cpp-json.out" \
     'r["top_by_bytes"][0]["allocations"] == 300 and r["top_by_bytes"][0]["bytes"] == 300 * 3000' \
     'r["top_by_bytes"][0]["frames"][0]["function"] == "demo::Factory<demo::Widget>::make()"' \
     'r["top_by_bytes"][0]["frames"][0]["line"] == '"$l_new" \
     'r["top_by_bytes"][0]["frames"][1]["function"].startswith("demo::fill(")'
-  expect_text "C++, text" "$WORK/cpp-text.txt" "demo::Factory<demo::Widget>::make\(\) \(cpp_subject\.cpp:$l_new\)$"
+  expect_text "C++, text" "$WORK/cpp-text.out" "demo::Factory<demo::Widget>::make\(\) \(cpp_subject\.cpp:$l_new\)$"
 else
   echo "no C++ compiler: the C++ check is skipped"
 fi
 
 # wasmtime (in wizer) compiling and running a Wasm workload: Rust symbols.
 if [ -x "${WIZER:-}" ] && [ -n "${CHURN_WASM:-}" ]; then
-  record wizer "$WIZER" --allow-wasi -f run -o /dev/null "$CHURN_WASM"
-  report wizer-json --json --top 30 "$WORK/wizer.tpt"
-  report wizer-text --top 30 "$WORK/wizer.tpt"
-  expect_json "Rust, json" "$WORK/wizer-json.txt" \
+  record wizer --rate 1 -- "$WIZER" --allow-wasi -f run -o /dev/null "$CHURN_WASM"
+  report wizer-json --json --top 30 "$TRACE"
+  report wizer-text --top 30 "$TRACE"
+  expect_json "Rust, json" "$WORK/wizer-json.out" \
     'len(r["top_by_bytes"]) >= 10' \
     'sum(1 for s in r["top_by_bytes"] if "::" in (s["frames"][0]["function"] or "")) >= 5' \
     'any((f["function"] or "").startswith(("wasmtime", "cranelift", "<wasmtime", "<cranelift")) for s in r["top_by_bytes"] for f in s["frames"])' \
