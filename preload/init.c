@@ -108,9 +108,19 @@ static void tp_background_start(void) {
   pthread_attr_destroy(&attr);
 }
 
+/* Without a TIERPOOL_ variable every option keeps its default: no recorder,
+ * no background thread, and the pool waits for the first allocation, so a
+ * program that never allocates pays only for loading the library. */
+static bool tp_environment_configures(void) {
+  for (char **e = environ; e && *e; e++)
+    if (strncmp(*e, "TIERPOOL_", 9) == 0) return true;
+  return false;
+}
+
 /* The recorder starts here, not in the first malloc: the loader is done and
  * may be asked about modules (dl_iterate_phdr), files may be opened. */
 __attribute__((constructor)) static void tp_constructor(void) {
+  if (!tp_environment_configures()) return;
   tp_ensure_init();
   tp_background_start();
   tp_rec_start();

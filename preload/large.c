@@ -257,7 +257,10 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
   }
   e->address = TP_LARGE_DELETED; /* nobody else may free p while it moves */
   tp_lock_release(&tp_large_lock_);
-  if (size > old_size) tp_large_cache_flush(); /* fresh pages come: dead cached ones go first */
+  if (size > old_size) { /* fresh pages come: dead cached ones and idle pool pages go first */
+    tp_large_cache_flush();
+    tp_heap_purge_before_growth(&tp_main_heap);
+  }
   void *q = tp_os_remap(p, old_size, size);
   tp_lock_acquire(&tp_large_lock_);
   if (!q) {
