@@ -16,6 +16,8 @@
 /* ---- slab tier ----------------------------------------------------------- */
 
 static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
+  tp_request_bytes = requested;
+  if (tp_unlikely(tp_opt.prom_file[0])) tp_prom_tick(tp_os_now_ms());
   tp_tcache *tc = tp_tcache_current;
   if (!tc) tc = tp_tcache_create();
   void **block;
@@ -36,7 +38,7 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
     tc->slab_bytes_requested += requested;
   } else { /* thread exiting: no cache */
     void *head;
-    if (!tp_central_fill(&tp_main_heap, cls, &head, 1)) goto out_of_memory;
+    if (!tp_central_fill(tp_current_heap(), cls, &head, 1)) goto out_of_memory;
     block = head;
     tp_tcache_count_uncached(cls, requested, false);
   }
@@ -85,10 +87,12 @@ static TP_NOINLINE void *tp_alloc_general(size_t size, size_t align, bool want_z
   }
   if (size > PTRDIFF_MAX - TP_SEGMENT_SIZE || align > PTRDIFF_MAX / 2) goto done;
   size_t pages_size = tp_align_up(size ? size : 1, TP_PAGE_SIZE);
-  if (pages_size <= tp_opt.buddy_max && align <= TP_BUDDY_MAX_LIMIT)
-    p = tp_heap_alloc_pages(&tp_main_heap, pages_size, align, size, want_zero, zeroed);
+  tp_heap *h = tp_current_heap();
+  tp_request_bytes = size;
+  if (pages_size <= h->buddy_max && align <= TP_BUDDY_MAX_LIMIT)
+    p = tp_heap_alloc_pages(h, pages_size, align, size, want_zero, zeroed);
   else
-    p = tp_large_alloc(pages_size, align, size, want_zero, zeroed);
+    p = tp_large_alloc(h, pages_size, align, size, want_zero, zeroed);
 done:
   if (!p) errno = ENOMEM;
   return p;
@@ -165,9 +169,10 @@ static void tp_free_slab_block(tp_span *slab, void *p) {
     tc->class_frees[cls]++;
     if (++bin->count > bin->max) tp_tcache_flush_bin(tc, cls, bin->max / 2);
   } else {
+    tp_heap *owner = tp_segment_of(p)->heap; /* another tenant's block, or no cache */
     block[0] = NULL;
-    tp_central_return(tp_segment_of(p)->heap, cls, block, 1);
-    tp_tcache_count_uncached(cls, 0, true);
+    tp_central_return(owner, cls, block, 1);
+    tp_tcache_count_remote_free(owner, cls);
   }
 }
 
@@ -219,14 +224,6 @@ static inline void tp_free(void *p) {
 /* ---- recording (profiling and validation) -------------------------------- */
 /* With the recorder off, each entry point pays one predictable branch on
  * tp_rec_active; these run only when it is on. */
-
-/* The tier that served p: the recorder asks only for the blocks it samples. */
-tierpool_tier_t tp_tier_of(const void *p) {
-  if (!tp_segment_is_ours((void *)p)) return TIERPOOL_TIER_LARGE;
-  tp_segment *seg = tp_segment_of((void *)p);
-  return TP_PAGE_KIND(seg->page_map[tp_page_index(seg, (void *)p)]) == TP_PAGE_SLAB ? TIERPOOL_TIER_SLAB
-                                                                                     : TIERPOOL_TIER_BUDDY;
-}
 
 static inline void tp_record_alloc(void *p, size_t size, size_t align) { tp_rec_alloc(p, size, align); }
 
@@ -298,19 +295,19 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record) {
       if (size <= usable && tp_class_of_size(size) == info.slab->class_idx) return p;
       break;
     case TP_PTR_BUDDY:
-      if (size > tp_classes.max_size && size <= tp_opt.buddy_max) {
+      if (size > tp_classes.max_size && size <= info.seg->heap->buddy_max) {
         size_t need = tp_align_up(size, TP_PAGE_SIZE);
         if (need <= usable) {
           if (need < usable) tp_heap_shrink_pages(info.seg->heap, info.seg, info.page, need);
           return p;
         }
         if (tp_heap_grow_pages(info.seg->heap, info.seg, info.page, need)) return p;
-      } else if (size > tp_opt.buddy_max && tp_large_reserve()) {
+      } else if (size > info.seg->heap->buddy_max && tp_large_reserve()) {
         size_t need = tp_align_up(size, TP_PAGE_SIZE);
         tp_large_cache_flush(); /* fresh pages come: dead cached ones go first */
         void *q = tp_heap_move_out(info.seg->heap, info.seg, info.page, need);
         if (q) {
-          tp_large_adopt(q, need, size);
+          tp_large_adopt(info.seg->heap, q, need, size);
           return q;
         }
       }

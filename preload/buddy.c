@@ -198,6 +198,11 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
     if (!span) return NULL;
   }
   tp_segment *seg = tp_segment_of(span);
+  /* Pages not resident become the tenant's now: its budget may refuse them. */
+  if (tp_span_released(seg, span)) {
+    if (!tp_budget_charge(h, (uint64_t)pages << TP_PAGE_SHIFT)) return NULL;
+    h->budget.pool_charged += (uint64_t)pages << TP_PAGE_SHIFT;
+  }
   uint32_t first = tp_span_page(seg, span);
   uint32_t have = span->order;
   uint32_t state = tp_free_list_remove(h, seg, span);
@@ -230,6 +235,7 @@ void tp_buddy_give_fresh(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t p
   tp_free_range(h, seg, first, first + pages, TP_FREE_RELEASED);
   h->frees_since_coalesce++;
   h->pages_freed_since_coalesce += pages;
+  tp_budget_settle_pool(h);
 }
 
 void tp_buddy_coalesce(tp_heap *h) {
@@ -275,6 +281,7 @@ size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
     }
   }
   h->buddy_released_bytes += released;
+  tp_budget_settle_pool(h);
   return released;
 }
 
@@ -300,6 +307,7 @@ size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_o
     }
   }
   h->buddy_released_bytes += released;
+  tp_budget_settle_pool(h);
   return released;
 }
 
@@ -307,6 +315,15 @@ size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_o
  * pages after it are free blocks; the excess of the last one goes back. */
 bool tp_buddy_extend(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages, uint32_t new_pages) {
   if (!tp_run_is_free(seg, first + pages, first + new_pages)) return false;
+  /* Released pages of the run become the tenant's: its budget may refuse them. */
+  uint64_t faulted = 0;
+  for (uint32_t at = first + pages, end = first + new_pages; at < end;) {
+    uint32_t data = TP_PAGE_DATA(seg->page_map[at]), next = at + (1u << (data & 0xff));
+    if (data & TP_FREE_RELEASED) faulted += (uint64_t)((next < end ? next : end) - at) << TP_PAGE_SHIFT;
+    at = next;
+  }
+  if (faulted && !tp_budget_charge(h, faulted)) return false;
+  h->budget.pool_charged += faulted;
   tp_take_run(h, seg, first + pages, first + new_pages);
   return true;
 }

@@ -39,6 +39,7 @@ void tp_heap_init(tp_heap *h, const char *name) {
   for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock);
   h->last_coalesce_ms = tp_os_now_ms(); /* last_release_ms = 0: a collapse may be released at once */
   h->release_delay_ms = tp_opt.release_delay_ms;
+  h->buddy_max = tp_opt.buddy_max;
 }
 
 uint64_t tp_heap_resident_bytes(tp_heap *h) {
@@ -207,6 +208,9 @@ bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_
  * Returns the new block (new_size bytes) or NULL: the caller copies then. */
 void *tp_heap_move_out(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size) {
   void *moved = NULL;
+  /* The mapping is charged whole now; the pages leaving the segment are
+   * uncharged when they go back to the buddy as fresh. */
+  if (!tp_budget_charge(h, new_size)) return NULL;
   tp_lock_acquire(&h->buddy_lock);
   uint32_t entry = seg->page_map[first];
   if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY) {
@@ -226,6 +230,7 @@ void *tp_heap_move_out(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_s
     }
   }
   tp_lock_release(&h->buddy_lock);
+  if (!moved) tp_budget_uncharge(h, new_size);
   return moved;
 }
 

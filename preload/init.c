@@ -22,23 +22,29 @@ static _Atomic bool tp_background_running;
 
 
 
+/* Heaps are locked in index order; the tenant count cannot change meanwhile
+ * (creating a heap takes no pool lock, but publishes it last). */
+static uint32_t tp_fork_heaps;
+
 static void tp_fork_prepare(void) {
   tp_rec_fork_prepare(); /* the recorder's lock is never held while pool locks are taken */
   tp_tcache_registry_lock();
-  tp_heap_lock_all(&tp_main_heap);
+  tp_fork_heaps = tp_tenant_count();
+  for (uint32_t i = 0; i < tp_fork_heaps; i++) tp_heap_lock_all(tp_tenant_heap(i));
   tp_large_lock();
 }
 
 static void tp_fork_parent(void) {
   tp_large_unlock();
-  tp_heap_unlock_all(&tp_main_heap);
+  for (uint32_t i = tp_fork_heaps; i-- > 0;) tp_heap_unlock_all(tp_tenant_heap(i));
   tp_tcache_registry_unlock();
   tp_rec_fork_parent();
 }
 
 static void tp_fork_child(void) {
   tp_large_reinit_lock();
-  tp_heap_reinit_locks(&tp_main_heap);
+  for (uint32_t i = 0; i < tp_fork_heaps; i++) tp_heap_reinit_locks(tp_tenant_heap(i));
+  tp_node_budget_after_fork_child();
   tp_tcache_registry_unlock(); /* held by this thread since prepare */
   atomic_store(&tp_background_running, false);
   tp_tcache_after_fork_child();
@@ -69,6 +75,7 @@ void tp_init_slow(void) {
   tp_classes_finish(&tp_classes); /* per-class cache sizes depend on tcache_bytes */
   tp_free_key = tp_random_key();
   tp_heap_init(&tp_main_heap, "default");
+  tp_tenant_init_default();
   atomic_store_explicit(&tp_init_state, 2, memory_order_release);
 
   tp_tcache_init_key();
@@ -87,10 +94,14 @@ static void *tp_background_main(void *arg) {
     struct timespec delay = {0, 100 * 1000 * 1000};
     nanosleep(&delay, NULL);
     uint64_t now = tp_os_now_ms();
-    tp_lock_acquire(&tp_main_heap.buddy_lock);
-    tp_heap_maintain(&tp_main_heap, now);
-    tp_lock_release(&tp_main_heap.buddy_lock);
+    for (uint32_t i = 0; i < tp_tenant_count(); i++) {
+      tp_heap *h = tp_tenant_heap(i);
+      tp_lock_acquire(&h->buddy_lock);
+      tp_heap_maintain(h, now);
+      tp_lock_release(&h->buddy_lock);
+    }
     tp_large_maintain(now);
+    if (tp_opt.prom_file[0]) tp_prom_tick(now);
   }
   return NULL;
 }
@@ -129,7 +140,9 @@ __attribute__((constructor)) static void tp_constructor(void) {
 /* Preloaded libraries are finalised last, so this sees the program's whole run. */
 __attribute__((destructor)) static void tp_destructor(void) {
   tp_rec_finish();
-  if (atomic_load(&tp_init_state) == 2 && tp_opt.stats) tierpool_stats_print(tp_stats_fd);
+  if (atomic_load(&tp_init_state) != 2) return;
+  if (tp_opt.stats) tierpool_stats_print(tp_stats_fd);
+  if (tp_opt.prom_file[0]) tp_prom_write(tp_opt.prom_file); /* the final numbers */
 }
 
 TP_API const char *tierpool_version(void) { return TIERPOOL_VERSION; }
@@ -137,7 +150,8 @@ TP_API const char *tierpool_version(void) { return TIERPOOL_VERSION; }
 TP_API size_t tierpool_release(void) {
   tp_ensure_init();
   if (tp_tcache_current) tp_tcache_flush_all(tp_tcache_current);
-  size_t released = tp_heap_release_all(&tp_main_heap);
+  size_t released = 0;
+  for (uint32_t i = 0; i < tp_tenant_count(); i++) released += tp_heap_release_all(tp_tenant_heap(i));
   released += tp_large_cache_flush();
   return released;
 }

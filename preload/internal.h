@@ -55,9 +55,22 @@
   X(PATH, trace, "./tierpool-%e-%p.tpt", 0, 0, "trace file; %p: pid, %e: executable name") \
   X(COUNT, stack_depth, "64", 1, 64, "deepest call stack recorded, in frames")              \
   X(COUNT, sample_seed, "0", 0, UINT64_MAX, "seed of the sampling (0: random per process)") \
-  X(BOOL, validate, "off", 0, 1, "track every allocation: leak report and bad frees with stacks")
+  X(BOOL, validate, "off", 0, 1, "track every allocation: leak report and bad frees with stacks") \
+  X(TEXT, tenant, "default", 0, 0, "tenant of every thread that no other rule names")            \
+  X(TEXT, tenant_threads, "", 0, 0,                                                           \
+    "thread-name rules: pattern=tenant, ... (glob patterns, first match wins)")              \
+  X(SIZE, limit, "0", 0, (uint64_t)1 << 50, "bytes the whole process may hold (0: no limit)")  \
+  X(SIZE, overflow_limit, "0", 0, (uint64_t)1 << 50,                                          \
+    "shared bytes tenants may draw beyond their reserves (0: up to limit)")                   \
+  X(TEXT, on_limit, "fail", 0, 0, "over a budget: fail (NULL, ENOMEM) or abort")              \
+  X(SIZE, node_budget, "0", 0, (uint64_t)1 << 50,                                             \
+    "overflow bytes shared by every process with the same node_budget_name (0: off)")         \
+  X(TEXT, node_budget_name, "", 0, 0, "name of the node-wide budget (a POSIX shm segment)")    \
+  X(TEXT, node_budget_mode, "0600", 0, 0, "permissions of the node budget's segment, octal")  \
+  X(TEXT, prom_file, "", 0, 0, "Prometheus text file kept current (textfile collector)")      \
+  X(MS, prom_interval_ms, "10000", 100, 3600000, "how often prom_file is rewritten")
 
-enum tp_option_kind { TP_OPT_CLASSES, TP_OPT_SIZE, TP_OPT_MS, TP_OPT_COUNT, TP_OPT_BOOL, TP_OPT_RATIO, TP_OPT_PATH };
+enum tp_option_kind { TP_OPT_CLASSES, TP_OPT_SIZE, TP_OPT_MS, TP_OPT_COUNT, TP_OPT_BOOL, TP_OPT_RATIO, TP_OPT_PATH, TP_OPT_TEXT };
 #define TP_OPTION_PATH_MAX 256
 
 typedef struct tp_options {
@@ -69,7 +82,9 @@ typedef struct tp_options {
 #define TP_OPTION_DIM_BOOL
 #define TP_OPTION_DIM_RATIO
 #define TP_OPTION_DIM_PATH [TP_OPTION_PATH_MAX]
+#define TP_OPTION_DIM_TEXT [TP_OPTION_PATH_MAX]
 #define TP_OPTION_CTYPE_PATH char
+#define TP_OPTION_CTYPE_TEXT char
 #define TP_OPTION_CTYPE_CLASSES uint32_t /* class count; the table is tp_classes */
 #define TP_OPTION_CTYPE_SIZE uint64_t
 #define TP_OPTION_CTYPE_MS uint64_t
@@ -89,6 +104,8 @@ void tp_options_init(void);
 bool tp_option_set(const char *key, size_t key_len, const char *value, size_t value_len,
                    const char *source);
 bool tp_classes_parse(tp_class_table *table, const char *text, size_t len, const char **why);
+bool tp_parse_size(const char *s, size_t len, uint64_t *out); /* "4M", "512K", "1048576" */
+bool tp_parse_bool(const char *s, size_t len, bool *out);     /* on/off, true/false, 1/0 */
 size_t tp_options_format(char *buf, size_t cap); /* "key = value" lines */
 
 /* ---- OS (os.c): raw system calls, never through our own interposers ----- */
@@ -199,23 +216,64 @@ void tp_tcache_registry_unlock(void);
 void tp_tcache_after_fork_child(void);
 void tp_tcache_init_key(void);
 void tp_tcache_count_uncached(uint32_t cls, size_t requested, bool is_free);
+void tp_tcache_switch_heap(tp_tcache *tc, tp_heap *h);
+void tp_tcache_count_remote_free(tp_heap *h, uint32_t cls);
+void tp_tcache_stats_add_heap(tp_heap *h, uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested);
 
 /* ---- large blocks (large.c) ---------------------------------------------- */
-void *tp_large_alloc(size_t size, size_t align, size_t requested, bool want_zero, bool *zeroed);
+void *tp_large_alloc(tp_heap *h, size_t size, size_t align, size_t requested, bool want_zero, bool *zeroed);
 bool tp_large_reserve(void);                          /* room in the table for one more */
-void tp_large_adopt(void *base, size_t size, size_t requested);
+void tp_large_adopt(tp_heap *h, void *base, size_t size, size_t requested);
 bool tp_large_free(void *p); /* false: not a large block */
 size_t tp_large_usable_size(const void *p); /* 0: not a large block */
 void *tp_large_realloc(void *p, size_t size, bool *found);
 void tp_large_maintain(uint64_t now_ms);
 size_t tp_large_cache_flush(void);
 void tp_large_stats(tierpool_tier_stats_t *out);
+uint32_t tp_large_owner(const void *p); /* tenant index of a live large block (0: unknown) */
 void tp_large_lock(void);
 void tp_large_unlock(void);
 void tp_large_reinit_lock(void);
 
+/* ---- tenants (tenant.c) -------------------------------------------------- */
+#define TP_MAX_TENANTS 64
+bool tp_tenant_option_set(const char *key, size_t key_len, const char *value, size_t value_len,
+                          const char *source);       /* tenant.NAME.{reserve,limit,isolated} */
+void tp_tenant_options_check(void);                 /* after every option source */
+void tp_tenant_init_default(void);                  /* tp_main_heap is tenant 0 */
+tp_heap *tp_tenant_thread_heap(void);               /* the heap a new cache serves */
+tp_heap *tp_current_heap(void);                     /* the calling thread's tenant heap */
+/* Budgets: charging fails (false, after counting a limit hit) when a limit or
+ * the overflow would be passed; with on_limit = abort it does not return. */
+bool tp_budget_charge(tp_heap *h, uint64_t bytes);
+void tp_budget_uncharge(tp_heap *h, uint64_t bytes);
+void tp_budget_settle_pool(tp_heap *h);             /* buddy lock held: charge = resident pages */
+extern __thread size_t tp_request_bytes;            /* the request being served (diagnostics) */
+uint32_t tp_tenant_count(void);
+tp_heap *tp_tenant_heap(uint32_t index);                 /* NULL beyond the count */
+void tp_tenant_stats(uint32_t index, tierpool_tenant_stats_t *out); /* index < count */
+uint32_t tp_tenant_index_of(const void *p);              /* owner of a live block */
+uint32_t tp_tenant_current_index(void);                  /* the calling thread's */
+
+/* ---- node-wide budget (node_budget.c) ------------------------------------ *
+ * Overflow bytes shared by all processes that open the same name, kept in a
+ * POSIX shared-memory segment; a process that dies (even by SIGKILL) gives its
+ * share back, found by pid liveness when another process touches the segment.
+ * None of these allocate. */
+bool tp_node_budget_open(const char *name, uint64_t total_bytes, unsigned mode);
+bool tp_node_budget_take(uint64_t bytes);  /* false: the node budget is spent */
+void tp_node_budget_give(uint64_t bytes);
+uint64_t tp_node_budget_held(void);        /* this process's share */
+uint64_t tp_node_budget_used(void);        /* every live process's shares */
+void tp_node_budget_after_fork_child(void); /* the child starts with no share */
+
+/* ---- Prometheus text file (prom.c) ---------------------------------------- */
+bool tp_prom_write(const char *path);      /* whole file, atomically (rename) */
+void tp_prom_tick(uint64_t now_ms);        /* rewrites prom_file every prom_interval_ms */
+
 /* ---- statistics (stats.c) ------------------------------------------------ */
 void tp_stats_collect(tierpool_stats_t *out);
+void tp_heap_tenant_stats(tp_heap *h, tierpool_tenant_stats_t *out); /* tiers and live of one heap */
 
 /* ---- initialisation (init.c) --------------------------------------------- */
 extern _Atomic int tp_init_state; /* 0 none, 1 running, 2 done */

@@ -7,7 +7,11 @@
  * reuses it (best fit; or the largest one grown with mremap, which moves the
  * pages instead of faulting new ones).  It caches only sizes that have been
  * freed before (see tp_large_free), and calloc always gets a fresh mapping.  Mappings older than large_cache_ms, or
- * beyond large_cache_max bytes, go back with munmap. */
+ * beyond large_cache_max bytes, go back with munmap.
+ *
+ * Every block has an owner (a tenant's heap), charged for its mapping.  A
+ * cached mapping goes back to its owner first; another tenant gets it only
+ * emptied (MADV_DONTNEED: zero pages), and an isolated tenant never does. */
 #include <errno.h>
 #include <string.h>
 
@@ -16,12 +20,14 @@
 typedef struct tp_large_entry {
   uintptr_t address; /* 0: empty; 1: deleted */
   size_t map_size;
+  uint32_t owner;    /* tenant index */
 } tp_large_entry;
 
 typedef struct tp_cached_mapping {
   void *base;
   size_t size;
   uint64_t freed_ms;
+  uint32_t owner;
 } tp_cached_mapping;
 
 #define TP_LARGE_DELETED ((uintptr_t)1)
@@ -48,7 +54,7 @@ static tp_large_entry *tp_table_find(uintptr_t address) {
   }
 }
 
-static bool tp_table_insert(uintptr_t address, size_t map_size);
+static bool tp_table_insert(uintptr_t address, size_t map_size, uint32_t owner);
 
 static bool tp_table_grow(void) {
   size_t old_capacity = tp_table_capacity, capacity = old_capacity ? old_capacity * 2 : 1024;
@@ -58,28 +64,33 @@ static bool tp_table_grow(void) {
   tp_table_capacity = capacity;
   tp_table_used = 0;
   for (size_t i = 0; i < old_capacity; i++)
-    if (old[i].address > TP_LARGE_DELETED) tp_table_insert(old[i].address, old[i].map_size);
+    if (old[i].address > TP_LARGE_DELETED) tp_table_insert(old[i].address, old[i].map_size, old[i].owner);
   if (old) tp_os_unmap(old, old_capacity * sizeof *old);
   return true;
 }
 
-static bool tp_table_insert(uintptr_t address, size_t map_size) {
+static bool tp_table_insert(uintptr_t address, size_t map_size, uint32_t owner) {
   if ((tp_table_used + 1) * 2 > tp_table_capacity && !tp_table_grow()) return false;
   size_t i = tp_hash(address, tp_table_capacity);
   while (tp_table[i].address > TP_LARGE_DELETED) i = (i + 1) & (tp_table_capacity - 1);
   if (tp_table[i].address == 0) tp_table_used++;
   tp_table[i].address = address;
   tp_table[i].map_size = map_size;
+  tp_table[i].owner = owner;
   return true;
 }
 
-/* Takes a cached mapping for `size` bytes: the smallest that fits, else the
- * largest (to be grown).  Large lock held. */
-static bool tp_cache_take(size_t size, tp_cached_mapping *out) {
+/* Takes a cached mapping for `size` bytes for heap h: the smallest that fits,
+ * else the largest (to be grown); h's own mappings first.  Large lock held. */
+static bool tp_cache_take(tp_heap *h, size_t size, tp_cached_mapping *out) {
   int best = -1, largest = -1;
-  for (uint32_t i = 0; i < tp_cache_count; i++) {
-    if (tp_cache[i].size >= size && (best < 0 || tp_cache[i].size < tp_cache[best].size)) best = (int)i;
-    if (largest < 0 || tp_cache[i].size > tp_cache[largest].size) largest = (int)i;
+  for (int pass = 0; pass < 2 && best < 0 && largest < 0; pass++) {
+    for (uint32_t i = 0; i < tp_cache_count; i++) {
+      if ((tp_cache[i].owner == h->index) != (pass == 0)) continue;
+      if (tp_cache[i].size >= size && (best < 0 || tp_cache[i].size < tp_cache[best].size)) best = (int)i;
+      if (largest < 0 || tp_cache[i].size > tp_cache[largest].size) largest = (int)i;
+    }
+    if (h->budget.isolated) break; /* never another tenant's memory */
   }
   int pick = best >= 0 ? best : largest;
   if (pick < 0) return false;
@@ -126,14 +137,18 @@ static void tp_unmap_victims(tp_cached_mapping *victims, uint32_t n) {
 
 /* Returns a mapping of at least *size bytes and sets *size to its length;
  * a cached one unless `fresh`. */
-static void *tp_large_obtain(size_t *size_io, size_t align, bool fresh, bool *zeroed) {
+static void *tp_large_obtain(tp_heap *h, size_t *size_io, size_t align, bool fresh, bool *zeroed) {
   size_t size = *size_io;
   tp_cached_mapping cached = {0};
   bool hit = false;
   if (!fresh && align <= TP_PAGE_SIZE) {
     tp_lock_acquire(&tp_large_lock_);
-    hit = tp_cache_take(size, &cached);
+    hit = tp_cache_take(h, size, &cached);
     tp_lock_release(&tp_large_lock_);
+  }
+  if (hit && cached.owner != h->index) {
+    tp_os_release(cached.base, cached.size); /* no data crosses tenants */
+    cached.owner = h->index;
   }
   if (hit) {
     /* Used whole, not trimmed: its pages are warm, and the next request may
@@ -151,36 +166,61 @@ static void *tp_large_obtain(size_t *size_io, size_t align, bool fresh, bool *ze
     }
     tp_os_unmap(cached.base, cached.size);
   }
-  tp_heap_purge_before_growth(&tp_main_heap); /* idle pool pages go before fresh ones come */
+  for (uint32_t i = 0; i < tp_tenant_count(); i++) /* idle pool pages go before fresh ones come */
+    tp_heap_purge_before_growth(tp_tenant_heap(i));
   void *base = tp_os_map_aligned(size, align);
   if (base && tp_opt.thp && size >= tp_opt.thp_min) tp_os_advise_huge(base, size, true);
   *zeroed = true;
   return base;
 }
 
-static void tp_large_count_alloc(size_t map_size, size_t requested) {
-  tp_large.allocs++;
-  tp_large.bytes_requested += requested;
-  tp_large.bytes_allocated += map_size;
-  tp_large.live_bytes += map_size;
-  if (tp_large.live_bytes > tp_large.peak_bytes) tp_large.peak_bytes = tp_large.live_bytes;
+static void tp_tier_count_alloc(tierpool_tier_stats_t *t, size_t map_size, size_t requested) {
+  t->allocs++;
+  t->bytes_requested += requested;
+  t->bytes_allocated += map_size;
+  t->live_bytes += map_size;
+  t->resident_bytes = t->live_bytes;
+  if (t->live_bytes > t->peak_bytes) t->peak_bytes = t->live_bytes;
+}
+
+/* Large lock held. */
+static void tp_large_count_alloc(tp_heap *h, size_t map_size, size_t requested) {
+  tp_tier_count_alloc(&tp_large, map_size, requested);
+  tp_tier_count_alloc(&h->large, map_size, requested);
+}
+
+static void tp_large_count_free(tp_heap *h, size_t map_size) {
+  tp_large.frees++;
+  tp_large.live_bytes -= map_size;
+  h->large.frees++;
+  h->large.live_bytes -= map_size;
+  h->large.resident_bytes = h->large.live_bytes;
 }
 
 /* calloc (want_zero) takes a fresh mapping: its zero pages cost nothing until
  * touched, where a cached one would have to be cleared page by page. */
-void *tp_large_alloc(size_t size, size_t align, size_t requested, bool want_zero, bool *zeroed) {
+void *tp_large_alloc(tp_heap *h, size_t size, size_t align, size_t requested, bool want_zero, bool *zeroed) {
   if (size > PTRDIFF_MAX - TP_PAGE_SIZE) return NULL;
   size = tp_align_up(size, TP_PAGE_SIZE);
   size_t map_size = size;
-  void *base = tp_large_obtain(&map_size, align, want_zero, zeroed);
-  if (!base) return NULL;
-  tp_lock_acquire(&tp_large_lock_);
-  if (!tp_table_insert((uintptr_t)base, map_size)) {
-    tp_lock_release(&tp_large_lock_);
+  if (!tp_budget_charge(h, size)) return NULL;
+  void *base = tp_large_obtain(h, &map_size, align, want_zero, zeroed);
+  if (base && map_size > size && !tp_budget_charge(h, map_size - size)) { /* a larger cached one */
     tp_os_unmap(base, map_size);
+    base = NULL;
+  }
+  if (!base) {
+    tp_budget_uncharge(h, size);
     return NULL;
   }
-  tp_large_count_alloc(map_size, requested);
+  tp_lock_acquire(&tp_large_lock_);
+  if (!tp_table_insert((uintptr_t)base, map_size, h->index)) {
+    tp_lock_release(&tp_large_lock_);
+    tp_os_unmap(base, map_size);
+    tp_budget_uncharge(h, map_size);
+    return NULL;
+  }
+  tp_large_count_alloc(h, map_size, requested);
   tp_lock_release(&tp_large_lock_);
   return base;
 }
@@ -192,11 +232,12 @@ bool tp_large_reserve(void) {
   return ok;
 }
 
-/* Takes over a mapping made elsewhere (a buddy block moved out). */
-void tp_large_adopt(void *base, size_t size, size_t requested) {
+/* Takes over a mapping made elsewhere (a buddy block of h moved out, already
+ * charged to h by tp_heap_move_out). */
+void tp_large_adopt(tp_heap *h, void *base, size_t size, size_t requested) {
   tp_lock_acquire(&tp_large_lock_);
-  bool inserted = tp_table_insert((uintptr_t)base, size);
-  if (inserted) tp_large_count_alloc(size, requested);
+  bool inserted = tp_table_insert((uintptr_t)base, size, h->index);
+  if (inserted) tp_large_count_alloc(h, size, requested);
   tp_lock_release(&tp_large_lock_);
   if (!inserted) tp_fatal("realloc(): no memory to record the block at %p", base);
 }
@@ -212,9 +253,9 @@ bool tp_large_free(void *p) {
     return false;
   }
   size_t size = e->map_size;
+  tp_heap *owner = tp_tenant_heap(e->owner);
   e->address = TP_LARGE_DELETED;
-  tp_large.frees++;
-  tp_large.live_bytes -= size;
+  tp_large_count_free(owner, size);
   /* Like glibc's dynamic mmap threshold, the cache learns from the first
    * free: a mapping is kept only when one at least half its size was freed
    * before, so one-off buffers go back at once and churned sizes stay warm. */
@@ -222,12 +263,13 @@ bool tp_large_free(void *p) {
   if (size > tp_freed_max) tp_freed_max = size;
   n = tp_cache_evict(now, cache ? size : 0, victims);
   if (cache) {
-    tp_cache[tp_cache_count++] = (tp_cached_mapping){p, size, now};
+    tp_cache[tp_cache_count++] = (tp_cached_mapping){p, size, now, owner->index};
     tp_cache_bytes += size;
   } else {
-    victims[n++] = (tp_cached_mapping){p, size, now};
+    victims[n++] = (tp_cached_mapping){p, size, now, owner->index};
   }
   tp_lock_release(&tp_large_lock_);
+  tp_budget_uncharge(owner, size); /* a cached mapping is the pool's, not the tenant's */
   tp_unmap_victims(victims, n);
   return true;
 }
@@ -251,31 +293,54 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
     return NULL;
   }
   size_t old_size = e->map_size;
+  tp_heap *owner = tp_tenant_heap(e->owner);
   if (old_size == size) {
     tp_lock_release(&tp_large_lock_);
     return p;
   }
   e->address = TP_LARGE_DELETED; /* nobody else may free p while it moves */
   tp_lock_release(&tp_large_lock_);
-  if (size > old_size) { /* fresh pages come: dead cached ones and idle pool pages go first */
+  bool grow = size > old_size;
+  if (grow && !tp_budget_charge(owner, size - old_size)) {
+    tp_lock_acquire(&tp_large_lock_);
+    tp_table_insert((uintptr_t)p, old_size, owner->index);
+    tp_lock_release(&tp_large_lock_);
+    return NULL;
+  }
+  if (grow) { /* fresh pages come: dead cached ones and idle pool pages go first */
     tp_large_cache_flush();
-    tp_heap_purge_before_growth(&tp_main_heap);
+    tp_heap_purge_before_growth(owner);
   }
   void *q = tp_os_remap(p, old_size, size);
+  if (!q && grow) tp_budget_uncharge(owner, size - old_size);
+  if (q && !grow) tp_budget_uncharge(owner, old_size - size);
   tp_lock_acquire(&tp_large_lock_);
   if (!q) {
-    tp_table_insert((uintptr_t)p, old_size);
+    tp_table_insert((uintptr_t)p, old_size, owner->index);
   } else {
-    tp_table_insert((uintptr_t)q, size);
-    tp_large.live_bytes += size - old_size; /* wraps correctly when shrinking */
-    if (size > old_size) { /* growth counts as asked for: waste stays the page rounding */
-      tp_large.bytes_allocated += size - old_size;
-      tp_large.bytes_requested += size - old_size;
+    tp_table_insert((uintptr_t)q, size, owner->index);
+    tierpool_tier_stats_t *tiers[2] = {&tp_large, &owner->large};
+    for (int i = 0; i < 2; i++) {
+      tierpool_tier_stats_t *t = tiers[i];
+      t->live_bytes += size - old_size; /* wraps correctly when shrinking */
+      if (grow) { /* growth counts as asked for: waste stays the page rounding */
+        t->bytes_allocated += size - old_size;
+        t->bytes_requested += size - old_size;
+      }
+      if (t->live_bytes > t->peak_bytes) t->peak_bytes = t->live_bytes;
     }
-    if (tp_large.live_bytes > tp_large.peak_bytes) tp_large.peak_bytes = tp_large.live_bytes;
+    owner->large.resident_bytes = owner->large.live_bytes;
   }
   tp_lock_release(&tp_large_lock_);
   return q;
+}
+
+uint32_t tp_large_owner(const void *p) {
+  tp_lock_acquire(&tp_large_lock_);
+  tp_large_entry *e = tp_table_find((uintptr_t)p);
+  uint32_t owner = e ? e->owner : 0;
+  tp_lock_release(&tp_large_lock_);
+  return owner;
 }
 
 void tp_large_maintain(uint64_t now) {

@@ -40,7 +40,7 @@ static void tp_trim(const char **s, size_t *len) {
 
 /* Parses an unsigned number with an optional K/M/G suffix (binary, with an
  * optional "i"/"iB"/"B"): "4M", "512K", "1048576", "2GiB". */
-static bool tp_parse_size(const char *s, size_t len, uint64_t *out) {
+bool tp_parse_size(const char *s, size_t len, uint64_t *out) {
   uint64_t v = 0;
   size_t i = 0;
   if (len == 0) return false;
@@ -69,7 +69,7 @@ static bool tp_parse_size(const char *s, size_t len, uint64_t *out) {
   return true;
 }
 
-static bool tp_parse_bool(const char *s, size_t len, bool *out) {
+bool tp_parse_bool(const char *s, size_t len, bool *out) {
   static const char *const yes[] = {"1", "on", "true", "yes"}, *const no[] = {"0", "off", "false", "no"};
   for (size_t i = 0; i < 4; i++) {
     if (strlen(yes[i]) == len && strncasecmp(s, yes[i], len) == 0) return (*out = true), true;
@@ -146,7 +146,9 @@ static bool tp_option_parse(const tp_option_desc *o, const char *value, size_t l
       if (!tp_parse_ratio(value, len, (double *)field)) return (*why = "want a number from 0 to 1"), false;
       return true;
     case TP_OPT_PATH:
-      if (len == 0 || len >= TP_OPTION_PATH_MAX) return (*why = "want a path of 1 to 255 bytes"), false;
+    case TP_OPT_TEXT:
+      if ((o->kind == TP_OPT_PATH && len == 0) || len >= TP_OPTION_PATH_MAX)
+        return (*why = o->kind == TP_OPT_PATH ? "want a path of 1 to 255 bytes" : "longer than 255 bytes"), false;
       memcpy(field, value, len);
       field[len] = '\0';
       return true;
@@ -163,6 +165,8 @@ static const tp_option_desc *tp_option_find(const char *key, size_t len) {
 
 bool tp_option_set(const char *key, size_t key_len, const char *value, size_t value_len,
                    const char *source) {
+  if (key_len > 7 && memcmp(key, "tenant.", 7) == 0) /* tenant.NAME.KEY */
+    return tp_tenant_option_set(key, key_len, value, value_len, source);
   const tp_option_desc *o = tp_option_find(key, key_len);
   if (!o) {
     tp_message("%s: unknown key '%.*s' (ignored)", source, (int)key_len, key);
@@ -241,6 +245,11 @@ static void tp_options_check(void) {
     tp_opt.buddy_max = tp_align_up(tp_classes.max_size, TP_PAGE_SIZE);
   }
   tp_opt.buddy_max = tp_align_up(tp_opt.buddy_max, TP_PAGE_SIZE);
+  if (strcmp(tp_opt.on_limit, "fail") != 0 && strcmp(tp_opt.on_limit, "abort") != 0) {
+    tp_message("bad value '%s' for on_limit (want fail or abort); using fail", tp_opt.on_limit);
+    strcpy(tp_opt.on_limit, "fail");
+  }
+  tp_tenant_options_check();
 }
 
 void tp_options_init(void) {
@@ -273,7 +282,8 @@ size_t tp_options_format(char *buf, size_t cap) {
       case TP_OPT_COUNT: TP_APPEND("%s = %llu\n", o->key, (unsigned long long)*(const uint64_t *)field); break;
       case TP_OPT_BOOL: TP_APPEND("%s = %s\n", o->key, *(const bool *)field ? "on" : "off"); break;
       case TP_OPT_RATIO: TP_APPEND("%s = %g\n", o->key, *(const double *)field); break;
-      case TP_OPT_PATH: TP_APPEND("%s = %s\n", o->key, field); break;
+      case TP_OPT_PATH:
+      case TP_OPT_TEXT: TP_APPEND("%s = %s\n", o->key, field); break;
     }
   }
 #undef TP_APPEND

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "recorder.h"
 
 _Atomic uint64_t tp_segment_bitmap[TP_SEGMENT_MAP_BITS / 64];
 
@@ -37,4 +38,12 @@ tp_segment *tp_segment_create(tp_heap *h) {
   h->segment_count++;
   tp_segment_register(seg);
   return seg;
+}
+
+/* The tier that served p: the recorder asks only for the blocks it samples. */
+tierpool_tier_t tp_tier_of(const void *p) {
+  if (!tp_segment_is_ours((void *)p)) return TIERPOOL_TIER_LARGE;
+  tp_segment *seg = tp_segment_of((void *)p);
+  return TP_PAGE_KIND(seg->page_map[tp_page_index(seg, (void *)p)]) == TP_PAGE_SLAB ? TIERPOOL_TIER_SLAB
+                                                                                     : TIERPOOL_TIER_BUDDY;
 }

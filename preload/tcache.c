@@ -40,13 +40,32 @@ void tp_tcache_flush_all(tp_tcache *tc) {
   for (uint32_t c = 0; c < tp_classes.count; c++) tp_tcache_flush_bin(tc, c, 0);
 }
 
-/* Moves a cache's counters to the retired totals; registry lock held. */
+/* Moves a cache's counters to the retired totals, the process's and its
+ * heap's; registry lock held. */
 static void tp_tcache_retire_stats(tp_tcache *tc) {
+  tp_heap *h = tc->heap;
+  /* Atomic: blocks freed past the caches are counted here without the lock. */
   for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
-    tp_retired_allocs[c] += tc->class_allocs[c];
-    tp_retired_frees[c] += tc->class_frees[c];
+    __atomic_fetch_add(&tp_retired_allocs[c], tc->class_allocs[c], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&tp_retired_frees[c], tc->class_frees[c], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->retired_allocs[c], tc->class_allocs[c], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->retired_frees[c], tc->class_frees[c], __ATOMIC_RELAXED);
   }
-  tp_retired_requested += tc->slab_bytes_requested;
+  __atomic_fetch_add(&tp_retired_requested, tc->slab_bytes_requested, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&h->retired_requested, tc->slab_bytes_requested, __ATOMIC_RELAXED);
+}
+
+/* The thread changes tenant: its blocks go back to the old heap, its counts
+ * stay with it, and the cache serves the new heap from empty bins. */
+void tp_tcache_switch_heap(tp_tcache *tc, tp_heap *h) {
+  tp_tcache_flush_all(tc);
+  tp_lock_acquire(&tp_registry_lock);
+  tp_tcache_retire_stats(tc);
+  memset(tc->class_allocs, 0, sizeof tc->class_allocs);
+  memset(tc->class_frees, 0, sizeof tc->class_frees);
+  tc->slab_bytes_requested = 0;
+  tc->heap = h;
+  tp_lock_release(&tp_registry_lock);
 }
 
 static void tp_registry_unlink(tp_tcache *tc) {
@@ -104,7 +123,7 @@ tp_tcache *tp_tcache_create(void) {
   }
   tp_lock_release(&tp_registry_lock);
   if (!tc) return NULL;
-  tc->heap = &tp_main_heap;
+  tc->heap = tp_tenant_thread_heap();
   tc->tid = tp_os_gettid();
   for (uint32_t c = 0; c < tp_classes.count; c++) {
     uint32_t start = tp_classes.classes[c].cache_max / 16;
@@ -134,6 +153,13 @@ void tp_tcache_count_uncached(uint32_t cls, size_t requested, bool is_free) {
   }
 }
 
+/* A block freed past the caches (another tenant's, or by an exiting thread):
+ * counted for the process and for the heap that owns it. */
+void tp_tcache_count_remote_free(tp_heap *h, uint32_t cls) {
+  __atomic_fetch_add(&tp_retired_frees[cls], 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&h->retired_frees[cls], 1, __ATOMIC_RELAXED);
+}
+
 void tp_tcache_stats_add(uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested) {
   tp_lock_acquire(&tp_registry_lock);
   for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
@@ -142,6 +168,25 @@ void tp_tcache_stats_add(uint64_t *class_allocs, uint64_t *class_frees, uint64_t
   }
   *requested += __atomic_load_n(&tp_retired_requested, __ATOMIC_RELAXED);
   for (tp_tcache *tc = tp_registry; tc; tc = tc->next) {
+    for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
+      class_allocs[c] += __atomic_load_n(&tc->class_allocs[c], __ATOMIC_RELAXED);
+      class_frees[c] += __atomic_load_n(&tc->class_frees[c], __ATOMIC_RELAXED);
+    }
+    *requested += __atomic_load_n(&tc->slab_bytes_requested, __ATOMIC_RELAXED);
+  }
+  tp_lock_release(&tp_registry_lock);
+}
+
+/* The slab counts of one heap: its retired totals and the caches serving it. */
+void tp_tcache_stats_add_heap(tp_heap *h, uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested) {
+  tp_lock_acquire(&tp_registry_lock);
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
+    class_allocs[c] += __atomic_load_n(&h->retired_allocs[c], __ATOMIC_RELAXED);
+    class_frees[c] += __atomic_load_n(&h->retired_frees[c], __ATOMIC_RELAXED);
+  }
+  *requested += __atomic_load_n(&h->retired_requested, __ATOMIC_RELAXED);
+  for (tp_tcache *tc = tp_registry; tc; tc = tc->next) {
+    if (tc->heap != h) continue;
     for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
       class_allocs[c] += __atomic_load_n(&tc->class_allocs[c], __ATOMIC_RELAXED);
       class_frees[c] += __atomic_load_n(&tc->class_frees[c], __ATOMIC_RELAXED);

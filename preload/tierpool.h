@@ -70,6 +70,43 @@ void tierpool_stats_print(int fd);
  * the number of bytes released.  malloc_trim() calls this. */
 size_t tierpool_release(void);
 
+/* ---- tenants ------------------------------------------------------------
+ * A tenant is a heap of its own (slabs, free lists, buddy areas) with a
+ * budget.  A thread allocates for its current tenant, chosen (most specific
+ * first) by tierpool_tenant_set, by the config's tenant_threads rules on the
+ * thread's name, by TIERPOOL_TENANT for the whole process, else "default".
+ * Frees from any thread return a block to the tenant that owns it. */
+#define TIERPOOL_TENANT_NAME_MAX 48 /* bytes, without the terminating NUL */
+
+/* Per-tenant counters: the three tiers, and the budget. */
+typedef struct tierpool_tenant_stats {
+  char name[TIERPOOL_TENANT_NAME_MAX + 1];
+  tierpool_tier_stats_t tier[TIERPOOL_TIER_COUNT];
+  uint64_t live_bytes;      /* all tiers                                      */
+  uint64_t resident_bytes;  /* memory charged to the tenant (pages it holds)  */
+  uint64_t peak_bytes;      /* high-water mark of resident_bytes              */
+  uint64_t reserve_bytes;   /* tenant.NAME.reserve (0: none)                  */
+  uint64_t limit_bytes;     /* tenant.NAME.limit (0: none)                    */
+  uint64_t overflow_bytes;  /* of resident_bytes, drawn from the overflow     */
+  uint64_t limit_hits;      /* allocations refused for the budget             */
+  uint64_t releases;        /* memory given back to the OS, all tiers         */
+  uint32_t isolated;        /* tenant.NAME.isolated                           */
+} tierpool_tenant_stats_t;
+
+/* Makes `name` the calling thread's tenant (created on first use); NULL or ""
+ * goes back to what the rules give.  0, or -1 with errno EINVAL (name empty,
+ * too long or not [A-Za-z0-9_.-]) or ENOSPC (too many tenants). */
+int tierpool_tenant_set(const char *name);
+
+/* The calling thread's current tenant ("default" when untagged). */
+const char *tierpool_tenant_get(void);
+
+/* Number of tenants so far (at least 1: "default"), and the statistics of the
+ * index-th (0 .. count-1) or of the one named; 0, or -1 (no such tenant). */
+unsigned tierpool_tenant_count(void);
+int tierpool_tenant_stats_at(unsigned index, tierpool_tenant_stats_t *out);
+int tierpool_tenant_stats_get(const char *name, tierpool_tenant_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif

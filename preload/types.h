@@ -125,10 +125,29 @@ typedef struct tp_central {
   uint64_t slabs;        /* slabs of this class in existence */
 } tp_central;
 
-/* A heap: its segments, buddy free lists, slab lists and budget.  Tenants
- * will be heaps; today the process has one, `tp_main_heap`. */
+/* A tenant's budget (tenant.c).  charged = bytes the heap holds from the OS:
+ * resident buddy pages (slabs included) and live large mappings.  Bytes past
+ * the reserve are drawn from the shared overflow (and the node budget). */
+typedef struct tp_budget {
+  uint64_t reserve, limit;     /* 0: none                                    */
+  bool isolated;               /* never draws overflow nor takes others' memory */
+  _Atomic uint64_t charged;
+  uint64_t peak;
+  uint64_t overflow_held;      /* of charged, drawn from the overflow        */
+  _Atomic uint64_t limit_hits;
+  uint64_t pool_charged;       /* of charged, buddy pages (buddy lock held)  */
+} tp_budget;
+
+/* A heap: its segments, buddy free lists, slab lists and budget.  Every
+ * tenant has one; `tp_main_heap` is the "default" tenant's. */
 typedef struct tp_heap {
   const char *name;
+  uint32_t index;                       /* tenant index: 0 is "default"        */
+  size_t buddy_max;                     /* this heap's: capped by its limit    */
+  tp_budget budget;
+  tierpool_tier_stats_t large;          /* large blocks owned (large lock)     */
+  uint64_t retired_allocs[TP_MAX_CLASSES], retired_frees[TP_MAX_CLASSES];
+  uint64_t retired_requested;           /* slab counts of caches that left     */
   tp_lock buddy_lock;                   /* segments, free lists, counters below */
   tp_span *free_lists[TP_BUDDY_ORDERS]; /* resident blocks first, released ones last */
   tp_span *free_tails[TP_BUDDY_ORDERS];

@@ -9,7 +9,7 @@ static int setup(void **state) {
   tp_large_cache_flush();
   /* Teach the cache that big mappings churn (the first free is not cached). */
   bool zeroed;
-  tp_large_free(tp_large_alloc(32u << 20, 0, 32u << 20, false, &zeroed));
+  tp_large_free(tp_large_alloc(&tp_main_heap, 32u << 20, 0, 32u << 20, false, &zeroed));
   tp_large_cache_flush();
   return 0;
 }
@@ -19,7 +19,7 @@ static void assert_free_unmaps(size_t size) {
   tierpool_tier_stats_t before, after;
   tp_large_stats(&before);
   bool zeroed;
-  tp_large_free(tp_large_alloc(size, 0, size, false, &zeroed));
+  tp_large_free(tp_large_alloc(&tp_main_heap, size, 0, size, false, &zeroed));
   tp_large_stats(&after);
   assert_int_equal(after.releases, before.releases + 1);
   assert_int_equal(after.resident_bytes, 0);
@@ -31,9 +31,9 @@ static void test_first_free_is_not_cached(void **state) {
   assert_free_unmaps(70u << 20);
   /* calloc never gets a cached (dirty) mapping. */
   bool zeroed;
-  void *p = tp_large_alloc(8u << 20, 0, 8u << 20, false, &zeroed);
+  void *p = tp_large_alloc(&tp_main_heap, 8u << 20, 0, 8u << 20, false, &zeroed);
   tp_large_free(p);
-  void *q = tp_large_alloc(8u << 20, 0, 8u << 20, true, &zeroed);
+  void *q = tp_large_alloc(&tp_main_heap, 8u << 20, 0, 8u << 20, true, &zeroed);
   assert_true(zeroed);
   tp_large_free(q);
 }
@@ -41,7 +41,7 @@ static void test_first_free_is_not_cached(void **state) {
 static void test_alloc_free_and_cache_reuse(void **state) {
   (void)state;
   bool zeroed;
-  char *p = tp_large_alloc(8u << 20, 0, (8u << 20) - 5, false, &zeroed);
+  char *p = tp_large_alloc(&tp_main_heap, 8u << 20, 0, (8u << 20) - 5, false, &zeroed);
   assert_non_null(p);
   assert_true(zeroed);
   assert_int_equal((uintptr_t)p % TP_PAGE_SIZE, 0);
@@ -52,7 +52,7 @@ static void test_alloc_free_and_cache_reuse(void **state) {
   assert_true(tp_large_free(p));
   assert_int_equal(tp_large_usable_size(p), 0);
   /* A smaller request reuses the cached mapping, pages and all. */
-  char *q = tp_large_alloc(6u << 20, 0, 6u << 20, false, &zeroed);
+  char *q = tp_large_alloc(&tp_main_heap, 6u << 20, 0, 6u << 20, false, &zeroed);
   assert_ptr_equal(q, p);
   assert_false(zeroed);
   assert_int_equal(q[100], 1);
@@ -66,10 +66,10 @@ static void test_alloc_free_and_cache_reuse(void **state) {
 static void test_cache_grows_the_largest(void **state) {
   (void)state;
   bool zeroed;
-  char *p = tp_large_alloc(8u << 20, 0, 8u << 20, false, &zeroed);
+  char *p = tp_large_alloc(&tp_main_heap, 8u << 20, 0, 8u << 20, false, &zeroed);
   memset(p, 7, 8u << 20);
   tp_large_free(p);
-  char *q = tp_large_alloc(20u << 20, 0, 20u << 20, false, &zeroed);
+  char *q = tp_large_alloc(&tp_main_heap, 20u << 20, 0, 20u << 20, false, &zeroed);
   assert_non_null(q);
   assert_int_equal(tp_large_usable_size(q), 20u << 20);
   assert_int_equal(q[0], 7); /* the cached pages moved with mremap */
@@ -80,7 +80,7 @@ static void test_cache_grows_the_largest(void **state) {
 static void test_realloc_moves_pages(void **state) {
   (void)state;
   bool zeroed, found;
-  char *p = tp_large_alloc(5u << 20, 0, 5u << 20, false, &zeroed);
+  char *p = tp_large_alloc(&tp_main_heap, 5u << 20, 0, 5u << 20, false, &zeroed);
   for (size_t i = 0; i < (5u << 20); i += 4096) p[i] = (char)(i >> 12);
   char *q = tp_large_realloc(p, 50u << 20, &found);
   assert_true(found);
@@ -100,7 +100,7 @@ static void test_alignment(void **state) {
   (void)state;
   for (size_t align = 8192; align <= (8u << 20); align <<= 1) {
     bool zeroed;
-    void *p = tp_large_alloc(5u << 20, align, 5u << 20, false, &zeroed);
+    void *p = tp_large_alloc(&tp_main_heap, 5u << 20, align, 5u << 20, false, &zeroed);
     assert_non_null(p);
     assert_int_equal((uintptr_t)p % align, 0);
     assert_true(tp_large_free(p));
@@ -119,8 +119,8 @@ static void test_cache_cap_and_expiry(void **state) {
   const char *env[] = {"TIERPOOL_LARGE_CACHE_MAX=16M", NULL};
   unit_load_options(NULL, env);
   bool zeroed;
-  void *a = tp_large_alloc(10u << 20, 0, 10u << 20, false, &zeroed);
-  void *b = tp_large_alloc(10u << 20, 0, 10u << 20, false, &zeroed);
+  void *a = tp_large_alloc(&tp_main_heap, 10u << 20, 0, 10u << 20, false, &zeroed);
+  void *b = tp_large_alloc(&tp_main_heap, 10u << 20, 0, 10u << 20, false, &zeroed);
   tp_large_free(a);
   tp_large_free(b); /* evicts a: both do not fit under 16M */
   tierpool_tier_stats_t s;
