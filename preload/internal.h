@@ -67,7 +67,7 @@
     "overflow bytes shared by every process with the same node_budget_name (0: off)")         \
   X(TEXT, node_budget_name, "", 0, 0, "name of the node-wide budget (a POSIX shm segment)")    \
   X(TEXT, node_budget_mode, "0600", 0, 0, "permissions of the node budget's segment, octal")  \
-  X(TEXT, prom_file, "", 0, 0, "Prometheus text file kept current (textfile collector)")      \
+  X(TEXT, prom_file, "", 0, 0, "Prometheus text file kept current (textfile collector); %p: pid")      \
   X(MS, prom_interval_ms, "10000", 100, 3600000, "how often prom_file is rewritten")
 
 enum tp_option_kind { TP_OPT_CLASSES, TP_OPT_SIZE, TP_OPT_MS, TP_OPT_COUNT, TP_OPT_BOOL, TP_OPT_RATIO, TP_OPT_PATH, TP_OPT_TEXT };

@@ -67,7 +67,7 @@ static struct {
   _Atomic bool failing; /* the failure was reported; cleared by a success */
   uint32_t tenants;
   tierpool_tenant_stats_t tenant[TP_MAX_TENANTS];
-  char tmp_path[TP_OPTION_PATH_MAX + 32];
+  char path[TP_OPTION_PATH_MAX + 16], tmp_path[TP_OPTION_PATH_MAX + 48];
   prom_out out;
 } prom;
 
@@ -205,8 +205,25 @@ static void prom_unlock(void) { atomic_store_explicit(&prom.writer, 0, memory_or
 #define PROM_RENAME(from, to) prom_sys(SYS_renameat2, AT_FDCWD, (long)(from), AT_FDCWD, (long)(to), 0)
 #endif
 
+/* "%p" in the path is the pid (one file per process: forked children and
+ * exec'd programs inherit the setting), "%%" a percent sign. */
+static bool prom_expand(const char *template, char *out, size_t cap) {
+  size_t n = 0;
+  for (const char *t = template; *t; t++) {
+    int w = 1;
+    if (t[0] == '%' && t[1] == 'p') w = snprintf(out + n, cap - n, "%ld", (long)getpid()), t++;
+    else if (t[0] == '%' && t[1] == '%') out[n] = '%', t++;
+    else if (n < cap) out[n] = *t;
+    if (w < 0 || (n += (size_t)w) >= cap) return false;
+  }
+  out[n] = '\0';
+  return true;
+}
+
 /* Writes the whole file: 0, or the errno of the step that failed. */
-static int prom_write_locked(const char *path) {
+static int prom_write_locked(const char *template) {
+  if (!prom_expand(template, prom.path, sizeof prom.path)) return ENAMETOOLONG;
+  const char *path = prom.path;
   int n = snprintf(prom.tmp_path, sizeof prom.tmp_path, "%s.tmp.%ld", path, (long)getpid());
   if (!*path || n < 0 || (size_t)n >= sizeof prom.tmp_path) return *path ? ENAMETOOLONG : ENOENT;
 
