@@ -28,9 +28,11 @@ static uint32_t tp_fork_heaps;
 
 static void tp_fork_prepare(void) {
   tp_rec_fork_prepare(); /* the recorder's lock is never held while pool locks are taken */
+  tp_tenant_fork_lock(false);
   tp_tcache_registry_lock();
   tp_fork_heaps = tp_tenant_count();
   for (uint32_t i = 0; i < tp_fork_heaps; i++) tp_heap_lock_all(tp_tenant_heap(i));
+  tp_tenant_fork_lock(true);
   tp_large_lock();
 }
 
@@ -38,11 +40,13 @@ static void tp_fork_parent(void) {
   tp_large_unlock();
   for (uint32_t i = tp_fork_heaps; i-- > 0;) tp_heap_unlock_all(tp_tenant_heap(i));
   tp_tcache_registry_unlock();
+  tp_tenant_fork_unlock();
   tp_rec_fork_parent();
 }
 
 static void tp_fork_child(void) {
   tp_large_reinit_lock();
+  tp_tenant_fork_child();
   for (uint32_t i = 0; i < tp_fork_heaps; i++) tp_heap_reinit_locks(tp_tenant_heap(i));
   tp_node_budget_after_fork_child();
   tp_tcache_registry_unlock(); /* held by this thread since prepare */

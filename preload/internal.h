@@ -249,6 +249,9 @@ bool tp_budget_charge(tp_heap *h, uint64_t bytes);
 void tp_budget_uncharge(tp_heap *h, uint64_t bytes);
 void tp_budget_settle_pool(tp_heap *h);             /* buddy lock held: charge = resident pages */
 extern __thread size_t tp_request_bytes;            /* the request being served (diagnostics) */
+void tp_tenant_fork_lock(bool budget);              /* false: the registry's; true: the budget's */
+void tp_tenant_fork_unlock(void);
+void tp_tenant_fork_child(void);
 uint32_t tp_tenant_count(void);
 tp_heap *tp_tenant_heap(uint32_t index);                 /* NULL beyond the count */
 void tp_tenant_stats(uint32_t index, tierpool_tenant_stats_t *out); /* index < count */

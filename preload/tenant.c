@@ -419,6 +419,18 @@ void tp_budget_settle_pool(tp_heap *h) {
   }
 }
 
+/* fork: the registry lock is taken first, the budget lock after the heaps'
+ * (a charge runs under a heap's lock); the child starts with both free. */
+void tp_tenant_fork_lock(bool budget) { tp_lock_acquire(budget ? &tp_budget_lock : &tp_tenant_lock); }
+void tp_tenant_fork_unlock(void) {
+  tp_lock_release(&tp_budget_lock);
+  tp_lock_release(&tp_tenant_lock);
+}
+void tp_tenant_fork_child(void) {
+  tp_lock_init(&tp_budget_lock);
+  tp_lock_init(&tp_tenant_lock);
+}
+
 /* ---- statistics and the API ----------------------------------------------- */
 
 void tp_tenant_stats(uint32_t index, tierpool_tenant_stats_t *out) {

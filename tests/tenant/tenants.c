@@ -328,7 +328,61 @@ static void t_abort(void) {
         "message: %s", text);
 }
 
+/* 8 threads switch among 4 tenants while they allocate blocks of every tier
+ * and free each other's through a shared ring: contents survive, and at the
+ * end every tenant's live bytes are back where they started. */
+#define STRESS_THREADS 8
+#define STRESS_RING 1024
+#define STRESS_OPS 40000
+static struct {
+  pthread_mutex_t lock;
+  unsigned char *slot[STRESS_RING];
+  size_t size[STRESS_RING];
+} ring = {PTHREAD_MUTEX_INITIALIZER, {0}, {0}};
+
+static void *stress_worker(void *p) {
+  uint64_t rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(uintptr_t)p + 1;
+  static const char *names[] = {"st0", "st1", "st2", "st3"};
+  for (int op = 0; op < STRESS_OPS; op++) {
+    rng = mix64(rng);
+    if (op % 500 == 0) tenant_set(names[rng % 4]);
+    size_t size = rng % 100 < 80 ? 16 + rng % 2000 : rng % 100 < 98 ? 40 * KiB + rng % (600 * KiB) : 5 * MiB;
+    unsigned char *b = malloc(opaque(size));
+    REQUIRE(b != NULL);
+    b[0] = (unsigned char)size, b[size - 1] = (unsigned char)(size >> 8);
+    size_t at = (rng >> 20) % STRESS_RING;
+    pthread_mutex_lock(&ring.lock);
+    unsigned char *old = ring.slot[at];
+    size_t old_size = ring.size[at];
+    ring.slot[at] = b, ring.size[at] = size;
+    pthread_mutex_unlock(&ring.lock);
+    if (old) {
+      CHECK(old[0] == (unsigned char)old_size && old[old_size - 1] == (unsigned char)(old_size >> 8),
+            "block of %zu bytes changed", old_size);
+      free(old);
+    }
+  }
+  return NULL;
+}
+
+static void t_stress(void) {
+  if (!lookup()) return;
+  pthread_t threads[STRESS_THREADS];
+  for (intptr_t i = 0; i < STRESS_THREADS; i++) pthread_create(&threads[i], NULL, stress_worker, (void *)i);
+  for (int i = 0; i < STRESS_THREADS; i++) pthread_join(threads[i], NULL);
+  for (int i = 0; i < STRESS_RING; i++) free(ring.slot[i]);
+  static const char *names[] = {"st0", "st1", "st2", "st3"};
+  for (int t = 0; t < 4; t++) {
+    tierpool_tenant_stats_t s = stats_of(names[t]);
+    /* Thread start-up (TLS) may have been allocated as one of them: a little. */
+    CHECK(s.live_bytes < 64 * KiB, "%s still has %llu bytes live", names[t], (unsigned long long)s.live_bytes);
+    CHECK(s.tier[TIERPOOL_TIER_SLAB].allocs > 1000, "%s served %llu slab blocks", names[t],
+          (unsigned long long)s.tier[TIERPOOL_TIER_SLAB].allocs);
+  }
+}
+
 static const struct test tests[] = {
+    {"stress", t_stress},
     {"limit", t_limit},   {"overflow", t_overflow}, {"zero", t_zero},   {"cross_free", t_cross_free},
     {"switch", t_switch}, {"rules", t_rules},       {"abort", t_abort},
 };
