@@ -420,6 +420,9 @@ uint64_t tp_node_budget_held(void) {
   return atomic_load_explicit(&tp_nb.held, memory_order_relaxed);
 }
 
+/* The segment's total (the first opener's), 0 when none is open. */
+uint64_t tp_node_budget_total(void) { return tp_nb.seg ? tp_nb.seg->total : 0; }
+
 uint64_t tp_node_budget_used(void) {
   tp_nb_segment *seg = tp_nb.seg;
   if (!seg) return 0;

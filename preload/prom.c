@@ -178,7 +178,7 @@ static void prom_format(prom_out *o) {
         "Size of the node-wide overflow budget (node_budget).",
         "Bytes of the node budget held by every live process that shares it.",
         "Bytes of the node budget held by this process."};
-    uint64_t values[3] = {tp_opt.node_budget, tp_node_budget_used(), tp_node_budget_held()};
+    uint64_t values[3] = {tp_node_budget_total(), tp_node_budget_used(), tp_node_budget_held()};
     for (int i = 0; i < 3; i++) {
       prom_header(o, names[i], "gauge", helps[i]);
       prom_reserve_line(o);

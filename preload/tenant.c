@@ -202,6 +202,19 @@ void tp_tenant_options_check(void) {
   }
 }
 
+/* node_budget_mode: octal digits only ("0640"); anything else is reported and 0600 used. */
+static unsigned tp_node_budget_mode(void) {
+  const char *s = tp_opt.node_budget_mode;
+  unsigned mode = 0;
+  size_t i = 0;
+  for (; s[i] >= '0' && s[i] <= '7' && mode <= 0777; i++) mode = mode * 8 + (unsigned)(s[i] - '0');
+  if (i == 0 || s[i] || mode > 0777) {
+    tp_message("bad value '%s' for node_budget_mode (want octal permissions like 0600); using 0600", s);
+    return 0600;
+  }
+  return mode;
+}
+
 /* ---- the registry of heaps ------------------------------------------------ */
 
 static void tp_heap_configure(tp_heap *h) {
@@ -225,9 +238,7 @@ void tp_tenant_init_default(void) {
   tp_heap_configure(&tp_main_heap);
   tp_heaps[0] = &tp_main_heap;
   atomic_store_explicit(&tp_heap_count, 1, memory_order_release);
-  if (tp_opt.node_budget &&
-      !tp_node_budget_open(tp_opt.node_budget_name, tp_opt.node_budget,
-                           (unsigned)strtoul(tp_opt.node_budget_mode, NULL, 8)))
+  if (tp_opt.node_budget && !tp_node_budget_open(tp_opt.node_budget_name, tp_opt.node_budget, tp_node_budget_mode()))
     tp_opt.node_budget = 0;
 }
 
@@ -379,7 +390,7 @@ bool tp_budget_charge(tp_heap *h, uint64_t bytes) {
   else if (extra && tp_opt.overflow_limit && tp_overflow_used + extra > tp_opt.overflow_limit)
     refused = "shared overflow", cap = tp_opt.overflow_limit;
   else if (extra && tp_opt.node_budget && !tp_node_budget_take(extra))
-    refused = "node budget", cap = tp_opt.node_budget;
+    refused = "node budget", cap = tp_node_budget_total();
   if (!refused) {
     b->overflow_held += extra;
     tp_overflow_used += extra;
