@@ -63,6 +63,7 @@ static struct tp_profile_index *index_of(struct tp_profile *p) {
   x->modules_cap = p->n_modules, x->frames_cap = p->n_frames, x->stacks_cap = p->n_stacks;
   x->sites_cap = p->n_sites, x->tenants_cap = p->n_tenants, x->processes_cap = p->n_processes;
   x->reservations_cap = p->n_reservations;
+  x->tenant_hists_cap = p->n_tenant_hists, x->tenant_series_cap = p->n_tenant_series;
   if (!p->series && p->n_processes) p->series = tp_hash_alloc(p->n_processes, sizeof *p->series);
   for (uint32_t i = 0; i < p->n_modules; i++) {
     const struct tp_prof_module *m = &p->modules[i];
@@ -96,6 +97,7 @@ void tp_profile_free(struct tp_profile *p) {
   }
   free(p->modules), free(p->frames), free(p->stacks), free(p->sites), free(p->tenants);
   free(p->processes), free(p->series), free(p->reservations);
+  free(p->tenant_hists), free(p->tenant_series);
   struct tp_profile_index *x = p->index;
   if (x) {
     tp_hash_free(&x->modules), tp_hash_free(&x->frames), tp_hash_free(&x->stacks);
@@ -215,6 +217,15 @@ struct tp_prof_site *tp_profile_site(struct tp_profile *p, uint32_t stack, uint3
   return &p->sites[i];
 }
 
+struct tp_prof_tenant_hist *tp_profile_tenant_hist(struct tp_profile *p, uint32_t tenant) {
+  struct tp_profile_index *x = index_of(p);
+  if (tenant >= p->n_tenant_hists) {
+    p->tenant_hists = tp_profile_grow(p->tenant_hists, &x->tenant_hists_cap, tenant, sizeof *p->tenant_hists);
+    p->n_tenant_hists = tenant + 1;
+  }
+  return &p->tenant_hists[tenant];
+}
+
 /* ---- processes ------------------------------------------------------------- */
 
 uint32_t tp_profile_add_process(struct tp_profile *p) {
@@ -231,6 +242,16 @@ uint32_t tp_profile_add_reservation(struct tp_profile *p) {
   struct tp_profile_index *x = index_of(p);
   p->reservations = tp_profile_grow(p->reservations, &x->reservations_cap, p->n_reservations, sizeof *p->reservations);
   return (uint32_t)p->n_reservations++;
+}
+
+struct tp_tenant_series *tp_profile_add_tenant_series(struct tp_profile *p, uint32_t process, uint32_t tenant) {
+  struct tp_profile_index *x = index_of(p);
+  p->tenant_series = tp_profile_grow(p->tenant_series, &x->tenant_series_cap, p->n_tenant_series,
+                                     sizeof *p->tenant_series);
+  struct tp_tenant_series *s = &p->tenant_series[p->n_tenant_series++];
+  s->process = process, s->tenant = tenant;
+  s->series.step_us = TP_SERIES_STEP_US;
+  return s;
 }
 
 void tp_series_add(struct tp_series *s, uint64_t time_us, uint64_t live, uint64_t resident) {
@@ -303,16 +324,27 @@ void tp_profile_merge(struct tp_profile *into, const struct tp_profile *from) {
   }
   free(path);
   for (size_t i = 0; i < from->n_tenants; i++) tenants[i] = tp_profile_tenant(into, from->tenants[i]);
+  for (size_t i = 0; i < from->n_tenant_hists && i < from->n_tenants; i++) {
+    const struct tp_prof_tenant_hist *h = &from->tenant_hists[i];
+    struct tp_prof_tenant_hist *d = tp_profile_tenant_hist(into, tenants[i]);
+    for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++)
+      d->allocs[b] += h->allocs[b], d->bytes[b] += h->bytes[b], d->frees[b] += h->frees[b];
+  }
   for (size_t i = 0; i < from->n_sites; i++) {
     const struct tp_prof_site *s = &from->sites[i];
     struct tp_prof_site *d = tp_profile_site(into, stacks[s->stack], s->tier, tenants[s->tenant]);
     d->samples += s->samples;
     d->allocs += s->allocs, d->bytes += s->bytes, d->live_allocs += s->live_allocs, d->live_bytes += s->live_bytes;
   }
-  free(modules), free(frames), free(stacks), free(tenants);
 
   size_t first_process = into->n_processes;
   for (size_t i = 0; i < from->n_processes; i++) merge_process(into, from, i);
+  for (size_t i = 0; i < from->n_tenant_series; i++) {
+    const struct tp_tenant_series *s = &from->tenant_series[i];
+    if (s->tenant >= from->n_tenants) continue;
+    tp_profile_add_tenant_series(into, s->process + (uint32_t)first_process, tenants[s->tenant])->series = s->series;
+  }
+  free(modules), free(frames), free(stacks), free(tenants);
   for (size_t i = 0; i < from->n_reservations; i++) {
     uint32_t k = tp_profile_add_reservation(into);
     into->reservations[k] = from->reservations[i];

@@ -80,6 +80,19 @@ struct tp_series {
   uint64_t live[TP_SERIES_MAX], resident[TP_SERIES_MAX];
 };
 
+/* One tenant's exact histogram (its Histogram records), by bucket. */
+struct tp_prof_tenant_hist {
+  uint64_t allocs[TP_BUCKET_COUNT], bytes[TP_BUCKET_COUNT], frees[TP_BUCKET_COUNT];
+};
+
+/* A tenant's live bytes in one process over time, from the snapshots'
+ * per-tenant tier states.  Only processes with more than one tenant have
+ * these: in the others, everything is the default tenant's (series). */
+struct tp_tenant_series {
+  uint32_t process, tenant;             /* indices in processes and tenants */
+  struct tp_series series;
+};
+
 /* A large anonymous reservation (Wasm linear memory) seen in snapshots. */
 struct tp_prof_reservation {
   uint32_t process;                     /* index in processes */
@@ -107,6 +120,10 @@ struct tp_profile {
   struct tp_prof_process *processes; size_t n_processes;
   struct tp_series *series;         /* one per process */
   struct tp_prof_reservation *reservations; size_t n_reservations;
+  /* By tenant index (tenants past n_tenant_hists counted nothing): the
+   * exact histogram split by tenant; allocs[] etc. above are their sum. */
+  struct tp_prof_tenant_hist *tenant_hists; size_t n_tenant_hists;
+  struct tp_tenant_series *tenant_series; size_t n_tenant_series;
 
   uint64_t samples, frees_matched, frees_unmatched;
   uint64_t snapshots;
@@ -133,6 +150,8 @@ uint32_t tp_profile_stack(struct tp_profile *p, const uint32_t *frames, uint32_t
 uint32_t tp_profile_tenant(struct tp_profile *p, const char *name);
 /* (The site itself: the pointer is good until the next site is added.) */
 struct tp_prof_site *tp_profile_site(struct tp_profile *p, uint32_t stack, uint32_t tier, uint32_t tenant);
+/* A tenant's histogram (zeroed when new; good until the next tenant's is made). */
+struct tp_prof_tenant_hist *tp_profile_tenant_hist(struct tp_profile *p, uint32_t tenant);
 
 /* Lifetime bucket of a duration, and the bucket's bounds in µs: [lower, upper). */
 uint32_t tp_lifetime_bucket(uint64_t us);

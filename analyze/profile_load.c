@@ -32,6 +32,16 @@ struct sec_tenant {
   char *name;
 };
 
+/* What a section says per tenant id: its histograms and its live bytes. */
+struct sec_tenant_counts {
+  uint32_t id;
+  struct tp_prof_tenant_hist *hist; /* NULL until a Histogram names it */
+  struct tp_series *series;         /* NULL until a snapshot does */
+  uint64_t live, resident;          /* summed over the tiers of the snapshot at hand */
+  bool in_snapshot;
+};
+#define SEC_TENANTS_MAX 1024 /* the recorder has at most 64 */
+
 struct sec_reservation {
   uint64_t start;
   uint32_t index; /* in the profile's reservations */
@@ -58,6 +68,9 @@ struct loader {
   size_t n_tenants, tenants_cap;
   struct sec_reservation *reservations;
   size_t n_reservations, reservations_cap;
+  struct sec_tenant_counts *counts;
+  size_t n_counts, counts_cap;
+  bool snapshot_tenants; /* a snapshot named a tenant other than the default */
   struct tp_hash_set site_set, tenant_set, reservation_set;
   struct tp_live_table live; /* of struct sec_live */
 };
@@ -97,6 +110,16 @@ static bool site_key_eq(const void *ctx, uint32_t i, const void *key) {
   return s->stack == k->stack && s->tier == k->tier && s->tenant == k->tenant;
 }
 
+/* The counts of tenant id (NULL past SEC_TENANTS_MAX tenants: corrupt). */
+static struct sec_tenant_counts *tenant_counts(struct loader *L, uint32_t id) {
+  for (size_t i = 0; i < L->n_counts; i++)
+    if (L->counts[i].id == id) return &L->counts[i];
+  if (L->n_counts == SEC_TENANTS_MAX) return NULL;
+  struct sec_tenant_counts *c = PUSH(L, counts);
+  *c = (struct sec_tenant_counts){.id = id};
+  return c;
+}
+
 static uint32_t local_site(struct loader *L, uint32_t stack, uint32_t tier, uint32_t tenant) {
   struct sec_site key = {.stack = stack, .tier = tier, .tenant = tenant};
   uint64_t h = tp_hash_u64(tp_hash_u64(stack, tier), tenant);
@@ -121,7 +144,9 @@ static uint32_t resolve_tenant(struct loader *L, uint32_t id) {
 static void clear_section(struct loader *L) {
   tp_frames_clear(L->frames);
   for (size_t i = 0; i < L->n_tenants; i++) free(L->tenants[i].name);
-  L->n_sites = L->n_tenants = L->n_reservations = 0;
+  for (size_t i = 0; i < L->n_counts; i++) free(L->counts[i].hist), free(L->counts[i].series);
+  L->n_sites = L->n_tenants = L->n_reservations = L->n_counts = 0;
+  L->snapshot_tenants = false;
   tp_hash_free(&L->site_set), tp_hash_free(&L->tenant_set);
   tp_hash_free(&L->reservation_set);
   tp_live_clear(&L->live);
@@ -129,9 +154,47 @@ static void clear_section(struct loader *L) {
   L->last_us = 0;
 }
 
+static int by_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The section's tenants that counted something join the profile in id
+ * order (the default first), so that a trace lists them as it numbered them. */
+static void resolve_tenants_in_order(struct loader *L) {
+  size_t n = 0, cap = L->n_sites + L->n_counts;
+  uint32_t *ids = malloc((cap ? cap : 1) * sizeof *ids);
+  if (!ids) return;
+  for (size_t i = 0; i < L->n_sites; i++) ids[n++] = L->sites[i].tenant;
+  for (size_t i = 0; i < L->n_counts; i++)
+    if (L->counts[i].hist || (L->counts[i].series && L->snapshot_tenants)) ids[n++] = L->counts[i].id;
+  qsort(ids, n, sizeof *ids, by_u32);
+  for (size_t i = 0; i < n; i++)
+    if (i == 0 || ids[i] != ids[i - 1]) resolve_tenant(L, ids[i]);
+  free(ids);
+}
+
+/* Per-tenant histograms and, when the section had tenants of its own in its
+ * snapshots, per-tenant live-bytes series. */
+static void end_section_tenants(struct loader *L) {
+  struct tp_profile *p = L->p;
+  for (size_t i = 0; i < L->n_counts; i++) {
+    const struct sec_tenant_counts *c = &L->counts[i];
+    uint32_t tenant = resolve_tenant(L, c->id);
+    if (c->hist) {
+      struct tp_prof_tenant_hist *d = tp_profile_tenant_hist(p, tenant);
+      for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++)
+        d->allocs[b] += c->hist->allocs[b], d->bytes[b] += c->hist->bytes[b], d->frees[b] += c->hist->frees[b];
+    }
+    if (c->series && L->snapshot_tenants) tp_profile_add_tenant_series(p, L->process, tenant)->series = *c->series;
+  }
+}
+
 static void end_section(struct loader *L) {
   if (!L->in_section) return;
   struct tp_profile *p = L->p;
+  resolve_tenants_in_order(L);
+  end_section_tenants(L);
   /* Blocks still live when the trace ended. */
   for (size_t i = 0; i < L->live.cap; i++) {
     const struct sec_live *e = tp_live_slot(&L->live, i);
@@ -258,9 +321,15 @@ static int on_histogram(void *ctx, const Tierpool__Trace__Histogram *r) {
   need_section(L);
   saw_time(L, r->time_us);
   struct tp_profile *p = L->p;
+  struct sec_tenant_counts *c = tenant_counts(L, r->tenant);
+  if (!c) return corrupt(L, "more than %d tenants in a process", SEC_TENANTS_MAX);
+  if (!c->hist && !(c->hist = calloc(1, sizeof *c->hist))) return corrupt(L, "out of memory");
   for (size_t i = 0; i < r->n_bucket; i++) {
     uint32_t b = r->bucket[i];
     if (b >= TP_BUCKET_COUNT) return corrupt(L, "histogram bucket %" PRIu32 " (there are %u)", b, TP_BUCKET_COUNT);
+    c->hist->allocs[b] += i < r->n_allocs ? r->allocs[i] : 0;
+    c->hist->bytes[b] += i < r->n_bytes ? r->bytes[i] : 0;
+    c->hist->frees[b] += i < r->n_frees ? r->frees[i] : 0;
     p->allocs[b] += i < r->n_allocs ? r->allocs[i] : 0;
     p->processes[L->process].allocations += i < r->n_allocs ? r->allocs[i] : 0;
     p->bytes[b] += i < r->n_bytes ? r->bytes[i] : 0;
@@ -284,6 +353,25 @@ static struct tp_prof_reservation *reservation_of(struct loader *L, uint64_t sta
   return &L->p->reservations[L->reservations[i].index];
 }
 
+/* Each tenant's live bytes (its tiers summed) into its series. */
+static int series_by_tenant(struct loader *L, const Tierpool__Trace__Snapshot *r) {
+  for (size_t i = 0; i < L->n_counts; i++) L->counts[i].live = L->counts[i].resident = 0, L->counts[i].in_snapshot = false;
+  for (size_t i = 0; i < r->n_tiers; i++) {
+    struct sec_tenant_counts *c = tenant_counts(L, r->tiers[i]->tenant);
+    if (!c) return corrupt(L, "more than %d tenants in a process", SEC_TENANTS_MAX);
+    c->live += r->tiers[i]->live, c->resident += r->tiers[i]->resident;
+    c->in_snapshot = true;
+    if (c->id != 0) L->snapshot_tenants = true;
+  }
+  for (size_t i = 0; i < L->n_counts; i++) {
+    struct sec_tenant_counts *c = &L->counts[i];
+    if (!c->in_snapshot) continue;
+    if (!c->series && !(c->series = calloc(1, sizeof *c->series))) return corrupt(L, "out of memory");
+    tp_series_add(c->series, r->time_us, c->live, c->resident);
+  }
+  return 0;
+}
+
 static int on_snapshot(void *ctx, const Tierpool__Trace__Snapshot *r) {
   struct loader *L = ctx;
   need_section(L);
@@ -296,6 +384,8 @@ static int on_snapshot(void *ctx, const Tierpool__Trace__Snapshot *r) {
     live += r->tiers[i]->live, resident += r->tiers[i]->resident;
     if (r->tiers[i]->peak > tier_peak) tier_peak = r->tiers[i]->peak;
   }
+  int rc = series_by_tenant(L, r);
+  if (rc) return rc;
   /* Snapshots come once a second and miss peaks between them; a tier's own
    * high-water mark does not, so the peak is at least the largest of those. */
   if (live > proc->peak_live) proc->peak_live = live;
@@ -346,7 +436,7 @@ static void free_loader(struct loader *L) {
   clear_section(L);
   tp_frames_free(L->frames);
   free(L->sites), free(L->tenants);
-  free(L->reservations);
+  free(L->reservations), free(L->counts);
   tp_live_free(&L->live);
 }
 

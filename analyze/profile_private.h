@@ -11,6 +11,7 @@
 struct tp_profile_index {
   struct tp_hash_set modules, frames, stacks, tenants, sites;
   size_t modules_cap, frames_cap, stacks_cap, sites_cap, tenants_cap, processes_cap, reservations_cap;
+  size_t tenant_hists_cap, tenant_series_cap;
 };
 
 /* Makes room for element n of *array (capacity *cap, elem bytes each); new room is zeroed. */
@@ -21,6 +22,8 @@ char *tp_profile_strdup(const char *s);
 uint32_t tp_profile_add_process(struct tp_profile *p);
 /* A new reservation (zeroed); returns its index. */
 uint32_t tp_profile_add_reservation(struct tp_profile *p);
+/* A new, empty live-bytes series of a tenant in a process. */
+struct tp_tenant_series *tp_profile_add_tenant_series(struct tp_profile *p, uint32_t process, uint32_t tenant);
 
 /* The initial time per point of a series: the recorder's snapshot period. */
 #define TP_SERIES_STEP_US 1000000u

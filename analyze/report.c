@@ -1,6 +1,6 @@
-/* report.c — `tierpool report [--json] [--top N] TRACE...`: what traces say,
- * first computed into a struct report (report.h), then printed as text here
- * or as JSON (report_json.c). */
+/* report.c — `tierpool report [--json] [--top N] [--by-tenant] TRACE...`: what
+ * traces say, first computed into a struct report (report.h), then printed as
+ * text here or as JSON (report_json.c).  --by-tenant adds a report per tenant. */
 #include "report.h"
 
 #include <inttypes.h>
@@ -27,6 +27,8 @@ static void report_help(void) {
          "\n"
          "  --json     one JSON document instead of text (schema: README, \"report --json\")\n"
          "  --top N    sites, processes and reservations listed (default 10)\n"
+         "  --by-tenant  each tenant on its own: its exact size histogram, top sites by\n"
+         "               bytes and live bytes over time (a strip, one column per period)\n"
          "\n"
          "Exit status 2 if a trace cannot be read; a truncated one (its writer was\n"
          "killed) is used up to its last complete frame, with a warning.\n",
@@ -64,8 +66,13 @@ static void row_bounds(uint32_t b, uint64_t split, uint64_t *lo, uint64_t *hi) {
   *lo = *hi - width;
 }
 
+/* Exact counts by bucket: the profile's, or one tenant's. */
+struct report_counts {
+  const uint64_t *allocs, *bytes, *frees;
+};
+
 /* The number of non-empty rows at this split; with fill, the rows themselves. */
-static size_t build_rows(struct report *r, const struct tp_profile *p, uint64_t split, bool fill) {
+static size_t build_rows(struct report *r, const struct report_counts *p, uint64_t split, bool fill) {
   size_t n = 0;
   uint64_t last_hi = 0;
   for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
@@ -86,7 +93,7 @@ static size_t build_rows(struct report *r, const struct tp_profile *p, uint64_t 
   return n;
 }
 
-static void build_histogram(struct report *r, const struct tp_profile *p) {
+static void build_histogram(struct report *r, const struct report_counts *p) {
   static const uint64_t splits[] = {256, 8, 4, 2, 1};
   uint64_t split = 1;
   for (size_t i = 0; i < sizeof splits / sizeof splits[0]; i++)
@@ -165,6 +172,7 @@ static void build_sites(struct report *r, const struct tp_profile *p) {
   r->sites = xcalloc(p->n_stacks + 1, sizeof *r->sites);
   for (size_t i = 0; i < p->n_sites; i++) {
     const struct tp_prof_site *ps = &p->sites[i];
+    if (r->tenant != TP_PROFILE_NONE && ps->tenant != r->tenant) continue;
     uint32_t site = TP_PROFILE_NONE;
     if (ps->stack < p->n_stacks) site = site_of_stack[ps->stack];
     if (site == TP_PROFILE_NONE) {
@@ -244,6 +252,7 @@ static int by_reservation_size(const void *a, const void *b, void *reservations)
 void report_build(struct report *r, const struct tp_profile *p, size_t top, char *const *traces, size_t n_traces) {
   memset(r, 0, sizeof *r);
   r->profile = p;
+  r->tenant = TP_PROFILE_NONE;
   r->top = top;
   r->traces = traces, r->n_traces = n_traces;
   r->symbols = tp_symbolizer_new(p);
@@ -263,7 +272,7 @@ void report_build(struct report *r, const struct tp_profile *p, size_t top, char
     r->allocs_per_s = (double)r->allocs * 1e6 / (double)r->duration_us;
     r->bytes_per_s = (double)r->bytes * 1e6 / (double)r->duration_us;
   }
-  build_histogram(r, p);
+  build_histogram(r, &(struct report_counts){p->allocs, p->bytes, p->frees});
   build_lifetimes(r, p);
   r->n_tenants = p->n_tenants;
   r->tenants = xcalloc(p->n_tenants, sizeof *r->tenants);
@@ -277,8 +286,91 @@ void report_build(struct report *r, const struct tp_profile *p, size_t top, char
   r->n_reservations = p->n_reservations < top ? p->n_reservations : top;
 }
 
+/* ---- By tenant ---------------------------------------------------------------- */
+
+/* One process's live bytes into vals[] at step_us per value: max within a value. */
+static void strip_add(uint64_t *vals, size_t n, uint64_t step_us, const struct tp_series *s) {
+  uint64_t run = 0;
+  size_t at = 0;
+  for (uint32_t j = 0; j < s->n; j++) {
+    size_t k = (size_t)((uint64_t)j * s->step_us / step_us);
+    if (k != at) vals[at] += run, run = 0, at = k;
+    if (s->live[j] > run) run = s->live[j];
+  }
+  if (at < n) vals[at] += run;
+}
+
+/* The tenant's series: its own in processes that had tenants in their
+ * snapshots; for the default tenant, the whole of the other processes. */
+static size_t tenant_series(const struct tp_profile *p, uint32_t tenant, const struct tp_series **out) {
+  size_t n = 0;
+  for (size_t i = 0; i < p->n_tenant_series; i++)
+    if (p->tenant_series[i].tenant == tenant) out[n++] = &p->tenant_series[i].series;
+  for (size_t i = 0; tenant == 0 && p->series && i < p->n_processes; i++) {
+    bool split = false;
+    for (size_t k = 0; k < p->n_tenant_series && !split; k++) split = p->tenant_series[k].process == i;
+    if (!split) out[n++] = &p->series[i];
+  }
+  return n;
+}
+
+/* Live bytes over time in at most REPORT_STRIP_WIDTH columns: the series on
+ * the coarsest step among them, summed, then neighbours merged (max). */
+static void build_strip(struct report *r, const struct tp_profile *p) {
+  const struct tp_series **list = xcalloc(p->n_tenant_series + p->n_processes, sizeof *list);
+  size_t n_list = tenant_series(p, r->tenant, list), n = 0;
+  uint64_t step = 0;
+  for (size_t i = 0; i < n_list; i++)
+    if (list[i]->step_us > step) step = list[i]->step_us;
+  for (size_t i = 0; i < n_list; i++) {
+    size_t len = (size_t)(((uint64_t)list[i]->n * list[i]->step_us + step - 1) / step);
+    if (len > n) n = len;
+  }
+  if (n) {
+    uint64_t *vals = xcalloc(n, sizeof *vals);
+    for (size_t i = 0; i < n_list; i++) strip_add(vals, n, step, list[i]);
+    size_t group = (n + REPORT_STRIP_WIDTH - 1) / REPORT_STRIP_WIDTH;
+    r->n_strip = (n + group - 1) / group;
+    r->strip_step_us = step * group;
+    for (size_t i = 0; i < n; i++) {
+      if (vals[i] > r->strip[i / group]) r->strip[i / group] = vals[i];
+      if (vals[i] > r->strip_peak) r->strip_peak = vals[i];
+    }
+    free(vals);
+  }
+  free(list);
+}
+
+static void build_tenant(struct report *t, const struct report *r, uint32_t tenant) {
+  const struct tp_profile *p = r->profile;
+  memset(t, 0, sizeof *t);
+  t->profile = p, t->symbols = r->symbols, t->top = r->top;
+  t->traces = r->traces, t->n_traces = r->n_traces;
+  t->tenant = tenant;
+  static const uint64_t none[TP_BUCKET_COUNT];
+  const struct tp_prof_tenant_hist *h = tenant < p->n_tenant_hists ? &p->tenant_hists[tenant] : NULL;
+  struct report_counts counts = {h ? h->allocs : none, h ? h->bytes : none, h ? h->frees : none};
+  for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++)
+    t->allocs += counts.allocs[b], t->bytes += counts.bytes[b], t->frees += counts.frees[b];
+  build_histogram(t, &counts);
+  build_sites(t, p);
+  for (size_t i = 0; i < t->n_sites; i++) t->samples += t->sites[i].samples;
+  t->by_bytes = top_sites(t, by_bytes, &t->n_by_bytes);
+  t->by_count = top_sites(t, by_count, &t->n_by_count);
+  build_strip(t, p);
+  t->peak_live = t->strip_peak;
+}
+
+void report_build_by_tenant(struct report *r) {
+  r->n_by_tenant = r->profile->n_tenants;
+  r->by_tenant = xcalloc(r->n_by_tenant, sizeof *r->by_tenant);
+  for (size_t i = 0; i < r->n_by_tenant; i++) build_tenant(&r->by_tenant[i], r, (uint32_t)i);
+}
+
 void report_free(struct report *r) {
-  tp_symbolizer_free(r->symbols);
+  for (size_t i = 0; i < r->n_by_tenant; i++) report_free(&r->by_tenant[i]);
+  free(r->by_tenant);
+  if (r->tenant == TP_PROFILE_NONE) tp_symbolizer_free(r->symbols); /* a tenant's is its parent's */
   free(r->rows);
   free(r->tenants);
   free(r->sites);
@@ -480,6 +572,14 @@ static void print_site_list(const struct report *r, const uint32_t *order, size_
   }
 }
 
+static void print_tenants(const struct report *r) {
+  char a[32], b[32], c[32];
+  printf("\ntenants (estimated from samples)\n  %-20s %9s %10s %10s\n", "tenant", "allocs", "bytes", "live");
+  for (size_t i = 0; i < r->n_tenants; i++)
+    printf("  %-20s %9s %10s %10s\n", r->tenants[i].name ? r->tenants[i].name : "?", fmt_count(a, r->tenants[i].allocs),
+           fmt_bytes(b, r->tenants[i].bytes), fmt_bytes(c, r->tenants[i].live_bytes));
+}
+
 static void print_activity(const struct report *r) {
   const struct tp_profile *p = r->profile;
   char a[32], b[32], c[32];
@@ -489,13 +589,7 @@ static void print_activity(const struct report *r) {
     printf("  %-6s %9s %10s %10s %9s\n", report_tier_names[t], fmt_count(a, x->allocs), fmt_bytes(b, x->bytes),
            fmt_bytes(c, x->live_bytes), fmt_count((char[32]){0}, (double)x->samples));
   }
-  if (r->n_tenants > 1) {
-    printf("\ntenants (estimated from samples)\n  %-20s %9s %10s %10s\n", "tenant", "allocs", "bytes", "live");
-    for (size_t i = 0; i < r->n_tenants; i++)
-      printf("  %-20s %9s %10s %10s\n", r->tenants[i].name ? r->tenants[i].name : "?",
-             fmt_count(a, r->tenants[i].allocs), fmt_bytes(b, r->tenants[i].bytes),
-             fmt_bytes(c, r->tenants[i].live_bytes));
-  }
+  if (r->n_tenants > 1) print_tenants(r);
   uint64_t calls = 0;
   for (int k = 0; k < 5; k++) calls += p->mmap_calls[k];
   printf("\nmmap calls by the program (not the pool's)%s\n", calls ? "" : ": none");
@@ -517,6 +611,43 @@ static void print_activity(const struct report *r) {
   }
   if (p->n_reservations > r->n_reservations)
     printf("  ... and %zu more (--top)\n", p->n_reservations - r->n_reservations);
+}
+
+/* A tenant's live bytes as one line of levels, the peak as '@'. */
+static void print_strip(const struct report *t) {
+  static const char levels[] = ".:-=+*#%@";
+  char a[32], b[32], c[32], line[REPORT_STRIP_WIDTH + 1];
+  if (!t->n_strip) {
+    printf("live bytes    no snapshots\n");
+    return;
+  }
+  for (size_t i = 0; i < t->n_strip; i++) {
+    double level = t->strip_peak ? (double)t->strip[i] * 9 / (double)t->strip_peak : 0;
+    int k = (int)level - (level == (int)level); /* ceil - 1: the peak is the top level */
+    line[i] = t->strip[i] == 0 ? ' ' : levels[k < 0 ? 0 : k > 8 ? 8 : k];
+  }
+  line[t->n_strip] = '\0';
+  printf("live bytes    |%s|  peak %s; %s per column, %s in all\n", line, fmt_bytes(a, (double)t->strip_peak),
+         fmt_us(b, (double)t->strip_step_us), fmt_us(c, (double)(t->strip_step_us * t->n_strip)));
+}
+
+/* --by-tenant: after the processes and totals, each tenant on its own. */
+static void print_by_tenant(const struct report *r) {
+  print_processes(r);
+  print_totals(r);
+  if (r->n_tenants > 1) print_tenants(r);
+  for (size_t i = 0; i < r->n_by_tenant; i++) {
+    const struct report *t = &r->by_tenant[i];
+    char a[32], b[32], c[32], d[32];
+    printf("\n=== tenant %s (%zu of %zu) ===\n", r->profile->tenants[t->tenant], i + 1, r->n_by_tenant);
+    printf("allocations   %s (%s requested), %s frees\n", fmt_exact(a, t->allocs), fmt_bytes(b, (double)t->bytes),
+           fmt_exact(c, t->frees));
+    printf("samples       %s (an estimated %s at its sites)\n", fmt_count(d, (double)t->samples),
+           fmt_bytes(a, t->sampled_bytes));
+    print_strip(t);
+    if (t->n_rows) print_histogram(t);
+    if (t->n_sites) print_site_list(t, t->by_bytes, t->n_by_bytes, "bytes");
+  }
 }
 
 static void print_text(const struct report *r) {
@@ -547,7 +678,7 @@ static int parse_top(const char *arg, size_t *top) {
 }
 
 int cmd_report(int argc, char **argv) {
-  bool json = false;
+  bool json = false, by_tenant = false;
   size_t top = 10;
   int i = 1, got;
   const char *value;
@@ -557,6 +688,8 @@ int cmd_report(int argc, char **argv) {
       return 0;
     } else if (strcmp(argv[i], "--json") == 0) {
       json = true;
+    } else if (strcmp(argv[i], "--by-tenant") == 0) {
+      by_tenant = true;
     } else if ((got = cli_option(argc, argv, &i, "--top", &value)) != 0) {
       if (got < 0) return cli_error("report", "--top needs a number");
       if (parse_top(value, &top) != 0) return EXIT_USAGE;
@@ -577,7 +710,9 @@ int cmd_report(int argc, char **argv) {
   }
   struct report r;
   report_build(&r, &p, top, argv + i, (size_t)(argc - i));
+  if (by_tenant) report_build_by_tenant(&r);
   if (json) report_print_json(stdout, &r);
+  else if (by_tenant) print_by_tenant(&r);
   else print_text(&r);
   report_free(&r);
   tp_profile_free(&p);

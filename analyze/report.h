@@ -13,6 +13,7 @@
 
 #define REPORT_CALLERS 3        /* callers shown under a site's own frame */
 #define REPORT_HIST_ROWS 30     /* at most this many size rows, when the grid allows */
+#define REPORT_STRIP_WIDTH 60   /* columns of a tenant's live-bytes strip */
 
 /* A row of the size histogram: requested sizes in (lo, hi]; lo = hi = 0 is size 0. */
 struct report_row {
@@ -79,6 +80,15 @@ struct report {
 
   uint32_t *reservations;                 /* indices in profile->reservations, largest first */
   size_t n_reservations;
+
+  /* --by-tenant: one report per tenant of the profile (same order), each with
+   * the tenant's exact histogram, its sites, and its live bytes over time. */
+  uint32_t tenant;                        /* TP_PROFILE_NONE: the whole profile */
+  struct report *by_tenant;
+  size_t n_by_tenant;
+  uint64_t strip[REPORT_STRIP_WIDTH];     /* live bytes, max per column, summed over processes */
+  size_t n_strip;
+  uint64_t strip_step_us, strip_peak;     /* time per column (since each process's start) */
 };
 
 extern const char *const report_tier_names[TP_TIERS];
@@ -87,6 +97,8 @@ extern const char *const report_mmap_kinds[5];
 /* Fills r from p (p and traces must outlive r). */
 void report_build(struct report *r, const struct tp_profile *p, size_t top, char *const *traces, size_t n_traces);
 void report_free(struct report *r);
+/* Adds r->by_tenant (after report_build). */
+void report_build_by_tenant(struct report *r);
 
 /* The --json document (schema in README: "tierpool report --json"). */
 void report_print_json(FILE *out, const struct report *r);

@@ -195,6 +195,31 @@ static void json_sites(struct json *j, const char *key, const struct report *r, 
   json_close(j, ']');
 }
 
+/* --by-tenant: a tenant's exact histogram, its sites and its live bytes. */
+static void json_tenant_detail(struct json *j, const struct report *t) {
+  json_open(j, "exact", '{');
+  json_u64(j, "allocations", t->allocs);
+  json_u64(j, "bytes", t->bytes);
+  json_u64(j, "frees", t->frees);
+  json_close(j, '}');
+  json_open(j, "histogram", '[');
+  for (size_t i = 0; i < t->n_rows; i++) {
+    const struct report_row *row = &t->rows[i];
+    json_row(j, row->lo, row->hi, row->allocs, row->bytes, row->frees);
+  }
+  json_close(j, ']');
+  json_num(j, "sampled_bytes", t->sampled_bytes);
+  json_sites(j, "top_by_bytes", t, t->by_bytes, t->n_by_bytes);
+  json_sites(j, "top_by_count", t, t->by_count, t->n_by_count);
+  json_open(j, "live_over_time", '{');
+  json_u64(j, "step_us", t->strip_step_us);
+  json_u64(j, "peak", t->strip_peak);
+  json_open(j, "points", '[');
+  for (size_t i = 0; i < t->n_strip; i++) json_u64(j, NULL, t->strip[i]);
+  json_close(j, ']');
+  json_close(j, '}');
+}
+
 static void json_activity(struct json *j, const struct report *r) {
   const struct tp_profile *p = r->profile;
   json_open(j, "tiers", '{');
@@ -218,6 +243,7 @@ static void json_activity(struct json *j, const struct report *r) {
     json_num(j, "bytes", t->bytes);
     json_num(j, "live_bytes", t->live_bytes);
     json_u64(j, "samples", t->samples);
+    if (i < r->n_by_tenant) json_tenant_detail(j, &r->by_tenant[i]);
     json_close(j, '}');
   }
   json_close(j, ']');

@@ -202,25 +202,43 @@ static size_t tp_rec_reservations(Tierpool__Trace__Snapshot__Reservation *out, s
   return count;
 }
 
-void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us) {
+static void tp_rec_tier_state(Tierpool__Trace__Snapshot__TierState *state, uint32_t tier, uint32_t tenant,
+                              const tierpool_tier_stats_t *stats) {
+  tierpool__trace__snapshot__tier_state__init(state);
+  state->tier = tier;
+  state->tenant = tenant;
+  state->live = stats->live_bytes;
+  state->resident = stats->resident_bytes;
+  state->peak = stats->peak_bytes;
+  state->allocs = stats->allocs;
+  state->frees = stats->frees;
+}
+
+/* The pool per tier: with one tenant, the process's totals; with more, one
+ * state per (tenant, tier) of each tenant holding memory, and always the
+ * default tenant's. */
+void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us, uint32_t tenant_count) {
   Tierpool__Trace__Snapshot snapshot = TIERPOOL__TRACE__SNAPSHOT__INIT;
-  Tierpool__Trace__Snapshot__TierState tiers[TIERPOOL_TIER_COUNT], *tier_ptrs[TIERPOOL_TIER_COUNT];
+  static Tierpool__Trace__Snapshot__TierState tiers[TP_MAX_TENANTS * TIERPOOL_TIER_COUNT];
+  Tierpool__Trace__Snapshot__TierState *tier_ptrs[TP_MAX_TENANTS * TIERPOOL_TIER_COUNT];
   static Tierpool__Trace__Snapshot__Reservation reservations[256];
   Tierpool__Trace__Snapshot__Reservation *reservation_ptrs[256];
-  tierpool_stats_t stats;
-  tierpool_stats_get(&stats);
-  for (int t = 0; t < TIERPOOL_TIER_COUNT; t++) {
-    tierpool__trace__snapshot__tier_state__init(&tiers[t]);
-    tiers[t].tier = (uint32_t)t;
-    tiers[t].live = stats.tier[t].live_bytes;
-    tiers[t].resident = stats.tier[t].resident_bytes;
-    tiers[t].peak = stats.tier[t].peak_bytes;
-    tiers[t].allocs = stats.tier[t].allocs;
-    tiers[t].frees = stats.tier[t].frees;
-    tier_ptrs[t] = &tiers[t];
+  size_t n = 0;
+  if (tenant_count <= 1) {
+    tierpool_stats_t stats;
+    tierpool_stats_get(&stats);
+    for (int t = 0; t < TIERPOOL_TIER_COUNT; t++) tp_rec_tier_state(&tiers[n++], (uint32_t)t, 0, &stats.tier[t]);
+  } else {
+    for (uint32_t k = 0; k < tenant_count && k < TP_MAX_TENANTS; k++) {
+      tierpool_tenant_stats_t stats;
+      tp_tenant_stats(k, &stats);
+      if (k != 0 && !stats.resident_bytes && !stats.live_bytes) continue;
+      for (int t = 0; t < TIERPOOL_TIER_COUNT; t++) tp_rec_tier_state(&tiers[n++], (uint32_t)t, k, &stats.tier[t]);
+    }
   }
+  for (size_t i = 0; i < n; i++) tier_ptrs[i] = &tiers[i];
   snapshot.time_us = time_us;
-  snapshot.n_tiers = TIERPOOL_TIER_COUNT;
+  snapshot.n_tiers = n;
   snapshot.tiers = tier_ptrs;
   snapshot.n_reservations = tp_rec_reservations(reservations, 256);
   for (size_t i = 0; i < snapshot.n_reservations; i++) reservation_ptrs[i] = &reservations[i];

@@ -1,5 +1,5 @@
 /* recorder_private.h — types shared by the recorder's files:
- *   sampler.c   per-thread histograms, sampling, the table of live samples
+ *   sampler.c   per-thread (and per-tenant) histograms, sampling, the table of live samples
  *   stacks.c    stack capture (libunwind, frame pointers) and interning
  *   procinfo.c  process facts, modules, reservations, perf map, JIT ranges
  *   writer.c    event batches, the writer thread, trace frames
@@ -26,21 +26,31 @@ typedef struct tp_rec_bucket {
   uint64_t allocs, bytes, frees;
 } tp_rec_bucket;
 
+/* One thread's counts for one tenant: a thread that switches tenants has one
+ * of these per tenant it allocated for (made on first use, never freed while
+ * the thread lives). */
 typedef struct tp_rec_hist {
   tp_rec_bucket bucket[TP_BUCKET_COUNT];
   /* Slab frees by class, folded into bucket[].frees when summed: the free
    * fast path bumps one of 64 hot counters instead of a bucket line. */
   uint64_t class_frees[TP_MAX_CLASSES];
-  struct tp_rec_hist *next;
+  struct tp_rec_hist *next;        /* all live threads' (tp_rec.hists), or spares */
+  struct tp_rec_hist *thread_next; /* the same thread's other tenants           */
+  uint32_t tenant;
 } tp_rec_hist;
 
+/* Tenants are indices below TP_MAX_TENANTS: one bit each in a uint64_t. */
+_Static_assert(TP_MAX_TENANTS <= 64, "tp_rec.tenants_used is a 64-bit mask");
+
 typedef struct tp_rec_thread {
-  int64_t skip;      /* allocations (or bytes) until the next sample */
-  uint64_t rng;      /* xorshift state for the geometric skips        */
-  tp_rec_hist *hist; /* NULL until the first event                    */
-  uint32_t id;       /* Thread.id in the trace, 0 until registered    */
-  bool busy;         /* inside the recorder: its own allocations are not recorded */
-  bool exited;       /* past thread exit: counts go to the shared hist */
+  int64_t skip;       /* allocations (or bytes) until the next sample */
+  uint64_t rng;       /* xorshift state for the geometric skips; 0 until seeded */
+  tp_rec_hist *hist;  /* the current tenant's; NULL until the first event */
+  tp_rec_hist *hists; /* one per tenant seen, linked by thread_next */
+  const void *hist_heap; /* the heap (tenant) hist counts for: one compare per event */
+  uint32_t id;        /* Thread.id in the trace, 0 until registered    */
+  bool busy;          /* inside the recorder: its own allocations are not recorded */
+  bool exited;        /* past thread exit: counts go to the shared hist */
 } tp_rec_thread;
 
 extern __thread tp_rec_thread tp_rec_self;
@@ -49,7 +59,7 @@ typedef struct tp_rec_sample {
   uint64_t id, time_ns, size, usable;
   double weight;
   uint32_t stack, thread;
-  uint8_t tier, align_log2;
+  uint8_t tier, align_log2, tenant; /* tenant < TP_MAX_TENANTS */
 } tp_rec_sample;
 
 typedef struct tp_rec_free_event {
@@ -103,9 +113,12 @@ typedef struct tp_recorder {
   /* threads, indexed by Thread.id - 1 */
   tp_rec_thread_info *threads;
   uint32_t thread_count;
-  /* histograms: live threads' and the sum of exited ones */
+  /* histograms: live threads' and, per tenant, the sum of exited ones */
   tp_rec_hist *hists, *spare_hists;
-  tp_rec_hist retired;
+  tp_rec_hist retired;                        /* tenant 0's */
+  tp_rec_hist *retired_tenants[TP_MAX_TENANTS]; /* the others', mapped on first use */
+  uint64_t tenants_used;                      /* bit per tenant that has a histogram */
+  bool multi_tenant;                          /* two bits or more: frees look for their owner */
   /* output */
   int fd;
   char path[4096];
@@ -134,7 +147,7 @@ static inline bool tp_rec_filter_test(const void *p) {
 
 uint64_t tp_rec_now_ns(void); /* CLOCK_MONOTONIC, relative to the start */
 uint32_t tp_rec_thread_id(tp_rec_thread *t); /* registers the thread; lock held */
-void tp_rec_hist_sum(tp_rec_hist *out); /* lock held */
+void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant); /* one tenant's counts; lock held */
 
 /* stacks.c */
 bool tp_rec_stacks_init(void); /* loads the unwinder; false: cannot record stacks */
@@ -153,7 +166,7 @@ typedef struct tp_rec_out tp_rec_out;
 void tp_rec_out_record(tp_rec_out *out, Tierpool__Trace__Record *record);
 void tp_rec_emit_process(tp_rec_out *out);
 void tp_rec_emit_new_modules(tp_rec_out *out);
-void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us);
+void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us, uint32_t tenant_count);
 void tp_rec_emit_perf_map(tp_rec_out *out);
 void tp_rec_procinfo_reset(void); /* a forked child emits everything again */
 

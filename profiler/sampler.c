@@ -2,8 +2,12 @@
  * the exact per-thread histogram, the geometric sampling decision, and the
  * table of live sampled blocks that gives each sample its lifetime.
  *
- * Cost: an unsampled allocation bumps two counters and a skip counter; an
- * unsampled free bumps one counter and reads one bit of the filter. */
+ * Cost: an unsampled allocation compares the heap (tenant) of the thread's
+ * cache with the one of its current histogram, bumps two counters and a skip
+ * counter; an unsampled free does the same compare (slab) or none, bumps one
+ * counter and reads one bit of the filter.
+ * Once a second tenant has counted something, a free also finds the block's
+ * owning tenant (the pool's fast free path only frees the thread's own). */
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
@@ -103,9 +107,23 @@ uint32_t tp_rec_thread_id(tp_rec_thread *t) {
   return t->id;
 }
 
-/* First event of a thread: its histogram and its sampling state. */
-static TP_NOINLINE bool tp_rec_thread_init(tp_rec_thread *t) {
-  tp_rec_hist *h;
+/* The sampling state, at a thread's first event. */
+static void tp_rec_seed(tp_rec_thread *t, uint32_t order) {
+  uint64_t seed = tp_opt.sample_seed ? tp_opt.sample_seed * 0x9E3779B97F4A7C15ull + order
+                                     : tp_rec_clock_ns(CLOCK_MONOTONIC) ^ ((uint64_t)tp_os_gettid() << 32) ^
+                                           (uintptr_t)t;
+  t->rng = seed ? seed : 1;
+  t->skip = tp_rec_next_skip(t);
+}
+
+/* The thread's histogram for a tenant, made on first use from the recorder's
+ * own pages (never malloc); NULL when out of memory. */
+static TP_NOINLINE tp_rec_hist *tp_rec_thread_hist(tp_rec_thread *t, uint32_t tenant) {
+  if (tenant >= TP_MAX_TENANTS) tenant = 0;
+  if (t->exited) return &tp_rec.retired; /* TLS destructors after thread exit: the shared sum */
+  tp_rec_hist *h = t->hists;
+  while (h && h->tenant != tenant) h = h->thread_next;
+  if (h) return h;
   tp_lock_acquire(&tp_rec.lock);
   if ((h = tp_rec.spare_hists) != NULL) {
     tp_rec.spare_hists = h->next;
@@ -114,19 +132,35 @@ static TP_NOINLINE bool tp_rec_thread_init(tp_rec_thread *t) {
     h = tp_rec_map(sizeof *h);
   }
   if (h) {
+    h->tenant = tenant;
     h->next = tp_rec.hists;
     tp_rec.hists = h;
+    tp_rec.tenants_used |= 1ull << tenant;
+    if (tp_rec.tenants_used & (tp_rec.tenants_used - 1)) tp_rec.multi_tenant = true;
   }
   uint32_t order = tp_rec.thread_count + 1;
   tp_lock_release(&tp_rec.lock);
+  if (!h) return NULL;
+  h->thread_next = t->hists;
+  t->hists = h;
+  if (!t->rng) tp_rec_seed(t, order);
+  return h;
+}
+
+/* The current histogram, for the tenant of the thread's cache (tc may be
+ * NULL: then the pool says): at the thread's first event, and when its tenant
+ * changes.  The hot paths only compare the cache's heap with t->hist_heap. */
+static TP_NOINLINE bool tp_rec_select_hist(tp_rec_thread *t, const tp_tcache *tc) {
+  tp_rec_hist *h = tp_rec_thread_hist(t, tc ? tc->heap->index : tp_tenant_current_index());
   if (!h) return false;
-  uint64_t seed = tp_opt.sample_seed ? tp_opt.sample_seed * 0x9E3779B97F4A7C15ull + order
-                                     : tp_rec_clock_ns(CLOCK_MONOTONIC) ^ ((uint64_t)tp_os_gettid() << 32) ^
-                                           (uintptr_t)t;
-  t->rng = seed ? seed : 1;
-  t->skip = tp_rec_next_skip(t);
   t->hist = h;
+  t->hist_heap = tc ? tc->heap : NULL;
   return true;
+}
+
+/* The histogram that counts a free of a block of this tenant (its owner). */
+static inline tp_rec_hist *tp_rec_free_hist(tp_rec_thread *t, uint32_t owner) {
+  return t->hist && t->hist->tenant == owner ? t->hist : tp_rec_thread_hist(t, owner);
 }
 
 /* Slab frees counted by class go to the bucket of the class's block size. */
@@ -136,36 +170,56 @@ static void tp_rec_fold_class_frees(tp_rec_hist *out, const uint64_t *class_free
         __atomic_load_n(&class_frees[c], __ATOMIC_RELAXED);
 }
 
-/* Thread exit: its counts join the retired sum; the structure is reused. */
+/* Where exited threads' counts of a tenant go; lock held. */
+static tp_rec_hist *tp_rec_retired_of(uint32_t tenant) {
+  if (tenant == 0 || tenant >= TP_MAX_TENANTS) return &tp_rec.retired;
+  if (!tp_rec.retired_tenants[tenant]) {
+    tp_rec.retired_tenants[tenant] = tp_rec_map(sizeof(tp_rec_hist));
+    if (tp_rec.retired_tenants[tenant]) tp_rec.retired_tenants[tenant]->tenant = tenant;
+  }
+  return tp_rec.retired_tenants[tenant] ? tp_rec.retired_tenants[tenant] : &tp_rec.retired;
+}
+
+/* Thread exit: its counts join the retired sums; the structures are reused. */
 void tp_rec_thread_exit(void) {
   tp_rec_thread *t = &tp_rec_self;
-  tp_rec_hist *h = t->hist;
   t->exited = true;
-  if (!h) return;
+  if (!t->hists) return;
   tp_lock_acquire(&tp_rec.lock);
-  for (tp_rec_hist **link = &tp_rec.hists; *link; link = &(*link)->next) {
-    if (*link == h) {
-      *link = h->next;
-      break;
+  for (tp_rec_hist *h = t->hists, *next; h; h = next) {
+    next = h->thread_next;
+    for (tp_rec_hist **link = &tp_rec.hists; *link; link = &(*link)->next) {
+      if (*link == h) {
+        *link = h->next;
+        break;
+      }
     }
+    tp_rec_hist *retired = tp_rec_retired_of(h->tenant);
+    for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
+      retired->bucket[b].allocs += h->bucket[b].allocs;
+      retired->bucket[b].bytes += h->bucket[b].bytes;
+      retired->bucket[b].frees += h->bucket[b].frees;
+    }
+    tp_rec_fold_class_frees(retired, h->class_frees);
+    h->next = tp_rec.spare_hists;
+    tp_rec.spare_hists = h;
   }
-  for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
-    tp_rec.retired.bucket[b].allocs += h->bucket[b].allocs;
-    tp_rec.retired.bucket[b].bytes += h->bucket[b].bytes;
-    tp_rec.retired.bucket[b].frees += h->bucket[b].frees;
-  }
-  tp_rec_fold_class_frees(&tp_rec.retired, h->class_frees);
-  h->next = tp_rec.spare_hists;
-  tp_rec.spare_hists = h;
+  t->hists = NULL;
   t->hist = &tp_rec.retired; /* late frees of TLS destructors; counted under no lock, rare */
   tp_lock_release(&tp_rec.lock);
 }
 
-void tp_rec_hist_sum(tp_rec_hist *out) {
-  memcpy(out, &tp_rec.retired, sizeof *out);
-  memset(out->class_frees, 0, sizeof out->class_frees);
-  tp_rec_fold_class_frees(out, tp_rec.retired.class_frees); /* frees of threads past exit */
+void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant) {
+  const tp_rec_hist *retired = tenant == 0 ? &tp_rec.retired
+                               : tenant < TP_MAX_TENANTS ? tp_rec.retired_tenants[tenant] : NULL;
+  memset(out, 0, sizeof *out);
+  if (retired) {
+    memcpy(out->bucket, retired->bucket, sizeof out->bucket);
+    tp_rec_fold_class_frees(out, retired->class_frees); /* frees of threads past exit */
+  }
+  out->tenant = tenant;
   for (tp_rec_hist *h = tp_rec.hists; h; h = h->next) {
+    if (h->tenant != tenant) continue;
     for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
       out->bucket[b].allocs += __atomic_load_n(&h->bucket[b].allocs, __ATOMIC_RELAXED);
       out->bucket[b].bytes += __atomic_load_n(&h->bucket[b].bytes, __ATOMIC_RELAXED);
@@ -242,6 +296,7 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
 
 static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
   tierpool_tier_t tier = tp_tier_of(p);
+  uint32_t tenant = tp_tenant_index_of(p); /* the owner: a block may outlive its thread's tenant switch */
   t->skip = tp_rec_next_skip(t);
   t->busy = true; /* the unwinder may allocate */
   uintptr_t frames[TP_REC_MAX_DEPTH];
@@ -257,7 +312,7 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   if (batch->sample_count < TP_REC_BATCH_MAX) {
     batch->samples[batch->sample_count++] = (tp_rec_sample){
         entry.id, entry.time_ns, size, usable, tp_rec_weight(size), entry.stack, entry.thread,
-        (uint8_t)tier, (uint8_t)__builtin_ctzl(align ? align : 1)};
+        (uint8_t)tier, (uint8_t)__builtin_ctzl(align ? align : 1), (uint8_t)(tenant < TP_MAX_TENANTS ? tenant : 0)};
   } else {
     tp_rec.dropped++;
   }
@@ -268,7 +323,8 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
 void tp_rec_alloc(void *p, size_t size, size_t align) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy || !p) return;
-  if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
+  tp_tcache *tc = tp_tcache_current;
+  if (tp_unlikely(!tc || tc->heap != t->hist_heap) && !tp_rec_select_hist(t, tc)) return;
   uint32_t b = tp_bucket_of_size(size);
   t->hist->bucket[b].allocs++;
   t->hist->bucket[b].bytes += size;
@@ -300,18 +356,26 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   t->busy = false;
 }
 
+/* Frees count for the block's owner.  On the pool's slow free path (buddy,
+ * large, other tenants' blocks) the owner is looked up once two tenants have
+ * counted something; before that, every recorded block is the one's. */
 void tp_rec_free(void *p, size_t usable) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy || !p) return;
-  if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
-  t->hist->bucket[tp_bucket_of_size(usable)].frees++;
+  if (tp_unlikely(!t->hist) && !tp_rec_select_hist(t, tp_tcache_current)) return;
+  tp_rec_hist *h = t->hist;
+  if (tp_unlikely(tp_rec.multi_tenant) && !(h = tp_rec_free_hist(t, tp_tenant_index_of(p)))) return;
+  h->bucket[tp_bucket_of_size(usable)].frees++;
   if (tp_rec_filter_test(p)) tp_rec_free_sampled(t, p);
 }
 
+/* The pool's fast free of a slab block: always one of the tenant of the
+ * thread's cache (the pool checked), so the same compare as an allocation. */
 void tp_rec_free_slab(void *p, uint32_t cls) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy) return;
-  if (tp_unlikely(!t->hist) && !tp_rec_thread_init(t)) return;
+  tp_tcache *tc = tp_tcache_current;
+  if (tp_unlikely(!tc || tc->heap != t->hist_heap) && !tp_rec_select_hist(t, tc)) return;
   t->hist->class_frees[cls]++;
   if (tp_rec_filter_test(p)) tp_rec_free_sampled(t, p);
 }

@@ -3,9 +3,10 @@
  * Allocating threads append fixed-size events to the active batch under the
  * recorder's lock.  Every 250 ms the writer thread swaps the batches, turns
  * the full one into records (new threads and stacks first, then columnar
- * Samples / Frees / MmapCalls), adds once a second the histogram delta, a
- * snapshot, new modules and new perf-map lines, and writes the lot as one
- * independent zstd frame: a trace cut short keeps every complete frame.
+ * Samples / Frees / MmapCalls), adds once a second the histogram deltas (one
+ * per tenant), a snapshot, new modules and new perf-map lines, and writes the
+ * lot as one independent zstd frame: a trace cut short keeps every complete
+ * frame.  Tenant records come first, once each, when a second tenant exists.
  * The writer's own allocations are not recorded (tp_rec_self.busy). */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +28,10 @@ struct tp_rec_out {
 };
 
 static tp_lock tp_rec_writer_lock = TP_LOCK_INITIALIZER; /* one flush at a time */
-static uint32_t tp_rec_threads_emitted, tp_rec_stacks_emitted;
-static tp_rec_hist tp_rec_hist_emitted; /* sums already written */
+static uint32_t tp_rec_threads_emitted, tp_rec_stacks_emitted, tp_rec_tenants_emitted;
+/* Per tenant, the sums at this flush and those already written: mapped when
+ * the tenant first has a histogram (16 KiB each). */
+static tp_rec_hist *tp_rec_hist_now[TP_MAX_TENANTS], *tp_rec_hist_emitted[TP_MAX_TENANTS];
 static uint64_t tp_rec_last_periodic_ns = UINT64_MAX; /* the first flush is periodic */
 static bool tp_rec_finished;
 static bool tp_rec_open_pending; /* a forked child opens its trace at its first flush */
@@ -232,16 +235,19 @@ static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
   uint64_t *ids = malloc(n * sizeof *ids), *times = malloc(n * sizeof *times), *sizes = malloc(n * sizeof *sizes),
            *usable = malloc(n * sizeof *usable);
   uint32_t *stacks = malloc(n * sizeof *stacks), *threads = malloc(n * sizeof *threads),
-           *tiers = malloc(n * sizeof *tiers), *aligns = malloc(n * sizeof *aligns);
+           *tiers = malloc(n * sizeof *tiers), *aligns = malloc(n * sizeof *aligns),
+           *tenants = malloc(n * sizeof *tenants);
   double *weights = malloc(n * sizeof *weights);
-  if (ids && times && sizes && usable && stacks && threads && tiers && aligns && weights) {
+  if (ids && times && sizes && usable && stacks && threads && tiers && aligns && tenants && weights) {
     uint64_t prev_id = 0, prev_us = 0;
+    bool tenanted = false;
     for (uint32_t i = 0; i < n; i++) {
       const tp_rec_sample *s = &b->samples[i];
       ids[i] = s->id - prev_id, prev_id = s->id;
       times[i] = tp_rec_time_delta(&prev_us, s->time_ns);
       sizes[i] = s->size, usable[i] = s->usable, stacks[i] = s->stack, threads[i] = s->thread;
-      tiers[i] = s->tier, aligns[i] = s->align_log2, weights[i] = s->weight;
+      tiers[i] = s->tier, aligns[i] = s->align_log2, weights[i] = s->weight, tenants[i] = s->tenant;
+      tenanted |= s->tenant != 0;
     }
     Tierpool__Trace__Samples samples = TIERPOOL__TRACE__SAMPLES__INIT;
     samples.n_id_delta = samples.n_time_delta_us = samples.n_size = samples.n_stack = n;
@@ -252,13 +258,14 @@ static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
      * written only in validation mode, where size is not the point. */
     if (tp_opt.validate) samples.n_usable = n, samples.usable = usable;
     if (tp_rec.sample_bytes) samples.n_weight = n, samples.weight = weights; /* count mode: implied */
+    if (tenanted) samples.n_tenant = n, samples.tenant = tenants; /* empty: all the default tenant's */
     Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
     record.kind_case = TIERPOOL__TRACE__RECORD__KIND_SAMPLES;
     record.samples = &samples;
     tp_rec_out_record(out, &record);
   }
   free(ids), free(times), free(sizes), free(usable), free(stacks), free(threads), free(tiers), free(aligns);
-  free(weights);
+  free(tenants), free(weights);
 }
 
 static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_batch *b) {
@@ -331,52 +338,100 @@ static void tp_rec_emit_jits(tp_rec_out *out, const tp_rec_batch *b) {
   }
 }
 
-/* Exact counts since the last histogram record: only buckets that moved. */
-static void tp_rec_emit_histogram(tp_rec_out *out, const tp_rec_hist *now, uint64_t time_us) {
+/* Tenant records, once each, before anything that names them: tenants are
+ * only ever added, so the count read after the batch swap covers every
+ * sample in it.  A process with one tenant writes none ("default" is
+ * implied). */
+static void tp_rec_emit_tenants(tp_rec_out *out, uint32_t count) {
+  if (count <= 1 || tp_rec_tenants_emitted >= count) return;
+  for (; tp_rec_tenants_emitted < count && tp_rec_tenants_emitted < TP_MAX_TENANTS; tp_rec_tenants_emitted++) {
+    tierpool_tenant_stats_t stats;
+    tp_tenant_stats(tp_rec_tenants_emitted, &stats);
+    stats.name[TIERPOOL_TENANT_NAME_MAX] = '\0';
+    Tierpool__Trace__Tenant tenant = TIERPOOL__TRACE__TENANT__INIT;
+    tenant.id = tp_rec_tenants_emitted;
+    tenant.name = stats.name;
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_TENANT;
+    record.tenant = &tenant;
+    tp_rec_out_record(out, &record);
+  }
+}
+
+/* The tenants that have histograms, each with its two sums mapped (the
+ * default tenant always); lock held. */
+static uint64_t tp_rec_hist_tenants(void) {
+  uint64_t used = tp_rec.tenants_used | 1;
+  for (uint32_t k = 0; k < TP_MAX_TENANTS; k++) {
+    if (!(used >> k & 1) || (tp_rec_hist_now[k] && tp_rec_hist_emitted[k])) continue;
+    if (!tp_rec_hist_now[k]) tp_rec_hist_now[k] = tp_rec_map(sizeof(tp_rec_hist));
+    if (!tp_rec_hist_emitted[k]) tp_rec_hist_emitted[k] = tp_rec_map(sizeof(tp_rec_hist));
+    if (!tp_rec_hist_now[k] || !tp_rec_hist_emitted[k]) used &= ~(1ull << k); /* out of memory: not counted */
+  }
+  return used;
+}
+
+/* Every used tenant's sum into tp_rec_hist_now; lock held. */
+static uint64_t tp_rec_hist_sum_all(void) {
+  uint64_t used = tp_rec_hist_tenants();
+  for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
+    if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_now[k], k);
+  return used;
+}
+
+/* Exact counts of one tenant since its last histogram record: only buckets
+ * that moved.  The default tenant's is written every time; the others' when
+ * something moved. */
+static void tp_rec_emit_histogram(tp_rec_out *out, uint32_t tenant, uint64_t time_us) {
   static uint32_t buckets[TP_BUCKET_COUNT];
   static uint64_t allocs[TP_BUCKET_COUNT], bytes[TP_BUCKET_COUNT], frees[TP_BUCKET_COUNT];
+  const tp_rec_hist *now = tp_rec_hist_now[tenant];
+  tp_rec_hist *emitted = tp_rec_hist_emitted[tenant];
   size_t n = 0;
   for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
-    const tp_rec_bucket *cur = &now->bucket[b], *old = &tp_rec_hist_emitted.bucket[b];
+    const tp_rec_bucket *cur = &now->bucket[b], *old = &emitted->bucket[b];
     uint64_t da = cur->allocs - old->allocs, dbytes = cur->bytes - old->bytes, df = cur->frees - old->frees;
     if (!da && !df) continue;
     buckets[n] = b, allocs[n] = da, bytes[n] = dbytes, frees[n] = df;
     n++;
   }
-  memcpy(&tp_rec_hist_emitted, now, sizeof *now);
+  memcpy(emitted, now, sizeof *now);
+  if (!n && tenant != 0) return;
   Tierpool__Trace__Histogram histogram = TIERPOOL__TRACE__HISTOGRAM__INIT;
   histogram.time_us = time_us;
   histogram.n_bucket = histogram.n_allocs = histogram.n_bytes = histogram.n_frees = n;
   histogram.bucket = buckets, histogram.allocs = allocs, histogram.bytes = bytes, histogram.frees = frees;
+  histogram.tenant = tenant;
   Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
   record.kind_case = TIERPOOL__TRACE__RECORD__KIND_HISTOGRAM;
   record.histogram = &histogram;
   tp_rec_out_record(out, &record);
 }
 
-static uint64_t tp_rec_total_allocs(const tp_rec_hist *h) {
+/* Allocations in the sums of every used tenant (now, or already emitted). */
+static uint64_t tp_rec_total_allocs(tp_rec_hist *const *sums, uint64_t used) {
   uint64_t total = 0;
-  for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) total += h->bucket[b].allocs;
+  for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
+    for (uint32_t b = 0; (used >> k & 1) && b < TP_BUCKET_COUNT; b++) total += sums[k]->bucket[b].allocs;
   return total;
 }
 
 /* A child that execs before its first flush, having allocated nothing of
  * its own, leaves no trace: fork + exec would otherwise leave an empty one. */
 static bool tp_rec_child_has_events(void) {
-  static tp_rec_hist now;
   tp_lock_acquire(&tp_rec.lock);
-  tp_rec_hist_sum(&now);
+  uint64_t used = tp_rec_hist_sum_all();
   const tp_rec_batch *b = &tp_rec.batches[tp_rec.active];
   bool events = b->sample_count || b->free_count || b->mmap_count || b->jit_count;
   tp_lock_release(&tp_rec.lock);
-  for (uint32_t i = 0; i < TP_BUCKET_COUNT && !events; i++)
-    events = now.bucket[i].allocs != tp_rec_hist_emitted.bucket[i].allocs ||
-             now.bucket[i].frees != tp_rec_hist_emitted.bucket[i].frees;
+  for (uint32_t k = 0; k < TP_MAX_TENANTS && !events; k++)
+    for (uint32_t i = 0; (used >> k & 1) && i < TP_BUCKET_COUNT && !events; i++)
+      events = tp_rec_hist_now[k]->bucket[i].allocs != tp_rec_hist_emitted[k]->bucket[i].allocs ||
+               tp_rec_hist_now[k]->bucket[i].frees != tp_rec_hist_emitted[k]->bucket[i].frees;
   return events;
 }
 
 void tp_rec_writer_flush(tp_rec_flush_mode mode) {
-  static tp_rec_hist now; /* 16 KiB: not on the writer's stack */
   bool final = mode == TP_REC_FLUSH_FINAL;
   tp_lock_acquire(&tp_rec_writer_lock);
   if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events())) {
@@ -394,11 +449,13 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
   tp_rec_batch *full = &tp_rec.batches[tp_rec.active];
   tp_rec.active ^= 1;
   uint32_t thread_count = tp_rec.thread_count, stack_count = tp_rec_stack_count();
-  if (periodic) tp_rec_hist_sum(&now);
+  uint64_t used = periodic ? tp_rec_hist_sum_all() : 0;
   uint64_t samples = tp_rec.samples, dropped = tp_rec.dropped;
   tp_lock_release(&tp_rec.lock);
+  uint32_t tenant_count = tp_tenant_count(); /* after the swap: covers the batch's samples */
 
   tp_rec_out out = {0};
+  tp_rec_emit_tenants(&out, tenant_count);
   tp_rec_emit_threads_and_stacks(&out, thread_count, stack_count);
   tp_rec_emit_samples(&out, full);
   tp_rec_emit_frees(&out, full);
@@ -408,8 +465,9 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
   if (periodic) {
     tp_rec_last_periodic_ns = now_ns;
     tp_rec_emit_new_modules(&out);
-    tp_rec_emit_histogram(&out, &now, TP_US(now_ns));
-    tp_rec_emit_snapshot(&out, TP_US(now_ns));
+    for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
+      if (used >> k & 1) tp_rec_emit_histogram(&out, k, TP_US(now_ns));
+    tp_rec_emit_snapshot(&out, TP_US(now_ns), tenant_count);
     tp_rec_emit_perf_map(&out);
   }
   if (final) {
@@ -417,7 +475,7 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
     end.time_us = TP_US(now_ns);
     end.samples = samples;
     end.dropped = dropped;
-    end.allocations = tp_rec_total_allocs(&now) - tp_rec_allocs_before;
+    end.allocations = tp_rec_total_allocs(tp_rec_hist_emitted, used) - tp_rec_allocs_before;
     Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
     record.kind_case = TIERPOOL__TRACE__RECORD__KIND_END;
     record.end = &end;
@@ -459,9 +517,11 @@ void tp_rec_writer_after_fork_child(void) {
   tp_lock_init(&tp_rec_writer_lock);
   if (tp_rec.fd >= 0) close(tp_rec.fd);
   tp_rec.fd = -1;
-  tp_rec_threads_emitted = tp_rec_stacks_emitted = 0;
-  tp_rec_hist_sum(&tp_rec_hist_emitted); /* the child's histogram starts at zero */
-  tp_rec_allocs_before = tp_rec_total_allocs(&tp_rec_hist_emitted);
+  tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = 0;
+  uint64_t used = tp_rec_hist_tenants(); /* the child's histograms start at zero */
+  for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
+    if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_emitted[k], k);
+  tp_rec_allocs_before = tp_rec_total_allocs(tp_rec_hist_emitted, used);
   tp_rec_last_periodic_ns = UINT64_MAX;
   tp_rec_finished = false;
   tp_trace_compressor_fini(&tp_rec_compressor); /* the pool is consistent in the child */
