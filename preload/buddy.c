@@ -112,12 +112,14 @@ static bool tp_grow(tp_heap *h, uint32_t order) {
   return false;
 }
 
-/* Whether the pages [from, to) are covered by free blocks, walked head to head. */
-static bool tp_run_is_free(tp_segment *seg, uint32_t from, uint32_t to) {
+/* Whether the pages [from, to) are covered by free blocks (resident ones
+ * only, if asked), walked head to head. */
+static bool tp_run_is_free(tp_segment *seg, uint32_t from, uint32_t to, bool resident_only) {
   if (to > seg->frontier) return false;
   while (from < to) {
     uint32_t entry = seg->page_map[from];
     if (TP_PAGE_KIND(entry) != TP_PAGE_FREE) return false;
+    if (resident_only && (TP_PAGE_DATA(entry) & TP_FREE_RELEASED)) return false;
     from += 1u << (TP_PAGE_DATA(entry) & 0xff);
   }
   return true;
@@ -146,7 +148,8 @@ static void *tp_take_resident_run(tp_heap *h, uint32_t pages, uint32_t order) {
       tp_segment *seg = tp_segment_of(span);
       if (tp_span_released(seg, span)) break; /* resident blocks come first */
       uint32_t first = tp_span_page(seg, span);
-      if (tp_run_is_free(seg, first + span->pages, first + pages)) {
+      /* Under a cap, released pages are taken only where they are charged. */
+      if (tp_run_is_free(seg, first + span->pages, first + pages, h->budget.capped)) {
         tp_take_run(h, seg, first, first + pages);
         return tp_page_address(seg, first);
       }
@@ -247,7 +250,10 @@ void tp_buddy_coalesce(tp_heap *h) {
       uint32_t first = tp_span_page(seg, span);
       uint32_t buddy = first ^ (1u << order);
       uint32_t entry = buddy < seg->frontier ? seg->page_map[buddy] : 0;
-      if (TP_PAGE_KIND(entry) == TP_PAGE_FREE && (TP_PAGE_DATA(entry) & 0xff) == order) {
+      /* Under a cap, a resident block and a released one stay apart: merged,
+       * the released half would be handed out (and faulted in) uncharged. */
+      bool mixed = ((TP_PAGE_DATA(entry) ^ TP_PAGE_DATA(seg->page_map[first])) & TP_FREE_RELEASED) != 0;
+      if (TP_PAGE_KIND(entry) == TP_PAGE_FREE && (TP_PAGE_DATA(entry) & 0xff) == order && !(mixed && h->budget.capped)) {
         tp_span *other = &seg->spans[buddy];
         if (next == other) next = other->next;
         uint32_t freed = span->freed_ms - other->freed_ms < (1u << 31) ? span->freed_ms : other->freed_ms;
@@ -261,6 +267,7 @@ void tp_buddy_coalesce(tp_heap *h) {
   }
   h->frees_since_coalesce = 0;
   h->pages_freed_since_coalesce = 0;
+  tp_budget_settle_pool(h); /* merged halves that were released count as resident now */
 }
 
 /* Returns free, still-resident blocks to the OS (largest first) until the
@@ -314,7 +321,7 @@ size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_o
 /* Grows an allocation [first, first+pages) in place to new_pages when the
  * pages after it are free blocks; the excess of the last one goes back. */
 bool tp_buddy_extend(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages, uint32_t new_pages) {
-  if (!tp_run_is_free(seg, first + pages, first + new_pages)) return false;
+  if (!tp_run_is_free(seg, first + pages, first + new_pages, false)) return false;
   /* Released pages of the run become the tenant's: its budget may refuse them. */
   uint64_t faulted = 0;
   for (uint32_t at = first + pages, end = first + new_pages; at < end;) {

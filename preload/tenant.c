@@ -220,10 +220,12 @@ static unsigned tp_node_budget_mode(void) {
 static void tp_heap_configure(tp_heap *h) {
   const tp_tenant_config *c = tp_config_find(h->name, strlen(h->name), false);
   h->buddy_max = tp_opt.buddy_max;
+  h->budget.capped = tp_opt.limit || tp_opt.overflow_limit || tp_opt.node_budget;
   if (!c) return;
   h->budget.reserve = c->reserve;
   h->budget.limit = c->limit;
   h->budget.isolated = c->isolated;
+  h->budget.capped |= c->limit || c->isolated;
   if (c->limit && c->limit / 4 < h->buddy_max) { /* a quarter of the limit at most */
     size_t cap = tp_align_up(c->limit / 4, TP_PAGE_SIZE);
     size_t floor = tp_align_up(tp_classes.max_size, TP_PAGE_SIZE);
@@ -372,7 +374,15 @@ static uint64_t tp_overflow_need(const tp_budget *b, uint64_t charged) {
   return charged > b->reserve ? charged - b->reserve : 0;
 }
 
-bool tp_budget_charge(tp_heap *h, uint64_t bytes) {
+static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse);
+
+bool tp_budget_charge(tp_heap *h, uint64_t bytes) { return tp_budget_take(h, bytes, true); }
+
+/* Charges bytes a heap already holds (no refusal possible): the budget may
+ * end up over its limit, and the next charge is refused. */
+static void tp_budget_force(tp_heap *h, uint64_t bytes) { tp_budget_take(h, bytes, false); }
+
+static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse) {
   tp_budget *b = &h->budget;
   if (!tp_budgets_active) {
     tp_budget_note_peak(b, atomic_fetch_add_explicit(&b->charged, bytes, memory_order_relaxed) + bytes);
@@ -389,8 +399,14 @@ bool tp_budget_charge(tp_heap *h, uint64_t bytes) {
   else if (b->isolated && b->reserve && after > b->reserve) refused = "reserve (isolated)", cap = b->reserve;
   else if (extra && tp_opt.overflow_limit && tp_overflow_used + extra > tp_opt.overflow_limit)
     refused = "shared overflow", cap = tp_opt.overflow_limit;
-  else if (extra && tp_opt.node_budget && !tp_node_budget_take(extra))
+  bool node_taken = false;
+  if (!refused && extra && tp_opt.node_budget && !(node_taken = tp_node_budget_take(extra)))
     refused = "node budget", cap = tp_node_budget_total();
+  if (refused && !may_refuse) { /* pages already held: counted all the same */
+    refused = NULL;
+    if (extra && tp_opt.node_budget && !node_taken) node_taken = tp_node_budget_take(extra);
+  }
+  if (node_taken) b->node_held += extra;
   if (!refused) {
     b->overflow_held += extra;
     tp_overflow_used += extra;
@@ -416,18 +432,23 @@ void tp_budget_uncharge(tp_heap *h, uint64_t bytes) {
   tp_overflow_used -= give;
   tp_process_charged -= charged - after;
   atomic_store_explicit(&b->charged, after, memory_order_relaxed);
+  uint64_t node_give = give < b->node_held ? give : b->node_held;
+  b->node_held -= node_give;
   tp_lock_release(&tp_budget_lock);
-  if (give && tp_opt.node_budget) tp_node_budget_give(give);
+  if (node_give) tp_node_budget_give(node_give);
 }
 
-/* Pages that became non-resident (released, moved away) are uncharged here;
- * pages taken are charged before they are taken (tp_buddy_take). */
+/* The heap's charge follows its resident pages (frontier minus released, an
+ * upper bound of what the OS holds for it).  Pages taken from the released
+ * ones are charged before they are taken (tp_buddy_take), where the budget
+ * may refuse them; everything else settles here: pages released or moved
+ * away are uncharged, and a free block merged with a resident neighbour
+ * (counted resident from then on) is charged. */
 void tp_budget_settle_pool(tp_heap *h) {
   uint64_t resident = tp_heap_resident_bytes(h);
-  if (resident < h->budget.pool_charged) {
-    tp_budget_uncharge(h, h->budget.pool_charged - resident);
-    h->budget.pool_charged = resident;
-  }
+  if (resident < h->budget.pool_charged) tp_budget_uncharge(h, h->budget.pool_charged - resident);
+  else if (resident > h->budget.pool_charged) tp_budget_force(h, resident - h->budget.pool_charged);
+  h->budget.pool_charged = resident;
 }
 
 /* fork: the registry lock is taken first, the budget lock after the heaps'

@@ -131,9 +131,11 @@ typedef struct tp_central {
 typedef struct tp_budget {
   uint64_t reserve, limit;     /* 0: none                                    */
   bool isolated;               /* never draws overflow nor takes others' memory */
+  bool capped;                 /* some limit applies: resident counts must be exact */
   _Atomic uint64_t charged;
   uint64_t peak;
   uint64_t overflow_held;      /* of charged, drawn from the overflow        */
+  uint64_t node_held;          /* of overflow_held, taken from the node budget */
   _Atomic uint64_t limit_hits;
   uint64_t pool_charged;       /* of charged, buddy pages (buddy lock held)  */
 } tp_budget;
