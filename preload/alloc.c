@@ -34,7 +34,7 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
     block = bin->head;
     bin->head = block[0];
     bin->count--;
-    tc->class_allocs[cls]++;
+    bin->allocs++;
     tc->slab_bytes_requested += requested;
   } else { /* thread exiting: no cache */
     void *head;
@@ -59,7 +59,7 @@ static inline void *tp_slab_alloc(uint32_t cls, size_t requested) {
       __builtin_prefetch(bin->head); /* the next pop reads it: keep it out of the miss path */
       bin->count--;
       block[1] = NULL; /* clear the free key */
-      tc->class_allocs[cls]++;
+      bin->allocs++;
       tc->slab_bytes_requested += requested;
       return block;
     }
@@ -167,7 +167,7 @@ static void tp_free_slab_block(tp_span *slab, void *p) {
     tp_bin *bin = &tc->bins[cls];
     block[0] = bin->head;
     bin->head = block;
-    tc->class_frees[cls]++;
+    bin->frees++;
     if (++bin->count > bin->max) tp_tcache_flush_bin(tc, cls, bin->max / 2);
   } else {
     tp_heap *owner = tp_segment_of(p)->heap; /* another tenant's block, or no cache */
@@ -213,7 +213,7 @@ static inline void tp_free(void *p) {
         block[0] = bin->head;
         block[1] = (void *)tp_free_key;
         bin->head = block;
-        tc->class_frees[cls]++;
+        bin->frees++;
         if (tp_unlikely(++bin->count > bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
         return;
       }

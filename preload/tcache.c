@@ -46,10 +46,10 @@ static void tp_tcache_retire_stats(tp_tcache *tc) {
   tp_heap *h = tc->heap;
   /* Atomic: blocks freed past the caches are counted here without the lock. */
   for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
-    __atomic_fetch_add(&tp_retired_allocs[c], tc->class_allocs[c], __ATOMIC_RELAXED);
-    __atomic_fetch_add(&tp_retired_frees[c], tc->class_frees[c], __ATOMIC_RELAXED);
-    __atomic_fetch_add(&h->retired_allocs[c], tc->class_allocs[c], __ATOMIC_RELAXED);
-    __atomic_fetch_add(&h->retired_frees[c], tc->class_frees[c], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&tp_retired_allocs[c], tc->bins[c].allocs, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&tp_retired_frees[c], tc->bins[c].frees, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->retired_allocs[c], tc->bins[c].allocs, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->retired_frees[c], tc->bins[c].frees, __ATOMIC_RELAXED);
   }
   __atomic_fetch_add(&tp_retired_requested, tc->slab_bytes_requested, __ATOMIC_RELAXED);
   __atomic_fetch_add(&h->retired_requested, tc->slab_bytes_requested, __ATOMIC_RELAXED);
@@ -61,8 +61,7 @@ void tp_tcache_switch_heap(tp_tcache *tc, tp_heap *h) {
   tp_tcache_flush_all(tc);
   tp_lock_acquire(&tp_registry_lock);
   tp_tcache_retire_stats(tc);
-  memset(tc->class_allocs, 0, sizeof tc->class_allocs);
-  memset(tc->class_frees, 0, sizeof tc->class_frees);
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tc->bins[c].allocs = tc->bins[c].frees = 0;
   tc->slab_bytes_requested = 0;
   tc->heap = h;
   tp_lock_release(&tp_registry_lock);
@@ -169,8 +168,8 @@ void tp_tcache_stats_add(uint64_t *class_allocs, uint64_t *class_frees, uint64_t
   *requested += __atomic_load_n(&tp_retired_requested, __ATOMIC_RELAXED);
   for (tp_tcache *tc = tp_registry; tc; tc = tc->next) {
     for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
-      class_allocs[c] += __atomic_load_n(&tc->class_allocs[c], __ATOMIC_RELAXED);
-      class_frees[c] += __atomic_load_n(&tc->class_frees[c], __ATOMIC_RELAXED);
+      class_allocs[c] += __atomic_load_n(&tc->bins[c].allocs, __ATOMIC_RELAXED);
+      class_frees[c] += __atomic_load_n(&tc->bins[c].frees, __ATOMIC_RELAXED);
     }
     *requested += __atomic_load_n(&tc->slab_bytes_requested, __ATOMIC_RELAXED);
   }
@@ -188,8 +187,8 @@ void tp_tcache_stats_add_heap(tp_heap *h, uint64_t *class_allocs, uint64_t *clas
   for (tp_tcache *tc = tp_registry; tc; tc = tc->next) {
     if (tc->heap != h) continue;
     for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
-      class_allocs[c] += __atomic_load_n(&tc->class_allocs[c], __ATOMIC_RELAXED);
-      class_frees[c] += __atomic_load_n(&tc->class_frees[c], __ATOMIC_RELAXED);
+      class_allocs[c] += __atomic_load_n(&tc->bins[c].allocs, __ATOMIC_RELAXED);
+      class_frees[c] += __atomic_load_n(&tc->bins[c].frees, __ATOMIC_RELAXED);
     }
     *requested += __atomic_load_n(&tc->slab_bytes_requested, __ATOMIC_RELAXED);
   }

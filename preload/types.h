@@ -183,7 +183,9 @@ typedef struct tp_heap {
 typedef struct tp_bin {
   void *head;
   uint32_t count;
-  uint32_t max; /* grows from cache_max/16 to cache_max as the bin refills */
+  uint32_t max;    /* grows from cache_max/16 to cache_max as the bin refills */
+  uint64_t allocs; /* counted here, on the cache line the fast path touches anyway */
+  uint64_t frees;
 } tp_bin;
 
 /* Per-thread cache in front of one heap.  Invariant: every block in a bin is
@@ -191,8 +193,6 @@ typedef struct tp_bin {
 typedef struct tp_tcache {
   tp_bin bins[TP_MAX_CLASSES];
   tp_heap *heap;
-  uint64_t class_allocs[TP_MAX_CLASSES];
-  uint64_t class_frees[TP_MAX_CLASSES];
   uint64_t slab_bytes_requested;
   struct tp_tcache *next, *prev;  /* registry of live caches */
   pid_t tid;
