@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "recorder.h"
+#include "recorder_fast.h"
 
 /* ---- slab tier ----------------------------------------------------------- */
 
@@ -208,7 +208,7 @@ static inline void tp_free(void *p) {
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
                     block[1] != (void *)tp_free_key)) {
         uint32_t cls = slab->class_idx;
-        if (tp_unlikely(tp_rec_active)) tp_rec_free_slab(p, cls);
+        if (tp_unlikely(tp_rec_active)) tp_rec_free_slab_fast(tc, p, cls);
         tp_bin *bin = &tc->bins[cls];
         block[0] = bin->head;
         block[1] = (void *)tp_free_key;
@@ -226,7 +226,7 @@ static inline void tp_free(void *p) {
 /* With the recorder off, each entry point pays one predictable branch on
  * tp_rec_active; these run only when it is on. */
 
-static inline void tp_record_alloc(void *p, size_t size, size_t align) { tp_rec_alloc(p, size, align); }
+static inline void tp_record_alloc(void *p, size_t size, size_t align) { tp_rec_alloc_fast(p, size, align); }
 
 /* A block's usable size from the page map or the large table, without the
  * validity checks of the free path. */

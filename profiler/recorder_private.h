@@ -13,6 +13,7 @@
 #include "buckets.h"
 #include "internal.h"
 #include "recorder.h"
+#include "recorder_fast.h"
 #include "trace.pb-c.h"
 
 #define TP_REC_MAX_DEPTH 64
@@ -20,40 +21,10 @@
 #define TP_REC_FLUSH_MS 250           /* the writer drains batches this often: bigger frames compress better */
 #define TP_REC_SNAPSHOT_MS 1000       /* histogram, snapshot, modules, perf map */
 
-/* Exact counts of one thread, bumped without atomics; summed by the writer.
- * A bucket's three counters share a cache line. */
-typedef struct tp_rec_bucket {
-  uint64_t allocs, bytes, frees;
-} tp_rec_bucket;
-
-/* One thread's counts for one tenant: a thread that switches tenants has one
- * of these per tenant it allocated for (made on first use, never freed while
- * the thread lives). */
-typedef struct tp_rec_hist {
-  tp_rec_bucket bucket[TP_BUCKET_COUNT];
-  /* Slab frees by class, folded into bucket[].frees when summed: the free
-   * fast path bumps one of 64 hot counters instead of a bucket line. */
-  uint64_t class_frees[TP_MAX_CLASSES];
-  struct tp_rec_hist *next;        /* all live threads' (tp_rec.hists), or spares */
-  struct tp_rec_hist *thread_next; /* the same thread's other tenants           */
-  uint32_t tenant;
-} tp_rec_hist;
 
 /* Tenants are indices below TP_MAX_TENANTS: one bit each in a uint64_t. */
 _Static_assert(TP_MAX_TENANTS <= 64, "tp_rec.tenants_used is a 64-bit mask");
 
-typedef struct tp_rec_thread {
-  int64_t skip;       /* allocations (or bytes) until the next sample */
-  uint64_t rng;       /* xorshift state for the geometric skips; 0 until seeded */
-  tp_rec_hist *hist;  /* the current tenant's; NULL until the first event */
-  tp_rec_hist *hists; /* one per tenant seen, linked by thread_next */
-  const void *hist_heap; /* the heap (tenant) hist counts for: one compare per event */
-  uint32_t id;        /* Thread.id in the trace, 0 until registered    */
-  bool busy;          /* inside the recorder: its own allocations are not recorded */
-  bool exited;        /* past thread exit: counts go to the shared hist */
-} tp_rec_thread;
-
-extern __thread tp_rec_thread tp_rec_self;
 
 typedef struct tp_rec_sample {
   uint64_t id, time_ns, size, usable;
@@ -128,22 +99,6 @@ typedef struct tp_recorder {
 
 extern tp_recorder tp_rec;
 
-/* The filter in front of the live table: one bit per 16-byte slot, set while
- * a live sample maps there; 32 KiB.  A slot is the address's own low bits
- * (folded with the bits above the 4 MiB the filter spans), not a hash: blocks
- * freed one after another are usually neighbours, so a free mostly reads a
- * filter line already in cache. */
-#define TP_REC_FILTER_BITS 18
-extern _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
-static inline uint32_t tp_rec_filter_slot(const void *p) {
-  uintptr_t a = (uintptr_t)p >> 4;
-  return (uint32_t)((a ^ (a >> TP_REC_FILTER_BITS) ^ (a >> (2 * TP_REC_FILTER_BITS))) &
-                    ((1u << TP_REC_FILTER_BITS) - 1));
-}
-static inline bool tp_rec_filter_test(const void *p) {
-  uint32_t slot = tp_rec_filter_slot(p);
-  return (atomic_load_explicit(&tp_rec_filter[slot >> 6], memory_order_relaxed) >> (slot & 63)) & 1;
-}
 
 uint64_t tp_rec_now_ns(void); /* CLOCK_MONOTONIC, relative to the start */
 uint32_t tp_rec_thread_id(tp_rec_thread *t); /* registers the thread; lock held */

@@ -18,6 +18,7 @@
 
 bool tp_rec_active;
 __thread tp_rec_thread tp_rec_self;
+bool tp_rec_by_bytes;
 tp_recorder tp_rec = {.lock = TP_LOCK_INITIALIZER, .fd = -1};
 _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
 /* Live samples per filter bit, touched under the lock only: a bit is cleared
@@ -320,6 +321,8 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   t->busy = false;
 }
 
+void tp_rec_sample_now(void *p, size_t size, size_t align) { tp_rec_take_sample(&tp_rec_self, p, size, align); }
+
 void tp_rec_alloc(void *p, size_t size, size_t align) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy || !p) return;
@@ -359,6 +362,8 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
 /* Frees count for the block's owner.  On the pool's slow free path (buddy,
  * large, other tenants' blocks) the owner is looked up once two tenants have
  * counted something; before that, every recorded block is the one's. */
+void tp_rec_free_check(void *p) { tp_rec_free_sampled(&tp_rec_self, p); }
+
 void tp_rec_free(void *p, size_t usable) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy || !p) return;
@@ -467,6 +472,7 @@ void tp_rec_start(void) {
   tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
   tp_rec.sample_rate = tp_opt.validate ? 1.0 : tp_opt.sample_rate;
   tp_rec.sample_bytes = tp_opt.validate ? 0 : tp_opt.sample_bytes;
+  tp_rec_by_bytes = tp_rec.sample_bytes != 0;
   for (int i = 0; i < 2; i++) {
     tp_rec_batch *b = &tp_rec.batches[i];
     b->samples = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->samples);

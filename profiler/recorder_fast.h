@@ -1,0 +1,93 @@
+/* recorder_fast.h — the recorder's per-event work, inlined into the pool's
+ * API (preload/alloc.c) when the recorder is on: count the event in the
+ * thread's histogram, step the sampling counter, test the sampled-block
+ * filter.  Everything else — a thread's first event, a tenant change, a
+ * sample, the free of a sampled block, byte-mode sampling — is a call. */
+#ifndef TP_RECORDER_FAST_H
+#define TP_RECORDER_FAST_H
+
+#include "buckets.h"
+#include "internal.h"
+#include "recorder.h"
+
+/* Exact counts of one thread, bumped without atomics; summed by the writer.
+ * A bucket's three counters share a cache line. */
+typedef struct tp_rec_bucket {
+  uint64_t allocs, bytes, frees;
+} tp_rec_bucket;
+
+/* One thread's counts for one tenant: a thread that switches tenants has one
+ * of these per tenant it allocated for (made on first use, never freed while
+ * the thread lives). */
+typedef struct tp_rec_hist {
+  tp_rec_bucket bucket[TP_BUCKET_COUNT];
+  /* Slab frees by class, folded into bucket[].frees when summed: the free
+   * fast path bumps one of 64 hot counters instead of a bucket line. */
+  uint64_t class_frees[TP_MAX_CLASSES];
+  struct tp_rec_hist *next;        /* all live threads' (tp_rec.hists), or spares */
+  struct tp_rec_hist *thread_next; /* the same thread's other tenants           */
+  uint32_t tenant;
+} tp_rec_hist;
+
+typedef struct tp_rec_thread {
+  int64_t skip;       /* allocations (or bytes) until the next sample */
+  uint64_t rng;       /* xorshift state for the geometric skips; 0 until seeded */
+  tp_rec_hist *hist;  /* the current tenant's; NULL until the first event */
+  tp_rec_hist *hists; /* one per tenant seen, linked by thread_next */
+  const void *hist_heap; /* the heap (tenant) hist counts for: one compare per event */
+  uint32_t id;        /* Thread.id in the trace, 0 until registered    */
+  bool busy;          /* inside the recorder: its own allocations are not recorded */
+  bool exited;        /* past thread exit: counts go to the shared hist */
+} tp_rec_thread;
+
+extern __thread tp_rec_thread tp_rec_self;
+
+/* The filter in front of the live table: one bit per 16-byte slot, set while
+ * a live sample maps there; 32 KiB.  A slot is the address's own low bits
+ * (folded with the bits above the 4 MiB the filter spans), not a hash: blocks
+ * freed one after another are usually neighbours, so a free mostly reads a
+ * filter line already in cache. */
+#define TP_REC_FILTER_BITS 18
+extern _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
+static inline uint32_t tp_rec_filter_slot(const void *p) {
+  uintptr_t a = (uintptr_t)p >> 4;
+  return (uint32_t)((a ^ (a >> TP_REC_FILTER_BITS) ^ (a >> (2 * TP_REC_FILTER_BITS))) &
+                    ((1u << TP_REC_FILTER_BITS) - 1));
+}
+static inline bool tp_rec_filter_test(const void *p) {
+  uint32_t slot = tp_rec_filter_slot(p);
+  return (atomic_load_explicit(&tp_rec_filter[slot >> 6], memory_order_relaxed) >> (slot & 63)) & 1;
+}
+
+extern bool tp_rec_by_bytes; /* sample_bytes mode: the counter steps by bytes */
+
+void tp_rec_sample_now(void *p, size_t size, size_t align); /* the counter ran out */
+void tp_rec_free_check(void *p);                             /* the filter says maybe sampled */
+
+/* malloc & co: p (NULL on failure) served `size` bytes. */
+static inline void tp_rec_alloc_fast(void *p, size_t size, size_t align) {
+  tp_rec_thread *t = &tp_rec_self;
+  const tp_tcache *tc = tp_tcache_current;
+  if (tp_unlikely(tc == NULL || tc->heap != t->hist_heap || t->busy || p == NULL)) {
+    tp_rec_alloc(p, size, align); /* the general path counts too */
+    return;
+  }
+  tp_rec_bucket *bucket = &t->hist->bucket[tp_bucket_of_size(size)];
+  bucket->allocs++;
+  bucket->bytes += size;
+  t->skip -= tp_rec_by_bytes ? (int64_t)(size ? size : 1) : 1;
+  if (tp_unlikely(t->skip <= 0)) tp_rec_sample_now(p, size, align);
+}
+
+/* The pool's fast free of a slab block of class cls, a block of tc's heap. */
+static inline void tp_rec_free_slab_fast(const tp_tcache *tc, void *p, uint32_t cls) {
+  tp_rec_thread *t = &tp_rec_self;
+  if (tp_unlikely(tc->heap != t->hist_heap || t->busy)) {
+    tp_rec_free_slab(p, cls);
+    return;
+  }
+  t->hist->class_frees[cls]++;
+  if (tp_unlikely(tp_rec_filter_test(p))) tp_rec_free_check(p);
+}
+
+#endif /* TP_RECORDER_FAST_H */
