@@ -35,7 +35,7 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
     bin->head = block[0];
     bin->count--;
     bin->allocs++;
-    tc->slab_bytes_requested += requested;
+    bin->requested += requested;
   } else { /* thread exiting: no cache */
     void *head;
     if (!tp_central_fill(tp_current_heap(), cls, &head, 1)) goto out_of_memory;
@@ -60,7 +60,7 @@ static inline void *tp_slab_alloc(uint32_t cls, size_t requested) {
       bin->count--;
       block[1] = NULL; /* clear the free key */
       bin->allocs++;
-      tc->slab_bytes_requested += requested;
+      bin->requested += requested;
       return block;
     }
   }
@@ -195,7 +195,9 @@ static TP_NOINLINE void tp_free_slow(void *p, const char *call, bool record) {
   }
 }
 
-static inline void tp_free(void *p) {
+/* `record` is a constant at each call: free() without the recorder is a leaf
+ * function (no stack frame) on its fast path. */
+static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool record) {
   if (tp_likely(tp_segment_is_ours(p))) {
     tp_segment *seg = tp_segment_of(p);
     uint32_t entry = seg->page_map[tp_page_index(seg, p)];
@@ -208,7 +210,7 @@ static inline void tp_free(void *p) {
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
                     block[1] != (void *)tp_free_key)) {
         uint32_t cls = slab->class_idx;
-        if (tp_unlikely(tp_rec_active)) tp_rec_free_slab_fast(tc, p, cls);
+        if (record) tp_rec_free_slab_fast(tc, p, cls);
         tp_bin *bin = &tc->bins[cls];
         block[0] = bin->head;
         block[1] = (void *)tp_free_key;
@@ -220,6 +222,13 @@ static inline void tp_free(void *p) {
     }
   }
   tp_free_slow(p, "free", true);
+}
+
+static TP_NOINLINE void tp_free_recorded(void *p) { tp_free_impl(p, true); }
+
+static inline void tp_free(void *p) {
+  if (tp_unlikely(tp_rec_active)) tp_free_recorded(p);
+  else tp_free_impl(p, false);
 }
 
 /* ---- recording (profiling and validation) -------------------------------- */
@@ -243,10 +252,16 @@ static size_t tp_usable_unchecked(void *p) {
 
 /* ---- the API ------------------------------------------------------------- */
 
-TP_API void *malloc(size_t size) {
+static TP_NOINLINE void *tp_malloc_recorded(size_t size) {
   void *p = tp_malloc(size);
-  if (tp_unlikely(tp_rec_active)) tp_record_alloc(p, size, TP_MIN_ALIGN);
+  tp_record_alloc(p, size, TP_MIN_ALIGN);
   return p;
+}
+
+/* Without the recorder, malloc's fast path is a leaf function. */
+TP_API void *malloc(size_t size) {
+  if (tp_unlikely(tp_rec_active)) return tp_malloc_recorded(size);
+  return tp_malloc(size);
 }
 
 TP_API void free(void *p) { tp_free(p); } /* records in its paths when the recorder is on */

@@ -51,8 +51,10 @@ static void tp_tcache_retire_stats(tp_tcache *tc) {
     __atomic_fetch_add(&h->retired_allocs[c], tc->bins[c].allocs, __ATOMIC_RELAXED);
     __atomic_fetch_add(&h->retired_frees[c], tc->bins[c].frees, __ATOMIC_RELAXED);
   }
-  __atomic_fetch_add(&tp_retired_requested, tc->slab_bytes_requested, __ATOMIC_RELAXED);
-  __atomic_fetch_add(&h->retired_requested, tc->slab_bytes_requested, __ATOMIC_RELAXED);
+  uint64_t requested = 0;
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) requested += tc->bins[c].requested;
+  __atomic_fetch_add(&tp_retired_requested, requested, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&h->retired_requested, requested, __ATOMIC_RELAXED);
 }
 
 /* The thread changes tenant: its blocks go back to the old heap, its counts
@@ -61,8 +63,7 @@ void tp_tcache_switch_heap(tp_tcache *tc, tp_heap *h) {
   tp_tcache_flush_all(tc);
   tp_lock_acquire(&tp_registry_lock);
   tp_tcache_retire_stats(tc);
-  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tc->bins[c].allocs = tc->bins[c].frees = 0;
-  tc->slab_bytes_requested = 0;
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tc->bins[c].allocs = tc->bins[c].frees = tc->bins[c].requested = 0;
   tc->heap = h;
   tp_lock_release(&tp_registry_lock);
 }
@@ -171,7 +172,7 @@ void tp_tcache_stats_add(uint64_t *class_allocs, uint64_t *class_frees, uint64_t
       class_allocs[c] += __atomic_load_n(&tc->bins[c].allocs, __ATOMIC_RELAXED);
       class_frees[c] += __atomic_load_n(&tc->bins[c].frees, __ATOMIC_RELAXED);
     }
-    *requested += __atomic_load_n(&tc->slab_bytes_requested, __ATOMIC_RELAXED);
+    for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) *requested += __atomic_load_n(&tc->bins[c].requested, __ATOMIC_RELAXED);
   }
   tp_lock_release(&tp_registry_lock);
 }
@@ -190,7 +191,7 @@ void tp_tcache_stats_add_heap(tp_heap *h, uint64_t *class_allocs, uint64_t *clas
       class_allocs[c] += __atomic_load_n(&tc->bins[c].allocs, __ATOMIC_RELAXED);
       class_frees[c] += __atomic_load_n(&tc->bins[c].frees, __ATOMIC_RELAXED);
     }
-    *requested += __atomic_load_n(&tc->slab_bytes_requested, __ATOMIC_RELAXED);
+    for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) *requested += __atomic_load_n(&tc->bins[c].requested, __ATOMIC_RELAXED);
   }
   tp_lock_release(&tp_registry_lock);
 }

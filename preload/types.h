@@ -180,12 +180,14 @@ typedef struct tp_heap {
 } tp_heap;
 
 /* ---- thread cache -------------------------------------------------------- */
-typedef struct tp_bin {
+/* One cache line per class: the fast paths touch nothing else of the cache. */
+typedef struct __attribute__((aligned(64))) tp_bin {
   void *head;
   uint32_t count;
-  uint32_t max;    /* grows from cache_max/16 to cache_max as the bin refills */
-  uint64_t allocs; /* counted here, on the cache line the fast path touches anyway */
+  uint32_t max;       /* grows from cache_max/16 to cache_max as the bin refills */
+  uint64_t allocs;    /* counted here, on the line the fast path touches anyway */
   uint64_t frees;
+  uint64_t requested; /* bytes asked for by the allocations counted in allocs */
 } tp_bin;
 
 /* Per-thread cache in front of one heap.  Invariant: every block in a bin is
@@ -193,7 +195,6 @@ typedef struct tp_bin {
 typedef struct tp_tcache {
   tp_bin bins[TP_MAX_CLASSES];
   tp_heap *heap;
-  uint64_t slab_bytes_requested;
   struct tp_tcache *next, *prev;  /* registry of live caches */
   pid_t tid;
 } tp_tcache;
