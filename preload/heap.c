@@ -119,6 +119,19 @@ void tp_heap_purge_before_growth(tp_heap *h) {
   tp_lock_release(&h->buddy_lock);
 }
 
+/* The host program is about to fault in memory of its own (a Wasm memory
+ * grows, a runtime heap maps pages): the heaps' maintenance runs now, so
+ * that free pages idle past the release delay go back first — a program that
+ * has stopped calling the allocator would otherwise never run it.  At most
+ * once per TP_HOST_GROWTH_MS; heaps busy in another thread are skipped. */
+#define TP_HOST_GROWTH_MS 5
+void tp_heap_host_grows(void) {
+  static _Atomic uint64_t last_ms;
+  uint64_t now = tp_os_now_ms(), last = atomic_load_explicit(&last_ms, memory_order_relaxed);
+  if (now - last < TP_HOST_GROWTH_MS || !atomic_compare_exchange_strong(&last_ms, &last, now)) return;
+  for (uint32_t i = 0; i < tp_tenant_count(); i++) tp_heap_tick_try(tp_tenant_heap(i));
+}
+
 #define TP_ZERO_BY_OS_MIN (1u << 20) /* calloc: madvise rather than memset from here */
 
 void *tp_heap_alloc_pages(tp_heap *h, size_t size, size_t align, size_t requested, bool want_zero,

@@ -183,6 +183,7 @@ void tp_heap_maintain(tp_heap *h, uint64_t now_ms); /* buddy_lock held */
 void tp_heap_tick(tp_heap *h);                      /* buddy_lock held */
 void tp_heap_tick_try(tp_heap *h);                  /* buddy_lock not held */
 void tp_heap_purge_before_growth(tp_heap *h);
+void tp_heap_host_grows(void);                     /* the host maps or unprotects memory */
 size_t tp_heap_release_all(tp_heap *h);
 uint64_t tp_heap_resident_bytes(tp_heap *h);
 void tp_heap_residency(tp_heap *h, uint64_t out[4]);

@@ -14,8 +14,17 @@
 
 static void *tp_syscall_pointer(long result) { return result == -1 ? MAP_FAILED : (void *)result; }
 
+/* Memory the host is about to use: the pool's idle pages should go first. */
+#define TP_HOST_GROWTH_MIN (64u << 10)
+static inline void tp_host_growth(size_t length, int prot) {
+  if (length >= TP_HOST_GROWTH_MIN && (prot & PROT_WRITE) &&
+      atomic_load_explicit(&tp_init_state, memory_order_acquire) == 2)
+    tp_heap_host_grows();
+}
+
 TP_API void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
   tp_stat_inc(tp_os_stats.host_mmap);
+  tp_host_growth(length, prot);
   void *p = tp_syscall_pointer(syscall(SYS_mmap, addr, length, prot, flags, fd, offset));
   if (tp_unlikely(tp_rec_active) && p != MAP_FAILED) tp_rec_mmap(TP_REC_MMAP, p, length, prot, flags, NULL);
   return p;
@@ -48,6 +57,7 @@ TP_API void *mremap(void *old_address, size_t old_size, size_t new_size, int fla
 
 TP_API int mprotect(void *addr, size_t length, int prot) {
   tp_stat_inc(tp_os_stats.host_mprotect);
+  tp_host_growth(length, prot);
   int r = (int)syscall(SYS_mprotect, addr, length, prot);
   if (tp_unlikely(tp_rec_active) && r == 0) tp_rec_mmap(TP_REC_MPROTECT, addr, length, prot, 0, NULL);
   return r;
