@@ -381,8 +381,59 @@ static void t_stress(void) {
   }
 }
 
+/* limit = 48M for the whole process (tests/tenant/process.conf): two tenants
+ * without limits of their own stop together at it. */
+static void t_process_limit(void) {
+  if (!lookup()) return;
+  static void *blocks[2][MAX_BLOCKS];
+  static const size_t sizes[] = {256 * KiB, 3000, 1 * MiB};
+  size_t bytes[2], n[2];
+  for (int i = 0; i < 2; i++) {
+    REQUIRE(tenant_set(i ? "p2" : "p1") == 0);
+    n[i] = fill_until_refused(blocks[i], sizes, 3, &bytes[i]);
+    CHECK(errno == ENOMEM, "errno %d", errno);
+  }
+  uint64_t held = stats_of("p1").resident_bytes + stats_of("p2").resident_bytes + stats_of("default").resident_bytes;
+  CHECK(held <= 48 * MiB, "the process holds %llu", (unsigned long long)held);
+  CHECK(held + 2 * MiB >= 48 * MiB, "stopped early, at %llu", (unsigned long long)held);
+  CHECK(bytes[0] > 8 * MiB, "p1 got only %zu bytes", bytes[0]);
+  for (int i = 0; i < 2; i++)
+    for (size_t k = 0; k < n[i]; k++) free(blocks[i][k]);
+  tenant_set(NULL);
+}
+
+/* fork in a process with tenants: the child allocates in its tenants, frees
+ * the parent's blocks, and its budget starts from what it inherited. */
+static void t_fork(void) {
+  if (!lookup()) return;
+  REQUIRE(tenant_set("fa") == 0);
+  void *before = malloc(opaque(5000)), *big = malloc(opaque(8 * MiB));
+  REQUIRE(before && big);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int ok = strcmp(tenant_get(), "fa") == 0;
+    free(before), free(big);
+    ok &= tenant_set("fb") == 0;
+    for (int i = 0; i < 1000 && ok; i++) {
+      void *p = malloc(opaque((size_t)(i % 7 + 1) * 300));
+      ok &= p != NULL;
+      free(p);
+    }
+    ok &= stats_of("fa").tier[TIERPOOL_TIER_LARGE].live_bytes == 0;
+    _exit(ok ? 0 : 1);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+  CHECK(stats_of("fa").tier[TIERPOOL_TIER_LARGE].live_bytes == 8 * MiB, "the parent's block is the parent's");
+  free(before), free(big);
+  tenant_set(NULL);
+}
+
 static const struct test tests[] = {
     {"stress", t_stress},
+    {"process_limit", t_process_limit},
+    {"fork", t_fork},
     {"limit", t_limit},   {"overflow", t_overflow}, {"zero", t_zero},   {"cross_free", t_cross_free},
     {"switch", t_switch}, {"rules", t_rules},       {"abort", t_abort},
 };
