@@ -70,11 +70,13 @@ void tp_rec_thread_exit(void) {}
 
 _Atomic int tp_init_state;
 
-/* init.c's first phase: options, classes, the main heap. */
+/* init.c's first phase: options, classes, free key, the main heap.  The free
+ * key is fixed rather than random, so that replays repeat exactly. */
 void tp_init_slow(void) {
   if (atomic_load(&tp_init_state) == 2) return;
   tp_options_init();
   tp_classes_finish(&tp_classes);
+  tp_free_key = (uintptr_t)0x5a17e5a17e5a17e5ULL | 1;
   tp_heap_init(&tp_main_heap, "simulated");
   atomic_store_explicit(&tp_init_state, 2, memory_order_release);
 }

@@ -2,11 +2,9 @@
  * the aligned family, with glibc's semantics.
  *
  * Fast paths (inline, no lock, no atomic): malloc pops a block from the
- * thread's bin of the size's class and marks its state byte held; free finds
- * the slab through the segment bitmap and page map, checks the pointer is a
- * block start whose state byte says held (else: double free), marks it free
- * and pushes it on the bin.  Neither touches the block itself.  Everything
- * else is a slow path. */
+ * thread's bin of the size's class; free finds the slab through the segment
+ * bitmap and page map, checks the pointer is a block start that is not
+ * already free, and pushes it on the bin.  Everything else is a slow path. */
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -25,18 +23,17 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
   void **block;
   if (tc) {
     tp_bin *bin = &tc->bins[cls];
-    if (!bin->count) {
+    if (!bin->head) {
       /* A bin starts small and doubles at each refill up to the class's
        * capacity: classes a thread rarely uses do not hoard (or touch) blocks. */
-      void *head;
-      uint32_t got = tp_central_fill(tc->heap, cls, &head, bin->max / 2 ? bin->max / 2 : 1);
-      if (!got) goto out_of_memory;
-      for (uint32_t i = got; i-- > 0; head = ((void **)head)[0]) bin->items[i] = head;
-      bin->count = got;
+      bin->count = tp_central_fill(tc->heap, cls, &bin->head, bin->max / 2 ? bin->max / 2 : 1);
+      if (!bin->count) goto out_of_memory;
       uint32_t cap = tp_classes.classes[cls].cache_max;
       bin->max = bin->max * 2 < cap ? bin->max * 2 : cap;
     }
-    block = bin->items[--bin->count];
+    block = bin->head;
+    bin->head = block[0];
+    bin->count--;
     bin->allocs++;
     bin->requested += requested;
   } else { /* thread exiting: no cache */
@@ -45,7 +42,7 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
     block = head;
     tp_tcache_count_uncached(cls, requested, false);
   }
-  tp_block_mark_held(block);
+  block[1] = NULL;
   return block;
 out_of_memory:
   errno = ENOMEM;
@@ -56,9 +53,12 @@ static inline void *tp_slab_alloc(uint32_t cls, size_t requested) {
   tp_tcache *tc = tp_tcache_current;
   if (tp_likely(tc != NULL)) {
     tp_bin *bin = &tc->bins[cls];
-    if (tp_likely(bin->count != 0)) {
-      void **block = bin->items[--bin->count];
-      tp_block_mark_held(block); /* on the slab's metadata, not in the block */
+    void **block = bin->head;
+    if (tp_likely(block != NULL)) {
+      bin->head = block[0];
+      __builtin_prefetch(bin->head); /* the next pop reads it: keep it out of the miss path */
+      bin->count--;
+      block[1] = NULL; /* clear the free key */
       bin->allocs++;
       bin->requested += requested;
       return block;
@@ -128,11 +128,12 @@ static tp_ptr_info tp_classify(void *p) {
     bool page_start = ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0;
     switch (TP_PAGE_KIND(entry)) {
       case TP_PAGE_SLAB: {
-        tp_block_ref ref = tp_block_locate(seg, entry, p);
-        info.slab = ref.slab;
-        if (ref.index * ref.slab->block_size != ref.offset || ref.index >= ref.slab->capacity) break;
-        info.kind = *tp_block_state(seg, &ref) == TP_BLOCK_FREE ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
-        info.usable = ref.slab->block_size;
+        tp_span *slab = info.slab = &seg->spans[TP_PAGE_DATA(entry)];
+        uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_PAGE_DATA(entry));
+        uint64_t index = (offset * slab->div_magic) >> 40;
+        if (index * slab->block_size != offset || index >= slab->capacity) break;
+        info.kind = ((void **)p)[1] == (void *)tp_free_key ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
+        info.usable = slab->block_size;
         break;
       }
       case TP_PAGE_BUDDY:
@@ -161,14 +162,13 @@ static void tp_free_slab_block(tp_span *slab, void *p) {
   uint32_t cls = slab->class_idx;
   tp_tcache *tc = tp_tcache_current;
   if (!tc) tc = tp_tcache_create();
-  tp_segment *seg = tp_segment_of(p);
-  tp_block_ref ref = tp_block_locate(seg, seg->page_map[tp_page_index(seg, p)], p);
-  *tp_block_state(seg, &ref) = TP_BLOCK_FREE;
-  if (tc && tc->heap == seg->heap) {
+  block[1] = (void *)tp_free_key;
+  if (tc && tc->heap == tp_segment_of(p)->heap) {
     tp_bin *bin = &tc->bins[cls];
-    if (bin->count >= bin->max) tp_tcache_flush_bin(tc, cls, bin->max / 2);
-    bin->items[bin->count++] = block;
+    block[0] = bin->head;
+    bin->head = block;
     bin->frees++;
+    if (++bin->count > bin->max) tp_tcache_flush_bin(tc, cls, bin->max / 2);
   } else {
     tp_heap *owner = tp_segment_of(p)->heap; /* another tenant's block, or no cache */
     block[0] = NULL;
@@ -203,18 +203,20 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
     uint32_t entry = seg->page_map[tp_page_index(seg, p)];
     tp_tcache *tc = tp_tcache_current;
     if (tp_likely(TP_PAGE_KIND(entry) == TP_PAGE_SLAB && tc != NULL && seg->heap == tc->heap)) {
-      tp_block_ref ref = tp_block_locate(seg, entry, p);
-      uint8_t *state = tp_block_state(seg, &ref);
-      tp_span *slab = ref.slab;
-      if (tp_likely(ref.index * slab->block_size == ref.offset && ref.index < slab->capacity &&
-                    *state == TP_BLOCK_HELD)) {
+      tp_span *slab = &seg->spans[TP_PAGE_DATA(entry)];
+      uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_PAGE_DATA(entry));
+      uint64_t index = (offset * slab->div_magic) >> 40;
+      void **block = p;
+      if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
+                    block[1] != (void *)tp_free_key)) {
         uint32_t cls = slab->class_idx;
         if (record) tp_rec_free_slab_fast(tc, p, cls);
-        *state = TP_BLOCK_FREE;
         tp_bin *bin = &tc->bins[cls];
-        if (tp_unlikely(bin->count >= bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
-        bin->items[bin->count++] = p;
+        block[0] = bin->head;
+        block[1] = (void *)tp_free_key;
+        bin->head = block;
         bin->frees++;
+        if (tp_unlikely(++bin->count > bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
         return;
       }
     }

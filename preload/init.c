@@ -2,12 +2,13 @@
  * thread, and the report at exit.
  *
  * The first allocation (which may come from the dynamic loader, before any
- * constructor) initialises the pool: options, the size classes, the main heap.
+ * constructor) initialises the pool: options, the free key, the main heap.
  * Nothing in that phase allocates.  The second phase (pthread key for thread
  * exit, fork handlers) may allocate, so it runs once the pool is usable. */
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +55,20 @@ static void tp_fork_child(void) {
   tp_rec_fork_child();
 }
 
+/* The kernel hands every process 16 random bytes (AT_RANDOM): no system call. */
+static uintptr_t tp_random_key(void) {
+  uintptr_t key = 0;
+  const unsigned char *bytes = (const unsigned char *)getauxval(AT_RANDOM);
+  if (bytes) {
+    memcpy(&key, bytes + 8, sizeof key); /* the first 8 are glibc's stack guard */
+  } else {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    key = ((uintptr_t)ts.tv_nsec << 32) ^ (uintptr_t)ts.tv_sec ^ (uintptr_t)&key;
+  }
+  return key | 1; /* never a valid aligned pointer, never NULL */
+}
+
 void tp_init_slow(void) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&tp_init_state, &expected, 1)) {
@@ -62,6 +77,7 @@ void tp_init_slow(void) {
   }
   tp_options_init();
   tp_classes_finish(&tp_classes); /* per-class cache sizes depend on tcache_bytes */
+  tp_free_key = tp_random_key();
   tp_heap_init(&tp_main_heap, "default");
   tp_tenant_init_default();
   atomic_store_explicit(&tp_init_state, 2, memory_order_release);

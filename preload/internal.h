@@ -197,28 +197,9 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want);
 void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count);
 size_t tp_central_release_spares(tp_heap *h);
 
-/* A slab block's place: its slab, its index, and its state byte.  `entry` is
- * the page map entry of the block's page (a TP_PAGE_SLAB one). */
-typedef struct tp_block_ref {
-  tp_span *slab;
-  uint64_t index;
-  uintptr_t offset; /* from the slab's first byte */
-} tp_block_ref;
-
-static inline tp_block_ref tp_block_locate(tp_segment *seg, uint32_t entry, const void *p) {
-  tp_span *slab = &seg->spans[TP_PAGE_DATA(entry)];
-  uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_PAGE_DATA(entry));
-  return (tp_block_ref){slab, (offset * slab->div_magic) >> 40, offset};
-}
-static inline uint8_t *tp_block_state(tp_segment *seg, const tp_block_ref *ref) {
-  return (uint8_t *)seg + ref->slab->state_at + ref->index;
-}
-/* Marks a block (known to be a slab block start) held by the program. */
-static inline void tp_block_mark_held(void *p) {
-  tp_segment *seg = tp_segment_of(p);
-  tp_block_ref ref = tp_block_locate(seg, seg->page_map[tp_page_index(seg, p)], p);
-  *tp_block_state(seg, &ref) = TP_BLOCK_HELD;
-}
+/* Random key written into word 1 of every free slab block: a block that
+ * carries it when freed is a double free (false positive chance 2^-64). */
+extern uintptr_t tp_free_key;
 
 static inline uint32_t tp_class_of_size(size_t size) {
   return tp_classes.class_of[(size + 15) >> 4];

@@ -9,6 +9,8 @@
 
 #include "internal.h"
 
+uintptr_t tp_free_key;
+
 /* Slab size: the smallest of 16, 32, 64 pages holding at least 8 blocks, so
  * the unused tail of a slab stays under 1/8 of it. */
 static uint32_t tp_slab_pages_for(uint32_t size) {
@@ -78,19 +80,7 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
   slab->bump = 0;
   slab->pages = sc->slab_pages;
   slab->block_size = sc->size;
-  /* Block states: in the span descriptors of the slab's other pages (unused
-   * while it is a slab) when they fit, else in the slab's own tail. */
-  size_t slab_bytes = (size_t)sc->slab_pages << TP_PAGE_SHIFT, blocks = slab_bytes / sc->size;
-  uint8_t *states;
-  if (blocks <= (size_t)(sc->slab_pages - 1) * sizeof(tp_span)) {
-    states = (uint8_t *)&seg->spans[first + 1];
-  } else {
-    blocks = slab_bytes / (sc->size + 1);
-    states = (uint8_t *)base + slab_bytes - blocks;
-  }
-  memset(states, TP_BLOCK_FREE, blocks);
-  slab->state_at = (uint32_t)(states - (uint8_t *)seg);
-  slab->capacity = (uint32_t)blocks;
+  slab->capacity = (uint32_t)(((size_t)sc->slab_pages << TP_PAGE_SHIFT) / sc->size);
   slab->div_magic = sc->div_magic;
   slab->class_idx = (uint16_t)cls;
   slab->list = 0;
@@ -120,8 +110,8 @@ static inline char *tp_slab_base(tp_span *slab) {
   return tp_page_address(seg, (uint32_t)(slab - seg->spans));
 }
 
-/* Takes up to `want` blocks of class cls, linked through word 0 (their state
- * bytes say free).  Returns how many; 0 means out of memory. */
+/* Takes up to `want` blocks of class cls, linked through word 0 and marked
+ * free (word 1 = tp_free_key).  Returns how many; 0 means out of memory. */
 uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
   tp_central *central = &h->central[cls];
   void *list = NULL;
@@ -151,6 +141,7 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
       while (n < want && slab->bump < slab->capacity) {
         void **block = (void **)(base + (size_t)slab->bump++ * slab->block_size);
         block[0] = list;
+        block[1] = (void *)tp_free_key;
         list = block;
         n++;
         slab->used++;

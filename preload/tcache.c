@@ -24,15 +24,14 @@ static tp_tcache *tp_tcache_recycled; /* structures of exited threads */
 static uint64_t tp_retired_allocs[TP_MAX_CLASSES], tp_retired_frees[TP_MAX_CLASSES];
 static uint64_t tp_retired_requested;
 
-/* The oldest blocks go (linked for the central list); the newest `keep` stay. */
 void tp_tcache_flush_bin(tp_tcache *tc, uint32_t cls, uint32_t keep) {
   tp_bin *bin = &tc->bins[cls];
   if (bin->count <= keep) return;
   uint32_t give = bin->count - keep;
-  void **items = bin->items;
-  for (uint32_t i = 0; i < give; i++) ((void **)items[i])[0] = i + 1 < give ? items[i + 1] : NULL;
-  void *head = items[0];
-  memmove(items, items + give, keep * sizeof *items);
+  void *head = bin->head;
+  void **last = head;
+  for (uint32_t i = 1; i < give; i++) last = last[0];
+  bin->head = last[0];
   bin->count = keep;
   tp_central_return(tc->heap, cls, head, give);
 }
@@ -89,21 +88,23 @@ static void tp_tcache_thread_exit(void *arg) {
   tp_lock_release(&tp_registry_lock);
 }
 
-/* A cache is its header and the bins' stacks (cache_max is at most 256 per
- * class): one mapping each, touched only as far as the bins fill; the first
- * thread's is static (no system call at start-up).  Recycled. */
-#define TP_TCACHE_BYTES (sizeof(tp_tcache) + TP_MAX_CLASSES * 256 * sizeof(void *))
+/* Cache structures come from the OS in 64 KiB batches; they are recycled. */
 static tp_tcache *tp_tcache_allocate(void) {
-  static union {
-    tp_tcache cache;
-    char bytes[TP_TCACHE_BYTES];
-  } first_cache;
+  static tp_tcache first_cache; /* the first thread's: no system call at start-up */
   static bool first_used;
   if (!first_used) {
     first_used = true;
-    return &first_cache.cache;
+    return &first_cache;
   }
-  if (!tp_tcache_recycled) return tp_os_map(tp_align_up(TP_TCACHE_BYTES, TP_PAGE_SIZE));
+  if (!tp_tcache_recycled) {
+    size_t chunk = 64u << 10, n = chunk / sizeof(tp_tcache);
+    tp_tcache *fresh = tp_os_map(chunk);
+    if (!fresh) return NULL;
+    for (size_t i = 0; i < n; i++) {
+      fresh[i].next = tp_tcache_recycled;
+      tp_tcache_recycled = &fresh[i];
+    }
+  }
   tp_tcache *tc = tp_tcache_recycled;
   tp_tcache_recycled = tc->next;
   return tc;
@@ -124,9 +125,8 @@ tp_tcache *tp_tcache_create(void) {
   if (!tc) return NULL;
   tc->heap = tp_tenant_thread_heap();
   tc->tid = tp_os_gettid();
-  for (uint32_t c = 0, slot = 0; c < tp_classes.count; slot += tp_classes.classes[c++].cache_max) {
+  for (uint32_t c = 0; c < tp_classes.count; c++) {
     uint32_t start = tp_classes.classes[c].cache_max / 16;
-    tc->bins[c].items = &tc->slots[slot];
     tc->bins[c].max = start ? start : 1;
   }
   tp_tcache_current = tc;

@@ -76,16 +76,8 @@ typedef struct tp_span {
   uint8_t list;                /* slab: 0 none (full/spare), 1 dense, 2 sparse */
   uint8_t order;               /* buddy free block: log2(pages)                */
   uint32_t pages;              /* pages in the span                            */
-  union {
-    uint32_t freed_ms;         /* buddy free block: when it was last freed     */
-    uint32_t state_at;         /* slab: offset in the segment of its block states */
-  };
+  uint32_t freed_ms;           /* buddy free block: when it was last freed     */
 } tp_span;
-
-/* A slab block's state byte: 1 while the block is free (in a cache, a slab's
- * free list, or never handed out), 0 while the program holds it.  Bytes, not
- * bits: a free from another thread needs no atomic to set its block's. */
-enum { TP_BLOCK_HELD = 0, TP_BLOCK_FREE = 1 };
 
 struct tp_heap;
 
@@ -188,13 +180,9 @@ typedef struct tp_heap {
 } tp_heap;
 
 /* ---- thread cache -------------------------------------------------------- */
-/* One cache line per class: the fast paths touch nothing else of the cache
- * but the bin's stack of block pointers.  A stack, not a list through the
- * blocks: malloc never touches the block it hands out (one freed a while ago
- * may have left the CPU's caches; under a neighbour's memory traffic that
- * access is what a latency percentile sees). */
+/* One cache line per class: the fast paths touch nothing else of the cache. */
 typedef struct __attribute__((aligned(64))) tp_bin {
-  void **items;       /* the class's slots: items[count - 1] is popped first */
+  void *head;
   uint32_t count;
   uint32_t max;       /* grows from cache_max/16 to cache_max as the bin refills */
   uint64_t allocs;    /* counted here, on the line the fast path touches anyway */
@@ -203,13 +191,12 @@ typedef struct __attribute__((aligned(64))) tp_bin {
 } tp_bin;
 
 /* Per-thread cache in front of one heap.  Invariant: every block in a bin is
- * free (its state byte says so), belongs to `heap` and to the bin's class. */
+ * free, belongs to `heap` and to the bin's class, and carries the free key. */
 typedef struct tp_tcache {
   tp_bin bins[TP_MAX_CLASSES];
   tp_heap *heap;
   struct tp_tcache *next, *prev;  /* registry of live caches */
   pid_t tid;
-  void *slots[];                  /* the bins' stacks: sum of the classes' cache_max */
 } tp_tcache;
 
 #endif /* TP_TYPES_H */
