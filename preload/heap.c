@@ -10,7 +10,9 @@
  *    refaulting.
  *  - A collapse: utilisation below half the threshold with 2 MiB or more free
  *    (a phase of the program has ended) is released at once, as glibc trims
- *    at free, at most every 100 ms.
+ *    at free, at most once per release delay: a runtime's compiler threads
+ *    free their work memory and go idle, and nothing may run the pool again
+ *    before the program's own memory grows past the peak.
  *  - Purge: free blocks of 32 KiB or more that nobody reused for the release
  *    delay go back whatever the utilisation (mimalloc's purge delay, in
  *    effect): churn reuses its blocks long before, since resident blocks are
@@ -27,7 +29,6 @@
 #define TP_RELEASE_MARGIN 0.15       /* release until utilisation >= threshold + this */
 #define TP_RELEASE_MIN_RESIDENT (4u << 20) /* heaps smaller than this keep their pages */
 #define TP_COLLAPSE_MIN_FREE (2u << 20)    /* free bytes that make a collapse worth a release */
-#define TP_COLLAPSE_INTERVAL_MS 100        /* at most this often */
 #define TP_PURGE_MIN_ORDER 3         /* idle free blocks of 32 KiB and more are purged */
 
 tp_heap tp_main_heap;
@@ -57,7 +58,7 @@ static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
   /* A collapse is released at once; a dip must last the release delay. */
   uint64_t free_resident = resident > live ? resident - live : 0;
   bool collapse = (double)live < threshold * 0.5 * (double)resident && free_resident >= TP_COLLAPSE_MIN_FREE &&
-                  now - h->last_release_ms >= TP_COLLAPSE_INTERVAL_MS;
+                  now - h->last_release_ms >= h->release_delay_ms;
   if (h->below_threshold_since_ms == 0) h->below_threshold_since_ms = now;
   if (!collapse && (now - h->below_threshold_since_ms < h->release_delay_ms ||
                     now - h->last_release_ms < h->release_delay_ms))

@@ -20,12 +20,13 @@ static uint32_t tp_slab_pages_for(uint32_t size) {
 }
 
 void tp_classes_finish(tp_class_table *t) {
-  uint64_t cache_bytes = tp_opt.tcache_bytes ? tp_opt.tcache_bytes : (32u << 10);
+  uint64_t cache_bytes = tp_opt.tcache_bytes ? tp_opt.tcache_bytes : (16u << 10);
   for (uint32_t c = 0; c < t->count; c++) {
     tp_size_class *sc = &t->classes[c];
     sc->slab_pages = tp_slab_pages_for(sc->size);
     uint64_t max = cache_bytes / sc->size;
-    sc->cache_max = (uint32_t)(max < 4 ? 4 : max > 256 ? 256 : max);
+    /* One block at least: idle threads strand what their caches hold. */
+    sc->cache_max = (uint32_t)(max < 1 ? 1 : max > 256 ? 256 : max);
     sc->div_magic = (((uint64_t)1 << 40) + sc->size - 1) / sc->size;
   }
   t->max_size = t->classes[t->count - 1].size;
