@@ -292,6 +292,10 @@ static size_t tp_usable_or_die(void *p, const char *call, tp_ptr_info *info) {
 
 /* *freed_on_record: the old block went back through the free path, which
  * recorded it (the recorder is on); every other way, realloc records it. */
+/* From this size a buddy block that realloc cannot grow in place moves out
+ * (glibc's default mmap threshold). */
+#define TP_REALLOC_MOVE_MIN (128u << 10)
+
 static void *tp_realloc(void *p, size_t size, bool *freed_on_record) {
   *freed_on_record = tp_rec_active;
   if (!p) return tp_malloc(size);
@@ -310,24 +314,29 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record) {
     case TP_PTR_SLAB: /* stay when the new size maps to the same class */
       if (size <= usable && tp_class_of_size(size) == info.slab->class_idx) return p;
       break;
-    case TP_PTR_BUDDY:
-      if (size > tp_classes.max_size && size <= info.seg->heap->buddy_max) {
-        size_t need = tp_align_up(size, TP_PAGE_SIZE);
+    case TP_PTR_BUDDY: {
+      tp_heap *h = info.seg->heap;
+      size_t need = tp_align_up(size, TP_PAGE_SIZE);
+      if (size > tp_classes.max_size && size <= h->buddy_max) {
         if (need <= usable) {
-          if (need < usable) tp_heap_shrink_pages(info.seg->heap, info.seg, info.page, need);
+          if (need < usable) tp_heap_shrink_pages(h, info.seg, info.page, need);
           return p;
         }
-        if (tp_heap_grow_pages(info.seg->heap, info.seg, info.page, need)) return p;
-      } else if (size > info.seg->heap->buddy_max && tp_large_reserve()) {
-        size_t need = tp_align_up(size, TP_PAGE_SIZE);
-        tp_large_cache_flush(); /* fresh pages come: dead cached ones go first */
-        void *q = tp_heap_move_out(info.seg->heap, info.seg, info.page, need);
+        if (tp_heap_grow_pages(h, info.seg, info.page, need)) return p;
+      }
+      /* Past buddy_max, or big and stuck: the block's pages move into a
+       * mapping of its own, grown by mremap from then on (glibc's mmapped
+       * chunks): nothing is copied, and the process never holds both copies. */
+      if (need > usable && (size > h->buddy_max || usable >= TP_REALLOC_MOVE_MIN) && tp_large_reserve()) {
+        if (size > h->buddy_max) tp_large_cache_flush(); /* fresh pages come: dead cached ones go first */
+        void *q = tp_heap_move_out(h, info.seg, info.page, need);
         if (q) {
-          tp_large_adopt(info.seg->heap, q, need, size);
+          tp_large_adopt(h, q, need, size);
           return q;
         }
       }
       break;
+    }
     case TP_PTR_LARGE:
       if (size > tp_opt.buddy_max) {
         bool found;

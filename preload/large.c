@@ -259,8 +259,11 @@ bool tp_large_free(void *p) {
   /* Like glibc's dynamic mmap threshold, the cache learns from the first
    * free: a mapping is kept only when one at least half its size was freed
    * before, so one-off buffers go back at once and churned sizes stay warm. */
-  bool cache = size <= tp_opt.large_cache_max && tp_opt.large_cache_ms > 0 && size / 2 <= tp_freed_max;
-  if (size > tp_freed_max) tp_freed_max = size;
+  /* A block realloc moved out of the buddy below buddy_max could never serve
+   * a large allocation again: it goes at once. */
+  bool reusable = size > owner->buddy_max;
+  bool cache = reusable && size <= tp_opt.large_cache_max && tp_opt.large_cache_ms > 0 && size / 2 <= tp_freed_max;
+  if (reusable && size > tp_freed_max) tp_freed_max = size;
   n = tp_cache_evict(now, cache ? size : 0, victims);
   if (cache) {
     tp_cache[tp_cache_count++] = (tp_cached_mapping){p, size, now, owner->index};

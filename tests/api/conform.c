@@ -238,6 +238,39 @@ static void t_realloc_tiers(void) {
   }
 }
 
+/* A vector that doubles: a buddy block of 128 KiB or more that cannot grow in place moves
+ * into a mapping of its own (the large tier) instead of being copied, keeps its bytes, grows
+ * by mremap from then on, and its free unmaps it (no copy of it stays resident). */
+static void t_realloc_moves_out(void) {
+  struct tierpool_api tp = tierpool_lookup();
+  uint64_t seed = 7;
+  size_t old = 64 * KiB;
+  char *p = malloc(opaque(old));
+  REQUIRE(p);
+  pattern_fill(p, old, seed);
+  enum { FILLERS = 64 }; /* buddy blocks carved after p: it cannot grow in place for long */
+  void *fillers[FILLERS];
+  for (int i = 0; i < FILLERS; i++) REQUIRE(fillers[i] = malloc(opaque(64 * KiB)));
+  tierpool_stats_t before, after, freed;
+  if (tp.stats_get) REQUIRE(tp.stats_get(&before) == 0);
+  for (size_t n = 160 * KiB; n <= 3 * MiB; n = n * 3 / 2) p = realloc_checked(p, old, n, &seed), old = n;
+  if (tp.stats_get) {
+    REQUIRE(tp.stats_get(&after) == 0);
+    const tierpool_tier_stats_t *l0 = &before.tier[TIERPOOL_TIER_LARGE], *l1 = &after.tier[TIERPOOL_TIER_LARGE];
+    CHECK(l1->live_bytes >= l0->live_bytes + old, "the grown block is not a mapping: large live %llu -> %llu",
+          (unsigned long long)l0->live_bytes, (unsigned long long)l1->live_bytes);
+  }
+  free(p);
+  if (tp.stats_get) {
+    REQUIRE(tp.stats_get(&freed) == 0);
+    CHECK(freed.tier[TIERPOOL_TIER_LARGE].resident_bytes + old <= after.tier[TIERPOOL_TIER_LARGE].resident_bytes,
+          "the freed block stayed resident: large resident %llu -> %llu",
+          (unsigned long long)after.tier[TIERPOOL_TIER_LARGE].resident_bytes,
+          (unsigned long long)freed.tier[TIERPOOL_TIER_LARGE].resident_bytes);
+  }
+  free_all(fillers, FILLERS);
+}
+
 static void t_realloc_null_and_zero(void) {
   for (size_t i = 0; i < N_TIER_SIZES; i++) {
     void *p = realloc(NULL, opaque(tier_sizes[i]));
@@ -489,6 +522,7 @@ static const struct test tests[] = {
     {"malloc_sizes", t_malloc_sizes},
     {"distinct", t_distinct},
     {"realloc_tiers", t_realloc_tiers},
+    {"realloc_moves_out", t_realloc_moves_out},
     {"realloc_null_and_zero", t_realloc_null_and_zero},
     {"realloc_fail", t_realloc_fail},
     {"reallocarray", t_reallocarray},
