@@ -1,6 +1,7 @@
 /* recorder_private.h — types shared by the recorder's files:
  *   sampler.c   per-thread (and per-tenant) histograms, sampling, the table of live samples
- *   stacks.c    stack capture (libunwind, frame pointers) and interning
+ *   unwind.c    stack capture (frame pointers and CFI; libunwind as the fallback)
+ *   stacks.c    stack interning
  *   procinfo.c  process facts, modules, reservations, perf map, JIT ranges
  *   writer.c    event batches, the writer thread, trace frames
  * tp_rec.lock guards the batches, the live table and the thread list; the
@@ -104,10 +105,12 @@ uint64_t tp_rec_now_ns(void); /* CLOCK_MONOTONIC, relative to the start */
 uint32_t tp_rec_thread_id(tp_rec_thread *t); /* registers the thread; lock held */
 void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant); /* one tenant's counts; lock held */
 
-/* stacks.c */
+/* unwind.c */
 bool tp_rec_stacks_init(void); /* loads the unwinder; false: cannot record stacks */
 void tp_rec_stacks_use_libgcc(void *libgcc);
 uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated);
+
+/* stacks.c */
 uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated); /* takes its own lock */
 void tp_rec_stacks_lock(void); /* fork */
 void tp_rec_stacks_unlock(void);
@@ -115,6 +118,11 @@ void tp_rec_stacks_reinit_lock(void);
 const uintptr_t *tp_rec_stack_frames(uint32_t id, uint32_t *depth, bool *truncated);
 uint32_t tp_rec_stack_count(void);
 void tp_rec_print_stack(int fd, const uintptr_t *frames, uint32_t depth);
+/* The writer's prefix tree of the stacks written (trace.proto, Stacks): adds
+ * frames (innermost first) and returns the nodes written before them; *from is
+ * the deepest node already there (0: the root), *shared the frames it covers. */
+uint32_t tp_rec_stack_tree_add(const uintptr_t *frames, uint32_t depth, uint32_t *from, uint32_t *shared);
+void tp_rec_stack_tree_reset(void); /* a new trace: no node written */
 
 /* procinfo.c: each appends records to the writer's output */
 typedef struct tp_rec_out tp_rec_out;

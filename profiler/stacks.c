@@ -1,32 +1,16 @@
-/* stacks.c — call stacks: capture, interning, printing.
- *
- * Capture uses libunwind's local unwinder with a per-thread cache (its global
- * cache masks signals on every step), loaded with dlopen(RTLD_LOCAL) when
- * recording starts: linked normally, libunwind.so would be loaded into every
- * host process and its _Unwind_* exports would take over exception unwinding.
- * libunwind walks JIT code by frame pointers but stops at wasmtime's trap
- * handler (setjmp-based, no usable CFI for it); stacks that touch JIT code
- * are walked again with libgcc's unwinder, which knows the unwind info
- * wasmtime registers (jit.c), when the process has it.  Frames inside
- * libtierpool.so itself are dropped: a stack starts at the caller of malloc.
+/* stacks.c — call stacks: interning, printing (capture: unwind.c).
  *
  * Interned stacks live in two append-only arenas reserved once (only the
  * pages used become resident): the writer reads entries below the count it
  * saw under the lock without locking, because entries never move. */
-#define UNW_LOCAL_ONLY
 #include <dlfcn.h>
-#include <libunwind.h>
-#include <link.h>
 #include <stdio.h>
 #include <string.h>
-#include <unwind.h>
 
 #include "recorder_private.h"
 
 #define TP_REC_STACKS_MAX (1u << 22)              /* distinct stacks per process  */
 #define TP_REC_FRAMES_MAX ((uint32_t)1 << 25)     /* frames of all stacks         */
-#define TP_REC_BOGUS_PC 0x10000u                  /* below: not a return address */
-#define TP_REC_UNWIND_CACHE 8192                  /* libunwind cache entries per thread */
 
 typedef struct tp_rec_stack {
   uint64_t hash;
@@ -41,105 +25,6 @@ static _Atomic uint32_t tp_rec_stacks_count;
 static uint32_t tp_rec_frames_used;
 static uint32_t *tp_rec_stack_index; /* open addressing over stack ids */
 static uint32_t tp_rec_index_capacity;
-
-static uintptr_t tp_rec_self_lo, tp_rec_self_hi; /* libtierpool.so's code */
-static int (*tp_rec_unw_backtrace)(void **frames, int size);
-
-typedef _Unwind_Reason_Code (*tp_gcc_backtrace_fn)(_Unwind_Trace_Fn, void *);
-typedef uintptr_t (*tp_gcc_get_ip_fn)(struct _Unwind_Context *);
-static _Atomic(tp_gcc_backtrace_fn) tp_rec_gcc_backtrace;
-static tp_gcc_get_ip_fn tp_rec_gcc_get_ip;
-
-static int tp_rec_find_self(struct dl_phdr_info *info, size_t size, void *data) {
-  (void)size;
-  uintptr_t probe = (uintptr_t)data;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (probe >= lo && probe < hi) {
-      tp_rec_self_lo = lo;
-      tp_rec_self_hi = hi;
-      return 1;
-    }
-  }
-  return 0;
-}
-
-bool tp_rec_stacks_init(void) {
-  dl_iterate_phdr(tp_rec_find_self, (void *)(uintptr_t)tp_rec_stacks_init);
-  void *unwind = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-  if (!unwind) {
-    tp_message("profiler: cannot load libunwind.so.8 (%s); not recording", dlerror());
-    return false;
-  }
-  tp_rec_unw_backtrace = (int (*)(void **, int))dlsym(unwind, "unw_backtrace");
-  int (*set_caching)(unw_addr_space_t, unw_caching_policy_t) =
-      (int (*)(unw_addr_space_t, unw_caching_policy_t))dlsym(unwind, "_ULx86_64_set_caching_policy");
-  unw_addr_space_t *local = dlsym(unwind, "_ULx86_64_local_addr_space");
-  if (!tp_rec_unw_backtrace) {
-    tp_message("profiler: libunwind.so.8 has no unw_backtrace; not recording");
-    return false;
-  }
-  if (set_caching && local) set_caching(*local, UNW_CACHE_PER_THREAD);
-  /* The default cache holds 128 procedures: a compiler's stacks (cranelift,
-   * V8) touch thousands, and every miss re-parses DWARF CFI. */
-  int (*set_cache_size)(unw_addr_space_t, size_t, int) =
-      (int (*)(unw_addr_space_t, size_t, int))dlsym(unwind, "_ULx86_64_set_cache_size");
-  if (set_cache_size && local) set_cache_size(*local, TP_REC_UNWIND_CACHE, 0);
-  return true;
-}
-
-/* Called by jit.c with the libgcc_s that received __register_frame. */
-void tp_rec_stacks_use_libgcc(void *libgcc) {
-  tp_rec_gcc_get_ip = (tp_gcc_get_ip_fn)dlsym(libgcc, "_Unwind_GetIP");
-  if (tp_rec_gcc_get_ip) atomic_store(&tp_rec_gcc_backtrace, (tp_gcc_backtrace_fn)dlsym(libgcc, "_Unwind_Backtrace"));
-}
-
-typedef struct tp_rec_walk {
-  void **frames;
-  int count, cap;
-} tp_rec_walk;
-
-static _Unwind_Reason_Code tp_rec_gcc_frame(struct _Unwind_Context *context, void *arg) {
-  tp_rec_walk *walk = arg;
-  uintptr_t ip = tp_rec_gcc_get_ip(context);
-  if (!ip || walk->count == walk->cap) return _URC_END_OF_STACK;
-  walk->frames[walk->count++] = (void *)ip;
-  return _URC_NO_REASON;
-}
-
-/* True when libunwind's walk may have stopped short: it went through JIT
- * code, or it ended on something that is not a return address. */
-static bool tp_rec_walk_suspect(void **raw, int n) {
-  if (n > 0 && (uintptr_t)raw[n - 1] < TP_REC_BOGUS_PC) return true;
-  for (int i = 0; i < n; i++)
-    if (tp_rec_in_jit((uintptr_t)raw[i])) return true;
-  return false;
-}
-
-uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated) {
-  enum { CAP = TP_REC_MAX_DEPTH + 8 };
-  void *raw[CAP], *again[CAP];
-  int want = (int)max + 8 < CAP ? (int)max + 8 : CAP;
-  int n = tp_rec_unw_backtrace ? tp_rec_unw_backtrace(raw, want) : 0;
-  tp_gcc_backtrace_fn gcc = atomic_load_explicit(&tp_rec_gcc_backtrace, memory_order_acquire);
-  if (gcc && tp_rec_walk_suspect(raw, n)) {
-    tp_rec_walk walk = {again, 0, want};
-    gcc(tp_rec_gcc_frame, &walk);
-    if (walk.count > n || (n && (uintptr_t)raw[n - 1] < TP_REC_BOGUS_PC && walk.count >= n - 1)) {
-      memcpy(raw, again, (size_t)walk.count * sizeof *raw);
-      n = walk.count;
-    }
-  }
-  while (n > 0 && (uintptr_t)raw[n - 1] < TP_REC_BOGUS_PC) n--;
-  int first = 0;
-  while (first < n && (uintptr_t)raw[first] >= tp_rec_self_lo && (uintptr_t)raw[first] < tp_rec_self_hi) first++;
-  uint32_t depth = 0;
-  for (int i = first; i < n && depth < max; i++) frames[depth++] = (uintptr_t)raw[i];
-  *truncated = n - first > (int)max || n == want;
-  return depth;
-}
 
 static uint64_t tp_rec_stack_hash(const uintptr_t *frames, uint32_t depth) {
   uint64_t h = 0xcbf29ce484222325ull ^ depth;
@@ -209,6 +94,78 @@ const uintptr_t *tp_rec_stack_frames(uint32_t id, uint32_t *depth, bool *truncat
   *depth = s->depth;
   *truncated = s->truncated;
   return &tp_rec_frames[s->first];
+}
+
+/* ---- the prefix tree of the stacks written (trace.proto, Stacks) ------------
+ *
+ * The writer's alone (under its lock): nodes are the frames written so far,
+ * numbered as the reader numbers them; an open-addressing index maps
+ * (parent node, frame) to the child node.  The count goes on even when the
+ * index cannot grow: a frame not indexed is only written again. */
+
+typedef struct tp_rec_tree_slot {
+  uint64_t frame;
+  uint32_t parent, node; /* node 0: an empty slot */
+} tp_rec_tree_slot;
+
+static tp_rec_tree_slot *tp_rec_tree;
+static uint32_t tp_rec_tree_capacity, tp_rec_tree_indexed, tp_rec_tree_nodes;
+
+static uint32_t tp_rec_tree_hash(uint32_t parent, uint64_t frame) {
+  uint64_t h = (frame ^ ((uint64_t)parent << 32 | parent)) * 0x9e3779b97f4a7c15ull;
+  return (uint32_t)(h >> 32);
+}
+
+static bool tp_rec_tree_grow(void) {
+  uint32_t capacity = tp_rec_tree_capacity ? tp_rec_tree_capacity * 2 : 8192;
+  if (capacity < tp_rec_tree_capacity) return false;
+  tp_rec_tree_slot *tree = tp_rec_map((size_t)capacity * sizeof *tree);
+  if (!tree) return false;
+  for (uint32_t i = 0; i < tp_rec_tree_capacity; i++) {
+    tp_rec_tree_slot *s = &tp_rec_tree[i];
+    if (!s->node) continue;
+    uint32_t slot = tp_rec_tree_hash(s->parent, s->frame) & (capacity - 1);
+    while (tree[slot].node) slot = (slot + 1) & (capacity - 1);
+    tree[slot] = *s;
+  }
+  if (tp_rec_tree) tp_os_unmap(tp_rec_tree, (size_t)tp_rec_tree_capacity * sizeof *tree);
+  tp_rec_tree = tree;
+  tp_rec_tree_capacity = capacity;
+  return true;
+}
+
+uint32_t tp_rec_stack_tree_add(const uintptr_t *frames, uint32_t depth, uint32_t *from, uint32_t *shared) {
+  uint32_t node = 0, i = depth;
+  if (tp_rec_tree_capacity) { /* the longest known path from the outermost frame */
+    uint32_t mask = tp_rec_tree_capacity - 1;
+    while (i > 0) {
+      uint32_t slot = tp_rec_tree_hash(node, frames[i - 1]) & mask;
+      while (tp_rec_tree[slot].node && (tp_rec_tree[slot].parent != node || tp_rec_tree[slot].frame != frames[i - 1]))
+        slot = (slot + 1) & mask;
+      if (!tp_rec_tree[slot].node) break;
+      node = tp_rec_tree[slot].node;
+      i--;
+    }
+  }
+  *from = node;
+  *shared = depth - i;
+  for (; i > 0; i--) { /* the rest are new nodes */
+    uint32_t child = ++tp_rec_tree_nodes;
+    if ((tp_rec_tree_indexed + 1) * 2 <= tp_rec_tree_capacity || tp_rec_tree_grow()) {
+      uint32_t mask = tp_rec_tree_capacity - 1, slot = tp_rec_tree_hash(node, frames[i - 1]) & mask;
+      while (tp_rec_tree[slot].node) slot = (slot + 1) & mask;
+      tp_rec_tree[slot] = (tp_rec_tree_slot){frames[i - 1], node, child};
+      tp_rec_tree_indexed++;
+    }
+    node = child;
+  }
+  return tp_rec_tree_nodes - (depth - *shared);
+}
+
+void tp_rec_stack_tree_reset(void) {
+  if (tp_rec_tree) tp_os_unmap(tp_rec_tree, (size_t)tp_rec_tree_capacity * sizeof *tp_rec_tree);
+  tp_rec_tree = NULL;
+  tp_rec_tree_capacity = tp_rec_tree_indexed = tp_rec_tree_nodes = 0;
 }
 
 /* "    #3 0x7f...  function+0x1c (/usr/lib/libfoo.so)", through dladdr. */

@@ -45,6 +45,9 @@ int tp_trace_compressor_init(tp_trace_compressor *c) {
   if (!c->cctx) return -1;
   /* The checksum lets a reader tell a damaged frame from a good one. */
   if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, TP_TRACE_ZSTD_LEVEL)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_windowLog, TP_TRACE_ZSTD_WINDOW_LOG)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_hashLog, TP_TRACE_ZSTD_TABLE_LOG)) ||
+      ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_chainLog, TP_TRACE_ZSTD_TABLE_LOG)) ||
       ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 1))) {
     tp_trace_compressor_fini(c);
     return -1;

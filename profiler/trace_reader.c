@@ -2,8 +2,16 @@
  *
  * One frame at a time: its compressed bytes arrive in chunks from the file, its
  * content is decompressed whole into `frame` (so its checksum is checked
- * before any of its records is handed out), then records are cut from it. */
+ * before any of its records is handed out), then records are cut from it.
+ *
+ * Format 2's compact encodings are undone here, so that every user reads
+ * format 1's records: a Stacks record is checked whole, its frames added to
+ * the section's prefix tree, then its stacks are handed out one Stack record
+ * at a time; Samples get their stack column back, Histograms their bucket
+ * and bytes columns. */
 #include "trace_reader.h"
+
+#include "buckets.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -25,6 +33,18 @@ struct tp_trace_reader {
   uint64_t frame_offset; /* file offset of the current frame */
   uint64_t frames, records;
   bool at_end, failed, truncated;
+  /* The section's stack tree: node k is nodes[k - 1] (node 0, the root, is not stored). */
+  struct tree_node {
+    uint64_t frame;
+    uint32_t parent, depth;
+  } *nodes;
+  size_t n_nodes, nodes_cap;
+  uint32_t sample_stack_max; /* highest stack id of the section's samples (Samples.stack_back) */
+  /* The Stacks record being handed out: stack i is the path of node batch_node[i]. */
+  Tierpool__Trace__Record *batch;
+  uint32_t *batch_node;
+  bool *batch_truncated;
+  size_t batch_next;
   char error[512];
 };
 
@@ -71,6 +91,10 @@ void tp_trace_close(tp_trace_reader *r) {
   free(r->chunk);
   free(r->frame);
   free(r->path);
+  free(r->nodes);
+  tp_trace_record_free(r->batch);
+  free(r->batch_node);
+  free(r->batch_truncated);
   free(r);
 }
 
@@ -148,7 +172,7 @@ static int check_header(tp_trace_reader *r, const Tierpool__Trace__Record *rec) 
     return fail(r, "not a tierpool trace (first record is not a Header)");
   const Tierpool__Trace__Header *h = rec->header;
   if (!h->magic || strcmp(h->magic, TP_TRACE_MAGIC) != 0) return fail(r, "not a tierpool trace (bad magic)");
-  if (h->format_version != TP_TRACE_FORMAT_VERSION)
+  if (h->format_version < TP_TRACE_FORMAT_OLDEST || h->format_version > TP_TRACE_FORMAT_VERSION)
     return fail(r, "unsupported format version %u", h->format_version);
   return 0;
 }
@@ -176,26 +200,190 @@ static int next_in_frame(tp_trace_reader *r, Tierpool__Trace__Record **out) {
     tp_trace_record_free(rec);
     return -1;
   }
-  r->records++;
   *out = rec;
   return 1;
 }
 
+/* ---- format 2 ---------------------------------------------------------------- */
+
+static void end_batch(tp_trace_reader *r) {
+  tp_trace_record_free(r->batch);
+  free(r->batch_node);
+  free(r->batch_truncated);
+  r->batch = NULL;
+  r->batch_node = NULL;
+  r->batch_truncated = NULL;
+  r->batch_next = 0;
+}
+
+#define STACKS_ERROR "corrupt Stacks record in frame at offset %llu: "
+
+/* Checks a Stacks record whole and adds its frames to the tree; it becomes
+ * the batch that tp_trace_next hands out.  Takes rec; -1 on error. */
+static int start_batch(tp_trace_reader *r, Tierpool__Trace__Record *rec) {
+  const Tierpool__Trace__Stacks *s = rec->stacks;
+  unsigned long long at = (unsigned long long)r->frame_offset;
+  r->batch = rec;
+  size_t n = s->n_from;
+  if (s->n_count != n) return fail(r, STACKS_ERROR "%zu from values but %zu counts", at, n, s->n_count);
+  if (n && (uint64_t)s->first_id + n - 1 > UINT32_MAX) return fail(r, STACKS_ERROR "stack ids past 2^32 - 1", at);
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; i++) total += s->count[i];
+  if (total != s->n_frames)
+    return fail(r, STACKS_ERROR "counts add up to %llu frames but %zu are written", at, (unsigned long long)total,
+                s->n_frames);
+  if (r->n_nodes + total > UINT32_MAX) return fail(r, STACKS_ERROR "more than 2^32 - 1 nodes in the section", at);
+  if (r->n_nodes + total > r->nodes_cap) {
+    size_t cap = r->nodes_cap ? r->nodes_cap : 4096;
+    while (cap < r->n_nodes + total) cap *= 2;
+    struct tree_node *nodes = realloc(r->nodes, cap * sizeof *nodes);
+    if (!nodes) return fail(r, "out of memory (stacks in frame at offset %llu)", at);
+    r->nodes = nodes;
+    r->nodes_cap = cap;
+  }
+  r->batch_node = malloc((n ? n : 1) * sizeof *r->batch_node);
+  r->batch_truncated = calloc(n ? n : 1, sizeof *r->batch_truncated);
+  if (!r->batch_node || !r->batch_truncated) return fail(r, "out of memory (stacks in frame at offset %llu)", at);
+  for (size_t i = 0; i < s->n_truncated; i++) {
+    if (s->truncated[i] >= n)
+      return fail(r, STACKS_ERROR "truncated stack %u of a batch of %zu", at, s->truncated[i], n);
+    r->batch_truncated[s->truncated[i]] = true;
+  }
+  const uint64_t *frame = s->frames;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t id = s->first_id + (uint32_t)i, back = s->from[i];
+    if (back > r->n_nodes)
+      return fail(r, STACKS_ERROR "stack %u starts %u nodes back, but %zu nodes were written", at, id, back,
+                  r->n_nodes);
+    uint32_t node = back ? (uint32_t)(r->n_nodes + 1 - back) : 0, depth = node ? r->nodes[node - 1].depth : 0;
+    if ((uint64_t)depth + s->count[i] > TP_TRACE_MAX_STACK_DEPTH)
+      return fail(r, STACKS_ERROR "stack %u has more than %u frames", at, id, TP_TRACE_MAX_STACK_DEPTH);
+    for (uint32_t k = 0; k < s->count[i]; k++) {
+      r->nodes[r->n_nodes++] = (struct tree_node){*frame++, node, ++depth};
+      node = (uint32_t)r->n_nodes;
+    }
+    r->batch_node[i] = node;
+  }
+  return 0;
+}
+
+/* The batch's next stack as a Stack record, frames innermost first. */
+static int next_in_batch(tp_trace_reader *r, Tierpool__Trace__Record **out) {
+  size_t i = r->batch_next++;
+  uint32_t node = r->batch_node[i], depth = node ? r->nodes[node - 1].depth : 0;
+  Tierpool__Trace__Record *rec = malloc(sizeof *rec);
+  Tierpool__Trace__Stack *stack = malloc(sizeof *stack);
+  uint64_t *frames = depth ? malloc(depth * sizeof *frames) : NULL;
+  if (!rec || !stack || (depth && !frames)) {
+    free(rec), free(stack), free(frames);
+    return fail(r, "out of memory (stacks in frame at offset %llu)", (unsigned long long)r->frame_offset);
+  }
+  tierpool__trace__record__init(rec);
+  tierpool__trace__stack__init(stack);
+  for (uint32_t k = 0; k < depth; k++, node = r->nodes[node - 1].parent) frames[k] = r->nodes[node - 1].frame;
+  stack->id = r->batch->stacks->first_id + (uint32_t)i;
+  stack->n_frames = depth;
+  stack->frames = frames;
+  stack->truncated = r->batch_truncated[i];
+  rec->kind_case = TIERPOOL__TRACE__RECORD__KIND_STACK;
+  rec->stack = stack;
+  *out = rec;
+  return 1;
+}
+
+/* Format 2 Samples as format 1 says them: stack. */
+static int samples_v1(tp_trace_reader *r, Tierpool__Trace__Samples *s) {
+  bool back = s->n_stack_back && !s->n_stack;
+  if (back) {
+    s->stack = malloc(s->n_stack_back * sizeof *s->stack);
+    if (!s->stack) return fail(r, "out of memory (samples in frame at offset %llu)", (unsigned long long)r->frame_offset);
+    s->n_stack = s->n_stack_back;
+  }
+  for (size_t i = 0; i < s->n_stack; i++) {
+    if (back) s->stack[i] = r->sample_stack_max + 1 - (uint32_t)s->stack_back[i]; /* mod 2^32 */
+    if (s->stack[i] > r->sample_stack_max) r->sample_stack_max = s->stack[i];
+  }
+  free(s->stack_back);
+  s->stack_back = NULL, s->n_stack_back = 0;
+  return 0;
+}
+
+/* A format 2 Histogram as format 1 says it: bucket and bytes. */
+static int histogram_v1(tp_trace_reader *r, Tierpool__Trace__Histogram *h) {
+  unsigned long long at = (unsigned long long)r->frame_offset;
+  if (h->n_bucket_step && !h->n_bucket) {
+    uint32_t *bucket = malloc(h->n_bucket_step * sizeof *bucket);
+    if (!bucket) return fail(r, "out of memory (histogram in frame at offset %llu)", at);
+    for (size_t i = 0; i < h->n_bucket_step; i++) bucket[i] = (i ? bucket[i - 1] : 0) + h->bucket_step[i];
+    h->bucket = bucket, h->n_bucket = h->n_bucket_step;
+  }
+  if (h->n_bytes_over && !h->n_bytes) {
+    uint64_t *bytes = malloc(h->n_bytes_over * sizeof *bytes);
+    if (!bytes) return fail(r, "out of memory (histogram in frame at offset %llu)", at);
+    for (size_t i = 0; i < h->n_bytes_over; i++) {
+      uint32_t b = i < h->n_bucket ? h->bucket[i] : 0;
+      uint64_t allocs = i < h->n_allocs ? h->allocs[i] : 0;
+      bytes[i] = h->bytes_over[i] + allocs * (b < TP_BUCKET_COUNT ? tp_bucket_lower(b) : 0); /* mod 2^64 */
+    }
+    h->bytes = bytes, h->n_bytes = h->n_bytes_over;
+  }
+  free(h->bucket_step), free(h->bytes_over);
+  h->bucket_step = NULL, h->bytes_over = NULL;
+  h->n_bucket_step = h->n_bytes_over = 0;
+  return 0;
+}
+
 int tp_trace_next(tp_trace_reader *r, Tierpool__Trace__Record **out) {
   *out = NULL;
-  if (r->failed) return -1;
-  if (r->at_end) return 0;
-  while (r->frame_pos == r->frame_len) { /* frames may be empty */
-    int got = load_frame(r);
-    if (got < 0) return -1;
-    if (got == 0) {
-      if (r->records == 0)
-        return fail(r, r->chunk_offset == 0 ? "empty file" : "no records (only empty frames)");
-      r->at_end = true;
-      return 0;
+  for (;;) {
+    if (r->failed) return -1;
+    if (r->batch) {
+      if (r->batch_next < r->batch->stacks->n_from) {
+        if (next_in_batch(r, out) < 0) return -1;
+        r->records++;
+        return 1;
+      }
+      end_batch(r);
     }
+    if (r->at_end) return 0;
+    while (r->frame_pos == r->frame_len) { /* frames may be empty */
+      int got = load_frame(r);
+      if (got < 0) return -1;
+      if (got == 0) {
+        if (r->records == 0)
+          return fail(r, r->chunk_offset == 0 ? "empty file" : "no records (only empty frames)");
+        r->at_end = true;
+        return 0;
+      }
+    }
+    Tierpool__Trace__Record *rec = NULL;
+    if (next_in_frame(r, &rec) < 0) return -1;
+    switch (rec->kind_case) {
+    case TIERPOOL__TRACE__RECORD__KIND_STACKS:
+      start_batch(r, rec); /* takes rec; on error, the loop returns -1 */
+      continue;
+    case TIERPOOL__TRACE__RECORD__KIND_PROCESS: /* node numbers and stack ids are the section's */
+      r->n_nodes = 0;
+      r->sample_stack_max = 0;
+      break;
+    case TIERPOOL__TRACE__RECORD__KIND_SAMPLES:
+      if (samples_v1(r, rec->samples) < 0) {
+        tp_trace_record_free(rec);
+        return -1;
+      }
+      break;
+    case TIERPOOL__TRACE__RECORD__KIND_HISTOGRAM:
+      if (histogram_v1(r, rec->histogram) < 0) {
+        tp_trace_record_free(rec);
+        return -1;
+      }
+      break;
+    default: break;
+    }
+    r->records++;
+    *out = rec;
+    return 1;
   }
-  return next_in_frame(r, out);
 }
 
 void tp_trace_record_free(Tierpool__Trace__Record *record) {

@@ -28,8 +28,10 @@ tp_trace_reader *tp_trace_open(const char *path, char *err, size_t errlen);
 
 /* The next record: 1 with *out set (the caller owns it: tp_trace_record_free),
  * 0 at the clean end of the file, -1 on error (tp_trace_error says which; the
- * reader stays in error).  The first record is checked to be a Header of this
- * format version. */
+ * reader stays in error).  The first record is checked to be a Header of a
+ * format version this reader knows.  Records come back as format 1 says them
+ * whatever the version (trace.proto): a Stacks record as one Stack record per
+ * stack, with all its frames. */
 int tp_trace_next(tp_trace_reader *r, Tierpool__Trace__Record **out);
 
 void tp_trace_record_free(Tierpool__Trace__Record *record);

@@ -2,12 +2,13 @@
  *
  * Allocating threads append fixed-size events to the active batch under the
  * recorder's lock.  Every 250 ms the writer thread swaps the batches, turns
- * the full one into records (new threads and stacks first, then columnar
- * Samples / Frees / MmapCalls), adds once a second the histogram deltas (one
- * per tenant), a snapshot, new modules and new perf-map lines, and writes the
- * lot as one independent zstd frame: a trace cut short keeps every complete
- * frame.  Tenant records come first, once each, when a second tenant exists.
- * The writer's own allocations are not recorded (tp_rec_self.busy). */
+ * the full one into records (new threads and stacks first, the stacks as a
+ * prefix tree, then columnar Samples / Frees / MmapCalls), adds once a second
+ * the histogram deltas (one per tenant), a snapshot, new modules and new
+ * perf-map lines, and writes the lot as one independent zstd frame: a trace
+ * cut short keeps every complete frame.  Tenant records come first, once
+ * each, when a second tenant exists.  The writer's own allocations are not
+ * recorded (tp_rec_self.busy). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ struct tp_rec_out {
 
 static tp_lock tp_rec_writer_lock = TP_LOCK_INITIALIZER; /* one flush at a time */
 static uint32_t tp_rec_threads_emitted, tp_rec_stacks_emitted, tp_rec_tenants_emitted;
+static uint32_t tp_rec_sample_stack_max; /* highest stack id of the samples written (Samples.stack_back) */
 /* Per tenant, the sums at this flush and those already written: mapped when
  * the tenant first has a histogram (16 KiB each). */
 static tp_rec_hist *tp_rec_hist_now[TP_MAX_TENANTS], *tp_rec_hist_emitted[TP_MAX_TENANTS];
@@ -122,15 +124,18 @@ static bool tp_rec_write_all(const uint8_t *data, size_t len) {
   return true;
 }
 
-static void tp_rec_write_frame(tp_rec_out *out) {
-  if (!out->len || tp_rec.fd < 0) return;
-  if (!tp_rec_compressor.cctx && tp_trace_compressor_init(&tp_rec_compressor) != 0) return;
+/* False if the frame is lost (out of memory). */
+static bool tp_rec_write_frame(tp_rec_out *out) {
+  if (out->failed) return false;
+  if (!out->len || tp_rec.fd < 0) return true;
+  if (!tp_rec_compressor.cctx && tp_trace_compressor_init(&tp_rec_compressor) != 0) return false;
   size_t bound = tp_trace_frame_bound(out->len);
   uint8_t *frame = malloc(bound);
-  if (!frame) return;
+  if (!frame) return false;
   size_t size = tp_trace_compress_frame(&tp_rec_compressor, out->data, out->len, frame, bound);
   if (size) tp_rec_write_all(frame, size);
   free(frame);
+  return size != 0;
 }
 
 /* Opens a new file (never overwriting: an exec'd program of the same name
@@ -173,7 +178,7 @@ bool tp_rec_writer_open(void) {
   tp_rec_out out = {0};
   Tierpool__Trace__Header header = TIERPOOL__TRACE__HEADER__INIT;
   header.magic = "tierpool-trace";
-  header.format_version = 1;
+  header.format_version = TP_TRACE_FORMAT_VERSION;
   header.producer = "libtierpool " TIERPOOL_VERSION;
   Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
   record.kind_case = TIERPOOL__TRACE__RECORD__KIND_HEADER;
@@ -188,7 +193,7 @@ bool tp_rec_writer_open(void) {
 
 /* ---- batches to records ---------------------------------------------------- */
 
-static void tp_rec_emit_threads_and_stacks(tp_rec_out *out, uint32_t thread_count, uint32_t stack_count) {
+static void tp_rec_emit_threads(tp_rec_out *out, uint32_t thread_count) {
   for (; tp_rec_threads_emitted < thread_count; tp_rec_threads_emitted++) {
     Tierpool__Trace__Thread thread = TIERPOOL__TRACE__THREAD__INIT;
     tp_rec_thread_info *info = &tp_rec.threads[tp_rec_threads_emitted];
@@ -200,19 +205,42 @@ static void tp_rec_emit_threads_and_stacks(tp_rec_out *out, uint32_t thread_coun
     record.thread = &thread;
     tp_rec_out_record(out, &record);
   }
-  for (; tp_rec_stacks_emitted < stack_count; tp_rec_stacks_emitted++) {
-    Tierpool__Trace__Stack stack = TIERPOOL__TRACE__STACK__INIT;
-    uint32_t depth;
-    bool truncated;
-    const uintptr_t *frames = tp_rec_stack_frames(tp_rec_stacks_emitted + 1, &depth, &truncated);
-    stack.id = tp_rec_stacks_emitted + 1;
-    stack.n_frames = depth;
-    stack.frames = (uint64_t *)frames;
-    stack.truncated = truncated;
-    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
-    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_STACK;
-    record.stack = &stack;
-    tp_rec_out_record(out, &record);
+}
+
+/* New stacks as Stacks records, in batches that keep each record small. */
+#define TP_REC_STACKS_PER_RECORD 4096u
+
+static void tp_rec_emit_stacks(tp_rec_out *out, uint32_t stack_count) {
+  while (tp_rec_stacks_emitted < stack_count && !out->failed) {
+    uint32_t n = stack_count - tp_rec_stacks_emitted;
+    if (n > TP_REC_STACKS_PER_RECORD) n = TP_REC_STACKS_PER_RECORD;
+    uint32_t *from = malloc(n * sizeof *from), *count = malloc(n * sizeof *count),
+             *truncated = malloc(n * sizeof *truncated);
+    uint64_t *frames = malloc((size_t)n * TP_REC_MAX_DEPTH * sizeof *frames);
+    if (from && count && truncated && frames) {
+      Tierpool__Trace__Stacks stacks = TIERPOOL__TRACE__STACKS__INIT;
+      stacks.first_id = tp_rec_stacks_emitted + 1;
+      stacks.n_from = stacks.n_count = n;
+      stacks.from = from, stacks.count = count, stacks.frames = frames, stacks.truncated = truncated;
+      for (uint32_t i = 0; i < n; i++) {
+        uint32_t depth, node, shared;
+        bool cut;
+        const uintptr_t *f = tp_rec_stack_frames(++tp_rec_stacks_emitted, &depth, &cut);
+        if (depth > TP_REC_MAX_DEPTH) depth = TP_REC_MAX_DEPTH; /* never: capture caps it */
+        uint32_t written = tp_rec_stack_tree_add(f, depth, &node, &shared);
+        from[i] = shared ? written + 1 - node : 0;
+        count[i] = depth - shared;
+        for (uint32_t k = depth - shared; k > 0; k--) frames[stacks.n_frames++] = f[k - 1];
+        if (cut) truncated[stacks.n_truncated++] = i;
+      }
+      Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+      record.kind_case = TIERPOOL__TRACE__RECORD__KIND_STACKS;
+      record.stacks = &stacks;
+      tp_rec_out_record(out, &record);
+    } else {
+      out->failed = true; /* the frame is lost: the trace stops (tp_rec_writer_flush) */
+    }
+    free(from), free(count), free(truncated), free(frames);
   }
 }
 
@@ -234,7 +262,8 @@ static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
   if (!n) return;
   uint64_t *ids = malloc(n * sizeof *ids), *times = malloc(n * sizeof *times), *sizes = malloc(n * sizeof *sizes),
            *usable = malloc(n * sizeof *usable);
-  uint32_t *stacks = malloc(n * sizeof *stacks), *threads = malloc(n * sizeof *threads),
+  int32_t *stacks = malloc(n * sizeof *stacks);
+  uint32_t *threads = malloc(n * sizeof *threads),
            *tiers = malloc(n * sizeof *tiers), *aligns = malloc(n * sizeof *aligns),
            *tenants = malloc(n * sizeof *tenants);
   double *weights = malloc(n * sizeof *weights);
@@ -245,14 +274,16 @@ static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
       const tp_rec_sample *s = &b->samples[i];
       ids[i] = s->id - prev_id, prev_id = s->id;
       times[i] = tp_rec_time_delta(&prev_us, s->time_ns);
-      sizes[i] = s->size, usable[i] = s->usable, stacks[i] = s->stack, threads[i] = s->thread;
+      stacks[i] = (int32_t)(tp_rec_sample_stack_max + 1 - s->stack); /* 0: the next new stack */
+      if (s->stack > tp_rec_sample_stack_max) tp_rec_sample_stack_max = s->stack;
+      sizes[i] = s->size, usable[i] = s->usable, threads[i] = s->thread;
       tiers[i] = s->tier, aligns[i] = s->align_log2, weights[i] = s->weight, tenants[i] = s->tenant;
       tenanted |= s->tenant != 0;
     }
     Tierpool__Trace__Samples samples = TIERPOOL__TRACE__SAMPLES__INIT;
-    samples.n_id_delta = samples.n_time_delta_us = samples.n_size = samples.n_stack = n;
+    samples.n_id_delta = samples.n_time_delta_us = samples.n_size = samples.n_stack_back = n;
     samples.n_thread = samples.n_tier = samples.n_align_log2 = n;
-    samples.id_delta = ids, samples.time_delta_us = times, samples.size = sizes, samples.stack = stacks;
+    samples.id_delta = ids, samples.time_delta_us = times, samples.size = sizes, samples.stack_back = stacks;
     samples.thread = threads, samples.tier = tiers, samples.align_log2 = aligns;
     /* usable follows from size, alignment, tier and the classes in Process:
      * written only in validation mode, where size is not the point. */
@@ -383,24 +414,27 @@ static uint64_t tp_rec_hist_sum_all(void) {
  * that moved.  The default tenant's is written every time; the others' when
  * something moved. */
 static void tp_rec_emit_histogram(tp_rec_out *out, uint32_t tenant, uint64_t time_us) {
-  static uint32_t buckets[TP_BUCKET_COUNT];
-  static uint64_t allocs[TP_BUCKET_COUNT], bytes[TP_BUCKET_COUNT], frees[TP_BUCKET_COUNT];
+  static uint32_t steps[TP_BUCKET_COUNT];
+  static uint64_t allocs[TP_BUCKET_COUNT], over[TP_BUCKET_COUNT], frees[TP_BUCKET_COUNT];
   const tp_rec_hist *now = tp_rec_hist_now[tenant];
   tp_rec_hist *emitted = tp_rec_hist_emitted[tenant];
   size_t n = 0;
+  uint32_t prev = 0;
   for (uint32_t b = 0; b < TP_BUCKET_COUNT; b++) {
     const tp_rec_bucket *cur = &now->bucket[b], *old = &emitted->bucket[b];
     uint64_t da = cur->allocs - old->allocs, dbytes = cur->bytes - old->bytes, df = cur->frees - old->frees;
     if (!da && !df) continue;
-    buckets[n] = b, allocs[n] = da, bytes[n] = dbytes, frees[n] = df;
+    /* Wraps if a torn read of the counters left bytes behind: exact all the same. */
+    steps[n] = b - prev, allocs[n] = da, over[n] = dbytes - da * tp_bucket_lower(b), frees[n] = df;
+    prev = b;
     n++;
   }
   memcpy(emitted, now, sizeof *now);
   if (!n && tenant != 0) return;
   Tierpool__Trace__Histogram histogram = TIERPOOL__TRACE__HISTOGRAM__INIT;
   histogram.time_us = time_us;
-  histogram.n_bucket = histogram.n_allocs = histogram.n_bytes = histogram.n_frees = n;
-  histogram.bucket = buckets, histogram.allocs = allocs, histogram.bytes = bytes, histogram.frees = frees;
+  histogram.n_bucket_step = histogram.n_allocs = histogram.n_bytes_over = histogram.n_frees = n;
+  histogram.bucket_step = steps, histogram.allocs = allocs, histogram.bytes_over = over, histogram.frees = frees;
   histogram.tenant = tenant;
   Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
   record.kind_case = TIERPOOL__TRACE__RECORD__KIND_HISTOGRAM;
@@ -456,7 +490,8 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
 
   tp_rec_out out = {0};
   tp_rec_emit_tenants(&out, tenant_count);
-  tp_rec_emit_threads_and_stacks(&out, thread_count, stack_count);
+  tp_rec_emit_threads(&out, thread_count);
+  tp_rec_emit_stacks(&out, stack_count);
   tp_rec_emit_samples(&out, full);
   tp_rec_emit_frees(&out, full);
   tp_rec_emit_mmaps(&out, full);
@@ -482,7 +517,13 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
     tp_rec_out_record(&out, &record);
     tp_rec_finished = true;
   }
-  if (!out.failed) tp_rec_write_frame(&out);
+  /* Later records count on this frame's (nodes of the stack tree, the highest
+   * stack of the samples): without it they would read wrong. */
+  if (!tp_rec_write_frame(&out) && tp_rec.fd >= 0) {
+    tp_message("profiler: out of memory writing %s; trace stops here", tp_rec.path);
+    close(tp_rec.fd);
+    tp_rec.fd = -1;
+  }
   free(out.data);
   tp_lock_release(&tp_rec_writer_lock);
 }
@@ -517,7 +558,8 @@ void tp_rec_writer_after_fork_child(void) {
   tp_lock_init(&tp_rec_writer_lock);
   if (tp_rec.fd >= 0) close(tp_rec.fd);
   tp_rec.fd = -1;
-  tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = 0;
+  tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;
+  tp_rec_stack_tree_reset();
   uint64_t used = tp_rec_hist_tenants(); /* the child's histograms start at zero */
   for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
     if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_emitted[k], k);

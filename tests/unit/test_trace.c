@@ -20,9 +20,9 @@
 
 /* A trace file being built in memory, and the frame being filled. */
 struct trace {
-  uint8_t data[1 << 16];
+  uint8_t data[1 << 18];
   size_t len;
-  uint8_t frame[1 << 15];
+  uint8_t frame[1 << 17];
   size_t frame_len;
   size_t frame_offsets[16]; /* where each finished frame starts */
   size_t frames;
@@ -175,9 +175,10 @@ static uint64_t hist_allocs[] = {7, 1}, hist_bytes[] = {200, 4200}, hist_frees[]
 static int64_t free_ids[] = {3, -2};
 static uint64_t free_times[] = {20, 1};
 
-/* Header, Process, two Stacks, Samples | Histogram, Frees, End: two frames. */
-static void build_full_trace(struct trace *t) {
-  add_header(t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+/* Header, Process, two Stacks, Samples | Histogram, Frees, End: two frames,
+ * all in format 1's records (which format 2 keeps). */
+static void build_trace_of_version(struct trace *t, uint32_t version) {
+  add_header(t, TP_TRACE_MAGIC, version);
 
   Tierpool__Trace__Process p = TIERPOOL__TRACE__PROCESS__INIT;
   p.pid = 1234;
@@ -251,11 +252,12 @@ static void build_full_trace(struct trace *t) {
   end_frame(t);
 }
 
-static void test_round_trip(void **state) {
-  (void)state;
+static void build_full_trace(struct trace *t) { build_trace_of_version(t, TP_TRACE_FORMAT_VERSION); }
+
+static void check_round_trip(uint32_t version) {
   static struct trace t;
   memset(&t, 0, sizeof t);
-  build_full_trace(&t);
+  build_trace_of_version(&t, version);
   assert_int_equal(t.frames, 2);
 
   struct readback rb;
@@ -268,7 +270,7 @@ static void test_round_trip(void **state) {
   const Tierpool__Trace__Header *hd = rb.rec[0]->header;
   assert_int_equal(rb.rec[0]->kind_case, TIERPOOL__TRACE__RECORD__KIND_HEADER);
   assert_string_equal(hd->magic, "tierpool-trace");
-  assert_int_equal(hd->format_version, 1);
+  assert_int_equal(hd->format_version, version);
   assert_string_equal(hd->producer, "test_trace");
 
   assert_int_equal(rb.rec[1]->kind_case, TIERPOOL__TRACE__RECORD__KIND_PROCESS);
@@ -345,6 +347,14 @@ static void test_round_trip(void **state) {
   assert_int_equal(rb.rec[7]->kind_case, TIERPOOL__TRACE__RECORD__KIND_END);
   assert_int_equal(rb.rec[7]->end->time_us, 2000000);
   readback_free(&rb);
+}
+
+/* Every version the reader reads.  */
+static void test_round_trip(void **state) {
+  for (uint32_t version = TP_TRACE_FORMAT_OLDEST; version <= TP_TRACE_FORMAT_VERSION; version++) {
+    remove_file(state);
+    check_round_trip(version);
+  }
 }
 
 static void test_varints(void **state) {
@@ -583,9 +593,17 @@ static void test_bad_header(void **state) {
   expect_error("not a tierpool trace (bad magic)", t.data, t.len);
 
   memset(&t, 0, sizeof t);
-  add_header(&t, TP_TRACE_MAGIC, 2);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION + 1);
   end_frame(&t);
-  expect_error("unsupported format version 2", t.data, t.len);
+  char expected[64];
+  snprintf(expected, sizeof expected, "unsupported format version %u", TP_TRACE_FORMAT_VERSION + 1);
+  expect_error(expected, t.data, t.len);
+
+  memset(&t, 0, sizeof t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_OLDEST - 1);
+  end_frame(&t);
+  snprintf(expected, sizeof expected, "unsupported format version %u", TP_TRACE_FORMAT_OLDEST - 1);
+  expect_error(expected, t.data, t.len);
 }
 
 static void test_bad_lengths(void **state) {
@@ -641,6 +659,193 @@ static void test_bad_lengths(void **state) {
   expect_error("corrupt record in frame at offset 0: bad length (varint too long)", t.data, t.len);
 }
 
+/* --- Format 2: stacks as a prefix tree, histograms as steps -------------- */
+
+static void add_process(struct trace *t) {
+  Tierpool__Trace__Process p = TIERPOOL__TRACE__PROCESS__INIT;
+  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
+  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_PROCESS;
+  rec.process = &p;
+  add_record(t, &rec);
+}
+
+/* A Stacks record: n stacks from first_id; frames hold sum(count) values. */
+static void add_stacks(struct trace *t, uint32_t first_id, size_t n, const uint32_t *from, const uint32_t *count,
+                       const uint64_t *frames, size_t n_truncated, const uint32_t *truncated) {
+  Tierpool__Trace__Stacks s = TIERPOOL__TRACE__STACKS__INIT;
+  s.first_id = first_id;
+  s.n_from = s.n_count = n;
+  s.from = (uint32_t *)from, s.count = (uint32_t *)count;
+  for (size_t i = 0; i < n; i++) s.n_frames += count[i];
+  s.frames = (uint64_t *)frames;
+  s.n_truncated = n_truncated, s.truncated = (uint32_t *)truncated;
+  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
+  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_STACKS;
+  rec.stacks = &s;
+  add_record(t, &rec);
+}
+
+/* Two sections.  The first: stacks 1-4 in one frame (nodes 1 A, 2 B, 3 C, 4 D),
+ * stack 5 in the next one (nodes 5 E, 6 F); the second starts a new tree. */
+static const uint32_t tree_from1[] = {0, 2, 0, 4}, tree_count1[] = {3, 1, 0, 0}, tree_truncated1[] = {3};
+static const uint64_t tree_frames1[] = {0xA, 0xB, 0xC, 0xD};
+static const uint32_t tree_from2[] = {2}, tree_count2[] = {2}, tree_from3[] = {0}, tree_count3[] = {1};
+static const uint64_t tree_frames2[] = {0xE, 0xF}, tree_frames3[] = {0x10};
+static uint32_t hist_steps[] = {2, 256};
+static uint64_t hist_over[] = {200 - 7 * 17, 4200 - 4609}; /* bucket 258 starts at 4609: wraps */
+
+/* Samples of stacks 1 2 2 1 4 | 5 3 | (next section) 1, as stack_back says them. */
+static int32_t back1[] = {0, 0, 1, 2, -1}, back2[] = {0, 3}, back3[] = {0};
+static const uint32_t back_stacks[] = {1, 2, 2, 1, 4, 5, 3, 1};
+
+static void add_samples(struct trace *t, size_t n, int32_t *back) {
+  Tierpool__Trace__Samples s = TIERPOOL__TRACE__SAMPLES__INIT;
+  s.n_stack_back = n, s.stack_back = back;
+  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
+  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_SAMPLES;
+  rec.samples = &s;
+  add_record(t, &rec);
+}
+
+static void build_v2_trace(struct trace *t) {
+  add_header(t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+  add_process(t);
+  add_stacks(t, 1, 4, tree_from1, tree_count1, tree_frames1, 1, tree_truncated1);
+  add_samples(t, 5, back1);
+  end_frame(t);
+  add_stacks(t, 5, 1, tree_from2, tree_count2, tree_frames2, 0, NULL);
+  add_samples(t, 2, back2);
+  Tierpool__Trace__Histogram h = TIERPOOL__TRACE__HISTOGRAM__INIT;
+  h.n_bucket_step = h.n_allocs = h.n_bytes_over = h.n_frees = 2;
+  h.bucket_step = hist_steps, h.allocs = hist_allocs, h.bytes_over = hist_over, h.frees = hist_frees;
+  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
+  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_HISTOGRAM;
+  rec.histogram = &h;
+  add_record(t, &rec);
+  add_process(t);
+  add_stacks(t, 1, 1, tree_from3, tree_count3, tree_frames3, 0, NULL);
+  add_samples(t, 1, back3);
+  add_end(t, 1);
+  end_frame(t);
+}
+
+static void expect_stack(const Tierpool__Trace__Record *rec, uint32_t id, bool truncated, size_t depth,
+                         const uint64_t *frames) {
+  assert_int_equal(rec->kind_case, TIERPOOL__TRACE__RECORD__KIND_STACK);
+  assert_int_equal(rec->stack->id, id);
+  assert_int_equal(rec->stack->truncated, truncated);
+  assert_int_equal(rec->stack->n_frames, depth);
+  if (depth) assert_memory_equal(rec->stack->frames, frames, depth * sizeof *frames);
+}
+
+static void test_v2_round_trip(void **state) {
+  (void)state;
+  static struct trace t;
+  memset(&t, 0, sizeof t);
+  build_v2_trace(&t);
+  struct readback rb;
+  read_trace(write_file(t.data, t.len), &rb);
+  assert_int_equal(rb.rc, 0);
+  /* Header, Process, 4 Stacks, Samples | Stack, Samples, Histogram, Process, Stack, Samples, End */
+  assert_int_equal(rb.n, 14);
+  static const uint64_t cba[] = {0xC, 0xB, 0xA}, dba[] = {0xD, 0xB, 0xA}, a[] = {0xA},
+                        fecba[] = {0xF, 0xE, 0xC, 0xB, 0xA}, s10[] = {0x10};
+  expect_stack(rb.rec[2], 1, false, 3, cba);
+  expect_stack(rb.rec[3], 2, false, 3, dba);
+  expect_stack(rb.rec[4], 3, false, 0, NULL);
+  expect_stack(rb.rec[5], 4, true, 1, a);
+  expect_stack(rb.rec[7], 5, false, 5, fecba);
+  const uint32_t *want = back_stacks;
+  for (size_t i = 6; i < rb.n; i++) {
+    if (rb.rec[i]->kind_case != TIERPOOL__TRACE__RECORD__KIND_SAMPLES) continue;
+    const Tierpool__Trace__Samples *s = rb.rec[i]->samples;
+    assert_int_equal(s->n_stack_back, 0);
+    assert_memory_equal(s->stack, want, s->n_stack * sizeof *want);
+    want += s->n_stack;
+  }
+  assert_int_equal(want - back_stacks, 8);
+  const Tierpool__Trace__Histogram *h = rb.rec[9]->histogram;
+  assert_int_equal(h->n_bucket, 2);
+  assert_int_equal(h->n_bytes, 2);
+  assert_int_equal(h->n_bucket_step + h->n_bytes_over, 0);
+  assert_memory_equal(h->bucket, buckets, sizeof buckets);
+  assert_memory_equal(h->bytes, hist_bytes, sizeof hist_bytes);
+  assert_memory_equal(h->allocs, hist_allocs, sizeof hist_allocs);
+  assert_int_equal(rb.rec[10]->kind_case, TIERPOOL__TRACE__RECORD__KIND_PROCESS);
+  expect_stack(rb.rec[11], 1, false, 1, s10);
+  assert_int_equal(rb.rec[13]->kind_case, TIERPOOL__TRACE__RECORD__KIND_END);
+  readback_free(&rb);
+}
+
+/* A section whose first batch writes nodes A, B, then the batch under test. */
+static void expect_bad_stacks(const char *what, size_t n, const uint32_t *from, const uint32_t *count,
+                              const uint64_t *frames, size_t n_truncated, const uint32_t *truncated) {
+  static struct trace t;
+  static const uint32_t from0[] = {0}, count0[] = {2};
+  memset(&t, 0, sizeof t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+  add_process(&t);
+  add_stacks(&t, 1, 1, from0, count0, tree_frames1, 0, NULL);
+  end_frame(&t);
+  add_stacks(&t, 2, n, from, count, frames, n_truncated, truncated);
+  end_frame(&t);
+  char expected[256];
+  snprintf(expected, sizeof expected, "corrupt Stacks record in frame at offset %zu: %s", t.frame_offsets[1], what);
+  struct readback rb;
+  read_trace(write_file(t.data, t.len), &rb);
+  assert_int_equal(rb.rc, -1);
+  assert_string_equal(message(&rb), expected);
+  assert_int_equal(rb.n, 3); /* Header, Process, stack 1: none of the bad batch */
+  readback_free(&rb);
+}
+
+static void test_v2_bad_stacks(void **state) {
+  (void)state;
+  static const uint32_t zero[] = {0, 0}, one[] = {1, 1}, two[] = {2}, three[] = {3, 1}, five[] = {5};
+  static const uint32_t one_four[] = {1, 4}, one_zero[] = {1, 0};
+  expect_bad_stacks("stack 3 starts 4 nodes back, but 3 nodes were written", 2, one_four, one_zero, tree_frames1, 0,
+                    NULL);
+  expect_bad_stacks("stack 2 starts 3 nodes back, but 2 nodes were written", 1, three, zero, NULL, 0, NULL);
+  Tierpool__Trace__Stacks s = TIERPOOL__TRACE__STACKS__INIT; /* counts for 3 frames, 2 written */
+  s.first_id = 2, s.n_from = s.n_count = 1, s.from = (uint32_t *)zero, s.count = (uint32_t *)three;
+  s.n_frames = 2, s.frames = (uint64_t *)tree_frames1;
+  static struct trace t;
+  memset(&t, 0, sizeof t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
+  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_STACKS;
+  rec.stacks = &s;
+  add_record(&t, &rec);
+  end_frame(&t);
+  expect_error("corrupt Stacks record in frame at offset 0: counts add up to 3 frames but 2 are written", t.data,
+               t.len);
+  s.n_count = 2; /* the columns' lengths differ */
+  memset(&t, 0, sizeof t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+  add_record(&t, &rec);
+  end_frame(&t);
+  expect_error("corrupt Stacks record in frame at offset 0: 1 from values but 2 counts", t.data, t.len);
+  expect_bad_stacks("truncated stack 5 of a batch of 2", 2, zero, zero, NULL, 1, five);
+  /* One frame too many for a stack: 2 from the first batch, 65535 new. */
+  uint32_t deep[] = {1}, deep_count[] = {TP_TRACE_MAX_STACK_DEPTH - 1};
+  static uint64_t deep_frames[TP_TRACE_MAX_STACK_DEPTH];
+  expect_bad_stacks("stack 2 has more than 65536 frames", 1, deep, deep_count, deep_frames, 0, NULL);
+  /* A new section starts a new tree: its first stack cannot refer back. */
+  memset(&t, 0, sizeof t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+  add_process(&t);
+  add_stacks(&t, 1, 1, zero, two, tree_frames1, 0, NULL);
+  add_process(&t);
+  add_stacks(&t, 1, 1, one, zero, NULL, 0, NULL);
+  end_frame(&t);
+  struct readback rb;
+  read_trace(write_file(t.data, t.len), &rb);
+  assert_int_equal(rb.rc, -1);
+  assert_string_equal(message(&rb),
+                      "corrupt Stacks record in frame at offset 0: stack 1 starts 1 nodes back, but 0 nodes were written");
+  readback_free(&rb);
+}
+
 /* --- Fuzzing, a little --------------------------------------------------- */
 
 /* Reads a damaged file to its end: it may fail, but must not crash or leak. */
@@ -668,11 +873,10 @@ static void test_flipped_bytes(void **state) {
 
 /* Damage in the records themselves, in frames whose checksums are right:
  * exercises the length and protobuf checks rather than zstd's. */
-static void test_flipped_record_bytes(void **state) {
-  (void)state;
+static void flip_record_bytes(void (*build)(struct trace *)) {
   static struct trace t;
   memset(&t, 0, sizeof t);
-  build_full_trace(&t);
+  build(&t);
   /* Recover the records of the first frame by reading it back with zstd. */
   static uint8_t records[1 << 15];
   size_t len = ZSTD_decompress(records, sizeof records, t.data, t.frame_offsets[1]);
@@ -689,6 +893,12 @@ static void test_flipped_record_bytes(void **state) {
   }
 }
 
+static void test_flipped_record_bytes(void **state) {
+  (void)state;
+  flip_record_bytes(build_full_trace);
+  flip_record_bytes(build_v2_trace);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_varints),
@@ -699,6 +909,8 @@ int main(void) {
       cmocka_unit_test_teardown(test_foreign_and_empty_files, remove_file),
       cmocka_unit_test_teardown(test_bad_header, remove_file),
       cmocka_unit_test_teardown(test_bad_lengths, remove_file),
+      cmocka_unit_test_teardown(test_v2_round_trip, remove_file),
+      cmocka_unit_test_teardown(test_v2_bad_stacks, remove_file),
       cmocka_unit_test_teardown(test_flipped_bytes, remove_file),
       cmocka_unit_test_teardown(test_flipped_record_bytes, remove_file),
   };
