@@ -77,6 +77,7 @@ typedef struct tp_recorder {
   uint64_t next_sample_id;
   uint64_t start_mono_ns, start_unix_ns;
   double sample_rate;            /* 1 in validation mode */
+  double inv_ln_keep;            /* 1 / ln(1 - sample_rate): the geometric skip's scale */
   uint64_t sample_bytes;         /* byte mode when non-zero */
   uint64_t samples, dropped;
   /* live samples */

@@ -83,7 +83,7 @@ static int64_t tp_rec_next_skip(tp_rec_thread *t) {
   }
   if (tp_rec.sample_rate >= 1.0) return 1;
   if (tp_rec.sample_rate <= 0.0) return INT64_MAX;
-  double skips = tp_rec_ln(tp_rec_uniform(t)) / tp_rec_ln(1.0 - tp_rec.sample_rate); /* >= 0: truncation floors */
+  double skips = tp_rec_ln(tp_rec_uniform(t)) * tp_rec.inv_ln_keep; /* >= 0: truncation floors */
   return skips >= 9e18 ? INT64_MAX : (int64_t)skips + 1;
 }
 
@@ -471,6 +471,7 @@ void tp_rec_start(void) {
   tp_rec.start_unix_ns = tp_rec_clock_ns(CLOCK_REALTIME);
   tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
   tp_rec.sample_rate = tp_opt.validate ? 1.0 : tp_opt.sample_rate;
+  if (tp_rec.sample_rate > 0.0 && tp_rec.sample_rate < 1.0) tp_rec.inv_ln_keep = 1.0 / tp_rec_ln(1.0 - tp_rec.sample_rate);
   tp_rec.sample_bytes = tp_opt.validate ? 0 : tp_opt.sample_bytes;
   tp_rec_by_bytes = tp_rec.sample_bytes != 0;
   for (int i = 0; i < 2; i++) {
