@@ -290,12 +290,12 @@ static size_t tp_usable_or_die(void *p, const char *call, tp_ptr_info *info) {
   return info->usable;
 }
 
-/* *freed_on_record: the old block went back through the free path, which
- * recorded it (the recorder is on); every other way, realloc records it. */
 /* From this size a buddy block that realloc cannot grow in place moves out
  * (glibc's default mmap threshold). */
 #define TP_REALLOC_MOVE_MIN (128u << 10)
 
+/* *freed_on_record: the old block went back through the free path, which
+ * recorded it (the recorder is on); every other way, realloc records it. */
 static void *tp_realloc(void *p, size_t size, bool *freed_on_record) {
   *freed_on_record = tp_rec_active;
   if (!p) return tp_malloc(size);

@@ -28,6 +28,7 @@
 #include <unwind.h>
 
 #include "recorder_private.h"
+#include "trace_codec.h"
 #ifdef TP_REC_UNWIND_COMPARE
 #include <stdio.h>
 #endif
@@ -105,14 +106,13 @@ static TP_NOINLINE uint32_t tp_rec_capture_libunwind(uintptr_t *frames, uint32_t
 
 /* ---- reading .eh_frame_hdr and .eh_frame ------------------------------------ */
 
+/* ULEB128 is protobuf's varint: the trace codec's reader.  A bad one moves
+ * *p to the end, where every further read stops. */
 static uint64_t tp_uw_uleb(const uint8_t **p, const uint8_t *end) {
   uint64_t v = 0;
-  for (unsigned shift = 0; *p < end; shift += 7) {
-    uint8_t b = *(*p)++;
-    if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) break;
-  }
-  return v;
+  int n = tp_trace_varint_get(*p, (size_t)(end - *p), &v);
+  *p = n > 0 ? *p + n : end;
+  return n > 0 ? v : 0;
 }
 
 static int64_t tp_uw_sleb(const uint8_t **p, const uint8_t *end) {
