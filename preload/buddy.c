@@ -18,10 +18,6 @@
 
 #include "internal.h"
 
-/* ms: the adaptive release delay stops growing here.  Longer delays measured
- * no faster and kept start-up memory resident past the peak (node: +1.4 MB). */
-#define TP_RELEASE_DELAY_CAP 50
-
 static inline uint32_t tp_lowest_bit(uint32_t x) { return x & (~x + 1); }
 static inline uint32_t tp_floor_pow2(uint32_t x) { return 1u << (31 - __builtin_clz(x)); }
 static inline uint32_t tp_log2(uint32_t pow2) { return (uint32_t)__builtin_ctz(pow2); }
@@ -211,13 +207,7 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
   uint32_t first = tp_span_page(seg, span);
   uint32_t have = span->order;
   uint32_t state = tp_free_list_remove(h, seg, span);
-  if (state & TP_FREE_PURGED) {
-    /* Pages the pool gave back are wanted again: it released too early.
-     * Wait longer before the next release. */
-    uint64_t cap = tp_opt.release_delay_ms > TP_RELEASE_DELAY_CAP ? tp_opt.release_delay_ms : TP_RELEASE_DELAY_CAP;
-    h->release_delay_ms = h->release_delay_ms * 2 > cap ? cap : h->release_delay_ms * 2;
-    h->release_regretted = true;
-  }
+  if (state & TP_FREE_PURGED) h->retaken_pages += pages; /* the pool released them too early? */
   while (have > order) { /* split: the upper halves go back to the lists */
     have--;
     tp_free_list_push(h, seg, first + (1u << have), have, state);
@@ -272,26 +262,66 @@ void tp_buddy_coalesce(tp_heap *h) {
   tp_budget_settle_pool(h); /* merged halves that were released count as resident now */
 }
 
+/* The madvise calls of one release, sorted and merged: free blocks that are
+ * neighbours but not buddies go back in one call.  Each call is a TLB
+ * shootdown on every CPU the process runs on, felt by all its threads. */
+#define TP_RELEASE_BATCH 64
+typedef struct tp_release_batch {
+  uint32_t count;
+  struct { uintptr_t start, end; } range[TP_RELEASE_BATCH];
+} tp_release_batch;
+
+static void tp_release_batch_flush(tp_release_batch *b) {
+  for (uint32_t i = 1; i < b->count; i++) { /* insertion sort: a few dozen ranges */
+    uintptr_t start = b->range[i].start, end = b->range[i].end;
+    uint32_t j = i;
+    for (; j > 0 && b->range[j - 1].start > start; j--) b->range[j] = b->range[j - 1];
+    b->range[j].start = start, b->range[j].end = end;
+  }
+  for (uint32_t i = 0; i < b->count;) {
+    uintptr_t start = b->range[i].start, end = b->range[i].end;
+    for (i++; i < b->count && b->range[i].start == end; i++) end = b->range[i].end;
+    tp_os_release((void *)start, end - start);
+  }
+  b->count = 0;
+}
+
+/* Marks the free block `span` (of `order`) released and queues its madvise. */
+static size_t tp_release_block(tp_heap *h, tp_release_batch *b, tp_segment *seg, tp_span *span, uint32_t order) {
+  uint32_t first = tp_span_page(seg, span), freed = span->freed_ms;
+  size_t bytes = (size_t)1 << (order + TP_PAGE_SHIFT);
+  tp_free_list_remove(h, seg, span);
+  if (b->count == TP_RELEASE_BATCH) tp_release_batch_flush(b);
+  b->range[b->count].start = (uintptr_t)tp_page_address(seg, first);
+  b->range[b->count++].end = (uintptr_t)tp_page_address(seg, first) + bytes;
+  tp_free_list_push(h, seg, first, order, TP_FREE_RELEASED | TP_FREE_PURGED);
+  seg->spans[first].freed_ms = freed;
+  h->buddy_releases++;
+  return bytes;
+}
+
+static size_t tp_release_done(tp_heap *h, tp_release_batch *b, size_t released) {
+  tp_release_batch_flush(b);
+  h->buddy_released_bytes += released;
+  h->released_window_pages += released >> TP_PAGE_SHIFT;
+  tp_budget_settle_pool(h);
+  return released;
+}
+
 /* Returns free, still-resident blocks to the OS (largest first) until the
  * heap's resident pages drop to `target`.  Returns the bytes released. */
 size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
+  tp_release_batch batch = {0};
   size_t released = 0;
   for (int order = TP_BUDDY_ORDERS - 1; order >= 0; order--) {
     tp_span *span;
     while ((span = h->free_lists[order]) && h->frontier_pages - h->released_pages > target) {
       tp_segment *seg = tp_segment_of(span);
       if (tp_span_released(seg, span)) break; /* resident blocks come first */
-      uint32_t first = tp_span_page(seg, span);
-      tp_free_list_remove(h, seg, span);
-      tp_os_release(tp_page_address(seg, first), (size_t)1 << (order + TP_PAGE_SHIFT));
-      tp_free_list_push(h, seg, first, (uint32_t)order, TP_FREE_RELEASED | TP_FREE_PURGED);
-      released += (size_t)1 << (order + TP_PAGE_SHIFT);
-      h->buddy_releases++;
+      released += tp_release_block(h, &batch, seg, span, (uint32_t)order);
     }
   }
-  h->buddy_released_bytes += released;
-  tp_budget_settle_pool(h);
-  return released;
+  return tp_release_done(h, &batch, released);
 }
 
 /* Returns resident free blocks of at least 2^min_order pages that have been
@@ -299,6 +329,7 @@ size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
  * within that time is not worth keeping (mimalloc's purge delay, in effect).
  * Returns the bytes released. */
 size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order) {
+  tp_release_batch batch = {0};
   size_t released = 0;
   for (uint32_t order = min_order; order < TP_BUDDY_ORDERS; order++) {
     for (tp_span *span = h->free_lists[order], *next; span; span = next) {
@@ -306,18 +337,10 @@ size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_o
       tp_segment *seg = tp_segment_of(span);
       if (tp_span_released(seg, span)) break; /* resident blocks come first */
       if ((uint32_t)now - span->freed_ms < idle_ms) continue;
-      uint32_t first = tp_span_page(seg, span), freed = span->freed_ms;
-      tp_free_list_remove(h, seg, span);
-      tp_os_release(tp_page_address(seg, first), (size_t)1 << (order + TP_PAGE_SHIFT));
-      tp_free_list_push(h, seg, first, order, TP_FREE_RELEASED | TP_FREE_PURGED);
-      seg->spans[first].freed_ms = freed;
-      released += (size_t)1 << (order + TP_PAGE_SHIFT);
-      h->buddy_releases++;
+      released += tp_release_block(h, &batch, seg, span, order);
     }
   }
-  h->buddy_released_bytes += released;
-  tp_budget_settle_pool(h);
-  return released;
+  return tp_release_done(h, &batch, released);
 }
 
 /* Grows an allocation [first, first+pages) in place to new_pages when the

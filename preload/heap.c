@@ -18,9 +18,11 @@
  *    effect): churn reuses its blocks long before, since resident blocks are
  *    taken first, and idle memory is what makes peak RSS.  Before a large
  *    mapping is faulted in, free blocks go at once, whatever their age.
- * The release delay adapts (h->release_delay_ms, from release_delay_ms): it
- * doubles whenever pages the pool purged are taken again and drifts back down
- * otherwise. */
+ * The release delay adapts (h->release_delay_ms, from release_delay_ms): when
+ * most of what the pool released was faulted in again before its next
+ * release, it grows eightfold (a tenant churning bursts at its limit: each
+ * release would cost a refault of everything, and a TLB shootdown per
+ * madvise on every CPU the process runs on); otherwise it drifts back down. */
 #include <errno.h>
 #include <string.h>
 
@@ -30,6 +32,8 @@
 #define TP_RELEASE_MIN_RESIDENT (4u << 20) /* heaps smaller than this keep their pages */
 #define TP_COLLAPSE_MIN_FREE (2u << 20)    /* free bytes that make a collapse worth a release */
 #define TP_PURGE_MIN_ORDER 3         /* idle free blocks of 32 KiB and more are purged */
+#define TP_RELEASE_DELAY_CAP 1000    /* ms: the adaptive delay stops growing here */
+#define TP_REGRET_MIN_PAGES 64       /* retaken pages below this (256 KiB) are no regret */
 
 tp_heap tp_main_heap;
 
@@ -45,6 +49,20 @@ void tp_heap_init(tp_heap *h, const char *name) {
 
 uint64_t tp_heap_resident_bytes(tp_heap *h) {
   return (h->frontier_pages - h->released_pages) << TP_PAGE_SHIFT;
+}
+
+/* Called before each release: judges the releases since the last call by how
+ * much of them was taken back.  Returns whether releasing now is still due. */
+static bool tp_heap_adapt_release_delay(tp_heap *h, uint64_t now, uint64_t since) {
+  if (h->released_window_pages) {
+    uint64_t base = tp_opt.release_delay_ms, cap = base > TP_RELEASE_DELAY_CAP ? base : TP_RELEASE_DELAY_CAP;
+    if (h->retaken_pages >= TP_REGRET_MIN_PAGES && h->retaken_pages * 2 >= h->released_window_pages)
+      h->release_delay_ms = h->release_delay_ms * 8 > cap ? cap : h->release_delay_ms * 8;
+    else
+      h->release_delay_ms -= (h->release_delay_ms - base) / 4;
+    h->released_window_pages = h->retaken_pages = 0;
+  }
+  return now - since >= h->release_delay_ms;
 }
 
 static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
@@ -63,6 +81,7 @@ static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
   if (!collapse && (now - h->below_threshold_since_ms < h->release_delay_ms ||
                     now - h->last_release_ms < h->release_delay_ms))
     return;
+  if (!tp_heap_adapt_release_delay(h, now, h->last_release_ms)) return;
   double goal = threshold + TP_RELEASE_MARGIN;
   if (goal > 1.0) goal = 1.0;
   uint64_t target_pages = goal > 0 ? (uint64_t)((double)live / goal) >> TP_PAGE_SHIFT : 0;
@@ -79,10 +98,7 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
   }
   tp_heap_consider_release(h, now);
   if (h->release_delay_ms < tp_opt.release_delay_ms) h->release_delay_ms = tp_opt.release_delay_ms;
-  if (now - h->last_purge_ms >= h->release_delay_ms) {
-    /* No refault since the last round: let the delay drift back down. */
-    if (!h->release_regretted) h->release_delay_ms -= (h->release_delay_ms - tp_opt.release_delay_ms) / 4;
-    h->release_regretted = false;
+  if (now - h->last_purge_ms >= h->release_delay_ms && tp_heap_adapt_release_delay(h, now, h->last_purge_ms)) {
     if (h->frees_since_coalesce) tp_buddy_coalesce(h); /* fewer, larger madvise calls */
     tp_buddy_purge(h, now, h->release_delay_ms, TP_PURGE_MIN_ORDER);
     h->last_purge_ms = now;

@@ -168,8 +168,9 @@ typedef struct tp_heap {
   uint64_t below_threshold_since_ms;    /* 0: utilisation is fine              */
   uint64_t last_release_ms;
   uint64_t last_purge_ms;
-  uint64_t release_delay_ms;            /* adaptive: doubles when released pages are wanted back */
-  bool release_regretted;               /* purged pages were taken again since the last purge */
+  uint64_t release_delay_ms;            /* adaptive: tp_heap_adapt_release_delay */
+  uint64_t released_window_pages;       /* released since the delay last adapted */
+  uint64_t retaken_pages;               /* released pages taken (faulted in) again since then */
   uint64_t clock_ms;                    /* time of the last free, stamps blocks */
   uint64_t last_maintain_ms;
   uint64_t buddy_releases, buddy_released_bytes;

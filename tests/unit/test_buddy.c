@@ -88,6 +88,54 @@ static void test_release_and_zeroed_reuse(void **state) {
   for (size_t i = 0; i < 64 * TP_PAGE_SIZE; i += 512) assert_int_equal(q[i], 0);
 }
 
+/* Free neighbours that are not buddies go back in one madvise call. */
+static void test_release_merges_neighbours(void **state) {
+  (void)state;
+  char *p = tp_buddy_take(&unit_heap, 16, 4, NULL);
+  memset(p, 1, 16 * TP_PAGE_SIZE);
+  tp_segment *seg = tp_segment_of(p);
+  uint32_t first = tp_page_index(seg, p);
+  /* Pages 4..7 and 8..11 of the block: neighbours, but page 4's buddy is page
+   * 0 and page 8's is page 12, both still allocated. */
+  tp_buddy_give(&unit_heap, seg, first + 4, 4);
+  tp_buddy_give(&unit_heap, seg, first + 8, 4);
+  tp_buddy_coalesce(&unit_heap);
+  assert_int_equal(TP_PAGE_KIND(seg->page_map[first + 4]), TP_PAGE_FREE);
+  assert_int_equal(TP_PAGE_KIND(seg->page_map[first + 8]), TP_PAGE_FREE);
+  uint64_t resident_free = unit_heap.free_pages - unit_heap.released_pages;
+  assert_int_equal(resident_free, 8); /* the two blocks: the rest of the segment is fresh */
+  uint64_t calls = tp_os_stats.pool_madvise;
+  assert_int_equal(tp_buddy_release_free(&unit_heap, 0), 8 * TP_PAGE_SIZE);
+  assert_int_equal(tp_os_stats.pool_madvise - calls, 1);
+  for (size_t k = 4 * TP_PAGE_SIZE; k < 12 * TP_PAGE_SIZE; k += 1024) assert_int_equal(p[k], 0);
+  assert_int_equal(p[0], 1);
+  assert_int_equal(p[12 * TP_PAGE_SIZE], 1);
+}
+
+/* The release delay grows eightfold when most of what was released is taken
+ * back before the next release, and drifts down when it is not. */
+static void test_release_delay_adapts(void **state) {
+  (void)state;
+  uint64_t base = tp_opt.release_delay_ms, now = tp_os_now_ms() + 1000;
+  assert_int_equal(unit_heap.release_delay_ms, base);
+  char *p = tp_buddy_take(&unit_heap, 128, 0, NULL);
+  memset(p, 1, 128 * TP_PAGE_SIZE);
+  tp_segment *seg = tp_segment_of(p);
+  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), 128);
+  tp_buddy_coalesce(&unit_heap);
+  tp_buddy_release_free(&unit_heap, 0);
+  assert_ptr_equal(tp_buddy_take(&unit_heap, 128, 0, NULL), p); /* wanted back: a regret */
+  assert_int_equal(unit_heap.retaken_pages, 128);
+  tp_heap_maintain(&unit_heap, now);
+  assert_int_equal(unit_heap.release_delay_ms, 8 * base);
+  /* Released again and not taken back: the delay drifts down. */
+  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), 128);
+  tp_buddy_coalesce(&unit_heap);
+  tp_buddy_release_free(&unit_heap, 0);
+  tp_heap_maintain(&unit_heap, now + 8 * base);
+  assert_int_equal(unit_heap.release_delay_ms, 8 * base - (8 * base - base) / 4);
+}
+
 static void test_heap_pages_and_page_map(void **state) {
   (void)state;
   bool zeroed;
@@ -170,6 +218,8 @@ int main(void) {
       cmocka_unit_test_setup(test_deferred_coalescing, unit_setup_heap),
       cmocka_unit_test_setup(test_coalesce_on_demand, unit_setup_heap),
       cmocka_unit_test_setup(test_release_and_zeroed_reuse, unit_setup_heap),
+      cmocka_unit_test_setup(test_release_merges_neighbours, unit_setup_heap),
+      cmocka_unit_test_setup(test_release_delay_adapts, unit_setup_heap),
       cmocka_unit_test_setup(test_heap_pages_and_page_map, unit_setup_heap),
       cmocka_unit_test_setup(test_grow_in_place, unit_setup_heap),
       cmocka_unit_test_setup(test_move_out_keeps_pages, unit_setup_heap),
