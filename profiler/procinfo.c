@@ -111,7 +111,9 @@ static int tp_rec_module_visit(struct dl_phdr_info *info, size_t size, void *dat
   if (tp_rec_modules_seen_count == TP_REC_MODULES_MAX) return 1;
   tp_rec_modules_seen[tp_rec_modules_seen_count++] = info->dlpi_addr + 1;
   Tierpool__Trace__Module module = TIERPOOL__TRACE__MODULE__INIT;
-  Tierpool__Trace__Module__Segment segments[16], *segment_ptrs[16];
+  uint64_t vaddr[16], memsz[16];
+  int64_t offset_gap[16];
+  protobuf_c_boolean executable[16];
   char exe[4096];
   const char *path = info->dlpi_name;
   if (!path || !*path) { /* the main program */
@@ -125,18 +127,20 @@ static int tp_rec_module_visit(struct dl_phdr_info *info, size_t size, void *dat
   module.build_id.data = (uint8_t *)id;
   module.load_bias = info->dlpi_addr;
   module.time_ns = tp_rec_modules_adds == ~0ull ? 0 : tp_rec_now_ns();
-  for (int i = 0; i < info->dlpi_phnum && module.n_segments < 16; i++) {
+  /* The segments as columns (trace.proto, format 3): the file offset as its
+   * gap below vaddr, mostly 0 or a page or two. */
+  size_t n = 0;
+  for (int i = 0; i < info->dlpi_phnum && n < 16; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD) continue;
-    Tierpool__Trace__Module__Segment *s = &segments[module.n_segments];
-    tierpool__trace__module__segment__init(s);
-    s->vaddr = ph->p_vaddr;
-    s->memsz = ph->p_memsz;
-    s->file_offset = ph->p_offset;
-    s->executable = (ph->p_flags & PF_X) != 0;
-    segment_ptrs[module.n_segments++] = s;
+    vaddr[n] = ph->p_vaddr;
+    memsz[n] = ph->p_memsz;
+    offset_gap[n] = (int64_t)(ph->p_vaddr - ph->p_offset);
+    executable[n++] = (ph->p_flags & PF_X) != 0;
   }
-  module.segments = segment_ptrs;
+  module.n_segment_vaddr = module.n_segment_memsz = module.n_segment_offset_gap = module.n_segment_executable = n;
+  module.segment_vaddr = vaddr, module.segment_memsz = memsz;
+  module.segment_offset_gap = offset_gap, module.segment_executable = executable;
   Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
   record.kind_case = TIERPOOL__TRACE__RECORD__KIND_MODULE;
   record.module = &module;

@@ -4,11 +4,12 @@
  * content is decompressed whole into `frame` (so its checksum is checked
  * before any of its records is handed out), then records are cut from it.
  *
- * Format 2's compact encodings are undone here, so that every user reads
- * format 1's records: a Stacks record is checked whole, its frames added to
- * the section's prefix tree, then its stacks are handed out one Stack record
- * at a time; Samples get their stack column back, Histograms their bucket
- * and bytes columns. */
+ * Format 2's and 3's compact encodings are undone here, so that every user
+ * reads format 1's records: a Stacks record is checked whole, its frames
+ * added to the section's prefix tree, then its stacks are handed out one
+ * Stack record at a time; Samples get their stack column back, Histograms
+ * their bucket and bytes columns, Frees their id_delta, MmapCalls their addr
+ * and stack. */
 #include "trace_reader.h"
 
 #include "buckets.h"
@@ -40,6 +41,11 @@ struct tp_trace_reader {
   } *nodes;
   size_t n_nodes, nodes_cap;
   uint32_t sample_stack_max; /* highest stack id of the section's samples (Samples.stack_back) */
+  /* Frees.id_age: the section's samples of this frame, as tp_trace_marks_prepare
+   * leaves them, and the highest id of its earlier frames. */
+  tp_trace_sample_mark *marks;
+  size_t n_marks, marks_cap;
+  uint64_t sample_id_prior;
   /* The Stacks record being handed out: stack i is the path of node batch_node[i]. */
   Tierpool__Trace__Record *batch;
   uint32_t *batch_node;
@@ -92,6 +98,7 @@ void tp_trace_close(tp_trace_reader *r) {
   free(r->frame);
   free(r->path);
   free(r->nodes);
+  free(r->marks);
   tp_trace_record_free(r->batch);
   free(r->batch_node);
   free(r->batch_truncated);
@@ -138,6 +145,8 @@ static int frame_error(tp_trace_reader *r, size_t zstd_result) {
 /* Decompresses the next frame into `frame`: 1, 0 at the end of the file, -1 on error. */
 static int load_frame(tp_trace_reader *r) {
   r->frame_len = r->frame_pos = 0;
+  if (r->n_marks && r->marks[r->n_marks - 1].id > r->sample_id_prior) r->sample_id_prior = r->marks[r->n_marks - 1].id;
+  r->n_marks = 0;
   int have = refill(r);
   if (have <= 0) return have;
   r->frame_offset = r->chunk_offset + r->in.pos;
@@ -291,8 +300,98 @@ static int next_in_batch(tp_trace_reader *r, Tierpool__Trace__Record **out) {
   return 1;
 }
 
+/* Remembers the samples' times and ids for the frame's Frees.id_age. */
+static int note_marks(tp_trace_reader *r, const Tierpool__Trace__Samples *s) {
+  size_t n = s->n_id_delta;
+  if (r->n_marks + n > r->marks_cap) {
+    size_t cap = r->marks_cap ? r->marks_cap : 1024;
+    while (cap < r->n_marks + n) cap *= 2;
+    tp_trace_sample_mark *marks = realloc(r->marks, cap * sizeof *marks);
+    if (!marks) return fail(r, "out of memory (samples in frame at offset %llu)", (unsigned long long)r->frame_offset);
+    r->marks = marks;
+    r->marks_cap = cap;
+  }
+  uint64_t id = 0, time_us = 0;
+  for (size_t i = 0; i < n; i++) {
+    id += s->id_delta[i];
+    time_us += i < s->n_time_delta_us ? s->time_delta_us[i] : 0;
+    r->marks[r->n_marks++] = (tp_trace_sample_mark){time_us, id};
+  }
+  if (n) tp_trace_marks_prepare(r->marks + (r->n_marks > n ? r->n_marks - n - 1 : 0), n + (r->n_marks > n));
+  return 0;
+}
+
+/* Format 3 Frees as format 1 says them: id_delta. */
+static int frees_v1(tp_trace_reader *r, Tierpool__Trace__Frees *f) {
+  if (!f->n_id_age || f->n_id_delta) { /* id_delta wins */
+    free(f->id_age);
+    f->id_age = NULL, f->n_id_age = 0;
+    return 0;
+  }
+  int64_t *ids = malloc(f->n_id_age * sizeof *ids);
+  if (!ids) return fail(r, "out of memory (frees in frame at offset %llu)", (unsigned long long)r->frame_offset);
+  uint64_t prev_id = 0, time_us = 0;
+  for (size_t i = 0; i < f->n_id_age; i++) {
+    time_us += i < f->n_time_delta_us ? f->time_delta_us[i] : 0;
+    uint64_t id = tp_trace_free_ref(r->marks, r->n_marks, r->sample_id_prior, time_us) - (uint64_t)f->id_age[i];
+    ids[i] = (int64_t)(id - prev_id), prev_id = id; /* mod 2^64 */
+  }
+  free(f->id_age);
+  f->id_age = NULL;
+  f->id_delta = ids, f->n_id_delta = f->n_id_age;
+  f->n_id_age = 0;
+  return 0;
+}
+
+/* A format 3 Module as format 1 says it: segments. */
+static int module_v1(tp_trace_reader *r, Tierpool__Trace__Module *m) {
+  size_t n = m->n_segment_vaddr;
+  unsigned long long at = (unsigned long long)r->frame_offset;
+  if (n && !m->n_segments) {
+    m->segments = calloc(n, sizeof *m->segments);
+    if (!m->segments) return fail(r, "out of memory (module in frame at offset %llu)", at);
+    for (; m->n_segments < n; m->n_segments++) {
+      size_t i = m->n_segments;
+      Tierpool__Trace__Module__Segment *s = malloc(sizeof *s);
+      if (!s) return fail(r, "out of memory (module in frame at offset %llu)", at);
+      tierpool__trace__module__segment__init(s);
+      s->vaddr = m->segment_vaddr[i];
+      s->memsz = i < m->n_segment_memsz ? m->segment_memsz[i] : 0;
+      s->file_offset = s->vaddr - (i < m->n_segment_offset_gap ? (uint64_t)m->segment_offset_gap[i] : 0);
+      s->executable = i < m->n_segment_executable && m->segment_executable[i];
+      m->segments[i] = s;
+    }
+  }
+  free(m->segment_vaddr), free(m->segment_memsz), free(m->segment_offset_gap), free(m->segment_executable);
+  m->segment_vaddr = m->segment_memsz = NULL, m->segment_offset_gap = NULL, m->segment_executable = NULL;
+  m->n_segment_vaddr = m->n_segment_memsz = m->n_segment_offset_gap = m->n_segment_executable = 0;
+  return 0;
+}
+
+/* Format 3 MmapCalls as format 1 says them: addr and stack. */
+static int mmaps_v1(tp_trace_reader *r, Tierpool__Trace__MmapCalls *m) {
+  unsigned long long at = (unsigned long long)r->frame_offset;
+  if (m->n_addr_delta && !m->n_addr) {
+    uint64_t *addr = malloc(m->n_addr_delta * sizeof *addr);
+    if (!addr) return fail(r, "out of memory (mmap calls in frame at offset %llu)", at);
+    for (size_t i = 0; i < m->n_addr_delta; i++) addr[i] = (i ? addr[i - 1] : 0) + (uint64_t)m->addr_delta[i];
+    m->addr = addr, m->n_addr = m->n_addr_delta;
+  }
+  if (m->n_stack_delta && !m->n_stack) {
+    uint32_t *stack = malloc(m->n_stack_delta * sizeof *stack);
+    if (!stack) return fail(r, "out of memory (mmap calls in frame at offset %llu)", at);
+    for (size_t i = 0; i < m->n_stack_delta; i++) stack[i] = (i ? stack[i - 1] : 0) + (uint32_t)m->stack_delta[i];
+    m->stack = stack, m->n_stack = m->n_stack_delta;
+  }
+  free(m->addr_delta), free(m->stack_delta);
+  m->addr_delta = NULL, m->stack_delta = NULL;
+  m->n_addr_delta = m->n_stack_delta = 0;
+  return 0;
+}
+
 /* Format 2 Samples as format 1 says them: stack. */
 static int samples_v1(tp_trace_reader *r, Tierpool__Trace__Samples *s) {
+  if (note_marks(r, s) < 0) return -1;
   bool back = s->n_stack_back && !s->n_stack;
   if (back) {
     s->stack = malloc(s->n_stack_back * sizeof *s->stack);
@@ -362,9 +461,11 @@ int tp_trace_next(tp_trace_reader *r, Tierpool__Trace__Record **out) {
     case TIERPOOL__TRACE__RECORD__KIND_STACKS:
       start_batch(r, rec); /* takes rec; on error, the loop returns -1 */
       continue;
-    case TIERPOOL__TRACE__RECORD__KIND_PROCESS: /* node numbers and stack ids are the section's */
+    case TIERPOOL__TRACE__RECORD__KIND_PROCESS: /* node numbers and stack and sample ids are the section's */
       r->n_nodes = 0;
       r->sample_stack_max = 0;
+      r->n_marks = 0;
+      r->sample_id_prior = 0;
       break;
     case TIERPOOL__TRACE__RECORD__KIND_SAMPLES:
       if (samples_v1(r, rec->samples) < 0) {
@@ -374,6 +475,24 @@ int tp_trace_next(tp_trace_reader *r, Tierpool__Trace__Record **out) {
       break;
     case TIERPOOL__TRACE__RECORD__KIND_HISTOGRAM:
       if (histogram_v1(r, rec->histogram) < 0) {
+        tp_trace_record_free(rec);
+        return -1;
+      }
+      break;
+    case TIERPOOL__TRACE__RECORD__KIND_MODULE:
+      if (module_v1(r, rec->module) < 0) {
+        tp_trace_record_free(rec);
+        return -1;
+      }
+      break;
+    case TIERPOOL__TRACE__RECORD__KIND_FREES:
+      if (frees_v1(r, rec->frees) < 0) {
+        tp_trace_record_free(rec);
+        return -1;
+      }
+      break;
+    case TIERPOOL__TRACE__RECORD__KIND_MMAP_CALLS:
+      if (mmaps_v1(r, rec->mmap_calls) < 0) {
         tp_trace_record_free(rec);
         return -1;
       }

@@ -4,11 +4,12 @@
  * recorder's lock.  Every 250 ms the writer thread swaps the batches, turns
  * the full one into records (new threads and stacks first, the stacks as a
  * prefix tree, then columnar Samples / Frees / MmapCalls), adds once a second
- * the histogram deltas (one per tenant), a snapshot, new modules and new
- * perf-map lines, and writes the lot as one independent zstd frame: a trace
- * cut short keeps every complete frame.  Tenant records come first, once
- * each, when a second tenant exists.  The writer's own allocations are not
- * recorded (tp_rec_self.busy). */
+ * (and at the first flush) the histogram deltas (one per tenant), a snapshot,
+ * new modules and new perf-map lines, and writes
+ * the lot as one independent zstd frame: a trace cut short keeps every
+ * complete frame.  Tenant records come first, once each, when a second
+ * tenant exists.  The writer's own allocations are not recorded
+ * (tp_rec_self.busy). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,10 +32,13 @@ struct tp_rec_out {
 static tp_lock tp_rec_writer_lock = TP_LOCK_INITIALIZER; /* one flush at a time */
 static uint32_t tp_rec_threads_emitted, tp_rec_stacks_emitted, tp_rec_tenants_emitted;
 static uint32_t tp_rec_sample_stack_max; /* highest stack id of the samples written (Samples.stack_back) */
+static uint64_t tp_rec_sample_id_max;    /* highest sample id of the frames written (Frees.id_age) */
 /* Per tenant, the sums at this flush and those already written: mapped when
  * the tenant first has a histogram (16 KiB each). */
 static tp_rec_hist *tp_rec_hist_now[TP_MAX_TENANTS], *tp_rec_hist_emitted[TP_MAX_TENANTS];
-static uint64_t tp_rec_last_periodic_ns = UINT64_MAX; /* the first flush is periodic */
+/* The first flush is periodic: a process killed early still leaves its
+ * histogram. */
+static uint64_t tp_rec_last_periodic_ns = UINT64_MAX;
 static bool tp_rec_finished;
 static bool tp_rec_open_pending; /* a forked child opens its trace at its first flush */
 static uint64_t tp_rec_allocs_before; /* a forked child's: the parent's, not in its End */
@@ -257,9 +261,13 @@ static uint64_t tp_rec_time_delta(uint64_t *prev_us, uint64_t time_ns) {
   return delta;
 }
 
-static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
-  uint32_t n = b->sample_count;
-  if (!n) return;
+/* Leaves in marks (if not NULL) each sample's time and id as the reader sees
+ * them (Frees.id_age); returns how many: 0 if no record was written.  Raises
+ * *id_max to the highest id written. */
+static uint32_t tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b, tp_trace_sample_mark *marks,
+                                    uint64_t *id_max) {
+  uint32_t n = b->sample_count, written = 0;
+  if (!n) return 0;
   uint64_t *ids = malloc(n * sizeof *ids), *times = malloc(n * sizeof *times), *sizes = malloc(n * sizeof *sizes),
            *usable = malloc(n * sizeof *usable);
   int32_t *stacks = malloc(n * sizeof *stacks);
@@ -274,6 +282,7 @@ static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
       const tp_rec_sample *s = &b->samples[i];
       ids[i] = s->id - prev_id, prev_id = s->id;
       times[i] = tp_rec_time_delta(&prev_us, s->time_ns);
+      if (marks) marks[i] = (tp_trace_sample_mark){prev_us, s->id};
       stacks[i] = (int32_t)(tp_rec_sample_stack_max + 1 - s->stack); /* 0: the next new stack */
       if (s->stack > tp_rec_sample_stack_max) tp_rec_sample_stack_max = s->stack;
       sizes[i] = s->size, usable[i] = s->usable, threads[i] = s->thread;
@@ -294,58 +303,85 @@ static void tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b) {
     record.kind_case = TIERPOOL__TRACE__RECORD__KIND_SAMPLES;
     record.samples = &samples;
     tp_rec_out_record(out, &record);
+    written = n;
+    for (uint32_t i = 0; i < n; i++)
+      if (b->samples[i].id > *id_max) *id_max = b->samples[i].id;
   }
   free(ids), free(times), free(sizes), free(usable), free(stacks), free(threads), free(tiers), free(aligns);
   free(tenants), free(weights);
+  return written;
 }
 
-static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_batch *b) {
+/* Bytes of a sint64 column. */
+static size_t tp_rec_sint_size(const int64_t *values, uint32_t n) {
+  size_t size = 0;
+  for (uint32_t i = 0; i < n; i++)
+    size += tp_trace_varint_size(((uint64_t)values[i] << 1) ^ (uint64_t)(values[i] >> 63)); /* zigzag */
+  return size;
+}
+
+/* The freed ids as deltas, or as ages from each free's reference (marks: this
+ * frame's samples, prepared; NULL if out of memory), whichever is smaller:
+ * frees of long-lived blocks come in no order of ids, and their ages are the
+ * smaller. */
+static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_batch *b, tp_trace_sample_mark *marks,
+                              uint32_t mark_count) {
   uint32_t n = b->free_count;
   if (!n) return;
-  int64_t *ids = malloc(n * sizeof *ids);
+  int64_t *ids = malloc(n * sizeof *ids), *ages = malloc(n * sizeof *ages);
   uint64_t *times = malloc(n * sizeof *times);
   uint32_t *stacks = malloc(n * sizeof *stacks);
-  if (ids && times && stacks) {
+  if (ids && ages && times && stacks) {
     uint64_t prev_id = 0, prev_us = 0;
     for (uint32_t i = 0; i < n; i++) {
       const tp_rec_free_event *f = &b->frees[i];
       ids[i] = (int64_t)(f->id - prev_id), prev_id = f->id;
       times[i] = tp_rec_time_delta(&prev_us, f->time_ns);
+      ages[i] = marks ? (int64_t)(tp_trace_free_ref(marks, mark_count, tp_rec_sample_id_max, prev_us) - f->id) : 0;
       stacks[i] = f->stack;
     }
     Tierpool__Trace__Frees frees = TIERPOOL__TRACE__FREES__INIT;
-    frees.n_id_delta = frees.n_time_delta_us = n;
-    frees.id_delta = ids, frees.time_delta_us = times;
+    frees.n_time_delta_us = n;
+    frees.time_delta_us = times;
+    if (marks && tp_rec_sint_size(ages, n) < tp_rec_sint_size(ids, n))
+      frees.n_id_age = n, frees.id_age = ages;
+    else
+      frees.n_id_delta = n, frees.id_delta = ids;
     if (tp_opt.validate) frees.n_stack = n, frees.stack = stacks;
     Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
     record.kind_case = TIERPOOL__TRACE__RECORD__KIND_FREES;
     record.frees = &frees;
     tp_rec_out_record(out, &record);
   }
-  free(ids), free(times), free(stacks);
+  free(ids), free(ages), free(times), free(stacks);
 }
 
 static void tp_rec_emit_mmaps(tp_rec_out *out, const tp_rec_batch *b) {
   uint32_t n = b->mmap_count;
   if (!n) return;
-  uint64_t *times = malloc(n * sizeof *times), *addrs = malloc(n * sizeof *addrs),
-           *lengths = malloc(n * sizeof *lengths), *olds = malloc(n * sizeof *olds);
+  uint64_t *times = malloc(n * sizeof *times), *lengths = malloc(n * sizeof *lengths),
+           *olds = malloc(n * sizeof *olds);
+  int64_t *addrs = malloc(n * sizeof *addrs);
+  int32_t *stacks = malloc(n * sizeof *stacks);
   uint32_t *kinds = malloc(n * sizeof *kinds), *prots = malloc(n * sizeof *prots),
-           *flags = malloc(n * sizeof *flags), *stacks = malloc(n * sizeof *stacks),
-           *threads = malloc(n * sizeof *threads);
+           *flags = malloc(n * sizeof *flags), *threads = malloc(n * sizeof *threads);
   if (times && addrs && lengths && olds && kinds && prots && flags && stacks && threads) {
-    uint64_t prev_us = 0;
+    uint64_t prev_us = 0, prev_addr = 0;
+    uint32_t prev_stack = 0;
     for (uint32_t i = 0; i < n; i++) {
       const tp_rec_mmap_event *m = &b->mmaps[i];
       times[i] = tp_rec_time_delta(&prev_us, m->time_ns);
-      addrs[i] = m->addr, lengths[i] = m->length, olds[i] = m->old_addr, kinds[i] = m->kind;
-      prots[i] = m->prot, flags[i] = m->flags, stacks[i] = m->stack, threads[i] = m->thread;
+      addrs[i] = (int64_t)(m->addr - prev_addr), prev_addr = m->addr; /* mod 2^64 */
+      stacks[i] = (int32_t)(m->stack - prev_stack), prev_stack = m->stack;
+      lengths[i] = m->length, olds[i] = m->old_addr, kinds[i] = m->kind;
+      prots[i] = m->prot, flags[i] = m->flags, threads[i] = m->thread;
     }
     Tierpool__Trace__MmapCalls calls = TIERPOOL__TRACE__MMAP_CALLS__INIT;
-    calls.n_kind = calls.n_time_delta_us = calls.n_addr = calls.n_length = calls.n_prot = n;
-    calls.n_flags = calls.n_stack = calls.n_thread = calls.n_old_addr = n;
-    calls.kind = kinds, calls.time_delta_us = times, calls.addr = addrs, calls.length = lengths;
-    calls.prot = prots, calls.flags = flags, calls.stack = stacks, calls.thread = threads, calls.old_addr = olds;
+    calls.n_kind = calls.n_time_delta_us = calls.n_addr_delta = calls.n_length = calls.n_prot = n;
+    calls.n_flags = calls.n_stack_delta = calls.n_thread = calls.n_old_addr = n;
+    calls.kind = kinds, calls.time_delta_us = times, calls.addr_delta = addrs, calls.length = lengths;
+    calls.prot = prots, calls.flags = flags, calls.stack_delta = stacks, calls.thread = threads;
+    calls.old_addr = olds;
     Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
     record.kind_case = TIERPOOL__TRACE__RECORD__KIND_MMAP_CALLS;
     record.mmap_calls = &calls;
@@ -492,8 +528,13 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
   tp_rec_emit_tenants(&out, tenant_count);
   tp_rec_emit_threads(&out, thread_count);
   tp_rec_emit_stacks(&out, stack_count);
-  tp_rec_emit_samples(&out, full);
-  tp_rec_emit_frees(&out, full);
+  tp_trace_sample_mark *marks = malloc((full->sample_count + 1) * sizeof *marks);
+  uint64_t id_max = tp_rec_sample_id_max;
+  uint32_t mark_count = tp_rec_emit_samples(&out, full, marks, &id_max);
+  if (marks) tp_trace_marks_prepare(marks, mark_count);
+  tp_rec_emit_frees(&out, full, marks, mark_count);
+  tp_rec_sample_id_max = id_max; /* the next frames' prior */
+  free(marks);
   tp_rec_emit_mmaps(&out, full);
   tp_rec_emit_jits(&out, full);
   full->sample_count = full->free_count = full->mmap_count = full->jit_count = 0;
@@ -559,6 +600,7 @@ void tp_rec_writer_after_fork_child(void) {
   if (tp_rec.fd >= 0) close(tp_rec.fd);
   tp_rec.fd = -1;
   tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;
+  tp_rec_sample_id_max = 0;
   tp_rec_stack_tree_reset();
   uint64_t used = tp_rec_hist_tenants(); /* the child's histograms start at zero */
   for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
