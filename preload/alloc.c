@@ -128,8 +128,8 @@ static tp_ptr_info tp_classify(void *p) {
     bool page_start = ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0;
     switch (TP_PAGE_KIND(entry)) {
       case TP_PAGE_SLAB: {
-        tp_span *slab = info.slab = &seg->spans[TP_PAGE_DATA(entry)];
-        uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_PAGE_DATA(entry));
+        tp_span *slab = info.slab = &seg->spans[TP_SLAB_SLOT(entry)];
+        uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_SLAB_FIRST(entry));
         uint64_t index = (offset * slab->div_magic) >> 40;
         if (index * slab->block_size != offset || index >= slab->capacity) break;
         info.kind = ((void **)p)[1] == (void *)tp_free_key ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
@@ -203,8 +203,8 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
     uint32_t entry = seg->page_map[tp_page_index(seg, p)];
     tp_tcache *tc = tp_tcache_current;
     if (tp_likely(TP_PAGE_KIND(entry) == TP_PAGE_SLAB && tc != NULL && seg->heap == tc->heap)) {
-      tp_span *slab = &seg->spans[TP_PAGE_DATA(entry)];
-      uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_PAGE_DATA(entry));
+      tp_span *slab = &seg->spans[TP_SLAB_SLOT(entry)];
+      uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_SLAB_FIRST(entry));
       uint64_t index = (offset * slab->div_magic) >> 40;
       void **block = p;
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
@@ -243,7 +243,7 @@ static size_t tp_usable_unchecked(void *p) {
   if (tp_segment_is_ours(p)) {
     tp_segment *seg = tp_segment_of(p);
     uint32_t entry = seg->page_map[tp_page_index(seg, p)];
-    if (TP_PAGE_KIND(entry) == TP_PAGE_SLAB) return seg->spans[TP_PAGE_DATA(entry)].block_size;
+    if (TP_PAGE_KIND(entry) == TP_PAGE_SLAB) return seg->spans[TP_SLAB_SLOT(entry)].block_size;
     if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY) return (size_t)TP_PAGE_DATA(entry) << TP_PAGE_SHIFT;
     return 0;
   }

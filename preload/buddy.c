@@ -26,21 +26,23 @@ uint32_t tp_order_for_pages(uint32_t pages) {
   return pages <= 1 ? 0 : 32 - (uint32_t)__builtin_clz(pages - 1);
 }
 
-static inline uint32_t tp_span_page(tp_segment *seg, tp_span *span) {
-  return (uint32_t)(span - seg->spans);
+static inline bool tp_span_released(tp_segment *seg, tp_span *span) {
+  return (TP_PAGE_DATA(seg->page_map[span->first]) & TP_FREE_RELEASED) != 0;
 }
 
-static inline bool tp_span_released(tp_segment *seg, tp_span *span) {
-  return (TP_PAGE_DATA(seg->page_map[tp_span_page(seg, span)]) & TP_FREE_RELEASED) != 0;
+/* The descriptor of the free block whose head is `page`. */
+static inline tp_span *tp_free_span_at(tp_segment *seg, uint32_t page) {
+  return &seg->spans[TP_FREE_SLOT(seg->page_map[page])];
 }
 
 /* Resident blocks go to the head of their list, released ones to the tail, so
  * that allocation reuses pages that are already faulted in before fresh ones. */
 /* `state` is 0 (resident), TP_FREE_RELEASED (fresh pages) or
- * TP_FREE_RELEASED | TP_FREE_PURGED (pages the pool gave back). */
-static void tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t order, uint32_t state) {
+ * TP_FREE_RELEASED | TP_FREE_PURGED (pages the pool gave back).  Returns the
+ * block's descriptor, in a new slot. */
+static tp_span *tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t order, uint32_t state) {
   bool released = (state & TP_FREE_RELEASED) != 0;
-  tp_span *span = &seg->spans[first];
+  tp_span *span = tp_span_alloc(seg, first);
   span->order = (uint8_t)order;
   span->pages = 1u << order;
   span->freed_ms = (uint32_t)h->clock_ms;
@@ -57,14 +59,16 @@ static void tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint3
     else h->free_lists[order] = span;
     h->free_tails[order] = span;
   }
-  seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_FREE, order | state);
+  seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_FREE, TP_FREE_DATA(order, state, tp_span_slot(seg, span)));
   h->free_pages += span->pages;
   if (released) h->released_pages += span->pages;
+  return span;
 }
 
-/* Unlinks a free block; returns its state (see tp_free_list_push). */
+/* Unlinks a free block and frees its slot; returns its state (see
+ * tp_free_list_push). */
 static uint32_t tp_free_list_remove(tp_heap *h, tp_segment *seg, tp_span *span) {
-  uint32_t first = tp_span_page(seg, span);
+  uint32_t first = span->first;
   uint32_t state = TP_PAGE_DATA(seg->page_map[first]) & (TP_FREE_RELEASED | TP_FREE_PURGED);
   bool released = state != 0;
   if (span->prev) span->prev->next = span->next;
@@ -74,6 +78,7 @@ static uint32_t tp_free_list_remove(tp_heap *h, tp_segment *seg, tp_span *span) 
   seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
   h->free_pages -= span->pages;
   if (released) h->released_pages -= span->pages;
+  tp_span_free(seg, span);
   return state;
 }
 
@@ -118,7 +123,7 @@ static bool tp_run_is_free(tp_segment *seg, uint32_t from, uint32_t to, bool res
     uint32_t entry = seg->page_map[from];
     if (TP_PAGE_KIND(entry) != TP_PAGE_FREE) return false;
     if (resident_only && (TP_PAGE_DATA(entry) & TP_FREE_RELEASED)) return false;
-    from += 1u << (TP_PAGE_DATA(entry) & 0xff);
+    from += 1u << (TP_PAGE_DATA(entry) & TP_FREE_ORDER_MASK);
   }
   return true;
 }
@@ -127,7 +132,7 @@ static bool tp_run_is_free(tp_segment *seg, uint32_t from, uint32_t to, bool res
 static void tp_take_run(tp_heap *h, tp_segment *seg, uint32_t from, uint32_t to) {
   uint32_t state = 0;
   while (from < to) {
-    tp_span *span = &seg->spans[from];
+    tp_span *span = tp_free_span_at(seg, from);
     from += span->pages;
     state = tp_free_list_remove(h, seg, span);
   }
@@ -145,7 +150,7 @@ static void *tp_take_resident_run(tp_heap *h, uint32_t pages, uint32_t order) {
     for (tp_span *span = h->free_lists[j]; span && scanned++ < TP_RUN_SCAN; span = span->next) {
       tp_segment *seg = tp_segment_of(span);
       if (tp_span_released(seg, span)) break; /* resident blocks come first */
-      uint32_t first = tp_span_page(seg, span);
+      uint32_t first = span->first;
       /* Under a cap, released pages are taken only where they are charged. */
       if (tp_run_is_free(seg, first + span->pages, first + pages, h->budget.capped)) {
         tp_take_run(h, seg, first, first + pages);
@@ -204,7 +209,7 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
     if (!tp_budget_charge(h, (uint64_t)pages << TP_PAGE_SHIFT)) return NULL;
     h->budget.pool_charged += (uint64_t)pages << TP_PAGE_SHIFT;
   }
-  uint32_t first = tp_span_page(seg, span);
+  uint32_t first = span->first;
   uint32_t have = span->order;
   uint32_t state = tp_free_list_remove(h, seg, span);
   if (state & TP_FREE_PURGED) h->retaken_pages += pages; /* the pool released them too early? */
@@ -239,20 +244,21 @@ void tp_buddy_coalesce(tp_heap *h) {
     while (span) {
       tp_span *next = span->next;
       tp_segment *seg = tp_segment_of(span);
-      uint32_t first = tp_span_page(seg, span);
+      uint32_t first = span->first;
       uint32_t buddy = first ^ (1u << order);
       uint32_t entry = buddy < seg->frontier ? seg->page_map[buddy] : 0;
       /* Under a cap, a resident block and a released one stay apart: merged,
        * the released half would be handed out (and faulted in) uncharged. */
       bool mixed = ((TP_PAGE_DATA(entry) ^ TP_PAGE_DATA(seg->page_map[first])) & TP_FREE_RELEASED) != 0;
-      if (TP_PAGE_KIND(entry) == TP_PAGE_FREE && (TP_PAGE_DATA(entry) & 0xff) == order && !(mixed && h->budget.capped)) {
-        tp_span *other = &seg->spans[buddy];
+      if (TP_PAGE_KIND(entry) == TP_PAGE_FREE && (TP_PAGE_DATA(entry) & TP_FREE_ORDER_MASK) == order &&
+          !(mixed && h->budget.capped)) {
+        tp_span *other = &seg->spans[TP_FREE_SLOT(entry)];
         if (next == other) next = other->next;
         uint32_t freed = span->freed_ms - other->freed_ms < (1u << 31) ? span->freed_ms : other->freed_ms;
         uint32_t a = tp_free_list_remove(h, seg, span), b = tp_free_list_remove(h, seg, other);
         uint32_t merged = first < buddy ? first : buddy;
-        tp_free_list_push(h, seg, merged, order + 1, (a & b) ? (a | b) : 0); /* released only if both are */
-        seg->spans[merged].freed_ms = freed; /* idle since the later of the two frees */
+        tp_span *whole = tp_free_list_push(h, seg, merged, order + 1, (a & b) ? (a | b) : 0); /* released only if both are */
+        whole->freed_ms = freed; /* idle since the later of the two frees */
       }
       span = next;
     }
@@ -288,14 +294,13 @@ static void tp_release_batch_flush(tp_release_batch *b) {
 
 /* Marks the free block `span` (of `order`) released and queues its madvise. */
 static size_t tp_release_block(tp_heap *h, tp_release_batch *b, tp_segment *seg, tp_span *span, uint32_t order) {
-  uint32_t first = tp_span_page(seg, span), freed = span->freed_ms;
+  uint32_t first = span->first, freed = span->freed_ms;
   size_t bytes = (size_t)1 << (order + TP_PAGE_SHIFT);
   tp_free_list_remove(h, seg, span);
   if (b->count == TP_RELEASE_BATCH) tp_release_batch_flush(b);
   b->range[b->count].start = (uintptr_t)tp_page_address(seg, first);
   b->range[b->count++].end = (uintptr_t)tp_page_address(seg, first) + bytes;
-  tp_free_list_push(h, seg, first, order, TP_FREE_RELEASED | TP_FREE_PURGED);
-  seg->spans[first].freed_ms = freed;
+  tp_free_list_push(h, seg, first, order, TP_FREE_RELEASED | TP_FREE_PURGED)->freed_ms = freed;
   h->buddy_releases++;
   return bytes;
 }
@@ -350,7 +355,7 @@ bool tp_buddy_extend(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages
   /* Released pages of the run become the tenant's: its budget may refuse them. */
   uint64_t faulted = 0;
   for (uint32_t at = first + pages, end = first + new_pages; at < end;) {
-    uint32_t data = TP_PAGE_DATA(seg->page_map[at]), next = at + (1u << (data & 0xff));
+    uint32_t data = TP_PAGE_DATA(seg->page_map[at]), next = at + (1u << (data & TP_FREE_ORDER_MASK));
     if (data & TP_FREE_RELEASED) faulted += (uint64_t)((next < end ? next : end) - at) << TP_PAGE_SHIFT;
     at = next;
   }

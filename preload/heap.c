@@ -286,9 +286,9 @@ void tp_heap_residency(tp_heap *h, uint64_t out[4]) {
       uint32_t entry = seg->page_map[page], span, slot;
       switch (TP_PAGE_KIND(entry)) {
         case TP_PAGE_HEADER: span = 1, slot = 0; break;
-        case TP_PAGE_SLAB: span = seg->spans[page].pages, slot = 1; break;
+        case TP_PAGE_SLAB: span = seg->spans[TP_SLAB_SLOT(entry)].pages, slot = 1; break;
         case TP_PAGE_BUDDY: span = TP_PAGE_DATA(entry), slot = 2; break;
-        case TP_PAGE_FREE: span = 1u << (TP_PAGE_DATA(entry) & 0xff), slot = 3; break;
+        case TP_PAGE_FREE: span = 1u << (TP_PAGE_DATA(entry) & TP_FREE_ORDER_MASK), slot = 3; break;
         default: span = 1, slot = 0; break; /* cannot happen: every page is covered */
       }
       for (uint32_t i = 0; i < span && page + i < seg->frontier; i++)

@@ -158,6 +158,21 @@ static inline void *tp_page_address(tp_segment *seg, uint32_t page) {
   return (char *)seg + ((size_t)page << TP_PAGE_SHIFT);
 }
 
+/* Span slots (heap->buddy_lock held): the last freed first, else a new one.
+ * Never exhausted: live descriptors cover disjoint pages of the segment. */
+static inline tp_span *tp_span_alloc(tp_segment *seg, uint32_t first) {
+  tp_span *span = seg->span_free;
+  if (span) seg->span_free = span->next;
+  else span = &seg->spans[seg->span_top++];
+  span->first = first;
+  return span;
+}
+static inline void tp_span_free(tp_segment *seg, tp_span *span) {
+  span->next = seg->span_free;
+  seg->span_free = span;
+}
+static inline uint32_t tp_span_slot(tp_segment *seg, tp_span *span) { return (uint32_t)(span - seg->spans); }
+
 /* ---- buddy (buddy.c); callers hold heap->buddy_lock ---------------------- */
 /* Takes `pages` contiguous pages aligned to 2^align_order pages.  *zeroed is
  * set when every page is fresh from the OS.  NULL when the heap cannot grow. */

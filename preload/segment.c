@@ -31,6 +31,8 @@ tp_segment *tp_segment_create(tp_heap *h) {
   seg->heap = h;
   seg->header_pages = (uint32_t)(tp_align_up(sizeof(tp_segment), TP_PAGE_SIZE) >> TP_PAGE_SHIFT);
   seg->frontier = seg->header_pages;
+  seg->span_free = NULL; /* no span slot used yet: the pool's pages stay untouched */
+  seg->span_top = 0;
   for (uint32_t i = 0; i < seg->header_pages; i++)
     seg->page_map[i] = TP_PAGE_ENTRY(TP_PAGE_HEADER, 0);
   seg->next = h->segments;

@@ -1,6 +1,8 @@
 /* slab.c — size classes and the central (per heap, per class) slab lists.
  *
- * A slab is a buddy span of 16..64 pages cut into blocks of one class.  Blocks
+ * A slab is a buddy span of 16..64 pages cut into blocks of one class, with a
+ * descriptor in a slot of its segment's span pool; every page of the slab
+ * names the slab's first page and that slot in the page map.  Blocks
  * never handed out are taken by bumping an index, so a new slab touches only
  * the pages actually used.  Thread caches refill from here and flush back in
  * batches; a slab whose blocks have all come back becomes the class's spare,
@@ -70,12 +72,12 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
   }
   tp_segment *seg = tp_segment_of(base);
   uint32_t first = tp_page_index(seg, base);
-  for (uint32_t i = 0; i < sc->slab_pages; i++)
-    seg->page_map[first + i] = TP_PAGE_ENTRY(TP_PAGE_SLAB, first);
+  tp_span *slab = tp_span_alloc(seg, first);
+  uint32_t entry = TP_PAGE_ENTRY(TP_PAGE_SLAB, TP_SLAB_DATA(first, tp_span_slot(seg, slab)));
+  for (uint32_t i = 0; i < sc->slab_pages; i++) seg->page_map[first + i] = entry;
   h->slab_pages += sc->slab_pages;
   tp_lock_release(&h->buddy_lock);
 
-  tp_span *slab = &seg->spans[first];
   slab->free_blocks = NULL;
   slab->used = 0;
   slab->bump = 0;
@@ -90,25 +92,25 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
 
 static void tp_slab_destroy(tp_heap *h, tp_span *slab) {
   tp_segment *seg = tp_segment_of(slab);
-  uint32_t first = (uint32_t)(slab - seg->spans);
-  for (uint32_t i = 0; i < slab->pages; i++) seg->page_map[first + i] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
+  uint32_t first = slab->first, pages = slab->pages;
+  for (uint32_t i = 0; i < pages; i++) seg->page_map[first + i] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
   tp_lock_acquire(&h->buddy_lock);
-  tp_buddy_give(h, seg, first, slab->pages);
-  h->slab_pages -= slab->pages;
+  tp_span_free(seg, slab); /* first: the free blocks of its pages reuse the slot */
+  tp_buddy_give(h, seg, first, pages);
+  h->slab_pages -= pages;
   h->slab_releases++;
-  h->slab_released_bytes += (uint64_t)slab->pages << TP_PAGE_SHIFT;
+  h->slab_released_bytes += (uint64_t)pages << TP_PAGE_SHIFT;
   tp_heap_tick(h);
   tp_lock_release(&h->buddy_lock);
 }
 
 static inline tp_span *tp_slab_of_block(void *block) {
   tp_segment *seg = tp_segment_of(block);
-  return &seg->spans[TP_PAGE_DATA(seg->page_map[tp_page_index(seg, block)])];
+  return &seg->spans[TP_SLAB_SLOT(seg->page_map[tp_page_index(seg, block)])];
 }
 
 static inline char *tp_slab_base(tp_span *slab) {
-  tp_segment *seg = tp_segment_of(slab);
-  return tp_page_address(seg, (uint32_t)(slab - seg->spans));
+  return tp_page_address(tp_segment_of(slab), slab->first);
 }
 
 /* Takes up to `want` blocks of class cls, linked through word 0 and marked

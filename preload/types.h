@@ -5,11 +5,11 @@
  * Slab and buddy memory lives in *segments*: 32 MiB regions aligned to 32 MiB, so
  * the segment of any pointer is `p & ~(TP_SEGMENT_SIZE-1)`, and a global bitmap
  * says whether that segment is ours.  A segment starts with its header (page map
- * and span descriptors), then pages managed by a buddy allocator.  Slabs are
- * buddy spans of 16..64 pages cut into blocks of one size class.  Large blocks
- * (> buddy_max) are direct mappings recorded in a hash table.
+ * and a pool of span descriptors), then pages managed by a buddy allocator.
+ * Slabs are buddy spans of 16..64 pages cut into blocks of one size class.
+ * Large blocks (> buddy_max) are direct mappings recorded in a hash table.
  *
- *   free(p): segment bitmap → page_map[page of p] → slab span | buddy block
+ *   free(p): segment bitmap → page_map[page of p] → spans[slot] (slab) | buddy block
  *            not a segment of ours → large table → else invalid pointer.
  */
 #ifndef TP_TYPES_H
@@ -47,25 +47,47 @@
  * Invariant: every page below the segment's frontier has an accurate kind;
  * data is meaningful on head pages (FREE, BUDDY) and on every SLAB page. */
 enum tp_page_kind {
-  TP_PAGE_UNUSED = 0, /* beyond the frontier, never handed to the buddy */
-  TP_PAGE_HEADER = 1, /* segment header                                   */
-  TP_PAGE_FREE = 2,   /* head of a free buddy block: order, released flag */
-  TP_PAGE_BUDDY = 3,  /* head of a buddy allocation: its page count       */
-  TP_PAGE_SLAB = 4,   /* page of a slab: index of the slab's first page   */
-  TP_PAGE_INNER = 5,  /* non-head page of a free or allocated buddy block */
+  TP_PAGE_UNUSED = 0, /* beyond the frontier, never handed to the buddy       */
+  TP_PAGE_HEADER = 1, /* segment header                                         */
+  TP_PAGE_FREE = 2,   /* head of a free buddy block: order, state, span slot    */
+  TP_PAGE_BUDDY = 3,  /* head of a buddy allocation: its page count             */
+  TP_PAGE_SLAB = 4,   /* page of a slab: the slab's first page and span slot    */
+  TP_PAGE_INNER = 5,  /* non-head page of a free or allocated buddy block       */
 };
 #define TP_PAGE_KIND(e) ((e) & 7u)
 #define TP_PAGE_DATA(e) ((e) >> 3)
 #define TP_PAGE_ENTRY(kind, data) ((uint32_t)(kind) | ((uint32_t)(data) << 3))
+/* FREE data: order | state | slot << TP_FREE_SLOT_SHIFT.  The order and state
+ * stay in the page map (not only in the span) so that coalescing and page
+ * runs judge a neighbour from its entry alone, without touching its span. */
+#define TP_FREE_ORDER_MASK 0xffu
 #define TP_FREE_RELEASED 0x100u /* in FREE data: pages are not resident        */
 #define TP_FREE_PURGED 0x200u   /* ... because the pool released them (not fresh) */
+#define TP_FREE_SLOT_SHIFT 10
+#define TP_FREE_DATA(order, state, slot) ((order) | (state) | ((uint32_t)(slot) << TP_FREE_SLOT_SHIFT))
+#define TP_FREE_SLOT(e) (TP_PAGE_DATA(e) >> TP_FREE_SLOT_SHIFT)
+/* SLAB data: first page | slot << TP_SLOT_BITS, on every page of the slab: the
+ * free path finds the block's offset and its span from this one entry. */
+#define TP_SLOT_BITS 13 /* a page index or a span slot: < TP_SEGMENT_PAGES */
+#define TP_SLAB_DATA(first, slot) ((uint32_t)(first) | ((uint32_t)(slot) << TP_SLOT_BITS))
+#define TP_SLAB_FIRST(e) (TP_PAGE_DATA(e) & ((1u << TP_SLOT_BITS) - 1))
+#define TP_SLAB_SLOT(e) (TP_PAGE_DATA(e) >> TP_SLOT_BITS)
+_Static_assert((1u << TP_SLOT_BITS) == TP_SEGMENT_PAGES, "page and slot indexes take TP_SLOT_BITS");
+_Static_assert(3 + 2 * TP_SLOT_BITS <= 32 && 3 + TP_FREE_SLOT_SHIFT + TP_SLOT_BITS <= 32,
+               "SLAB and FREE data fit an entry");
 
 /* ---- spans --------------------------------------------------------------- */
-/* Out-of-band descriptor of the span starting at a page: a slab, or a free
- * buddy block sitting in a free list.  Kept in the segment header so that
- * released pages stay untouched and blocks keep their natural alignment. */
+/* Out-of-band descriptor of a span: a slab, or a free buddy block sitting in
+ * a free list.  Kept in the segment header so that released pages stay
+ * untouched and blocks keep their natural alignment.  Descriptors live in
+ * slots of the header's span pool: the last freed slot is reused first, else
+ * the lowest never-used one, so the header pages they touch grow with the
+ * peak number of descriptors, not with the pages they describe (a slab of 16
+ * pages, indexed by page, would touch one descriptor per KiB of header).
+ * One cache line each. */
 typedef struct tp_span {
-  struct tp_span *next, *prev; /* free list (buddy) or partial list (slab)   */
+  struct tp_span *next, *prev; /* free list (buddy) or partial list (slab);  */
+                               /* unused slot: next free slot                */
   void *free_blocks;           /* slab: blocks returned, linked through word 0*/
   uint32_t used;               /* slab: blocks out of the slab (caches+user)  */
   uint32_t bump;               /* slab: index of the first never-used block   */
@@ -77,20 +99,29 @@ typedef struct tp_span {
   uint8_t order;               /* buddy free block: log2(pages)                */
   uint32_t pages;              /* pages in the span                            */
   uint32_t freed_ms;           /* buddy free block: when it was last freed     */
+  uint32_t first;              /* the span's first page in its segment         */
 } tp_span;
+_Static_assert(sizeof(tp_span) == 64, "a span is one cache line");
 
 struct tp_heap;
 
-/* Segment header.  Invariant: `frontier` pages from the start have been handed
- * to the buddy (as header, allocations or free blocks); the rest is untouched. */
+/* Segment header.  Invariants: `frontier` pages from the start have been
+ * handed to the buddy (as header, allocations or free blocks); the rest is
+ * untouched.  Slots [0, span_top) of `spans` have been used: each is either
+ * the descriptor of exactly one slab or FREE head (whose page map entry names
+ * it) or on the `span_free` stack; slots from span_top on were never touched.
+ * Every descriptor covers at least one page, so even a segment of one-page
+ * free blocks fits TP_SEGMENT_PAGES slots. */
 typedef struct tp_segment {
   uint64_t magic;
   struct tp_heap *heap;
   struct tp_segment *next;
   uint32_t header_pages;
   uint32_t frontier;
+  tp_span *span_free;  /* unused slots below span_top, last freed on top   */
+  uint32_t span_top;   /* slots ever used                                 */
   uint32_t page_map[TP_SEGMENT_PAGES];
-  tp_span spans[TP_SEGMENT_PAGES];
+  tp_span spans[TP_SEGMENT_PAGES] __attribute__((aligned(64)));
 } tp_segment;
 #define TP_SEGMENT_MAGIC 0x74696572706f6f6cULL /* "tierpool" */
 

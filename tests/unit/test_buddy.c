@@ -1,5 +1,5 @@
 /* test_buddy.c — buddy allocation: tail trimming, alignment, deferred
- * coalescing, release, and the buddy tier of a heap. */
+ * coalescing, release, the buddy tier of a heap, and the span slots. */
 #include <string.h>
 
 #include "unit.h"
@@ -211,6 +211,86 @@ static void test_growth_across_segments(void **state) {
   assert_null(tp_buddy_take(&unit_heap, TP_SEGMENT_PAGES, 0, NULL));
 }
 
+/* Header pages a segment's fields, page map (up to the frontier) and used
+ * span slots can touch: what the header may hold resident. */
+static uint64_t header_bound(const tp_segment *seg) {
+  size_t map_end = offsetof(tp_segment, page_map) + (size_t)seg->frontier * sizeof(uint32_t);
+  size_t spans_begin = offsetof(tp_segment, spans), spans_end = spans_begin + seg->span_top * sizeof(tp_span);
+  uint64_t pages = (map_end + TP_PAGE_SIZE - 1) / TP_PAGE_SIZE;
+  if (seg->span_top) pages += (spans_end + TP_PAGE_SIZE - 1) / TP_PAGE_SIZE - spans_begin / TP_PAGE_SIZE;
+  return pages * TP_PAGE_SIZE;
+}
+
+/* Descriptors sit in slots taken densely, not at their block's page: ~128
+ * free blocks of 16 pages spread over 4096 pages touch a few pages of
+ * descriptors (indexed by page, they touched 64). */
+static void test_descriptors_stay_dense(void **state) {
+  (void)state;
+  enum { N = 256 };
+  static char *blocks[N];
+  static bool taken[TP_SEGMENT_PAGES];
+  for (int i = 0; i < N; i++) blocks[i] = tp_buddy_take(&unit_heap, 16, 4, NULL);
+  tp_segment *seg = tp_segment_of(blocks[0]);
+  for (int i = 0; i < N; i++) {
+    assert_ptr_equal(tp_segment_of(blocks[i]), seg);
+    taken[tp_page_index(seg, blocks[i])] = true;
+  }
+  /* Free the lower halves of pairs whose upper half stays allocated: none merges. */
+  uint32_t given = 0;
+  for (int i = 0; i < N; i++) {
+    uint32_t first = tp_page_index(seg, blocks[i]);
+    if ((first & 16) || !taken[first + 16]) continue;
+    memset(blocks[i], 1, 16 * TP_PAGE_SIZE);
+    tp_buddy_give(&unit_heap, seg, first, 16);
+    given++;
+  }
+  assert_true(given >= N / 3); /* ~110: grow steps leave a few holes */
+  tp_buddy_coalesce(&unit_heap);
+  uint32_t live = 0;
+  for (uint32_t order = 0; order < TP_BUDDY_ORDERS; order++) live += free_blocks(&unit_heap, order);
+  assert_true(live >= given);
+  /* Slots ever used: the peak of descriptors, here before the frontier's
+   * unaligned pieces merged, far from one per page (~4000). */
+  assert_true(seg->span_top <= 2 * live);
+  for (int i = 0; i < N; i++) { /* each free block's head names its descriptor, which names it back */
+    uint32_t first = tp_page_index(seg, blocks[i]), entry = seg->page_map[first];
+    if ((first & 16) || !taken[first + 16]) continue;
+    assert_int_equal(TP_PAGE_KIND(entry), TP_PAGE_FREE);
+    assert_int_equal(TP_PAGE_DATA(entry) & TP_FREE_ORDER_MASK, 4);
+    assert_true(TP_FREE_SLOT(entry) < seg->span_top);
+    assert_int_equal(seg->spans[TP_FREE_SLOT(entry)].first, first);
+  }
+  uint64_t residency[4] = {0};
+  tp_heap_residency(&unit_heap, residency);
+  assert_true(residency[0] <= header_bound(seg));
+  assert_true(residency[0] <= 12 * TP_PAGE_SIZE);
+  assert_int_equal(residency[3], (uint64_t)given * 16 * TP_PAGE_SIZE); /* the free blocks written above */
+}
+
+/* The worst case: every page of a segment its own free block, each with a
+ * descriptor.  The slots hold them all, and they merge back into one piece. */
+static void test_every_page_its_own_block(void **state) {
+  (void)state;
+  tp_segment *seg = NULL;
+  for (;;) { /* every page of the first segment, one at a time */
+    char *p = tp_buddy_take(&unit_heap, 1, 0, NULL);
+    assert_non_null(p);
+    if (seg && tp_segment_of(p) != seg) break;
+    seg = tp_segment_of(p);
+  }
+  assert_int_equal(seg->frontier, TP_SEGMENT_PAGES);
+  uint32_t top = seg->span_top;
+  for (uint32_t page = seg->header_pages; page < TP_SEGMENT_PAGES; page++) tp_buddy_give(&unit_heap, seg, page, 1);
+  assert_true(seg->span_top <= TP_SEGMENT_PAGES);
+  assert_true(seg->span_top >= TP_SEGMENT_PAGES - seg->header_pages);
+  assert_true(free_blocks(&unit_heap, 0) >= TP_SEGMENT_PAGES - seg->header_pages);
+  assert_true(top <= seg->span_top);
+  tp_buddy_coalesce(&unit_heap);
+  char *big = tp_buddy_take(&unit_heap, TP_SEGMENT_PAGES / 4, 0, NULL); /* merged back, resident */
+  assert_non_null(big);
+  assert_ptr_equal(tp_segment_of(big), seg);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_take_trims_the_tail, unit_setup_heap),
@@ -224,6 +304,8 @@ int main(void) {
       cmocka_unit_test_setup(test_grow_in_place, unit_setup_heap),
       cmocka_unit_test_setup(test_move_out_keeps_pages, unit_setup_heap),
       cmocka_unit_test_setup(test_growth_across_segments, unit_setup_heap),
+      cmocka_unit_test_setup(test_descriptors_stay_dense, unit_setup_heap),
+      cmocka_unit_test_setup(test_every_page_its_own_block, unit_setup_heap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,12 +96,51 @@ static void test_partial_reuse(void **state) {
   assert_int_equal(pages, tp_classes.classes[cls].slab_pages); /* no new slab */
 }
 
+/* Every page of a slab names the slab's first page and its descriptor's slot;
+ * slabs created and destroyed over and over reuse the same slots, and 48
+ * slabs of 64 pages (one descriptor per 256 KiB of pages) touch one or two
+ * header pages of descriptors, not 48. */
+static void test_slab_descriptors_dense(void **state) {
+  (void)state;
+  uint32_t cls = tp_class_of_size(32768);
+  const tp_size_class *sc = &tp_classes.classes[cls];
+  uint32_t per_slab = (uint32_t)(((size_t)sc->slab_pages << TP_PAGE_SHIFT) / sc->size);
+  uint32_t want = per_slab * 48;
+  void *head;
+  assert_int_equal(tp_central_fill(&unit_heap, cls, &head, want), want);
+  tp_segment *seg = unit_heap.segments;
+  assert_null(seg->next);
+  for (void **b = head; b; b = b[0]) {
+    uint32_t page = tp_page_index(seg, b), entry = seg->page_map[page];
+    assert_int_equal(TP_PAGE_KIND(entry), TP_PAGE_SLAB);
+    tp_span *slab = &seg->spans[TP_SLAB_SLOT(entry)];
+    assert_int_equal(slab->first, TP_SLAB_FIRST(entry));
+    assert_true(page >= slab->first && page < slab->first + slab->pages);
+    assert_int_equal(slab->class_idx, cls);
+    assert_int_equal(seg->page_map[slab->first], entry); /* the same entry on every page */
+  }
+  uint64_t residency[4] = {0};
+  tp_heap_residency(&unit_heap, residency);
+  /* Page map up to the frontier (~13 KiB) and ~60 descriptors (~4 KiB). */
+  assert_true(residency[0] <= 8 * TP_PAGE_SIZE);
+  uint32_t top = seg->span_top;
+  for (int round = 0; round < 10; round++) {
+    tp_central_return(&unit_heap, cls, head, want);
+    tp_central_release_spares(&unit_heap);
+    assert_int_equal(unit_heap.slab_pages, 0);
+    assert_int_equal(tp_central_fill(&unit_heap, cls, &head, want), want);
+  }
+  assert_true(seg->span_top <= top + 8); /* slots freed are taken again */
+  assert_ptr_equal(unit_heap.segments, seg);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_class_table, unit_setup_heap),
       cmocka_unit_test_setup(test_fill_and_return, unit_setup_heap),
       cmocka_unit_test_setup(test_many_slabs_one_spare, unit_setup_heap),
       cmocka_unit_test_setup(test_partial_reuse, unit_setup_heap),
+      cmocka_unit_test_setup(test_slab_descriptors_dense, unit_setup_heap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
