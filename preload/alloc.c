@@ -177,6 +177,18 @@ static void tp_free_slab_block(tp_span *slab, void *p) {
   }
 }
 
+static TP_NOINLINE void tp_free_recorded_rare(void *p, uint32_t cls);
+
+/* A checked slab block of class cls, of tc's heap, into the thread's bin. */
+static inline __attribute__((always_inline)) void tp_free_to_bin(tp_tcache *tc, void **block, uint32_t cls) {
+  tp_bin *bin = &tc->bins[cls];
+  block[0] = bin->head;
+  block[1] = (void *)tp_free_key;
+  bin->head = block;
+  bin->frees++;
+  if (tp_unlikely(++bin->count > bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
+}
+
 /* record: false for realloc's own frees, which realloc records itself. */
 static TP_NOINLINE void tp_free_slow(void *p, const char *call, bool record) {
   if (!p) return;
@@ -210,13 +222,11 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
                     block[1] != (void *)tp_free_key)) {
         uint32_t cls = slab->class_idx;
-        if (record) tp_rec_free_slab_fast(tc, p, cls);
-        tp_bin *bin = &tc->bins[cls];
-        block[0] = bin->head;
-        block[1] = (void *)tp_free_key;
-        bin->head = block;
-        bin->frees++;
-        if (tp_unlikely(++bin->count > bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
+        if (record && tp_unlikely(!tp_rec_free_slab_counted(tc, p, cls))) {
+          tp_free_recorded_rare(p, cls);
+          return;
+        }
+        tp_free_to_bin(tc, block, cls);
         return;
       }
     }
@@ -225,6 +235,13 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
 }
 
 static TP_NOINLINE void tp_free_recorded(void *p) { tp_free_impl(p, true); }
+
+/* A slab free, checked by tp_free_impl, that the inlined count left to the
+ * recorder (a sample's, perhaps): recorded before the block goes back. */
+static TP_NOINLINE void tp_free_recorded_rare(void *p, uint32_t cls) {
+  tp_rec_free_slab(p, cls);
+  tp_free_to_bin(tp_tcache_current, p, cls);
+}
 
 static inline void tp_free(void *p) {
   if (tp_unlikely(tp_rec_active)) tp_free_recorded(p);
@@ -252,10 +269,20 @@ static size_t tp_usable_unchecked(void *p) {
 
 /* ---- the API ------------------------------------------------------------- */
 
+/* The pool's slow paths, then counted. */
+static TP_NOINLINE void *tp_malloc_recorded_slow(size_t size) {
+  return tp_rec_alloc_counted(tp_malloc(size), size, TP_MIN_ALIGN);
+}
+
+/* A block from the thread's cache, counted: no stack frame, every other way
+ * is a tail call. */
 static TP_NOINLINE void *tp_malloc_recorded(size_t size) {
-  void *p = tp_malloc(size);
-  tp_record_alloc(p, size, TP_MIN_ALIGN);
-  return p;
+  tp_tcache *tc = tp_tcache_current;
+  if (tp_likely(size <= tp_classes.max_size && tc != NULL)) {
+    uint32_t cls = tp_class_of_size(size);
+    if (tp_likely(tc->bins[cls].head != NULL)) return tp_rec_alloc_counted(tp_slab_alloc(cls, size), size, TP_MIN_ALIGN);
+  }
+  return tp_malloc_recorded_slow(size);
 }
 
 /* Without the recorder, malloc's fast path is a leaf function. */

@@ -2,7 +2,8 @@
  * API (preload/alloc.c) when the recorder is on: count the event in the
  * thread's histogram, step the sampling counter, test the sampled-block
  * filter.  Everything else — a thread's first event, a tenant change, a
- * sample, the free of a sampled block, byte-mode sampling — is a call. */
+ * sample, the free of a sampled block, byte-mode sampling — is a call (best
+ * a tail call: tp_rec_alloc_counted, tp_rec_free_slab_counted). */
 #ifndef TP_RECORDER_FAST_H
 #define TP_RECORDER_FAST_H
 
@@ -20,6 +21,10 @@ typedef struct tp_rec_bucket {
  * of these per tenant it allocated for (made on first use, never freed while
  * the thread lives). */
 typedef struct tp_rec_hist {
+  /* Allocations of up to 4 KiB by exact size, folded into bucket[] when
+   * summed (their bytes are size × count): one counter to bump, no bucket
+   * arithmetic on the hot path. */
+  uint64_t small_allocs[TP_BUCKET_FINE_MAX + 1];
   tp_rec_bucket bucket[TP_BUCKET_COUNT];
   /* Slab frees by class, folded into bucket[].frees when summed: the free
    * fast path bumps one of 64 hot counters instead of a bucket line. */
@@ -34,7 +39,8 @@ typedef struct tp_rec_thread {
   uint64_t rng;       /* xorshift state for the geometric skips; 0 until seeded */
   tp_rec_hist *hist;  /* the current tenant's; NULL until the first event */
   tp_rec_hist *hists; /* one per tenant seen, linked by thread_next */
-  const void *hist_heap; /* the heap (tenant) hist counts for: one compare per event */
+  const void *hist_of;   /* the heap (tenant) hist counts for */
+  const void *hist_heap; /* the same, the inlined paths' key (one compare per event); NULL in byte mode */
   uint32_t id;        /* Thread.id in the trace, 0 until registered    */
   bool busy;          /* inside the recorder: its own allocations are not recorded */
   bool exited;        /* past thread exit: counts go to the shared hist */
@@ -42,29 +48,71 @@ typedef struct tp_rec_thread {
 
 extern __thread tp_rec_thread tp_rec_self;
 
-/* The filter in front of the live table: one bit per 16-byte slot, set while
- * a live sample maps there; 32 KiB.  A slot is the address's own low bits
- * (folded with the bits above the 4 MiB the filter spans), not a hash: blocks
- * freed one after another are usually neighbours, so a free mostly reads a
- * filter line already in cache. */
-#define TP_REC_FILTER_BITS 18
+/* The filter in front of the live table: one bit per 64-byte slot, set
+ * while a live sample maps there; 8 KiB, small enough to stay in L1 when
+ * frees hit random addresses.  A bit set sends the free to a finer filter
+ * (sampler.c: 16-byte slots, 32 KiB, 4 per coarse slot), then to the table.
+ * A slot is the address's own bits (folded with the bits above the 4 MiB
+ * the filters span), not a hash: blocks freed one after another are usually
+ * neighbours, so a free mostly reads a filter line already in cache. */
+#define TP_REC_FILTER_BITS 16
+#define TP_REC_FINE_BITS 18
 extern _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
+static inline uint32_t tp_rec_fine_slot(const void *p) {
+  uintptr_t a = (uintptr_t)p ^ ((uintptr_t)p >> TP_REC_FINE_BITS); /* bits 22.. folded onto 4.. */
+  return (uint32_t)(a >> 4) & ((1u << TP_REC_FINE_BITS) - 1);
+}
 static inline uint32_t tp_rec_filter_slot(const void *p) {
-  uintptr_t a = (uintptr_t)p >> 4;
-  return (uint32_t)((a ^ (a >> TP_REC_FILTER_BITS) ^ (a >> (2 * TP_REC_FILTER_BITS))) &
-                    ((1u << TP_REC_FILTER_BITS) - 1));
+  return tp_rec_fine_slot(p) >> (TP_REC_FINE_BITS - TP_REC_FILTER_BITS);
 }
 static inline bool tp_rec_filter_test(const void *p) {
   uint32_t slot = tp_rec_filter_slot(p);
   return (atomic_load_explicit(&tp_rec_filter[slot >> 6], memory_order_relaxed) >> (slot & 63)) & 1;
 }
 
-extern bool tp_rec_by_bytes; /* sample_bytes mode: the counter steps by bytes */
+extern bool tp_rec_by_bytes; /* sample_bytes mode: the counter steps by bytes, in the calls only */
 
 void tp_rec_sample_now(void *p, size_t size, size_t align); /* the counter ran out */
-void tp_rec_free_check(void *p);                             /* the filter says maybe sampled */
+void tp_rec_free_check(void *p);                             /* the coarse filter says maybe sampled */
+void *tp_rec_alloc_then(void *p, size_t size, size_t align);  /* tp_rec_alloc; returns p */
+void *tp_rec_sample_then(void *p, size_t size, size_t align); /* tp_rec_sample_now; returns p */
 
-/* malloc & co: p (NULL on failure) served `size` bytes. */
+/* An allocation of `size` bytes, counted in h. */
+static inline void tp_rec_count_alloc(tp_rec_hist *h, size_t size) {
+  if (tp_likely(size <= TP_BUCKET_FINE_MAX)) {
+    h->small_allocs[size]++;
+  } else {
+    tp_rec_bucket *bucket = &h->bucket[tp_bucket_of_size(size)];
+    bucket->allocs++;
+    bucket->bytes += size;
+  }
+}
+
+/* malloc's tail: counts p (NULL on failure, `size` bytes) and returns it;
+ * the rare cases are tail calls, so a caller that returns its result keeps
+ * no register across them (no stack frame). */
+static inline void *tp_rec_alloc_counted(void *p, size_t size, size_t align) {
+  tp_rec_thread *t = &tp_rec_self;
+  const tp_tcache *tc = tp_tcache_current;
+  if (tp_unlikely(tc == NULL || tc->heap != t->hist_heap || t->busy || p == NULL)) return tp_rec_alloc_then(p, size, align);
+  tp_rec_count_alloc(t->hist, size);
+  if (tp_unlikely(--t->skip <= 0)) return tp_rec_sample_then(p, size, align);
+  return p;
+}
+
+/* The pool's fast free of a slab block of class cls, a block of tc's heap:
+ * true when counted and surely not sampled; false: the caller calls
+ * tp_rec_free_slab (which counts it, and records the free of a sample)
+ * before the block goes back, best as a tail call. */
+static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, void *p, uint32_t cls) {
+  tp_rec_thread *t = &tp_rec_self;
+  if (tp_unlikely(tc->heap != t->hist_heap || t->busy || tp_rec_filter_test(p))) return false;
+  t->hist->class_frees[cls]++;
+  return true;
+}
+
+/* malloc & co: p (NULL on failure) served `size` bytes (as tp_rec_alloc_counted,
+ * with its calls in the middle of the caller). */
 static inline void tp_rec_alloc_fast(void *p, size_t size, size_t align) {
   tp_rec_thread *t = &tp_rec_self;
   const tp_tcache *tc = tp_tcache_current;
@@ -72,22 +120,8 @@ static inline void tp_rec_alloc_fast(void *p, size_t size, size_t align) {
     tp_rec_alloc(p, size, align); /* the general path counts too */
     return;
   }
-  tp_rec_bucket *bucket = &t->hist->bucket[tp_bucket_of_size(size)];
-  bucket->allocs++;
-  bucket->bytes += size;
-  t->skip -= tp_rec_by_bytes ? (int64_t)(size ? size : 1) : 1;
-  if (tp_unlikely(t->skip <= 0)) tp_rec_sample_now(p, size, align);
-}
-
-/* The pool's fast free of a slab block of class cls, a block of tc's heap. */
-static inline void tp_rec_free_slab_fast(const tp_tcache *tc, void *p, uint32_t cls) {
-  tp_rec_thread *t = &tp_rec_self;
-  if (tp_unlikely(tc->heap != t->hist_heap || t->busy)) {
-    tp_rec_free_slab(p, cls);
-    return;
-  }
-  t->hist->class_frees[cls]++;
-  if (tp_unlikely(tp_rec_filter_test(p))) tp_rec_free_check(p);
+  tp_rec_count_alloc(t->hist, size);
+  if (tp_unlikely(--t->skip <= 0)) tp_rec_sample_now(p, size, align);
 }
 
 #endif /* TP_RECORDER_FAST_H */

@@ -4,10 +4,11 @@
  *   stacks.c    stack interning
  *   procinfo.c  process facts, modules, reservations, perf map, JIT ranges
  *   writer.c    event batches, the writer thread, trace frames
- * tp_rec.lock guards the batches, the live table and the thread list; the
- * stack table has a lock of its own (stacks.c).  Both are held for copies
- * and lookups only, never across I/O, unwinding or compression; the stack
- * lock is never taken while tp_rec.lock is held. */
+ * tp_rec.lock guards the batches, the live table, the filters' updates and
+ * the thread list; the stack table has a lock of its own for additions
+ * (stacks.c: lookups take none).  Both are held for copies and lookups only,
+ * never across I/O, unwinding or compression; the stack lock is never taken
+ * while tp_rec.lock is held. */
 #ifndef TP_RECORDER_PRIVATE_H
 #define TP_RECORDER_PRIVATE_H
 
@@ -58,11 +59,11 @@ typedef struct tp_rec_batch {
   uint32_t sample_count, free_count, mmap_count, jit_count;
 } tp_rec_batch;
 
-/* A live sampled block (open addressing, backward-shift deletion). */
+/* A live sampled block (sampler.c: the table of live samples). */
 typedef struct tp_rec_live {
   uintptr_t address; /* 0: empty slot */
-  uint64_t id, size, time_ns;
-  uint32_t stack, thread;
+  uint64_t id, size; /* size and stack: for the leak report */
+  uint32_t stack;
 } tp_rec_live;
 
 typedef struct tp_rec_thread_info {
@@ -83,6 +84,7 @@ typedef struct tp_recorder {
   /* live samples */
   tp_rec_live *live;
   uint64_t live_capacity, live_count;
+  uint32_t live_log2;
   /* threads, indexed by Thread.id - 1 */
   tp_rec_thread_info *threads;
   uint32_t thread_count;

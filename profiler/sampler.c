@@ -3,9 +3,11 @@
  * table of live sampled blocks that gives each sample its lifetime.
  *
  * Cost: an unsampled allocation compares the heap (tenant) of the thread's
- * cache with the one of its current histogram, bumps two counters and a skip
- * counter; an unsampled free does the same compare (slab) or none, bumps one
- * counter and reads one bit of the filter.
+ * cache with the one of its current histogram, bumps a counter (by size up
+ * to 4 KiB) and the skip counter; an unsampled free does the same compare
+ * (slab) or none, bumps one counter and reads one bit of the coarse filter
+ * (8 KiB).  A sample and a sampled free read the clock (the TSC) and take
+ * tp_rec.lock once, with the lines they write fetched beforehand.
  * Once a second tenant has counted something, a free also finds the block's
  * owning tenant (the pool's fast free path only frees the thread's own). */
 #include <malloc.h>
@@ -15,16 +17,34 @@
 #include <time.h>
 
 #include "recorder_private.h"
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#endif
 
 bool tp_rec_active;
 __thread tp_rec_thread tp_rec_self;
 bool tp_rec_by_bytes;
 tp_recorder tp_rec = {.lock = TP_LOCK_INITIALIZER, .fd = -1};
 _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
-/* Live samples per filter bit, touched under the lock only: a bit is cleared
- * as soon as its last sample is freed.  Stale bits would be costly, because
- * allocators hand the same hot addresses out again and again. */
-static uint16_t tp_rec_filter_counts[1u << TP_REC_FILTER_BITS];
+/* The finer filter behind it (recorder_fast.h), read after a coarse hit. */
+static _Atomic uint64_t tp_rec_fine_filter[(1u << TP_REC_FINE_BITS) / 64];
+
+static inline bool tp_rec_fine_test(const void *p) {
+  uint32_t slot = tp_rec_fine_slot(p);
+  return (atomic_load_explicit(&tp_rec_fine_filter[slot >> 6], memory_order_relaxed) >> (slot & 63)) & 1;
+}
+
+/* Filter words change under tp_rec.lock only: a plain store, no locked
+ * instruction (which would wait for every store before it). */
+static void tp_rec_bit_set(_Atomic uint64_t *filter, uint32_t bit) {
+  uint64_t word = atomic_load_explicit(&filter[bit >> 6], memory_order_relaxed);
+  if (!(word >> (bit & 63) & 1)) atomic_store_explicit(&filter[bit >> 6], word | 1ull << (bit & 63), memory_order_relaxed);
+}
+static void tp_rec_bit_clear(_Atomic uint64_t *filter, uint32_t bit) {
+  uint64_t word = atomic_load_explicit(&filter[bit >> 6], memory_order_relaxed);
+  atomic_store_explicit(&filter[bit >> 6], word & ~(1ull << (bit & 63)), memory_order_relaxed);
+}
 
 static uint64_t tp_rec_clock_ns(clockid_t clock) {
   struct timespec ts;
@@ -32,7 +52,135 @@ static uint64_t tp_rec_clock_ns(clockid_t clock) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t tp_rec_now_ns(void) { return tp_rec_clock_ns(CLOCK_MONOTONIC) - tp_rec.start_mono_ns; }
+/* ---- the clock --------------------------------------------------------------
+ * Event times come from the TSC when it is invariant and the kernel's clock
+ * source (so synchronised across CPUs): rdtsc takes 15 ns on this VM,
+ * clock_gettime 36-58 ns, and a sample and its free each read the clock.  Ticks are converted
+ * with a multiply and shift from an anchor: the rate is first measured over
+ * CLOCK_MONOTONIC's first 10 ms (clock_gettime until then), then, every
+ * second, over the whole run, with the slope steered so that the tick time
+ * meets CLOCK_MONOTONIC a second later: continuous, never going back, within
+ * microseconds of CLOCK_MONOTONIC.  A seqlock guards the anchor. */
+
+#define TP_REC_CLOCK_CALIBRATE_NS 10000000ull /* the first rate: over 10 ms */
+#define TP_REC_CLOCK_STEER_NS 1000000000ull   /* then re-anchored each second */
+
+static struct {
+  _Atomic uint32_t seq;                 /* odd while the anchor changes */
+  _Atomic uint64_t tsc, ns, mult, next; /* anchor: ns since start at tsc; ns per tick << 32; next steering */
+  _Atomic bool ticking;                 /* calibrated: the TSC is read */
+  _Atomic bool busy;                    /* a thread calibrates or steers */
+  bool usable;                          /* invariant TSC, the kernel's clock source */
+  uint64_t first_tsc, first_mono;       /* the calibration's start (CLOCK_MONOTONIC, absolute) */
+} tp_rec_clock;
+
+#if defined(__x86_64__)
+static inline uint64_t tp_rec_ticks(void) { return __rdtsc(); }
+
+static bool tp_rec_tsc_usable(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8))) return false; /* not invariant */
+  char source[32];
+  size_t n = tp_os_read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource", source,
+                             sizeof source - 1);
+  return n == 0 || (n >= 3 && memcmp(source, "tsc", 3) == 0 && (n == 3 || source[3] == '\n'));
+}
+#else
+static inline uint64_t tp_rec_ticks(void) { return 0; }
+static bool tp_rec_tsc_usable(void) { return false; }
+#endif
+
+/* CLOCK_MONOTONIC (absolute) and the TSC at the same moment, within the
+ * time of a clock_gettime: the smallest gap of a few tries. */
+static uint64_t tp_rec_clock_pair(uint64_t *tsc) {
+  uint64_t best_gap = UINT64_MAX, mono = 0;
+  *tsc = 0;
+  for (int i = 0; i < 4; i++) {
+    uint64_t before = tp_rec_ticks(), now = tp_rec_clock_ns(CLOCK_MONOTONIC), after = tp_rec_ticks();
+    if (after - before < best_gap) best_gap = after - before, mono = now, *tsc = before + (after - before) / 2;
+  }
+  return mono;
+}
+
+static void tp_rec_clock_start(void) {
+  tp_rec_clock.usable = tp_rec_tsc_usable();
+  tp_rec_clock.first_mono = tp_rec_clock_pair(&tp_rec_clock.first_tsc);
+}
+
+/* A forked child's times start at its fork: its next reading anchors again
+ * (the rate measured since the parent's start still holds). */
+static void tp_rec_clock_after_fork(void) {
+  atomic_store(&tp_rec_clock.ticking, false);
+  atomic_store(&tp_rec_clock.busy, false);
+  atomic_store(&tp_rec_clock.seq, 0);
+}
+
+static uint64_t tp_rec_clock_convert(uint64_t tsc, uint64_t anchor_tsc, uint64_t anchor_ns, uint64_t mult) {
+  return anchor_ns + (uint64_t)(((unsigned __int128)(tsc > anchor_tsc ? tsc - anchor_tsc : 0) * mult) >> 32);
+}
+
+/* A new anchor at tsc, whose time is ns: the rate measured since the start,
+ * steered by the distance to CLOCK_MONOTONIC (mono, ns since start). */
+static void tp_rec_clock_anchor(uint64_t tsc, uint64_t ns, uint64_t mono) {
+  double ticks_per_ns = (double)(tsc - tp_rec_clock.first_tsc) /
+                        (double)(mono + tp_rec.start_mono_ns - tp_rec_clock.first_mono);
+  if (mono > ns + TP_REC_CLOCK_CALIBRATE_NS) ns = mono; /* far behind (a stopped VM?): catch up now */
+  double steer = ((double)mono - (double)ns) / (double)TP_REC_CLOCK_STEER_NS;
+  if (steer < -0.5) steer = -0.5; /* far ahead: half speed until CLOCK_MONOTONIC is there */
+  uint64_t mult = (uint64_t)((1.0 + steer) / ticks_per_ns * 4294967296.0);
+  atomic_fetch_add_explicit(&tp_rec_clock.seq, 1, memory_order_acq_rel);
+  atomic_store_explicit(&tp_rec_clock.tsc, tsc, memory_order_relaxed);
+  atomic_store_explicit(&tp_rec_clock.ns, ns, memory_order_relaxed);
+  atomic_store_explicit(&tp_rec_clock.mult, mult ? mult : 1, memory_order_relaxed);
+  atomic_store_explicit(&tp_rec_clock.next, tsc + (uint64_t)(ticks_per_ns * TP_REC_CLOCK_STEER_NS), memory_order_relaxed);
+  atomic_fetch_add_explicit(&tp_rec_clock.seq, 1, memory_order_release);
+  atomic_store_explicit(&tp_rec_clock.ticking, true, memory_order_release);
+}
+
+/* clock_gettime, until the TSC's rate is known (or for good without a usable TSC). */
+static TP_NOINLINE uint64_t tp_rec_now_calibrating(void) {
+  uint64_t mono = tp_rec_clock_ns(CLOCK_MONOTONIC);
+  if (tp_rec_clock.usable && mono - tp_rec_clock.first_mono >= TP_REC_CLOCK_CALIBRATE_NS &&
+      !atomic_exchange_explicit(&tp_rec_clock.busy, true, memory_order_acquire)) {
+    uint64_t tsc;
+    mono = tp_rec_clock_pair(&tsc);
+    if (!atomic_load(&tp_rec_clock.ticking) && tsc > tp_rec_clock.first_tsc)
+      tp_rec_clock_anchor(tsc, mono - tp_rec.start_mono_ns, mono - tp_rec.start_mono_ns);
+    atomic_store_explicit(&tp_rec_clock.busy, false, memory_order_release);
+  }
+  return mono - tp_rec.start_mono_ns;
+}
+
+static TP_NOINLINE void tp_rec_clock_steer(void) {
+  if (atomic_exchange_explicit(&tp_rec_clock.busy, true, memory_order_acquire)) return;
+  uint64_t tsc, mono = tp_rec_clock_pair(&tsc) - tp_rec.start_mono_ns;
+  if (tsc >= atomic_load_explicit(&tp_rec_clock.next, memory_order_relaxed)) {
+    uint64_t ns = tp_rec_clock_convert(tsc, atomic_load(&tp_rec_clock.tsc), atomic_load(&tp_rec_clock.ns),
+                                       atomic_load(&tp_rec_clock.mult));
+    tp_rec_clock_anchor(tsc, ns, mono);
+  }
+  atomic_store_explicit(&tp_rec_clock.busy, false, memory_order_release);
+}
+
+uint64_t tp_rec_now_ns(void) {
+  if (tp_unlikely(!atomic_load_explicit(&tp_rec_clock.ticking, memory_order_acquire))) return tp_rec_now_calibrating();
+  uint64_t tsc, ns, next;
+  for (;;) {
+    uint32_t seq = atomic_load_explicit(&tp_rec_clock.seq, memory_order_acquire);
+    uint64_t anchor_tsc = atomic_load_explicit(&tp_rec_clock.tsc, memory_order_relaxed);
+    uint64_t anchor_ns = atomic_load_explicit(&tp_rec_clock.ns, memory_order_relaxed);
+    uint64_t mult = atomic_load_explicit(&tp_rec_clock.mult, memory_order_relaxed);
+    next = atomic_load_explicit(&tp_rec_clock.next, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (tp_likely(!(seq & 1) && atomic_load_explicit(&tp_rec_clock.seq, memory_order_relaxed) == seq)) {
+      tsc = tp_rec_ticks();
+      ns = tp_rec_clock_convert(tsc, anchor_tsc, anchor_ns, mult);
+      break;
+    }
+  }
+  if (tp_unlikely(tsc >= next)) tp_rec_clock_steer();
+  return ns;
+}
 
 /* ---- sampling decision ---------------------------------------------------- */
 
@@ -150,12 +298,14 @@ static TP_NOINLINE tp_rec_hist *tp_rec_thread_hist(tp_rec_thread *t, uint32_t te
 
 /* The current histogram, for the tenant of the thread's cache (tc may be
  * NULL: then the pool says): at the thread's first event, and when its tenant
- * changes.  The hot paths only compare the cache's heap with t->hist_heap. */
+ * changes.  The inlined paths only compare the cache's heap with
+ * t->hist_heap, which byte mode leaves NULL: it counts in the calls. */
 static TP_NOINLINE bool tp_rec_select_hist(tp_rec_thread *t, const tp_tcache *tc) {
   tp_rec_hist *h = tp_rec_thread_hist(t, tc ? tc->heap->index : tp_tenant_current_index());
   if (!h) return false;
   t->hist = h;
-  t->hist_heap = tc ? tc->heap : NULL;
+  t->hist_of = tc ? tc->heap : NULL;
+  t->hist_heap = tp_rec_by_bytes ? NULL : t->hist_of;
   return true;
 }
 
@@ -164,11 +314,17 @@ static inline tp_rec_hist *tp_rec_free_hist(tp_rec_thread *t, uint32_t owner) {
   return t->hist && t->hist->tenant == owner ? t->hist : tp_rec_thread_hist(t, owner);
 }
 
-/* Slab frees counted by class go to the bucket of the class's block size. */
-static void tp_rec_fold_class_frees(tp_rec_hist *out, const uint64_t *class_frees) {
+/* Slab frees counted by class go to the bucket of the class's block size,
+ * allocations counted by size to the bucket of the size. */
+static void tp_rec_fold_counts(tp_rec_hist *out, const tp_rec_hist *h) {
   for (uint32_t c = 0; c < tp_classes.count; c++)
     out->bucket[tp_bucket_of_size(tp_classes.classes[c].size)].frees +=
-        __atomic_load_n(&class_frees[c], __ATOMIC_RELAXED);
+        __atomic_load_n(&h->class_frees[c], __ATOMIC_RELAXED);
+  for (uint32_t size = 0; size <= TP_BUCKET_FINE_MAX; size++) {
+    uint64_t n = __atomic_load_n(&h->small_allocs[size], __ATOMIC_RELAXED);
+    out->bucket[tp_bucket_of_size(size)].allocs += n;
+    out->bucket[tp_bucket_of_size(size)].bytes += n * size;
+  }
 }
 
 /* Where exited threads' counts of a tenant go; lock held. */
@@ -201,7 +357,7 @@ void tp_rec_thread_exit(void) {
       retired->bucket[b].bytes += h->bucket[b].bytes;
       retired->bucket[b].frees += h->bucket[b].frees;
     }
-    tp_rec_fold_class_frees(retired, h->class_frees);
+    tp_rec_fold_counts(retired, h);
     h->next = tp_rec.spare_hists;
     tp_rec.spare_hists = h;
   }
@@ -216,7 +372,7 @@ void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant) {
   memset(out, 0, sizeof *out);
   if (retired) {
     memcpy(out->bucket, retired->bucket, sizeof out->bucket);
-    tp_rec_fold_class_frees(out, retired->class_frees); /* frees of threads past exit */
+    tp_rec_fold_counts(out, retired); /* counts of threads past exit */
   }
   out->tenant = tenant;
   for (tp_rec_hist *h = tp_rec.hists; h; h = h->next) {
@@ -226,48 +382,102 @@ void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant) {
       out->bucket[b].bytes += __atomic_load_n(&h->bucket[b].bytes, __ATOMIC_RELAXED);
       out->bucket[b].frees += __atomic_load_n(&h->bucket[b].frees, __ATOMIC_RELAXED);
     }
-    tp_rec_fold_class_frees(out, h->class_frees);
+    tp_rec_fold_counts(out, h);
   }
 }
 
-/* ---- the table of live samples -------------------------------------------- */
+/* ---- the table of live samples --------------------------------------------
+ * Open addressing, linear probing, backward-shift deletion.  A sample's home
+ * follows from its (coarse) filter slot: samples that share a filter bit, of
+ * either filter, share a home, so they lie in one run, and the run (in
+ * cache: just probed) tells whether a freed sample's bits are still needed.
+ * A table of more than 2^16 slots spreads each filter slot's samples over a
+ * block of 2^(log2 size - 16) homes, by the address's bits. */
 
-static uint64_t tp_rec_live_home(uintptr_t address, uint64_t capacity) {
-  return ((address * 0x9E3779B97F4A7C15ull) >> 20) & (capacity - 1);
+#define TP_REC_LIVE_MIN_LOG2 12
+
+static uint32_t tp_rec_live_spread(void) {
+  return tp_rec.live_log2 > TP_REC_FILTER_BITS ? tp_rec.live_log2 - TP_REC_FILTER_BITS : 0;
+}
+
+static uint64_t tp_rec_live_home_in(uintptr_t address, uint32_t log2) {
+  uint32_t spread = log2 > TP_REC_FILTER_BITS ? log2 - TP_REC_FILTER_BITS : 0;
+  uint64_t block = ((uint64_t)tp_rec_filter_slot((void *)address) * 0x9E3779B97F4A7C15ull) >> (64 - (log2 - spread));
+  return spread ? block << spread | ((address >> 4) * 0xC2B2AE3D27D4EB4Full) >> (64 - spread) : block;
+}
+
+static uint64_t tp_rec_live_home(uintptr_t address) { return tp_rec_live_home_in(address, tp_rec.live_log2); }
+
+/* The lines a sample (or a sampled free) of address will write under the
+ * lock — its table entry, its event in the batch — fetched before the lock
+ * is taken, so that their misses do not stretch the time it is held.  Hints
+ * read without the lock: a table or batch being replaced fetches a useless
+ * line, never a fault. */
+static inline void tp_rec_prefetch(uintptr_t address, bool sample) {
+  tp_rec_live *live = __atomic_load_n(&tp_rec.live, __ATOMIC_RELAXED);
+  uint32_t log2 = __atomic_load_n(&tp_rec.live_log2, __ATOMIC_RELAXED);
+  if (live && log2 >= TP_REC_LIVE_MIN_LOG2) __builtin_prefetch(&live[tp_rec_live_home_in(address, log2)], 1);
+  tp_rec_batch *batch = &tp_rec.batches[__atomic_load_n(&tp_rec.active, __ATOMIC_RELAXED) & 1];
+  if (sample) {
+    __builtin_prefetch(&batch->samples[__atomic_load_n(&batch->sample_count, __ATOMIC_RELAXED) % TP_REC_BATCH_MAX], 1);
+    __builtin_prefetch(&tp_rec_filter[tp_rec_filter_slot((void *)address) >> 6], 1); /* a free's are in cache */
+    __builtin_prefetch(&tp_rec_fine_filter[tp_rec_fine_slot((void *)address) >> 6], 1);
+  } else {
+    __builtin_prefetch(&batch->frees[__atomic_load_n(&batch->free_count, __ATOMIC_RELAXED) % TP_REC_BATCH_MAX], 1);
+  }
 }
 
 static bool tp_rec_live_grow(void) {
-  uint64_t capacity = tp_rec.live_capacity ? tp_rec.live_capacity * 2 : 4096;
-  tp_rec_live *table = tp_rec_map(capacity * sizeof *table);
+  uint32_t old_log2 = tp_rec.live_log2;
+  uint64_t old_capacity = tp_rec.live_capacity, capacity = old_capacity ? old_capacity * 2 : 1ull << TP_REC_LIVE_MIN_LOG2;
+  tp_rec_live *table = tp_rec_map(capacity * sizeof *table), *old = tp_rec.live;
   if (!table) return false;
-  for (uint64_t i = 0; i < tp_rec.live_capacity; i++) {
-    tp_rec_live *e = &tp_rec.live[i];
-    if (!e->address) continue;
-    uint64_t slot = tp_rec_live_home(e->address, capacity);
-    while (table[slot].address) slot = (slot + 1) & (capacity - 1);
-    table[slot] = *e;
-  }
-  if (tp_rec.live) tp_os_unmap(tp_rec.live, tp_rec.live_capacity * sizeof *table);
   tp_rec.live = table;
   tp_rec.live_capacity = capacity;
+  tp_rec.live_log2 = old_log2 ? old_log2 + 1 : TP_REC_LIVE_MIN_LOG2;
+  for (uint64_t i = 0; i < old_capacity; i++) {
+    if (!old[i].address) continue;
+    uint64_t slot = tp_rec_live_home(old[i].address);
+    while (table[slot].address) slot = (slot + 1) & (capacity - 1);
+    table[slot] = old[i];
+  }
+  if (old) tp_os_unmap(old, old_capacity * sizeof *table);
   return true;
 }
 
 static void tp_rec_live_insert(const tp_rec_live *entry) {
   if ((tp_rec.live_count + 1) * 2 > tp_rec.live_capacity && !tp_rec_live_grow()) return;
-  uint64_t mask = tp_rec.live_capacity - 1, slot = tp_rec_live_home(entry->address, tp_rec.live_capacity);
+  uint64_t mask = tp_rec.live_capacity - 1, slot = tp_rec_live_home(entry->address);
   while (tp_rec.live[slot].address && tp_rec.live[slot].address != entry->address) slot = (slot + 1) & mask;
   if (!tp_rec.live[slot].address) tp_rec.live_count++;
   tp_rec.live[slot] = *entry;
-  uint32_t bit = tp_rec_filter_slot((void *)entry->address);
-  if (tp_rec_filter_counts[bit]++ == 0)
-    atomic_fetch_or_explicit(&tp_rec_filter[bit >> 6], 1ull << (bit & 63), memory_order_relaxed);
+  tp_rec_bit_set(tp_rec_filter, tp_rec_filter_slot((void *)entry->address));
+  tp_rec_bit_set(tp_rec_fine_filter, tp_rec_fine_slot((void *)entry->address));
+}
+
+/* Clears the filter bits of a sample just removed that no other live sample
+ * needs: every sample of a coarse bit has its home in the bit's block, and
+ * lies in the run that starts there. */
+static void tp_rec_live_clear_bits(uintptr_t address) {
+  uint32_t coarse = tp_rec_filter_slot((void *)address), fine = tp_rec_fine_slot((void *)address);
+  uint64_t mask = tp_rec.live_capacity - 1, first = tp_rec_live_home(address) & ~((1ull << tp_rec_live_spread()) - 1);
+  uint64_t block_end = first + (1ull << tp_rec_live_spread());
+  bool coarse_used = false;
+  for (uint64_t i = first;; i++) {
+    uintptr_t a = tp_rec.live[i & mask].address;
+    if (!a && i >= block_end) break;
+    if (!a || tp_rec_filter_slot((void *)a) != coarse) continue;
+    coarse_used = true;
+    if (tp_rec_fine_slot((void *)a) == fine) return; /* both still needed */
+  }
+  tp_rec_bit_clear(tp_rec_fine_filter, fine);
+  if (!coarse_used) tp_rec_bit_clear(tp_rec_filter, coarse);
 }
 
 /* Removes and returns the entry of address; false when it was not sampled. */
 static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
   if (!tp_rec.live_count) return false;
-  uint64_t mask = tp_rec.live_capacity - 1, slot = tp_rec_live_home(address, tp_rec.live_capacity);
+  uint64_t mask = tp_rec.live_capacity - 1, slot = tp_rec_live_home(address);
   while (tp_rec.live[slot].address != address) {
     if (!tp_rec.live[slot].address) return false;
     slot = (slot + 1) & mask;
@@ -280,16 +490,14 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
       tp_rec.live[hole].address = 0;
       break;
     }
-    uint64_t home = tp_rec_live_home(e->address, tp_rec.live_capacity);
+    uint64_t home = tp_rec_live_home(e->address);
     if (((next - home) & mask) >= ((next - hole) & mask)) {
       tp_rec.live[hole] = *e;
       hole = next;
     }
   }
   tp_rec.live_count--;
-  uint32_t bit = tp_rec_filter_slot((void *)address);
-  if (--tp_rec_filter_counts[bit] == 0)
-    atomic_fetch_and_explicit(&tp_rec_filter[bit >> 6], ~(1ull << (bit & 63)), memory_order_relaxed);
+  tp_rec_live_clear_bits(address);
   return true;
 }
 
@@ -300,6 +508,7 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   uint32_t tenant = tp_tenant_index_of(p); /* the owner: a block may outlive its thread's tenant switch */
   t->skip = tp_rec_next_skip(t);
   t->busy = true; /* the unwinder may allocate */
+  tp_rec_prefetch((uintptr_t)p, true); /* the misses overlap the walk */
   uintptr_t frames[TP_REC_MAX_DEPTH];
   bool truncated;
   uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
@@ -307,12 +516,12 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   uint32_t stack = tp_rec_stack_intern(frames, depth, truncated);
   tp_lock_acquire(&tp_rec.lock);
   tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
-  tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, tp_rec_now_ns(), stack, tp_rec_thread_id(t)};
+  tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, stack};
   tp_rec_live_insert(&entry);
   tp_rec.samples++;
   if (batch->sample_count < TP_REC_BATCH_MAX) {
     batch->samples[batch->sample_count++] = (tp_rec_sample){
-        entry.id, entry.time_ns, size, usable, tp_rec_weight(size), entry.stack, entry.thread,
+        entry.id, tp_rec_now_ns(), size, usable, tp_rec_weight(size), stack, tp_rec_thread_id(t),
         (uint8_t)tier, (uint8_t)__builtin_ctzl(align ? align : 1), (uint8_t)(tenant < TP_MAX_TENANTS ? tenant : 0)};
   } else {
     tp_rec.dropped++;
@@ -323,14 +532,22 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
 
 void tp_rec_sample_now(void *p, size_t size, size_t align) { tp_rec_take_sample(&tp_rec_self, p, size, align); }
 
+void *tp_rec_sample_then(void *p, size_t size, size_t align) {
+  tp_rec_take_sample(&tp_rec_self, p, size, align);
+  return p;
+}
+
+void *tp_rec_alloc_then(void *p, size_t size, size_t align) {
+  tp_rec_alloc(p, size, align);
+  return p;
+}
+
 void tp_rec_alloc(void *p, size_t size, size_t align) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy || !p) return;
   tp_tcache *tc = tp_tcache_current;
-  if (tp_unlikely(!tc || tc->heap != t->hist_heap) && !tp_rec_select_hist(t, tc)) return;
-  uint32_t b = tp_bucket_of_size(size);
-  t->hist->bucket[b].allocs++;
-  t->hist->bucket[b].bytes += size;
+  if (tp_unlikely(!tc || tc->heap != t->hist_of) && !tp_rec_select_hist(t, tc)) return;
+  tp_rec_count_alloc(t->hist, size);
   t->skip -= tp_rec.sample_bytes ? (int64_t)(size ? size : 1) : 1;
   if (tp_unlikely(t->skip <= 0)) tp_rec_take_sample(t, p, size, align);
 }
@@ -359,11 +576,16 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   t->busy = false;
 }
 
+/* The coarse filter's bit was set (recorder_fast.h): the fine one decides.
+ * The lines a sampled free writes are fetched meanwhile: two misses at once. */
+void tp_rec_free_check(void *p) {
+  tp_rec_prefetch((uintptr_t)p, false);
+  if (tp_rec_fine_test(p)) tp_rec_free_sampled(&tp_rec_self, p);
+}
+
 /* Frees count for the block's owner.  On the pool's slow free path (buddy,
  * large, other tenants' blocks) the owner is looked up once two tenants have
  * counted something; before that, every recorded block is the one's. */
-void tp_rec_free_check(void *p) { tp_rec_free_sampled(&tp_rec_self, p); }
-
 void tp_rec_free(void *p, size_t usable) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy || !p) return;
@@ -371,7 +593,7 @@ void tp_rec_free(void *p, size_t usable) {
   tp_rec_hist *h = t->hist;
   if (tp_unlikely(tp_rec.multi_tenant) && !(h = tp_rec_free_hist(t, tp_tenant_index_of(p)))) return;
   h->bucket[tp_bucket_of_size(usable)].frees++;
-  if (tp_rec_filter_test(p)) tp_rec_free_sampled(t, p);
+  if (tp_rec_filter_test(p)) tp_rec_free_check(p);
 }
 
 /* The pool's fast free of a slab block: always one of the tenant of the
@@ -380,9 +602,9 @@ void tp_rec_free_slab(void *p, uint32_t cls) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy) return;
   tp_tcache *tc = tp_tcache_current;
-  if (tp_unlikely(!tc || tc->heap != t->hist_heap) && !tp_rec_select_hist(t, tc)) return;
+  if (tp_unlikely(!tc || tc->heap != t->hist_of) && !tp_rec_select_hist(t, tc)) return;
   t->hist->class_frees[cls]++;
-  if (tp_rec_filter_test(p)) tp_rec_free_sampled(t, p);
+  if (tp_rec_filter_test(p)) tp_rec_free_check(p);
 }
 
 /* The host's own mmap-family calls, each with its stack (they are few). */
@@ -470,6 +692,7 @@ void tp_rec_start(void) {
   if (!tp_opt.profile && !tp_opt.validate) return;
   tp_rec.start_unix_ns = tp_rec_clock_ns(CLOCK_REALTIME);
   tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
+  tp_rec_clock_start();
   tp_rec.sample_rate = tp_opt.validate ? 1.0 : tp_opt.sample_rate;
   if (tp_rec.sample_rate > 0.0 && tp_rec.sample_rate < 1.0) tp_rec.inv_ln_keep = 1.0 / tp_rec_ln(1.0 - tp_rec.sample_rate);
   tp_rec.sample_bytes = tp_opt.validate ? 0 : tp_opt.sample_bytes;
@@ -535,9 +758,11 @@ void tp_rec_fork_child(void) {
   /* The child's trace is its own process: its clock, counts and ids start here. */
   tp_rec.start_unix_ns = tp_rec_clock_ns(CLOCK_REALTIME);
   tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
+  tp_rec_clock_after_fork();
   tp_rec.samples = tp_rec.dropped = 0;
   for (size_t w = 0; w < sizeof tp_rec_filter / sizeof tp_rec_filter[0]; w++) atomic_store(&tp_rec_filter[w], 0);
-  memset(tp_rec_filter_counts, 0, sizeof tp_rec_filter_counts);
+  for (size_t w = 0; w < sizeof tp_rec_fine_filter / sizeof tp_rec_fine_filter[0]; w++)
+    atomic_store(&tp_rec_fine_filter[w], 0);
   for (int i = 0; i < 2; i++) {
     tp_rec.batches[i].sample_count = tp_rec.batches[i].free_count = 0;
     tp_rec.batches[i].mmap_count = tp_rec.batches[i].jit_count = 0;

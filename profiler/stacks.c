@@ -19,12 +19,24 @@ typedef struct tp_rec_stack {
   uint8_t truncated;
 } tp_rec_stack;
 
+/* The index: open addressing over stack ids, read without the lock (ids are
+ * stored with release once their stack is complete).  When it grows, the old
+ * one is released but stays mapped: a lookup still in it reads empty slots
+ * and takes the locked path. */
+typedef struct tp_rec_stack_index {
+  uint32_t capacity;
+  _Atomic uint32_t ids[];
+} tp_rec_stack_index;
+
 static tp_rec_stack *tp_rec_stacks;    /* [1 .. count]; 0 means "no stack" */
 static uintptr_t *tp_rec_frames;
 static _Atomic uint32_t tp_rec_stacks_count;
 static uint32_t tp_rec_frames_used;
-static uint32_t *tp_rec_stack_index; /* open addressing over stack ids */
-static uint32_t tp_rec_index_capacity;
+static _Atomic(tp_rec_stack_index *) tp_rec_index;
+
+static size_t tp_rec_index_size(uint32_t capacity) {
+  return sizeof(tp_rec_stack_index) + (size_t)capacity * sizeof(uint32_t);
+}
 
 static uint64_t tp_rec_stack_hash(const uintptr_t *frames, uint32_t depth) {
   uint64_t h = 0xcbf29ce484222325ull ^ depth;
@@ -33,22 +45,40 @@ static uint64_t tp_rec_stack_hash(const uintptr_t *frames, uint32_t depth) {
 }
 
 static bool tp_rec_index_grow(void) {
-  uint32_t capacity = tp_rec_index_capacity ? tp_rec_index_capacity * 2 : 4096;
-  uint32_t *index = tp_rec_map((size_t)capacity * sizeof *index);
+  tp_rec_stack_index *old = atomic_load_explicit(&tp_rec_index, memory_order_relaxed);
+  uint32_t capacity = old ? old->capacity * 2 : 4096;
+  tp_rec_stack_index *index = tp_rec_map(tp_rec_index_size(capacity));
   if (!index) return false;
+  index->capacity = capacity;
   uint32_t count = atomic_load_explicit(&tp_rec_stacks_count, memory_order_relaxed);
   for (uint32_t id = 1; id <= count; id++) {
     uint32_t slot = (uint32_t)tp_rec_stacks[id].hash & (capacity - 1);
-    while (index[slot]) slot = (slot + 1) & (capacity - 1);
-    index[slot] = id;
+    while (atomic_load_explicit(&index->ids[slot], memory_order_relaxed)) slot = (slot + 1) & (capacity - 1);
+    atomic_store_explicit(&index->ids[slot], id, memory_order_relaxed);
   }
-  if (tp_rec_stack_index) tp_os_unmap(tp_rec_stack_index, (size_t)tp_rec_index_capacity * sizeof *index);
-  tp_rec_stack_index = index;
-  tp_rec_index_capacity = capacity;
+  atomic_store_explicit(&tp_rec_index, index, memory_order_release);
+  if (old) tp_os_release(old, tp_rec_index_size(old->capacity));
   return true;
 }
 
-static tp_lock tp_rec_stack_lock = TP_LOCK_INITIALIZER; /* its own: samples of different threads overlap less */
+/* The stack's id, or 0 with *slot where it would go. */
+static uint32_t tp_rec_stack_find(tp_rec_stack_index *index, const uintptr_t *frames, uint32_t depth, bool truncated,
+                                  uint64_t hash, uint32_t *slot) {
+  uint32_t capacity = index->capacity, id;
+  *slot = 0;
+  if (!capacity) return 0; /* released meanwhile */
+  uint32_t mask = capacity - 1, i = (uint32_t)hash & mask;
+  for (; (id = atomic_load_explicit(&index->ids[i], memory_order_acquire)) != 0; i = (i + 1) & mask) {
+    const tp_rec_stack *s = &tp_rec_stacks[id];
+    if (s->hash == hash && s->depth == depth && s->truncated == truncated &&
+        memcmp(&tp_rec_frames[s->first], frames, depth * sizeof *frames) == 0)
+      return id;
+  }
+  *slot = i;
+  return 0;
+}
+
+static tp_lock tp_rec_stack_lock = TP_LOCK_INITIALIZER; /* additions; its own: samples of different threads overlap less */
 
 static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t depth, bool truncated, uint64_t hash) {
   if (!tp_rec_stacks) {
@@ -57,28 +87,29 @@ static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t dep
     if (!tp_rec_stacks || !tp_rec_frames) return 0;
   }
   uint32_t count = atomic_load_explicit(&tp_rec_stacks_count, memory_order_relaxed);
-  if ((count + 1) * 2 > tp_rec_index_capacity && !tp_rec_index_grow()) return 0;
-  uint32_t mask = tp_rec_index_capacity - 1, slot = (uint32_t)hash & mask;
-  for (uint32_t id; (id = tp_rec_stack_index[slot]) != 0; slot = (slot + 1) & mask) {
-    tp_rec_stack *s = &tp_rec_stacks[id];
-    if (s->hash == hash && s->depth == depth && s->truncated == truncated &&
-        memcmp(&tp_rec_frames[s->first], frames, depth * sizeof *frames) == 0)
-      return id;
-  }
+  tp_rec_stack_index *index = atomic_load_explicit(&tp_rec_index, memory_order_relaxed);
+  if ((!index || (count + 1) * 2 > index->capacity) && !tp_rec_index_grow()) return 0;
+  index = atomic_load_explicit(&tp_rec_index, memory_order_relaxed);
+  uint32_t slot, id = tp_rec_stack_find(index, frames, depth, truncated, hash, &slot);
+  if (id) return id;
   if (count + 1 >= TP_REC_STACKS_MAX || tp_rec_frames_used + depth > TP_REC_FRAMES_MAX) return 0;
-  uint32_t id = count + 1;
+  id = count + 1;
   memcpy(&tp_rec_frames[tp_rec_frames_used], frames, depth * sizeof *frames);
   tp_rec_stacks[id] = (tp_rec_stack){hash, tp_rec_frames_used, (uint16_t)depth, truncated};
   tp_rec_frames_used += depth;
-  tp_rec_stack_index[slot] = id;
+  atomic_store_explicit(&index->ids[slot], id, memory_order_release);
   atomic_store_explicit(&tp_rec_stacks_count, id, memory_order_release);
   return id;
 }
 
+/* Most stacks were seen before: found without the lock. */
 uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated) {
   uint64_t hash = tp_rec_stack_hash(frames, depth);
+  tp_rec_stack_index *index = atomic_load_explicit(&tp_rec_index, memory_order_acquire);
+  uint32_t slot, id = index ? tp_rec_stack_find(index, frames, depth, truncated, hash, &slot) : 0;
+  if (id) return id;
   tp_lock_acquire(&tp_rec_stack_lock);
-  uint32_t id = tp_rec_stack_intern_locked(frames, depth, truncated, hash);
+  id = tp_rec_stack_intern_locked(frames, depth, truncated, hash);
   tp_lock_release(&tp_rec_stack_lock);
   return id;
 }

@@ -35,7 +35,6 @@
 
 #define TP_REC_BOGUS_PC 0x10000u      /* below: not a return address */
 #define TP_REC_UNWIND_CACHE 8192      /* libunwind cache entries per thread */
-#define TP_UW_RULES_LOG2 15           /* cached rules: 256 KiB, touched as used */
 #define TP_UW_MODULES 256             /* modules whose kind is remembered */
 #define TP_UW_THREAD_STACK_MAX ((uintptr_t)64 << 20)
 #define TP_UW_MAIN_STACK_MAX ((uintptr_t)128 << 20) /* mmap leaves at least this below the stack */
@@ -384,9 +383,79 @@ enum {
 #define TP_UW_OFFSET_MAX ((1u << 20) - 1)
 #define TP_UW_SLOT_MAX 127u
 
-static _Atomic uint64_t *tp_uw_rules;
+/* The rule cache: sets of eight slots (a rule and its hash's top 34 bits), a
+ * cache line each, chosen by the hash's top bits.  It starts at 4 KiB and
+ * doubles, up to 256 KiB, when rules keep pushing each other out: dense, the
+ * lines a walk reads stay in cache between samples (one rule per line missed
+ * at every frame).  No lock: a lost update costs a recomputation; a replaced
+ * table stays mapped for the walks still in it. */
+#define TP_UW_SET_SLOTS 8
+#define TP_UW_SETS_MIN_LOG2 6
+#define TP_UW_SETS_MAX_LOG2 12
+
+typedef struct tp_uw_table {
+  uint32_t sets_log2;
+  _Atomic uint32_t displaced; /* rules pushed out of full sets */
+  uint8_t pad[56];            /* the sets start on a cache line */
+  _Atomic uint64_t slot[];
+} tp_uw_table;
+
+static _Atomic(tp_uw_table *) tp_uw_rules;
+static _Atomic bool tp_uw_growing;
 
 static inline uint64_t tp_uw_hash(uintptr_t pc) { return (uint64_t)pc * 0x9e3779b97f4a7c15ull; }
+
+static tp_uw_table *tp_uw_table_new(uint32_t sets_log2) {
+  tp_uw_table *t = tp_rec_map(sizeof *t + (sizeof(uint64_t) * TP_UW_SET_SLOTS << sets_log2));
+  if (t) t->sets_log2 = sets_log2;
+  return t;
+}
+
+static inline _Atomic uint64_t *tp_uw_set_of(tp_uw_table *t, uint64_t hash) {
+  return &t->slot[(hash >> (64 - t->sets_log2)) * TP_UW_SET_SLOTS];
+}
+
+/* The cached rule of hash, TP_UW_NONE when there is none.  Sets fill from
+ * their first slot: an empty one ends the search. */
+static inline uint64_t tp_uw_rule_cached(tp_uw_table *t, uint64_t hash) {
+  _Atomic uint64_t *set = tp_uw_set_of(t, hash);
+  for (int i = 0; i < TP_UW_SET_SLOTS; i++) {
+    uint64_t entry = atomic_load_explicit(&set[i], memory_order_relaxed);
+    if (entry >> 30 == hash >> 30) return entry & ((1u << 30) - 1);
+    if (!entry) break;
+  }
+  return TP_UW_NONE;
+}
+
+static void tp_uw_grow(tp_uw_table *old);
+
+/* Stores entry (a rule | the hash's top bits): over the hash's own slot, in
+ * the set's first free one, or over another when the set is full. */
+static void tp_uw_store(tp_uw_table *t, uint64_t entry) {
+  _Atomic uint64_t *set = tp_uw_set_of(t, entry >> 30 << 30);
+  int i = 0;
+  for (uint64_t e; i < TP_UW_SET_SLOTS && (e = atomic_load_explicit(&set[i], memory_order_relaxed)) != 0; i++)
+    if (e >> 30 == entry >> 30) break;
+  if (i == TP_UW_SET_SLOTS) {
+    uint32_t displaced = atomic_fetch_add_explicit(&t->displaced, 1, memory_order_relaxed);
+    i = (int)(displaced % TP_UW_SET_SLOTS);
+    if (displaced == 1u << t->sets_log2) tp_uw_grow(t); /* as many as there are sets: twice as many */
+  }
+  atomic_store_explicit(&set[i], entry, memory_order_relaxed);
+}
+
+static TP_NOINLINE void tp_uw_grow(tp_uw_table *old) {
+  if (old->sets_log2 >= TP_UW_SETS_MAX_LOG2 || atomic_exchange(&tp_uw_growing, true)) return;
+  tp_uw_table *t = old == atomic_load(&tp_uw_rules) ? tp_uw_table_new(old->sets_log2 + 1) : NULL;
+  if (t) {
+    for (size_t i = 0; i < (size_t)TP_UW_SET_SLOTS << old->sets_log2; i++) {
+      uint64_t entry = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
+      if (entry) tp_uw_store(t, entry);
+    }
+    atomic_store_explicit(&tp_uw_rules, t, memory_order_release);
+  }
+  atomic_store(&tp_uw_growing, false);
+}
 
 static uint64_t tp_uw_make(unsigned kind, uint64_t offset, uint64_t slot) {
   return kind | offset << 3 | slot << 23;
@@ -494,7 +563,7 @@ static uint64_t tp_uw_cfi_rule(uintptr_t pc) {
   return rule == TP_UW_NONE ? TP_UW_FAIL : rule;
 }
 
-static TP_NOINLINE uint64_t tp_uw_rule_slow(uintptr_t pc, uint64_t hash, _Atomic uint64_t *slot) {
+static TP_NOINLINE uint64_t tp_uw_rule_slow(tp_uw_table *table, uintptr_t pc, uint64_t hash) {
   struct dl_find_object object;
   uint64_t rule;
   if (tp_uw_find_object((void *)(pc - 1), &object) != 0 || !object.dlfo_eh_frame ||
@@ -504,16 +573,13 @@ static TP_NOINLINE uint64_t tp_uw_rule_slow(uintptr_t pc, uint64_t hash, _Atomic
     rule = tp_uw_rule_from_cfi(object.dlfo_eh_frame, pc);
     if (rule == TP_UW_NONE) rule = TP_UW_CHAIN; /* code without CFI: V8's builtins in node, assembly */
   }
-  atomic_store_explicit(slot, rule | (hash >> 30) << 30, memory_order_relaxed);
+  tp_uw_store(table, rule | (hash >> 30) << 30);
   return rule;
 }
 
-static inline uint64_t tp_uw_rule(uintptr_t pc) {
-  uint64_t hash = tp_uw_hash(pc);
-  _Atomic uint64_t *slot = &tp_uw_rules[hash >> (64 - TP_UW_RULES_LOG2)];
-  uint64_t entry = atomic_load_explicit(slot, memory_order_relaxed);
-  if (entry >> 30 == hash >> 30 && (entry & 7) != TP_UW_NONE) return entry & ((1u << 30) - 1);
-  return tp_uw_rule_slow(pc, hash, slot);
+static inline uint64_t tp_uw_rule(tp_uw_table *table, uintptr_t pc) {
+  uint64_t hash = tp_uw_hash(pc), rule = tp_uw_rule_cached(table, hash);
+  return rule != TP_UW_NONE ? rule : tp_uw_rule_slow(table, pc, hash);
 }
 
 /* ---- the walk --------------------------------------------------------------- */
@@ -575,6 +641,7 @@ static TP_NOINLINE tp_uw_walk_result tp_uw_walk(uintptr_t *frames, uint32_t max,
   tp_uw_frame f = {own[1], (uintptr_t)(own + 2), own[0]};
   uintptr_t hi = tp_uw_stack_top(f.sp);
   if (!hi) return TP_UW_FAILED("not on the thread's stack", f.pc);
+  tp_uw_table *table = atomic_load_explicit(&tp_uw_rules, memory_order_acquire);
   uint32_t n = 0, skipped = 0;
   *truncated = false;
   for (;;) {
@@ -589,7 +656,7 @@ static TP_NOINLINE tp_uw_walk_result tp_uw_walk(uintptr_t *frames, uint32_t max,
       }
       frames[n++] = f.pc;
     }
-    uint64_t rule = tp_uw_rule(f.pc);
+    uint64_t rule = tp_uw_rule(table, f.pc);
     unsigned kind = rule & 7;
     if (kind == TP_UW_END) break;
     if (kind == TP_UW_FAIL) return TP_UW_FAILED("no rule", f.pc);
@@ -600,9 +667,7 @@ static TP_NOINLINE tp_uw_walk_result tp_uw_walk(uintptr_t *frames, uint32_t max,
     rule = tp_uw_cfi_rule(f.pc);
     kind = rule & 7;
     if (kind == TP_UW_FAIL) return TP_UW_FAILED("frame pointer out of bounds, no CFI", f.pc); /* the chain stays its rule */
-    uint64_t hash = tp_uw_hash(f.pc);
-    atomic_store_explicit(&tp_uw_rules[hash >> (64 - TP_UW_RULES_LOG2)], rule | (hash >> 30) << 30,
-                          memory_order_relaxed);
+    tp_uw_store(table, rule | (tp_uw_hash(f.pc) >> 30) << 30);
     if (kind == TP_UW_END) break;
     if (!tp_uw_step(&f, rule, hi)) return TP_UW_FAILED("frame pointer and CFI step out of bounds", f.pc);
   }
@@ -637,7 +702,7 @@ static void tp_uw_init(void) {
   if (getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur < tp_uw_main_stack_max)
     tp_uw_main_stack_max = limit.rlim_cur;
   tp_uw_stack_end = stack_end ? (uintptr_t)*stack_end : 0;
-  if (!tp_uw_rules) tp_uw_rules = tp_rec_map(sizeof(uint64_t) << TP_UW_RULES_LOG2);
+  if (!tp_uw_rules) tp_uw_rules = tp_uw_table_new(TP_UW_SETS_MIN_LOG2);
 #ifndef TP_REC_UNWIND_LIBUNWIND_ONLY /* a build for measurements: every capture as before the walk */
   if (tp_uw_rules && tp_uw_stack_end)
     tp_uw_find_object = (tp_uw_find_object_fn)dlsym(RTLD_DEFAULT, "_dl_find_object");
