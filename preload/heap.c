@@ -99,6 +99,7 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
   tp_heap_consider_release(h, now);
   if (h->release_delay_ms < tp_opt.release_delay_ms) h->release_delay_ms = tp_opt.release_delay_ms;
   if (now - h->last_purge_ms >= h->release_delay_ms && tp_heap_adapt_release_delay(h, now, h->last_purge_ms)) {
+    tp_central_retire_spares(h, now, h->release_delay_ms);
     if (h->frees_since_coalesce) tp_buddy_coalesce(h); /* fewer, larger madvise calls */
     tp_buddy_purge(h, now, h->release_delay_ms, TP_PURGE_MIN_ORDER);
     h->last_purge_ms = now;

@@ -211,6 +211,7 @@ void tp_classes_finish(tp_class_table *t);
 uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want);
 void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count);
 size_t tp_central_release_spares(tp_heap *h);
+void tp_central_retire_spares(tp_heap *h, uint64_t now_ms, uint64_t idle_ms); /* buddy_lock held */
 
 /* Random key written into word 1 of every free slab block: a block that
  * carries it when freed is a double free (false positive chance 2^-64). */

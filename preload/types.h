@@ -98,7 +98,7 @@ typedef struct tp_span {
   uint8_t list;                /* slab: 0 none (full/spare), 1 dense, 2 sparse */
   uint8_t order;               /* buddy free block: log2(pages)                */
   uint32_t pages;              /* pages in the span                            */
-  uint32_t freed_ms;           /* buddy free block: when it was last freed     */
+  uint32_t freed_ms;           /* buddy free block: when it was last freed; spare slab: when it became the spare */
   uint32_t first;              /* the span's first page in its segment         */
 } tp_span;
 _Static_assert(sizeof(tp_span) == 64, "a span is one cache line");
@@ -147,7 +147,8 @@ typedef pthread_mutex_t tp_lock;
 /* Invariant: the slabs of this class that have a free or never-used block are
  * linked in partial[0] (at least half used) or partial[1] (less); full slabs
  * are linked nowhere; `spare` is at most one completely empty slab kept to
- * absorb alloc/free cycles at a slab boundary.  Refills take from the dense
+ * absorb alloc/free cycles at a slab boundary (maintenance retires it once it
+ * sat unused for the release delay).  Refills take from the dense
  * list first, so sparse slabs drain and go back to the buddy. */
 typedef struct tp_central {
   tp_lock lock;

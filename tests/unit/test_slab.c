@@ -134,8 +134,36 @@ static void test_slab_descriptors_dense(void **state) {
   assert_ptr_equal(unit_heap.segments, seg);
 }
 
+/* A spare slab nobody takes goes back to the buddy after the idle time, by
+ * maintenance too: an idle class keeps no slab resident. */
+static void test_idle_spare_retired(void **state) {
+  (void)state;
+  uint32_t cls = tp_class_of_size(512);
+  uint32_t pages = tp_classes.classes[cls].slab_pages;
+  void *head;
+  uint32_t n = tp_central_fill(&unit_heap, cls, &head, 8);
+  tp_central_return(&unit_heap, cls, head, n);
+  tp_span *spare = unit_heap.central[cls].spare;
+  assert_non_null(spare);
+  uint64_t slab_pages = unit_heap.slab_pages, now = tp_os_now_ms();
+  tp_central_retire_spares(&unit_heap, now, 1000); /* not idle long enough */
+  assert_ptr_equal(unit_heap.central[cls].spare, spare);
+  tp_central_retire_spares(&unit_heap, now + 1000, 1000);
+  assert_null(unit_heap.central[cls].spare);
+  assert_int_equal(unit_heap.central[cls].slabs, 0);
+  assert_int_equal(unit_heap.slab_pages, slab_pages - pages);
+
+  n = tp_central_fill(&unit_heap, cls, &head, 8);
+  tp_central_return(&unit_heap, cls, head, n);
+  assert_non_null(unit_heap.central[cls].spare);
+  tp_heap_maintain(&unit_heap, tp_os_now_ms() + 60000);
+  assert_null(unit_heap.central[cls].spare);
+  assert_int_equal(unit_heap.slab_pages, slab_pages - pages);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(test_idle_spare_retired, unit_setup_heap),
       cmocka_unit_test_setup(test_class_table, unit_setup_heap),
       cmocka_unit_test_setup(test_fill_and_return, unit_setup_heap),
       cmocka_unit_test_setup(test_many_slabs_one_spare, unit_setup_heap),
