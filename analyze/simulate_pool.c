@@ -63,7 +63,6 @@ void tp_rec_free_slab(void *p, uint32_t cls) { (void)p, (void)cls; }
 __thread tp_rec_thread tp_rec_self;
 bool tp_rec_by_bytes;
 _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
-void tp_rec_sample_now(void *p, size_t size, size_t align) { (void)p, (void)size, (void)align; }
 void tp_rec_free_check(void *p) { (void)p; }
 void *tp_rec_alloc_then(void *p, size_t size, size_t align) { return (void)size, (void)align, p; }
 void *tp_rec_sample_then(void *p, size_t size, size_t align) { return (void)size, (void)align, p; }

@@ -252,7 +252,7 @@ static inline void tp_free(void *p) {
 /* With the recorder off, each entry point pays one predictable branch on
  * tp_rec_active; these run only when it is on. */
 
-static inline void tp_record_alloc(void *p, size_t size, size_t align) { tp_rec_alloc_fast(p, size, align); }
+static inline void tp_record_alloc(void *p, size_t size, size_t align) { (void)tp_rec_alloc_counted(p, size, align); }
 
 /* A block's usable size from the page map or the large table, without the
  * validity checks of the free path. */

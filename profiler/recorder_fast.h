@@ -72,10 +72,9 @@ static inline bool tp_rec_filter_test(const void *p) {
 
 extern bool tp_rec_by_bytes; /* sample_bytes mode: the counter steps by bytes, in the calls only */
 
-void tp_rec_sample_now(void *p, size_t size, size_t align); /* the counter ran out */
 void tp_rec_free_check(void *p);                             /* the coarse filter says maybe sampled */
 void *tp_rec_alloc_then(void *p, size_t size, size_t align);  /* tp_rec_alloc; returns p */
-void *tp_rec_sample_then(void *p, size_t size, size_t align); /* tp_rec_sample_now; returns p */
+void *tp_rec_sample_then(void *p, size_t size, size_t align); /* the counter ran out; returns p */
 
 /* An allocation of `size` bytes, counted in h. */
 static inline void tp_rec_count_alloc(tp_rec_hist *h, size_t size) {
@@ -109,19 +108,6 @@ static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, void *p, uint32
   if (tp_unlikely(tc->heap != t->hist_heap || t->busy || tp_rec_filter_test(p))) return false;
   t->hist->class_frees[cls]++;
   return true;
-}
-
-/* malloc & co: p (NULL on failure) served `size` bytes (as tp_rec_alloc_counted,
- * with its calls in the middle of the caller). */
-static inline void tp_rec_alloc_fast(void *p, size_t size, size_t align) {
-  tp_rec_thread *t = &tp_rec_self;
-  const tp_tcache *tc = tp_tcache_current;
-  if (tp_unlikely(tc == NULL || tc->heap != t->hist_heap || t->busy || p == NULL)) {
-    tp_rec_alloc(p, size, align); /* the general path counts too */
-    return;
-  }
-  tp_rec_count_alloc(t->hist, size);
-  if (tp_unlikely(--t->skip <= 0)) tp_rec_sample_now(p, size, align);
 }
 
 #endif /* TP_RECORDER_FAST_H */

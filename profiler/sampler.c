@@ -530,8 +530,6 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   t->busy = false;
 }
 
-void tp_rec_sample_now(void *p, size_t size, size_t align) { tp_rec_take_sample(&tp_rec_self, p, size, align); }
-
 void *tp_rec_sample_then(void *p, size_t size, size_t align) {
   tp_rec_take_sample(&tp_rec_self, p, size, align);
   return p;
