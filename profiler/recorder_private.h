@@ -21,6 +21,8 @@
 #define TP_REC_MAX_DEPTH 64
 #define TP_REC_BATCH_MAX 65536u       /* events of each kind per batch; more are dropped */
 #define TP_REC_FLUSH_MS 250           /* the writer drains batches this often: bigger frames compress better */
+#define TP_REC_WAKE_MS 25             /* ... and sooner once a batch holds TP_REC_FLUSH_EVENTS, */
+#define TP_REC_FLUSH_EVENTS 2048u     /* so that a busy program's exit has little left to write */
 #define TP_REC_SNAPSHOT_MS 1000       /* histogram, snapshot, modules, perf map */
 
 

@@ -1,12 +1,12 @@
 /* writer.c — from events to trace frames, off the allocating threads.
  *
  * Allocating threads append fixed-size events to the active batch under the
- * recorder's lock.  Every 250 ms the writer thread swaps the batches, turns
- * the full one into records (new threads and stacks first, the stacks as a
- * prefix tree, then columnar Samples / Frees / MmapCalls), adds once a second
- * (and at the first flush) the histogram deltas (one per tenant), a snapshot,
- * new modules and new perf-map lines, and writes
- * the lot as one independent zstd frame: a trace cut short keeps every
+ * recorder's lock.  Every 250 ms (sooner when 2048 events wait) the writer
+ * thread swaps the batches, turns the full one into records (new threads and
+ * stacks first, the stacks as a prefix tree, then columnar Samples / Frees /
+ * MmapCalls), adds once a second (and at the first flush) the histogram
+ * deltas (one per tenant), a snapshot, new modules and new perf-map lines,
+ * and writes the lot as one independent zstd frame: a trace cut short keeps every
  * complete frame.  Tenant records come first, once each, when a second
  * tenant exists.  The writer's own allocations are not recorded
  * (tp_rec_self.busy). */
@@ -571,14 +571,28 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
 
 /* ---- the writer thread ----------------------------------------------------- */
 
+/* Events waiting in the active batch (read without the lock: a hint). */
+static uint32_t tp_rec_pending_events(void) {
+  const tp_rec_batch *b = &tp_rec.batches[__atomic_load_n(&tp_rec.active, __ATOMIC_RELAXED)];
+  return __atomic_load_n(&b->sample_count, __ATOMIC_RELAXED) +
+         __atomic_load_n(&b->free_count, __ATOMIC_RELAXED) +
+         __atomic_load_n(&b->mmap_count, __ATOMIC_RELAXED);
+}
+
+/* Drains every TP_REC_FLUSH_MS, or sooner when a batch is big enough for a
+ * well-compressed frame: the work is done here, beside the program, instead
+ * of at its exit (a short busy run would otherwise pay it all there). */
 static void *tp_rec_writer_main(void *arg) {
   (void)arg;
   tp_rec_self.busy = true; /* nothing this thread allocates is the program's */
-  for (;;) {
-    struct timespec delay = {0, TP_REC_FLUSH_MS * 1000000L};
+  for (uint32_t waited_ms = 0;;) {
+    struct timespec delay = {0, TP_REC_WAKE_MS * 1000000L};
     nanosleep(&delay, NULL);
+    waited_ms += TP_REC_WAKE_MS;
     if (tp_rec_finished) return NULL;
+    if (waited_ms < TP_REC_FLUSH_MS && tp_rec_pending_events() < TP_REC_FLUSH_EVENTS) continue;
     tp_rec_writer_flush(TP_REC_FLUSH_PERIODIC);
+    waited_ms = 0;
   }
 }
 
