@@ -113,6 +113,7 @@ void *tp_os_map(size_t size);                  /* NULL on failure */
 void *tp_os_map_aligned(size_t size, size_t align);
 void *tp_os_map_at_hint(size_t size, size_t align); /* aligned; hint must be aligned too */
 void tp_os_unmap(void *p, size_t size);
+void tp_os_populate(void *p, size_t size);     /* resident and writable now (fresh zero pages) */
 void *tp_os_remap(void *p, size_t old_size, size_t new_size); /* NULL on failure */
 void *tp_os_move_pages(void *p, size_t size);  /* old range stays, zeroed */
 bool tp_os_move_pages_to(void *from, size_t size, void *to);

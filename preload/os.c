@@ -102,6 +102,19 @@ void tp_os_release(void *p, size_t size) {
   TP_SYS(SYS_madvise, p, size, MADV_DONTNEED);
 }
 
+/* Faults the range in for writing now.  A table probed before it is written
+ * would map the zero page first and replace it at the first store: a
+ * write-protect fault whose TLB flush interrupts every CPU the process runs
+ * on.  Kernels before 5.14 lack MADV_POPULATE_WRITE: each page is written. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+void tp_os_populate(void *p, size_t size) {
+  tp_stat_inc(tp_os_stats.pool_madvise);
+  if (TP_SYS(SYS_madvise, p, size, MADV_POPULATE_WRITE) == 0) return;
+  for (size_t offset = 0; offset < size; offset += TP_PAGE_SIZE) ((volatile char *)p)[offset] = 0;
+}
+
 void tp_os_advise_huge(void *p, size_t size, bool huge) {
   tp_stat_inc(tp_os_stats.pool_madvise);
   TP_SYS(SYS_madvise, p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);

@@ -152,6 +152,7 @@ typedef enum tp_rec_flush_mode {
 void tp_rec_writer_flush(tp_rec_flush_mode mode);
 void tp_rec_writer_after_fork_child(void);
 void *tp_rec_map(size_t size); /* zeroed pages for the recorder's own tables */
+void *tp_rec_map_table(size_t size); /* the same, resident at once: for hash tables */
 bool tp_rec_is_own_map(uintptr_t address); /* inside one of the recorder's big tables */
 
 #endif /* TP_RECORDER_PRIVATE_H */

@@ -430,7 +430,7 @@ static inline void tp_rec_prefetch(uintptr_t address, bool sample) {
 static bool tp_rec_live_grow(void) {
   uint32_t old_log2 = tp_rec.live_log2;
   uint64_t old_capacity = tp_rec.live_capacity, capacity = old_capacity ? old_capacity * 2 : 1ull << TP_REC_LIVE_MIN_LOG2;
-  tp_rec_live *table = tp_rec_map(capacity * sizeof *table), *old = tp_rec.live;
+  tp_rec_live *table = tp_rec_map_table(capacity * sizeof *table), *old = tp_rec.live;
   if (!table) return false;
   tp_rec.live = table;
   tp_rec.live_capacity = capacity;

@@ -47,7 +47,7 @@ static uint64_t tp_rec_stack_hash(const uintptr_t *frames, uint32_t depth) {
 static bool tp_rec_index_grow(void) {
   tp_rec_stack_index *old = atomic_load_explicit(&tp_rec_index, memory_order_relaxed);
   uint32_t capacity = old ? old->capacity * 2 : 4096;
-  tp_rec_stack_index *index = tp_rec_map(tp_rec_index_size(capacity));
+  tp_rec_stack_index *index = tp_rec_map_table(tp_rec_index_size(capacity));
   if (!index) return false;
   index->capacity = capacity;
   uint32_t count = atomic_load_explicit(&tp_rec_stacks_count, memory_order_relaxed);
@@ -150,7 +150,7 @@ static uint32_t tp_rec_tree_hash(uint32_t parent, uint64_t frame) {
 static bool tp_rec_tree_grow(void) {
   uint32_t capacity = tp_rec_tree_capacity ? tp_rec_tree_capacity * 2 : 8192;
   if (capacity < tp_rec_tree_capacity) return false;
-  tp_rec_tree_slot *tree = tp_rec_map((size_t)capacity * sizeof *tree);
+  tp_rec_tree_slot *tree = tp_rec_map_table((size_t)capacity * sizeof *tree);
   if (!tree) return false;
   for (uint32_t i = 0; i < tp_rec_tree_capacity; i++) {
     tp_rec_tree_slot *s = &tp_rec_tree[i];

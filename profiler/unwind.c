@@ -406,7 +406,7 @@ static _Atomic bool tp_uw_growing;
 static inline uint64_t tp_uw_hash(uintptr_t pc) { return (uint64_t)pc * 0x9e3779b97f4a7c15ull; }
 
 static tp_uw_table *tp_uw_table_new(uint32_t sets_log2) {
-  tp_uw_table *t = tp_rec_map(sizeof *t + (sizeof(uint64_t) * TP_UW_SET_SLOTS << sets_log2));
+  tp_uw_table *t = tp_rec_map_table(sizeof *t + (sizeof(uint64_t) * TP_UW_SET_SLOTS << sets_log2));
   if (t) t->sets_log2 = sets_log2;
   return t;
 }

@@ -64,6 +64,14 @@ void *tp_rec_map(size_t size) {
   return p;
 }
 
+/* A hash table: probed at random before it is written, so made resident up
+ * front (tp_os_populate says why). */
+void *tp_rec_map_table(size_t size) {
+  void *p = tp_rec_map(size);
+  if (p) tp_os_populate(p, tp_align_up(size, TP_PAGE_SIZE));
+  return p;
+}
+
 bool tp_rec_is_own_map(uintptr_t address) {
   uint32_t n = atomic_load(&tp_rec_own_map_count);
   for (uint32_t i = 0; i < n && i < TP_REC_OWN_MAPS; i++)
