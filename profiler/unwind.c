@@ -634,15 +634,40 @@ static __thread uintptr_t tp_uw_failed_pc;
 #define TP_UW_FAILED(why, pc) TP_UW_WALK_FAILED
 #endif
 
+/* The thread's last complete walk, each frame with its stack address (the
+ * caller's sp; the frame's return address is stored just below it).  Samples
+ * come mostly from the same deep call paths: a walk that reaches one of these
+ * frames (same pc at the same sp) is inside that same activation, and the
+ * frames above are the remembered ones as long as the return addresses at
+ * their stack slots are still there, one load each instead of a rule lookup
+ * and a step. */
+typedef struct tp_uw_last_walk {
+  uint32_t depth; /* 0: none (the last walk hit the depth cap) */
+  uintptr_t pc[TP_REC_MAX_DEPTH], sp[TP_REC_MAX_DEPTH];
+} tp_uw_last_walk;
+static __thread tp_uw_last_walk tp_uw_last;
+
+/* The remembered frames above frame `from` still stand: stack slots within
+ * [lo, hi) holding the same return addresses. */
+static bool tp_uw_last_holds(uint32_t from, uintptr_t lo, uintptr_t hi) {
+  for (uint32_t i = from + 1; i < tp_uw_last.depth; i++) {
+    uintptr_t slot = tp_uw_last.sp[i] - 8;
+    if (slot < lo || slot > hi - 8 || *(const uintptr_t *)slot != tp_uw_last.pc[i]) return false;
+  }
+  return true;
+}
+
 /* Walks from the caller of this function; the frames before the first one
  * outside the library are not recorded. */
 static TP_NOINLINE tp_uw_walk_result tp_uw_walk(uintptr_t *frames, uint32_t max, uint32_t *depth, bool *truncated) {
   const uintptr_t *own = __builtin_frame_address(0); /* this function keeps rbp: saved rbp, return address */
   tp_uw_frame f = {own[1], (uintptr_t)(own + 2), own[0]};
-  uintptr_t hi = tp_uw_stack_top(f.sp);
+  uintptr_t hi = tp_uw_stack_top(f.sp), lo = f.sp;
   if (!hi) return TP_UW_FAILED("not on the thread's stack", f.pc);
   tp_uw_table *table = atomic_load_explicit(&tp_uw_rules, memory_order_acquire);
-  uint32_t n = 0, skipped = 0;
+  uintptr_t sps[TP_REC_MAX_DEPTH];
+  uint32_t n = 0, skipped = 0, last = 0;
+  if (max > TP_REC_MAX_DEPTH) max = TP_REC_MAX_DEPTH;
   *truncated = false;
   for (;;) {
     if (f.pc < TP_REC_BOGUS_PC) break; /* the end, as libunwind's walks end */
@@ -654,7 +679,18 @@ static TP_NOINLINE tp_uw_walk_result tp_uw_walk(uintptr_t *frames, uint32_t max,
         *truncated = true;
         break;
       }
+      sps[n] = f.sp;
       frames[n++] = f.pc;
+      while (last < tp_uw_last.depth && tp_uw_last.sp[last] < f.sp) last++;
+      if (last < tp_uw_last.depth && tp_uw_last.sp[last] == f.sp && tp_uw_last.pc[last] == f.pc &&
+          tp_uw_last_holds(last, lo, hi)) {
+        uint32_t above = tp_uw_last.depth - last - 1;
+        if (above > max - n) above = max - n, *truncated = true;
+        memcpy(frames + n, tp_uw_last.pc + last + 1, above * sizeof *frames);
+        memcpy(sps + n, tp_uw_last.sp + last + 1, above * sizeof *sps);
+        n += above;
+        break;
+      }
     }
     uint64_t rule = tp_uw_rule(table, f.pc);
     unsigned kind = rule & 7;
@@ -671,6 +707,9 @@ static TP_NOINLINE tp_uw_walk_result tp_uw_walk(uintptr_t *frames, uint32_t max,
     if (kind == TP_UW_END) break;
     if (!tp_uw_step(&f, rule, hi)) return TP_UW_FAILED("frame pointer and CFI step out of bounds", f.pc);
   }
+  tp_uw_last.depth = *truncated ? 0 : n;
+  memcpy(tp_uw_last.pc, frames, tp_uw_last.depth * sizeof *frames);
+  memcpy(tp_uw_last.sp, sps, tp_uw_last.depth * sizeof *sps);
   *depth = n;
   return TP_UW_WALK_DONE;
 }
