@@ -111,7 +111,8 @@ uint32_t tp_rec_thread_id(tp_rec_thread *t); /* registers the thread; lock held 
 void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant); /* one tenant's counts; lock held */
 
 /* unwind.c */
-bool tp_rec_stacks_init(void); /* loads the unwinder; false: cannot record stacks */
+bool tp_rec_stacks_init(void); /* the frame walk; false: cannot record stacks */
+void tp_rec_stacks_load_libunwind(void); /* the fallback, from the writer thread */
 void tp_rec_stacks_use_libgcc(void *libgcc);
 uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated);
 

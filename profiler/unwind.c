@@ -44,7 +44,8 @@ static uintptr_t tp_rec_self_lo, tp_rec_self_hi; /* libtierpool.so's code */
 
 /* ---- libunwind and libgcc: the fallback ------------------------------------ */
 
-static int (*tp_rec_unw_backtrace)(void **frames, int size);
+typedef int (*tp_unw_backtrace_fn)(void **frames, int size);
+static _Atomic(tp_unw_backtrace_fn) tp_rec_unw_backtrace; /* NULL until the writer thread loaded it */
 
 typedef _Unwind_Reason_Code (*tp_gcc_backtrace_fn)(_Unwind_Trace_Fn, void *);
 typedef uintptr_t (*tp_gcc_get_ip_fn)(struct _Unwind_Context *);
@@ -84,7 +85,8 @@ static TP_NOINLINE uint32_t tp_rec_capture_libunwind(uintptr_t *frames, uint32_t
   enum { CAP = TP_REC_MAX_DEPTH + 8 };
   void *raw[CAP], *again[CAP];
   int want = (int)max + 8 < CAP ? (int)max + 8 : CAP;
-  int n = tp_rec_unw_backtrace ? tp_rec_unw_backtrace(raw, want) : 0;
+  tp_unw_backtrace_fn unw_backtrace = atomic_load_explicit(&tp_rec_unw_backtrace, memory_order_acquire);
+  int n = unw_backtrace ? unw_backtrace(raw, want) : 0;
   tp_gcc_backtrace_fn gcc = atomic_load_explicit(&tp_rec_gcc_backtrace, memory_order_acquire);
   if (gcc && tp_rec_walk_suspect(raw, n)) {
     tp_rec_walk walk = {again, 0, want};
@@ -750,18 +752,33 @@ static void tp_uw_init(void) {
 
 bool tp_rec_stacks_init(void) {
   dl_iterate_phdr(tp_rec_find_self, (void *)(uintptr_t)tp_rec_stacks_init);
+  tp_uw_init();
+#ifdef TP_REC_UNWIND_COMPARE /* every capture is compared with libunwind's: it must be there from the start */
+  tp_rec_stacks_load_libunwind();
+#endif
+  return true;
+}
+
+/* libunwind, for the stacks the frame walk cannot follow: loaded by the
+ * writer thread, off the program's start-up (two libraries to map and
+ * relocate); a capture before that falls back to libgcc, or stays empty. */
+void tp_rec_stacks_load_libunwind(void) {
+  static bool tried;
+  if (tried) return; /* a forked child's writer: loaded in the parent */
+  tried = true;
   void *unwind = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
   if (!unwind) {
-    tp_message("profiler: cannot load libunwind.so.8 (%s); not recording", dlerror());
-    return false;
+    tp_message("profiler: cannot load libunwind.so.8 (%s); stacks the frame walk cannot follow stay empty",
+               dlerror());
+    return;
   }
-  tp_rec_unw_backtrace = (int (*)(void **, int))dlsym(unwind, "unw_backtrace");
+  tp_unw_backtrace_fn unw_backtrace = (tp_unw_backtrace_fn)dlsym(unwind, "unw_backtrace");
   int (*set_caching)(unw_addr_space_t, unw_caching_policy_t) =
       (int (*)(unw_addr_space_t, unw_caching_policy_t))dlsym(unwind, "_ULx86_64_set_caching_policy");
   unw_addr_space_t *local = dlsym(unwind, "_ULx86_64_local_addr_space");
-  if (!tp_rec_unw_backtrace) {
-    tp_message("profiler: libunwind.so.8 has no unw_backtrace; not recording");
-    return false;
+  if (!unw_backtrace) {
+    tp_message("profiler: libunwind.so.8 has no unw_backtrace; stacks the frame walk cannot follow stay empty");
+    return;
   }
   if (set_caching && local) set_caching(*local, UNW_CACHE_PER_THREAD);
   /* The default cache holds 128 procedures: a compiler's stacks (cranelift,
@@ -769,8 +786,7 @@ bool tp_rec_stacks_init(void) {
   int (*set_cache_size)(unw_addr_space_t, size_t, int) =
       (int (*)(unw_addr_space_t, size_t, int))dlsym(unwind, "_ULx86_64_set_cache_size");
   if (set_cache_size && local) set_cache_size(*local, TP_REC_UNWIND_CACHE, 0);
-  tp_uw_init();
-  return true;
+  atomic_store_explicit(&tp_rec_unw_backtrace, unw_backtrace, memory_order_release);
 }
 
 #ifndef TP_REC_UNWIND_COMPARE

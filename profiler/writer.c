@@ -593,6 +593,7 @@ static uint32_t tp_rec_pending_events(void) {
 static void *tp_rec_writer_main(void *arg) {
   (void)arg;
   tp_rec_self.busy = true; /* nothing this thread allocates is the program's */
+  tp_rec_stacks_load_libunwind(); /* off the program's start-up */
   for (uint32_t waited_ms = 0;;) {
     struct timespec delay = {0, TP_REC_WAKE_MS * 1000000L};
     nanosleep(&delay, NULL);
