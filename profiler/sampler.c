@@ -25,7 +25,10 @@
 bool tp_rec_active;
 __thread tp_rec_thread tp_rec_self;
 bool tp_rec_by_bytes;
-tp_recorder tp_rec = {.lock = TP_LOCK_INITIALIZER, .fd = -1};
+/* Zero-initialised (.bss): a process that never records never touches its
+ * 54 KiB (as .data they cost every process their file pages).  The lock is a
+ * plain mutex until tp_rec_start makes it the pool's kind; fd is set there. */
+tp_recorder tp_rec;
 _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
 /* The finer filter behind it (recorder_fast.h), read after a coarse hit. */
 static _Atomic uint64_t tp_rec_fine_filter[(1u << TP_REC_FINE_BITS) / 64];
@@ -688,6 +691,8 @@ static void tp_rec_leak_report(void) {
 
 void tp_rec_start(void) {
   if (!tp_opt.profile && !tp_opt.validate) return;
+  tp_lock_init(&tp_rec.lock);
+  tp_rec.fd = -1;
   tp_rec.start_unix_ns = tp_rec_clock_ns(CLOCK_REALTIME);
   tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
   tp_rec_clock_start();
