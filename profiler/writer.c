@@ -6,8 +6,8 @@
  * stacks first, the stacks as a prefix tree, then columnar Samples / Frees /
  * MmapCalls), adds once a second (and at the first flush) the histogram
  * deltas (one per tenant), a snapshot, new modules and new perf-map lines,
- * and writes the lot as one independent zstd frame: a trace cut short keeps every
- * complete frame.  Tenant records come first, once each, when a second
+ * and writes the lot as one independent zstd frame: a trace cut short keeps
+ * every complete frame.  Tenant records come first, once each, when a second
  * tenant exists.  The writer's own allocations are not recorded
  * (tp_rec_self.busy). */
 #include <errno.h>
