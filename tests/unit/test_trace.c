@@ -14,96 +14,7 @@
 
 #include <zstd.h>
 
-#include "trace_reader.h"
-
-/* --- Writing traces ------------------------------------------------------ */
-
-/* A trace file being built in memory, and the frame being filled. */
-struct trace {
-  uint8_t data[1 << 18];
-  size_t len;
-  uint8_t frame[1 << 17];
-  size_t frame_len;
-  size_t frame_offsets[16]; /* where each finished frame starts */
-  size_t frames;
-};
-
-static tp_trace_compressor compressor;
-
-static int setup_compressor(void **state) {
-  (void)state;
-  return tp_trace_compressor_init(&compressor);
-}
-
-static int teardown_compressor(void **state) {
-  (void)state;
-  tp_trace_compressor_fini(&compressor);
-  return 0;
-}
-
-static void add_raw(struct trace *t, const void *bytes, size_t len) {
-  assert_true(t->frame_len + len <= sizeof t->frame);
-  memcpy(t->frame + t->frame_len, bytes, len);
-  t->frame_len += len;
-}
-
-static void add_record(struct trace *t, const Tierpool__Trace__Record *rec) {
-  size_t size = tp_trace_record_packed_size(rec);
-  assert_true(t->frame_len + size <= sizeof t->frame);
-  assert_int_equal(tp_trace_record_pack(rec, t->frame + t->frame_len), size);
-  t->frame_len += size;
-}
-
-/* Compresses the records added since the last call into a frame of the file. */
-static void end_frame(struct trace *t) {
-  assert_true(t->frames < 16);
-  assert_true(tp_trace_frame_bound(t->frame_len) <= sizeof t->data - t->len);
-  size_t n = tp_trace_compress_frame(&compressor, t->frame, t->frame_len, t->data + t->len, sizeof t->data - t->len);
-  assert_true(n > 0);
-  t->frame_offsets[t->frames++] = t->len;
-  t->len += n;
-  t->frame_len = 0;
-}
-
-static void add_header(struct trace *t, const char *magic, uint32_t version) {
-  Tierpool__Trace__Header h = TIERPOOL__TRACE__HEADER__INIT;
-  h.magic = (char *)magic;
-  h.format_version = version;
-  h.producer = "test_trace";
-  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
-  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_HEADER;
-  rec.header = &h;
-  add_record(t, &rec);
-}
-
-static void add_end(struct trace *t, uint64_t time_us) {
-  Tierpool__Trace__End end = TIERPOOL__TRACE__END__INIT;
-  end.time_us = time_us;
-  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
-  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_END;
-  rec.end = &end;
-  add_record(t, &rec);
-}
-
-static char trace_path[64];
-
-/* Writes bytes to a fresh temporary file; returns its path. */
-static const char *write_file(const void *bytes, size_t len) {
-  if (trace_path[0]) unlink(trace_path);
-  strcpy(trace_path, "/tmp/tierpool-trace-XXXXXX");
-  int fd = mkstemp(trace_path);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, bytes, len), (ssize_t)len);
-  close(fd);
-  return trace_path;
-}
-
-static int remove_file(void **state) {
-  (void)state;
-  if (trace_path[0]) unlink(trace_path);
-  trace_path[0] = '\0';
-  return 0;
-}
+#include "trace_build.h"
 
 /* --- Reading them back --------------------------------------------------- */
 
@@ -255,8 +166,7 @@ static void build_trace_of_version(struct trace *t, uint32_t version) {
 static void build_full_trace(struct trace *t) { build_trace_of_version(t, TP_TRACE_FORMAT_VERSION); }
 
 static void check_round_trip(uint32_t version) {
-  static struct trace t;
-  memset(&t, 0, sizeof t);
+  struct trace t = {0};
   build_trace_of_version(&t, version);
   assert_int_equal(t.frames, 2);
 
@@ -271,7 +181,7 @@ static void check_round_trip(uint32_t version) {
   assert_int_equal(rb.rec[0]->kind_case, TIERPOOL__TRACE__RECORD__KIND_HEADER);
   assert_string_equal(hd->magic, "tierpool-trace");
   assert_int_equal(hd->format_version, version);
-  assert_string_equal(hd->producer, "test_trace");
+  assert_string_equal(hd->producer, "tierpool tests");
 
   assert_int_equal(rb.rec[1]->kind_case, TIERPOOL__TRACE__RECORD__KIND_PROCESS);
   const Tierpool__Trace__Process *p = rb.rec[1]->process;
@@ -347,6 +257,7 @@ static void check_round_trip(uint32_t version) {
   assert_int_equal(rb.rec[7]->kind_case, TIERPOOL__TRACE__RECORD__KIND_END);
   assert_int_equal(rb.rec[7]->end->time_us, 2000000);
   readback_free(&rb);
+  trace_reset(&t);
 }
 
 /* Every version the reader reads.  */
@@ -478,8 +389,7 @@ static void build_three_frames(struct trace *t) {
 
 static void test_truncated(void **state) {
   (void)state;
-  static struct trace t;
-  memset(&t, 0, sizeof t);
+  struct trace t = {0};
   build_three_frames(&t);
   const size_t records_before[] = {0, 2, 5, 7}; /* by complete frames */
   size_t ends[] = {t.frame_offsets[1], t.frame_offsets[2], t.len};
@@ -504,12 +414,12 @@ static void test_truncated(void **state) {
     }
     readback_free(&rb);
   }
+  trace_reset(&t);
 }
 
 static void test_corrupt_frame(void **state) {
   (void)state;
-  static struct trace t;
-  memset(&t, 0, sizeof t);
+  struct trace t = {0};
   build_three_frames(&t);
   struct readback rb;
   char expected[128];
@@ -545,6 +455,7 @@ static void test_corrupt_frame(void **state) {
   snprintf(expected, sizeof expected, "corrupt frame at offset %zu: Unknown frame descriptor", t.len);
   assert_string_equal(message(&rb), expected);
   readback_free(&rb);
+  trace_reset(&t);
 }
 
 static void test_foreign_and_empty_files(void **state) {
@@ -555,20 +466,19 @@ static void test_foreign_and_empty_files(void **state) {
   expect_error("empty file", "", 0);
 
   /* A zstd file, but of something else: 'h' reads as a length. */
-  static struct trace t;
-  memset(&t, 0, sizeof t);
+  struct trace t = {0};
   add_raw(&t, "hello, world\n", 13);
   end_frame(&t);
   expect_error("corrupt record in frame at offset 0: bad length 104 (past the end of the frame)", t.data, t.len);
 
   /* A record of the right length that is no protobuf message (wire type 7). */
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_raw(&t, "\x02\x0f\x00", 3);
   end_frame(&t);
   expect_error("corrupt record in frame at offset 0: protobuf unpack failed", t.data, t.len);
 
   /* Frames without records. */
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   end_frame(&t);
   end_frame(&t);
   expect_error("no records (only empty frames)", t.data, t.len);
@@ -576,34 +486,35 @@ static void test_foreign_and_empty_files(void **state) {
   char err[256];
   assert_null(tp_trace_open("/nonexistent/trace", err, sizeof err));
   assert_string_equal(err, "/nonexistent/trace: cannot open: No such file or directory");
+  trace_reset(&t);
 }
 
 static void test_bad_header(void **state) {
   (void)state;
-  static struct trace t;
-  memset(&t, 0, sizeof t);
+  struct trace t = {0};
   add_end(&t, 1);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   end_frame(&t);
   expect_error("not a tierpool trace (first record is not a Header)", t.data, t.len);
 
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, "tierpool-trice", TP_TRACE_FORMAT_VERSION);
   end_frame(&t);
   expect_error("not a tierpool trace (bad magic)", t.data, t.len);
 
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION + 1);
   end_frame(&t);
   char expected[64];
   snprintf(expected, sizeof expected, "unsupported format version %u", TP_TRACE_FORMAT_VERSION + 1);
   expect_error(expected, t.data, t.len);
 
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_OLDEST - 1);
   end_frame(&t);
   snprintf(expected, sizeof expected, "unsupported format version %u", TP_TRACE_FORMAT_OLDEST - 1);
   expect_error(expected, t.data, t.len);
+  trace_reset(&t);
 }
 
 static void test_bad_lengths(void **state) {
@@ -614,7 +525,7 @@ static void test_bad_lengths(void **state) {
   char expected[160];
 
   /* An absurd length, in the second frame. */
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   end_frame(&t);
   offset = t.len;
@@ -627,7 +538,7 @@ static void test_bad_lengths(void **state) {
   expect_error(expected, t.data, t.len);
 
   /* A record that goes on in the next frame. */
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   uint8_t whole[64];
   Tierpool__Trace__End end = TIERPOOL__TRACE__END__INIT;
@@ -645,13 +556,13 @@ static void test_bad_lengths(void **state) {
   expect_error(expected, t.data, t.len);
 
   /* A frame that ends inside a length, and a length of more than 10 bytes. */
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   add_raw(&t, "\x80\x80", 2);
   end_frame(&t);
   expect_error("corrupt record in frame at offset 0: bad length (frame ends inside it)", t.data, t.len);
 
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   memset(bytes, 0xff, sizeof bytes);
   add_raw(&t, bytes, sizeof bytes);
@@ -660,14 +571,6 @@ static void test_bad_lengths(void **state) {
 }
 
 /* --- Format 2: stacks as a prefix tree, histograms as steps -------------- */
-
-static void add_process(struct trace *t) {
-  Tierpool__Trace__Process p = TIERPOOL__TRACE__PROCESS__INIT;
-  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
-  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_PROCESS;
-  rec.process = &p;
-  add_record(t, &rec);
-}
 
 /* A Stacks record: n stacks from first_id; frames hold sum(count) values. */
 static void add_stacks(struct trace *t, uint32_t first_id, size_t n, const uint32_t *from, const uint32_t *count,
@@ -740,8 +643,7 @@ static void expect_stack(const Tierpool__Trace__Record *rec, uint32_t id, bool t
 
 static void test_v2_round_trip(void **state) {
   (void)state;
-  static struct trace t;
-  memset(&t, 0, sizeof t);
+  struct trace t = {0};
   build_v2_trace(&t);
   struct readback rb;
   read_trace(write_file(t.data, t.len), &rb);
@@ -775,6 +677,7 @@ static void test_v2_round_trip(void **state) {
   expect_stack(rb.rec[11], 1, false, 1, s10);
   assert_int_equal(rb.rec[13]->kind_case, TIERPOOL__TRACE__RECORD__KIND_END);
   readback_free(&rb);
+  trace_reset(&t);
 }
 
 /* A section whose first batch writes nodes A, B, then the batch under test. */
@@ -782,7 +685,7 @@ static void expect_bad_stacks(const char *what, size_t n, const uint32_t *from, 
                               const uint64_t *frames, size_t n_truncated, const uint32_t *truncated) {
   static struct trace t;
   static const uint32_t from0[] = {0}, count0[] = {2};
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   add_process(&t);
   add_stacks(&t, 1, 1, from0, count0, tree_frames1, 0, NULL);
@@ -809,8 +712,7 @@ static void test_v2_bad_stacks(void **state) {
   Tierpool__Trace__Stacks s = TIERPOOL__TRACE__STACKS__INIT; /* counts for 3 frames, 2 written */
   s.first_id = 2, s.n_from = s.n_count = 1, s.from = (uint32_t *)zero, s.count = (uint32_t *)three;
   s.n_frames = 2, s.frames = (uint64_t *)tree_frames1;
-  static struct trace t;
-  memset(&t, 0, sizeof t);
+  struct trace t = {0};
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
   rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_STACKS;
@@ -820,7 +722,7 @@ static void test_v2_bad_stacks(void **state) {
   expect_error("corrupt Stacks record in frame at offset 0: counts add up to 3 frames but 2 are written", t.data,
                t.len);
   s.n_count = 2; /* the columns' lengths differ */
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   add_record(&t, &rec);
   end_frame(&t);
@@ -831,7 +733,7 @@ static void test_v2_bad_stacks(void **state) {
   static uint64_t deep_frames[TP_TRACE_MAX_STACK_DEPTH];
   expect_bad_stacks("stack 2 has more than 65536 frames", 1, deep, deep_count, deep_frames, 0, NULL);
   /* A new section starts a new tree: its first stack cannot refer back. */
-  memset(&t, 0, sizeof t);
+  trace_reset(&t);
   add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   add_process(&t);
   add_stacks(&t, 1, 1, zero, two, tree_frames1, 0, NULL);
@@ -844,6 +746,7 @@ static void test_v2_bad_stacks(void **state) {
   assert_string_equal(message(&rb),
                       "corrupt Stacks record in frame at offset 0: stack 1 starts 1 nodes back, but 0 nodes were written");
   readback_free(&rb);
+  trace_reset(&t);
 }
 
 /* --- Fuzzing, a little --------------------------------------------------- */
@@ -857,10 +760,10 @@ static void read_damaged(const void *bytes, size_t len) {
 
 static void test_flipped_bytes(void **state) {
   (void)state;
-  static struct trace t;
-  memset(&t, 0, sizeof t);
+  struct trace t = {0};
   build_full_trace(&t);
-  static uint8_t copy[sizeof t.data];
+  uint8_t *copy = malloc(t.len);
+  assert_non_null(copy);
   size_t limit = t.len < 400 ? t.len : 400;
   for (size_t i = 0; i < limit; i++) {
     memcpy(copy, t.data, t.len);
@@ -869,13 +772,14 @@ static void test_flipped_bytes(void **state) {
     copy[i] ^= 0xfe; /* one bit, the lowest */
     read_damaged(copy, t.len);
   }
+  free(copy);
+  trace_reset(&t);
 }
 
 /* Damage in the records themselves, in frames whose checksums are right:
  * exercises the length and protobuf checks rather than zstd's. */
 static void flip_record_bytes(void (*build)(struct trace *)) {
-  static struct trace t;
-  memset(&t, 0, sizeof t);
+  struct trace t = {0};
   build(&t);
   /* Recover the records of the first frame by reading it back with zstd. */
   static uint8_t records[1 << 15];
@@ -883,14 +787,15 @@ static void flip_record_bytes(void (*build)(struct trace *)) {
   assert_false(ZSTD_isError(len));
   for (size_t i = 0; i < len && i < 400; i++) {
     for (int bit = 0; bit < 8; bit += 3) {
-      static struct trace damaged;
-      memset(&damaged, 0, sizeof damaged);
+      struct trace damaged = {0};
       add_raw(&damaged, records, len);
       damaged.frame[i] ^= (uint8_t)(1u << bit);
       end_frame(&damaged);
       read_damaged(damaged.data, damaged.len);
+      trace_reset(&damaged);
     }
   }
+  trace_reset(&t);
 }
 
 static void test_flipped_record_bytes(void **state) {

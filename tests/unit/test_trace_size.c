@@ -15,101 +15,14 @@
 
 #include <zstd.h>
 
-#include "trace_reader.h"
+#include "trace_build.h"
 
-/* --- Writing traces ------------------------------------------------------ */
-
-/* A trace file built in memory, and the frame being filled. */
-struct trace {
-  uint8_t *data, *frame;
-  size_t len, cap, frame_len, frame_cap;
-};
-
-static tp_trace_compressor compressor;
-
-static int setup(void **state) {
-  (void)state;
-  return tp_trace_compressor_init(&compressor);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  tp_trace_compressor_fini(&compressor);
-  return 0;
-}
-
-static void *grow(void *p, size_t *cap, size_t need) {
-  if (need <= *cap) return p;
-  while (*cap < need) *cap = *cap ? *cap * 2 : 4096;
-  p = realloc(p, *cap);
-  assert_non_null(p);
-  return p;
-}
-
-static void add_record(struct trace *t, Tierpool__Trace__Record *rec) {
-  size_t size = tp_trace_record_packed_size(rec);
-  t->frame = grow(t->frame, &t->frame_cap, t->frame_len + size);
-  assert_int_equal(tp_trace_record_pack(rec, t->frame + t->frame_len), size);
-  t->frame_len += size;
-}
-
-static void end_frame(struct trace *t) {
-  size_t bound = tp_trace_frame_bound(t->frame_len);
-  t->data = grow(t->data, &t->cap, t->len + bound);
-  size_t n = tp_trace_compress_frame(&compressor, t->frame, t->frame_len, t->data + t->len, bound);
-  assert_true(n > 0);
-  t->len += n;
-  t->frame_len = 0;
-}
-
-static void trace_free(struct trace *t) {
-  free(t->data), free(t->frame);
-  memset(t, 0, sizeof *t);
-}
-
-static void add_header(struct trace *t) {
-  Tierpool__Trace__Header h = TIERPOOL__TRACE__HEADER__INIT;
-  h.magic = TP_TRACE_MAGIC;
-  h.format_version = TP_TRACE_FORMAT_VERSION;
-  h.producer = "test_trace_size";
-  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
-  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_HEADER;
-  rec.header = &h;
-  add_record(t, &rec);
-}
-
-static void add_process(struct trace *t) {
-  Tierpool__Trace__Process p = TIERPOOL__TRACE__PROCESS__INIT;
-  p.pid = 42;
-  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
-  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_PROCESS;
-  rec.process = &p;
-  add_record(t, &rec);
-}
-
-static char trace_path[64];
-
-static const char *write_file(const struct trace *t) {
-  if (trace_path[0]) unlink(trace_path);
-  strcpy(trace_path, "/tmp/tierpool-trace-size-XXXXXX");
-  int fd = mkstemp(trace_path);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, t->data, t->len), (ssize_t)t->len);
-  close(fd);
-  return trace_path;
-}
-
-static int remove_file(void **state) {
-  (void)state;
-  if (trace_path[0]) unlink(trace_path);
-  trace_path[0] = '\0';
-  return 0;
-}
+/* --- Writing and reading traces ------------------------------------------ */
 
 /* Reads the whole trace; calls visit on every record. */
 static void read_all(const struct trace *t, void (*visit)(const Tierpool__Trace__Record *, void *), void *ctx) {
   char err[256];
-  tp_trace_reader *r = tp_trace_open(write_file(t), err, sizeof err);
+  tp_trace_reader *r = tp_trace_open(write_file(t->data, t->len), err, sizeof err);
   assert_non_null(r);
   Tierpool__Trace__Record *rec;
   int rc;
@@ -243,7 +156,7 @@ static void test_id_age_round_trip(void **state) {
   struct trace t = {0};
   static struct age_expect e;
   memset(&e, 0, sizeof e);
-  add_header(&t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   add_age_section(&t, &e, 0);
   /* A second section, whose ids start again, from the middle of a frame: its
    * references are its own samples', not the first section's. */
@@ -251,7 +164,7 @@ static void test_id_age_round_trip(void **state) {
   end_frame(&t);
   read_all(&t, check_frees, &e);
   assert_int_equal(e.next, e.n);
-  trace_free(&t);
+  trace_reset(&t);
 }
 
 /* --- MmapCalls and Module columns ---------------------------------------- */
@@ -327,14 +240,14 @@ static void check_columns(const Tierpool__Trace__Record *rec, void *ctx) {
 static void test_columns_round_trip(void **state) {
   (void)state;
   struct trace t = {0};
-  add_header(&t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   add_process(&t);
   add_columns(&t);
   end_frame(&t);
   int seen = 0;
   read_all(&t, check_columns, &seen);
   assert_int_equal(seen, 3);
-  trace_free(&t);
+  trace_reset(&t);
 }
 
 /* Format 1's fields win over format 3's when a record has both. */
@@ -354,7 +267,7 @@ static void check_old_wins(const Tierpool__Trace__Record *rec, void *ctx) {
 static void test_old_fields_win(void **state) {
   (void)state;
   struct trace t = {0};
-  add_header(&t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   add_process(&t);
   int64_t nine = 9, one = 1;
   uint64_t zero = 0, addr = 0x5000;
@@ -373,7 +286,7 @@ static void test_old_fields_win(void **state) {
   add_record(&t, &rec);
   end_frame(&t);
   read_all(&t, check_old_wins, NULL);
-  trace_free(&t);
+  trace_reset(&t);
 }
 
 /* --- Blocks per column ----------------------------------------------------- */
@@ -419,7 +332,7 @@ static void expect_one_frame(const uint8_t *frame, size_t size, const uint8_t *r
 
 static size_t count_records(const struct trace *t) {
   char err[256];
-  tp_trace_reader *r = tp_trace_open(write_file(t), err, sizeof err);
+  tp_trace_reader *r = tp_trace_open(write_file(t->data, t->len), err, sizeof err);
   assert_non_null(r);
   Tierpool__Trace__Record *rec;
   int rc;
@@ -433,7 +346,7 @@ static size_t count_records(const struct trace *t) {
 static void test_blocks_per_column(void **state) {
   (void)state;
   struct trace t = {0};
-  add_header(&t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   add_process(&t);
   add_busy_samples(&t, 40000);
   add_busy_samples(&t, 30);
@@ -448,11 +361,11 @@ static void test_blocks_per_column(void **state) {
   /* Smaller than the same records compressed as one block run. */
   assert_true(t.len < plain_size);
   assert_int_equal(count_records(&t), 4);
-  trace_free(&t);
+  trace_reset(&t);
   free(records), free(plain);
 
   /* A small frame is compressed as it always was. */
-  add_header(&t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   add_busy_samples(&t, 2000);
   assert_true(t.frame_len < TP_TRACE_SPLIT_FRAME_MIN);
   records = malloc(t.frame_len);
@@ -462,7 +375,7 @@ static void test_blocks_per_column(void **state) {
   end_frame(&t);
   assert_int_equal(t.len, plain_size);
   assert_memory_equal(t.data, plain, plain_size);
-  trace_free(&t);
+  trace_reset(&t);
   free(records), free(plain);
 }
 
@@ -470,7 +383,7 @@ static void test_blocks_per_column(void **state) {
 static void test_split_bound(void **state) {
   (void)state;
   struct trace t = {0};
-  add_header(&t);
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
   static uint8_t text[5000];
   Tierpool__Trace__PerfMap map = TIERPOOL__TRACE__PERF_MAP__INIT;
   Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
@@ -496,7 +409,7 @@ static void test_split_bound(void **state) {
   expect_one_frame(frame, n, records, len);
   end_frame(&t);
   assert_int_equal(count_records(&t), 401);
-  trace_free(&t);
+  trace_reset(&t);
   free(records), free(frame);
 }
 
@@ -509,5 +422,5 @@ int main(void) {
       cmocka_unit_test_teardown(test_blocks_per_column, remove_file),
       cmocka_unit_test_teardown(test_split_bound, remove_file),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, setup_compressor, teardown_compressor);
 }
