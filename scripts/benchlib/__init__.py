@@ -1,0 +1,1 @@
+"""scripts/bench's modules: common (runs, checks, ratios), profiling, noisy."""
