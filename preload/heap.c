@@ -22,7 +22,10 @@
  * most of what the pool released was faulted in again before its next
  * release, it grows eightfold (a tenant churning bursts at its limit: each
  * release would cost a refault of everything, and a TLB shootdown per
- * madvise on every CPU the process runs on); otherwise it drifts back down. */
+ * madvise on every CPU the process runs on); otherwise it drifts back down.
+ * A heap whose budget refused it memory within the release delay releases
+ * nothing: it is using all it may, and what it gave back would be faulted
+ * in again by its next allocations. */
 #include <errno.h>
 #include <string.h>
 
@@ -91,11 +94,22 @@ static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
   h->below_threshold_since_ms = 0;
 }
 
+/* The heap's budget refused it memory within the release delay. */
+static bool tp_heap_at_limit(tp_heap *h, uint64_t now) {
+  uint64_t hits = atomic_load_explicit(&h->budget.limit_hits, memory_order_relaxed);
+  if (hits != h->limit_hits_seen) {
+    h->limit_hits_seen = hits;
+    h->limit_hit_ms = now;
+  }
+  return hits && now - h->limit_hit_ms < h->release_delay_ms;
+}
+
 void tp_heap_maintain(tp_heap *h, uint64_t now) {
   if (h->frees_since_coalesce && now - h->last_coalesce_ms >= tp_opt.coalesce_delay_ms) {
     tp_buddy_coalesce(h);
     h->last_coalesce_ms = now;
   }
+  if (tp_heap_at_limit(h, now)) return;
   tp_heap_consider_release(h, now);
   if (h->release_delay_ms < tp_opt.release_delay_ms) h->release_delay_ms = tp_opt.release_delay_ms;
   if (now - h->last_purge_ms >= h->release_delay_ms && tp_heap_adapt_release_delay(h, now, h->last_purge_ms)) {

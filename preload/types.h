@@ -203,6 +203,7 @@ typedef struct tp_heap {
   uint64_t release_delay_ms;            /* adaptive: tp_heap_adapt_release_delay */
   uint64_t released_window_pages;       /* released since the delay last adapted */
   uint64_t retaken_pages;               /* released pages taken (faulted in) again since then */
+  uint64_t limit_hits_seen, limit_hit_ms; /* the budget's refusals, when last seen more of them */
   uint64_t clock_ms;                    /* time of the last free, stamps blocks */
   uint64_t last_maintain_ms;
   uint64_t buddy_releases, buddy_released_bytes;

@@ -136,6 +136,27 @@ static void test_release_delay_adapts(void **state) {
   assert_int_equal(unit_heap.release_delay_ms, 8 * base - (8 * base - base) / 4);
 }
 
+/* A heap that its budget refused memory within the release delay keeps its
+ * free pages (its next allocations would fault them in again); once the
+ * refusals have stopped for a delay, it releases them. */
+static void test_no_release_at_limit(void **state) {
+  (void)state;
+  uint64_t delay = unit_heap.release_delay_ms, now = tp_os_now_ms() + 1000;
+  uint32_t pages = (6u << 20) >> TP_PAGE_SHIFT; /* resident enough to be worth a release */
+  char *p = tp_buddy_take(&unit_heap, pages, 0, NULL);
+  memset(p, 1, (size_t)pages * TP_PAGE_SIZE);
+  tp_segment *seg = tp_segment_of(p);
+  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), pages); /* nothing live: a collapse */
+  atomic_fetch_add(&unit_heap.budget.limit_hits, 1);
+  uint64_t released = unit_heap.buddy_released_bytes;
+  tp_heap_maintain(&unit_heap, now);
+  assert_int_equal(unit_heap.buddy_released_bytes, released);
+  tp_heap_maintain(&unit_heap, now + delay - 1);
+  assert_int_equal(unit_heap.buddy_released_bytes, released);
+  tp_heap_maintain(&unit_heap, now + delay);
+  assert_true(unit_heap.buddy_released_bytes >= released + (uint64_t)pages * TP_PAGE_SIZE);
+}
+
 static void test_heap_pages_and_page_map(void **state) {
   (void)state;
   bool zeroed;
@@ -300,6 +321,7 @@ int main(void) {
       cmocka_unit_test_setup(test_release_and_zeroed_reuse, unit_setup_heap),
       cmocka_unit_test_setup(test_release_merges_neighbours, unit_setup_heap),
       cmocka_unit_test_setup(test_release_delay_adapts, unit_setup_heap),
+      cmocka_unit_test_setup(test_no_release_at_limit, unit_setup_heap),
       cmocka_unit_test_setup(test_heap_pages_and_page_map, unit_setup_heap),
       cmocka_unit_test_setup(test_grow_in_place, unit_setup_heap),
       cmocka_unit_test_setup(test_move_out_keeps_pages, unit_setup_heap),
