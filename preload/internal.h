@@ -213,6 +213,7 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want);
 void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count);
 size_t tp_central_release_spares(tp_heap *h);
 void tp_central_retire_spares(tp_heap *h, uint64_t now_ms, uint64_t idle_ms); /* buddy_lock held */
+void tp_slab_count_sample(const void *p, int delta); /* segment.c: the recorder's live samples of p's slab */
 
 /* Random key written into word 1 of every free slab block: a block that
  * carries it when freed is a double free (false positive chance 2^-64). */

@@ -96,7 +96,10 @@ typedef struct tp_span {
   uint64_t div_magic;          /* slab: ceil(2^40 / block_size), exact divide  */
   uint16_t class_idx;          /* slab: size class                             */
   uint8_t list;                /* slab: 0 none (full/spare), 1 dense, 2 sparse */
-  uint8_t order;               /* buddy free block: log2(pages)                */
+  union {
+    uint8_t order;             /* buddy free block: log2(pages)                */
+    uint8_t samples;           /* slab: live profiler samples in it, 255: many  */
+  };
   uint32_t pages;              /* pages in the span                            */
   uint32_t freed_ms;           /* buddy free block: when it was last freed; spare slab: when it became the spare */
   uint32_t first;              /* the span's first page in its segment         */

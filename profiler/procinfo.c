@@ -163,6 +163,27 @@ void tp_rec_emit_new_modules(tp_rec_out *out) {
   tp_rec_modules_adds = adds;
 }
 
+/* A line of /proc/self/maps, "start-end perms offset dev inode  [path]":
+ * true when it maps anonymous memory (no inode; no path, or "[anon:...]").
+ * By hand, not sscanf: node's maps run to a thousand lines, read at every
+ * snapshot and at exit. */
+static bool tp_rec_parse_maps_line(const char *line, uint64_t *start, uint64_t *end, bool *accessible) {
+  char *p;
+  *start = strtoull(line, &p, 16);
+  if (*p != '-') return false;
+  *end = strtoull(p + 1, &p, 16);
+  if (*p != ' ' || strnlen(p, 5) < 5) return false;
+  *accessible = strncmp(p + 1, "---", 3) != 0;
+  p += 5;
+  for (int field = 0; field < 2; field++) { /* offset, device */
+    while (*p == ' ') p++;
+    while (*p && *p != ' ') p++;
+  }
+  uint64_t inode = strtoull(p, &p, 10);
+  while (*p == ' ') p++;
+  return inode == 0 && (*p == '\0' || strncmp(p, "[anon", 5) == 0);
+}
+
 /* Contiguous anonymous ranges of 64 MiB and more, and how much of each is
  * accessible: a Wasm linear memory is a large PROT_NONE reservation whose
  * accessible part grows with memory.grow.  The pool's segments and the
@@ -175,10 +196,8 @@ static size_t tp_rec_reservations(Tierpool__Trace__Snapshot__Reservation *out, s
   for (char *line = maps; line && *line;) {
     char *next = strchr(line, '\n');
     if (next) *next++ = '\0';
-    unsigned long long start, end, inode;
-    char perms[8], path[64] = "";
-    int fields = sscanf(line, "%llx-%llx %7s %*s %*s %llu %63s", &start, &end, perms, &inode, path);
-    bool anonymous = fields >= 4 && inode == 0 && (path[0] == '\0' || strncmp(path, "[anon", 5) == 0);
+    uint64_t start, end;
+    bool accessible, anonymous = tp_rec_parse_maps_line(line, &start, &end, &accessible);
     bool ours = anonymous && (tp_segment_is_ours((void *)(uintptr_t)start) || tp_rec_is_own_map(start));
     if (anonymous && !ours && start == run_end) {
       run_end = end;
@@ -193,7 +212,7 @@ static size_t tp_rec_reservations(Tierpool__Trace__Snapshot__Reservation *out, s
       run_end = anonymous && !ours ? end : 0;
       run_accessible = 0;
     }
-    if (anonymous && !ours && strncmp(perms, "---", 3) != 0) run_accessible += end - start;
+    if (anonymous && !ours && accessible) run_accessible += end - start;
     line = next;
   }
   if (run_end - run_start >= TP_REC_RESERVATION_MIN && count < cap) {

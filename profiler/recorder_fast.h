@@ -20,11 +20,16 @@ typedef struct tp_rec_bucket {
 /* One thread's counts for one tenant: a thread that switches tenants has one
  * of these per tenant it allocated for (made on first use, never freed while
  * the thread lives). */
+/* Allocations of one 16-byte bucket of sizes up to 4 KiB: 16 bytes, so a
+ * size's counters are at byte offset (size + 15) & ~15 — the sizes a
+ * program uses share a few lines, where a counter per size spread them over
+ * 32 KiB. */
+typedef struct tp_rec_fine {
+  uint64_t allocs, bytes;
+} tp_rec_fine;
+
 typedef struct tp_rec_hist {
-  /* Allocations of up to 4 KiB by exact size, folded into bucket[] when
-   * summed (their bytes are size × count): one counter to bump, no bucket
-   * arithmetic on the hot path. */
-  uint64_t small_allocs[TP_BUCKET_FINE_MAX + 1];
+  tp_rec_fine fine[TP_BUCKET_FINE_COUNT]; /* folded into bucket[] when summed */
   tp_rec_bucket bucket[TP_BUCKET_COUNT];
   /* Slab frees by class, folded into bucket[].frees when summed: the free
    * fast path bumps one of 64 hot counters instead of a bucket line. */
@@ -79,7 +84,9 @@ void *tp_rec_sample_then(void *p, size_t size, size_t align); /* the counter ran
 /* An allocation of `size` bytes, counted in h. */
 static inline void tp_rec_count_alloc(tp_rec_hist *h, size_t size) {
   if (tp_likely(size <= TP_BUCKET_FINE_MAX)) {
-    h->small_allocs[size]++;
+    tp_rec_fine *fine = (tp_rec_fine *)((char *)h->fine + ((size + 15) & ~(size_t)15));
+    fine->allocs++;
+    fine->bytes += size;
   } else {
     tp_rec_bucket *bucket = &h->bucket[tp_bucket_of_size(size)];
     bucket->allocs++;
@@ -99,13 +106,17 @@ static inline void *tp_rec_alloc_counted(void *p, size_t size, size_t align) {
   return p;
 }
 
-/* The pool's fast free of a slab block of class cls, a block of tc's heap:
- * true when counted and surely not sampled; false: the caller calls
- * tp_rec_free_slab (which counts it, and records the free of a sample)
- * before the block goes back, best as a tail call. */
-static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, void *p, uint32_t cls) {
+/* The pool's fast free of a slab block of class cls in `slab`, a block of
+ * tc's heap: true when counted and surely not sampled; false: the caller
+ * calls tp_rec_free_slab (which counts it, and records the free of a sample)
+ * before the block goes back, best as a tail call.  The filter is asked only
+ * when the slab holds a live sample: the slab's line is in cache, the
+ * filter's mostly not. */
+static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, const tp_span *slab, void *p, uint32_t cls) {
   tp_rec_thread *t = &tp_rec_self;
-  if (tp_unlikely(tc->heap != t->hist_heap || t->busy || tp_rec_filter_test(p))) return false;
+  if (tp_unlikely(tc->heap != t->hist_heap || t->busy ||
+                  (__atomic_load_n(&slab->samples, __ATOMIC_RELAXED) && tp_rec_filter_test(p))))
+    return false;
   t->hist->class_frees[cls]++;
   return true;
 }

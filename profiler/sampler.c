@@ -318,15 +318,14 @@ static inline tp_rec_hist *tp_rec_free_hist(tp_rec_thread *t, uint32_t owner) {
 }
 
 /* Slab frees counted by class go to the bucket of the class's block size,
- * allocations counted by size to the bucket of the size. */
+ * small allocations to their own buckets. */
 static void tp_rec_fold_counts(tp_rec_hist *out, const tp_rec_hist *h) {
   for (uint32_t c = 0; c < tp_classes.count; c++)
     out->bucket[tp_bucket_of_size(tp_classes.classes[c].size)].frees +=
         __atomic_load_n(&h->class_frees[c], __ATOMIC_RELAXED);
-  for (uint32_t size = 0; size <= TP_BUCKET_FINE_MAX; size++) {
-    uint64_t n = __atomic_load_n(&h->small_allocs[size], __ATOMIC_RELAXED);
-    out->bucket[tp_bucket_of_size(size)].allocs += n;
-    out->bucket[tp_bucket_of_size(size)].bytes += n * size;
+  for (uint32_t b = 0; b < TP_BUCKET_FINE_COUNT; b++) {
+    out->bucket[b].allocs += __atomic_load_n(&h->fine[b].allocs, __ATOMIC_RELAXED);
+    out->bucket[b].bytes += __atomic_load_n(&h->fine[b].bytes, __ATOMIC_RELAXED);
   }
 }
 
@@ -521,6 +520,7 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
   tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, stack};
   tp_rec_live_insert(&entry);
+  if (tier == TIERPOOL_TIER_SLAB) tp_slab_count_sample(p, +1);
   tp_rec.samples++;
   if (batch->sample_count < TP_REC_BATCH_MAX) {
     batch->samples[batch->sample_count++] = (tp_rec_sample){
@@ -566,6 +566,7 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   tp_lock_acquire(&tp_rec.lock);
   tp_rec_live entry;
   if (tp_rec_live_remove((uintptr_t)p, &entry)) {
+    tp_slab_count_sample(p, -1);
     tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
     if (batch->free_count < TP_REC_BATCH_MAX) {
       batch->frees[batch->free_count++] = (tp_rec_free_event){entry.id, tp_rec_now_ns(), stack};

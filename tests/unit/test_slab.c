@@ -161,6 +161,38 @@ static void test_idle_spare_retired(void **state) {
   assert_int_equal(unit_heap.slab_pages, slab_pages - pages);
 }
 
+/* The recorder's count of live samples in a slab: up and down with its
+ * samples, never below zero, and stuck at 255 (the free path then always
+ * asks the filter); a slab made again starts from zero. */
+static void test_sample_count(void **state) {
+  (void)state;
+  uint32_t cls = tp_class_of_size(48);
+  void *head;
+  uint32_t n = tp_central_fill(&unit_heap, cls, &head, 4);
+  tp_segment *seg = tp_segment_of(head);
+  tp_span *slab = &seg->spans[TP_SLAB_SLOT(seg->page_map[tp_page_index(seg, head)])];
+  assert_int_equal(slab->samples, 0);
+  tp_slab_count_sample(head, +1);
+  tp_slab_count_sample(head, +1);
+  assert_int_equal(slab->samples, 2);
+  tp_slab_count_sample(head, -1);
+  tp_slab_count_sample(head, -1);
+  tp_slab_count_sample(head, -1);
+  assert_int_equal(slab->samples, 0);
+  for (int i = 0; i < 300; i++) tp_slab_count_sample(head, +1);
+  tp_slab_count_sample(head, -1);
+  assert_int_equal(slab->samples, 255);
+  int local;
+  tp_slab_count_sample(&local, +1); /* not the pool's: nothing to count */
+
+  tp_central_return(&unit_heap, cls, head, n);
+  tp_central_release_spares(&unit_heap); /* the slab goes back to the buddy */
+  n = tp_central_fill(&unit_heap, cls, &head, 4);
+  seg = tp_segment_of(head);
+  assert_int_equal(seg->spans[TP_SLAB_SLOT(seg->page_map[tp_page_index(seg, head)])].samples, 0);
+  tp_central_return(&unit_heap, cls, head, n);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_idle_spare_retired, unit_setup_heap),
@@ -169,6 +201,7 @@ int main(void) {
       cmocka_unit_test_setup(test_many_slabs_one_spare, unit_setup_heap),
       cmocka_unit_test_setup(test_partial_reuse, unit_setup_heap),
       cmocka_unit_test_setup(test_slab_descriptors_dense, unit_setup_heap),
+      cmocka_unit_test_setup(test_sample_count, unit_setup_heap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
