@@ -69,6 +69,9 @@ static uintptr_t tp_random_key(void) {
   return key | 1; /* never a valid aligned pointer, never NULL */
 }
 
+extern void *__dso_handle;
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
+
 void tp_init_slow(void) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&tp_init_state, &expected, 1)) {
@@ -83,7 +86,10 @@ void tp_init_slow(void) {
   atomic_store_explicit(&tp_init_state, 2, memory_order_release);
 
   tp_tcache_init_key();
-  pthread_atfork(tp_fork_prepare, tp_fork_parent, tp_fork_child);
+  /* pthread_atfork itself is a stub that libc_nonshared.a links in at the
+   * end of the library's text: calling it would map a page range of zstd
+   * into every process.  The stub only adds the library's handle. */
+  __register_atfork(tp_fork_prepare, tp_fork_parent, tp_fork_child, &__dso_handle);
   /* Programs like sort and ls close stderr before they exit: keep a copy
    * for the report, only when one was asked for. */
   if (tp_opt.stats) {
