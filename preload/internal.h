@@ -213,7 +213,16 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want);
 void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count);
 size_t tp_central_release_spares(tp_heap *h);
 void tp_central_retire_spares(tp_heap *h, uint64_t now_ms, uint64_t idle_ms); /* buddy_lock held */
-void tp_slab_count_sample(const void *p, int delta); /* segment.c: the recorder's live samples of p's slab */
+uint8_t *tp_slab_samples_of(const void *p); /* segment.c */
+
+/* A sample of a slab's block taken (delta +1) or its free recorded (-1),
+ * under the recorder's lock (the only writer).  The count lets the free fast
+ * path skip the recorder's filter for slabs with no live sample; at 255 it
+ * sticks (the filter is then always asked) until the slab is made again. */
+static inline void tp_slab_samples_add(uint8_t *count, int delta) {
+  uint8_t now = __atomic_load_n(count, __ATOMIC_RELAXED);
+  if (now != UINT8_MAX && (delta > 0 || now != 0)) __atomic_store_n(count, (uint8_t)(now + delta), __ATOMIC_RELAXED);
+}
 
 /* Random key written into word 1 of every free slab block: a block that
  * carries it when freed is a double free (false positive chance 2^-64). */

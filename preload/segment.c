@@ -50,18 +50,11 @@ tierpool_tier_t tp_tier_of(const void *p) {
                                                                                      : TIERPOOL_TIER_BUDDY;
 }
 
-/* A sample of slab block p taken (delta +1) or freed (-1).  A slab's count
- * lets the free fast path skip the recorder's filter for the blocks of slabs
- * with no live sample; at 255 it sticks (the filter is then always asked)
- * until the slab is made again. */
-void tp_slab_count_sample(const void *p, int delta) {
-  if (!tp_segment_is_ours((void *)p)) return;
+/* The recorder's count of live samples in p's slab (types.h, tp_span),
+ * NULL when p is not a slab block. */
+uint8_t *tp_slab_samples_of(const void *p) {
+  if (!tp_segment_is_ours((void *)p)) return NULL;
   tp_segment *seg = tp_segment_of((void *)p);
   uint32_t entry = seg->page_map[tp_page_index(seg, (void *)p)];
-  if (TP_PAGE_KIND(entry) != TP_PAGE_SLAB) return;
-  uint8_t *samples = &seg->spans[TP_SLAB_SLOT(entry)].samples;
-  uint8_t now = __atomic_load_n(samples, __ATOMIC_RELAXED);
-  while (now != UINT8_MAX && (delta > 0 || now != 0) &&
-         !__atomic_compare_exchange_n(samples, &now, (uint8_t)(now + delta), false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
+  return TP_PAGE_KIND(entry) == TP_PAGE_SLAB ? &seg->spans[TP_SLAB_SLOT(entry)].samples : NULL;
 }

@@ -506,7 +506,8 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
 /* ---- allocation and free --------------------------------------------------- */
 
 static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
-  tierpool_tier_t tier = tp_tier_of(p);
+  uint8_t *slab_samples = tp_slab_samples_of(p);
+  tierpool_tier_t tier = slab_samples ? TIERPOOL_TIER_SLAB : tp_tier_of(p);
   uint32_t tenant = tp_tenant_index_of(p); /* the owner: a block may outlive its thread's tenant switch */
   t->skip = tp_rec_next_skip(t);
   t->busy = true; /* the unwinder may allocate */
@@ -520,7 +521,7 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
   tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, stack};
   tp_rec_live_insert(&entry);
-  if (tier == TIERPOOL_TIER_SLAB) tp_slab_count_sample(p, +1);
+  if (slab_samples) tp_slab_samples_add(slab_samples, +1);
   tp_rec.samples++;
   if (batch->sample_count < TP_REC_BATCH_MAX) {
     batch->samples[batch->sample_count++] = (tp_rec_sample){
@@ -559,6 +560,7 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   bool truncated = false;
   t->busy = true;
   uint32_t stack = 0;
+  uint8_t *slab_samples = tp_slab_samples_of(p);
   if (tp_opt.validate) {
     depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
     stack = tp_rec_stack_intern(frames, depth, truncated);
@@ -566,7 +568,7 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   tp_lock_acquire(&tp_rec.lock);
   tp_rec_live entry;
   if (tp_rec_live_remove((uintptr_t)p, &entry)) {
-    tp_slab_count_sample(p, -1);
+    if (slab_samples) tp_slab_samples_add(slab_samples, -1);
     tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
     if (batch->free_count < TP_REC_BATCH_MAX) {
       batch->frees[batch->free_count++] = (tp_rec_free_event){entry.id, tp_rec_now_ns(), stack};

@@ -171,19 +171,21 @@ static void test_sample_count(void **state) {
   uint32_t n = tp_central_fill(&unit_heap, cls, &head, 4);
   tp_segment *seg = tp_segment_of(head);
   tp_span *slab = &seg->spans[TP_SLAB_SLOT(seg->page_map[tp_page_index(seg, head)])];
+  uint8_t *count = tp_slab_samples_of(head);
+  assert_ptr_equal(count, &slab->samples);
   assert_int_equal(slab->samples, 0);
-  tp_slab_count_sample(head, +1);
-  tp_slab_count_sample(head, +1);
+  tp_slab_samples_add(count, +1);
+  tp_slab_samples_add(count, +1);
   assert_int_equal(slab->samples, 2);
-  tp_slab_count_sample(head, -1);
-  tp_slab_count_sample(head, -1);
-  tp_slab_count_sample(head, -1);
+  tp_slab_samples_add(count, -1);
+  tp_slab_samples_add(count, -1);
+  tp_slab_samples_add(count, -1);
   assert_int_equal(slab->samples, 0);
-  for (int i = 0; i < 300; i++) tp_slab_count_sample(head, +1);
-  tp_slab_count_sample(head, -1);
+  for (int i = 0; i < 300; i++) tp_slab_samples_add(count, +1);
+  tp_slab_samples_add(count, -1);
   assert_int_equal(slab->samples, 255);
   int local;
-  tp_slab_count_sample(&local, +1); /* not the pool's: nothing to count */
+  assert_null(tp_slab_samples_of(&local)); /* not the pool's */
 
   tp_central_return(&unit_heap, cls, head, n);
   tp_central_release_spares(&unit_heap); /* the slab goes back to the buddy */
