@@ -17,17 +17,16 @@ typedef struct tp_rec_bucket {
   uint64_t allocs, bytes, frees;
 } tp_rec_bucket;
 
-/* One thread's counts for one tenant: a thread that switches tenants has one
- * of these per tenant it allocated for (made on first use, never freed while
- * the thread lives). */
-/* Allocations of one 16-byte bucket of sizes up to 4 KiB: 16 bytes, so a
- * size's counters are at byte offset (size + 15) & ~15 — the sizes a
- * program uses share a few lines, where a counter per size spread them over
- * 32 KiB. */
+/* Allocations in one of the 16-byte buckets up to 4 KiB.  16 bytes each, so
+ * a size's counters sit at byte offset (size + 15) & ~15: the sizes a program
+ * uses share a few lines, where a counter per size spread them over 32 KiB. */
 typedef struct tp_rec_fine {
   uint64_t allocs, bytes;
 } tp_rec_fine;
 
+/* One thread's counts for one tenant: a thread that switches tenants has one
+ * of these per tenant it allocated for (made on first use, never freed while
+ * the thread lives). */
 typedef struct tp_rec_hist {
   tp_rec_fine fine[TP_BUCKET_FINE_COUNT]; /* folded into bucket[] when summed */
   tp_rec_bucket bucket[TP_BUCKET_COUNT];
