@@ -38,9 +38,10 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
     bin->requested += requested;
   } else { /* thread exiting: no cache */
     void *head;
-    if (!tp_central_fill(tp_current_heap(), cls, &head, 1)) goto out_of_memory;
+    tp_heap *h = tp_current_heap();
+    if (!tp_central_fill(h, cls, &head, 1)) goto out_of_memory;
     block = head;
-    tp_tcache_count_uncached(cls, requested, false);
+    tp_tcache_count_uncached(h, cls, requested);
   }
   block[1] = NULL;
   return block;

@@ -243,7 +243,7 @@ void tp_tcache_registry_lock(void);
 void tp_tcache_registry_unlock(void);
 void tp_tcache_after_fork_child(void);
 void tp_tcache_init_key(void);
-void tp_tcache_count_uncached(uint32_t cls, size_t requested, bool is_free);
+void tp_tcache_count_uncached(tp_heap *h, uint32_t cls, size_t requested);
 void tp_tcache_switch_heap(tp_tcache *tc, tp_heap *h);
 void tp_tcache_count_remote_free(tp_heap *h, uint32_t cls);
 void tp_tcache_stats_add_heap(tp_heap *h, uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested);

@@ -143,14 +143,13 @@ void tp_tcache_init_key(void) {
   if (tp_tcache_current) pthread_setspecific(tp_tcache_key, tp_tcache_current);
 }
 
-/* Allocation counters of a thread without a cache (exiting): exact, shared. */
-void tp_tcache_count_uncached(uint32_t cls, size_t requested, bool is_free) {
-  if (is_free) {
-    __atomic_fetch_add(&tp_retired_frees[cls], 1, __ATOMIC_RELAXED);
-  } else {
-    __atomic_fetch_add(&tp_retired_allocs[cls], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&tp_retired_requested, requested, __ATOMIC_RELAXED);
-  }
+/* An allocation by a thread without a cache (exiting): counted for the
+ * process and for the heap that served it, as its free will be. */
+void tp_tcache_count_uncached(tp_heap *h, uint32_t cls, size_t requested) {
+  __atomic_fetch_add(&tp_retired_allocs[cls], 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&tp_retired_requested, requested, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&h->retired_allocs[cls], 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&h->retired_requested, requested, __ATOMIC_RELAXED);
 }
 
 /* A block freed past the caches (another tenant's, or by an exiting thread):

@@ -430,12 +430,47 @@ static void t_fork(void) {
   tenant_set(NULL);
 }
 
+/* Blocks a thread allocates in its own TLS destructors, after its cache is
+ * gone, are its tenant's in the statistics too: counted when allocated and
+ * when freed (by another thread), so the tenant's live bytes come back to 0
+ * instead of wrapping below it. */
+static pthread_key_t late_key;
+static void *late_blocks[100];
+
+static void late_destructor(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 100; i++) late_blocks[i] = malloc(opaque(48));
+}
+
+static void *late_worker(void *p) {
+  (void)p;
+  tenant_set("late");
+  free(malloc(opaque(48))); /* the thread's cache exists: its destructor runs before ours */
+  pthread_setspecific(late_key, (void *)1);
+  return NULL;
+}
+
+static void t_exit_counts(void) {
+  if (!lookup()) return;
+  REQUIRE(pthread_key_create(&late_key, late_destructor) == 0);
+  pthread_t t;
+  pthread_create(&t, NULL, late_worker, NULL);
+  pthread_join(t, NULL);
+  tierpool_tenant_stats_t s = stats_of("late");
+  CHECK(s.tier[TIERPOOL_TIER_SLAB].allocs == 101, "late slab allocs %llu", (unsigned long long)s.tier[TIERPOOL_TIER_SLAB].allocs);
+  CHECK(s.live_bytes == 100 * 48, "late live %llu", (unsigned long long)s.live_bytes);
+  for (int i = 0; i < 100; i++) free(late_blocks[i]);
+  s = stats_of("late");
+  CHECK(s.tier[TIERPOOL_TIER_SLAB].frees == 101, "late slab frees %llu", (unsigned long long)s.tier[TIERPOOL_TIER_SLAB].frees);
+  CHECK(s.live_bytes == 0, "late live after the frees %llu", (unsigned long long)s.live_bytes);
+}
+
 static const struct test tests[] = {
     {"stress", t_stress},
     {"process_limit", t_process_limit},
     {"fork", t_fork},
     {"limit", t_limit},   {"overflow", t_overflow}, {"zero", t_zero},   {"cross_free", t_cross_free},
-    {"switch", t_switch}, {"rules", t_rules},       {"abort", t_abort},
+    {"switch", t_switch}, {"rules", t_rules},       {"abort", t_abort},  {"exit_counts", t_exit_counts},
 };
 
 int main(int argc, char **argv) { return RUN_TESTS(tests, argc, argv); }
