@@ -3,8 +3,8 @@
  *
  * Every id in a trace is scoped to its process section (trace.proto), so the
  * merged trace is one Header followed by each input's records after its own
- * Header, in order: re-packed (which checks them), re-framed and compressed
- * again.  merge(merge(A,B),C) and merge(A,merge(B,C)) are the same file, and
+ * Header, in order: read back (which checks them), put into the compact
+ * encodings again (compact.c), re-framed and compressed.  merge(merge(A,B),C) and merge(A,merge(B,C)) are the same file, and
  * any analysis of merge(A,B) equals that of A and B read together.  Memory is
  * one input frame and one output frame. */
 #include <inttypes.h>
@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "compact.h"
 #include "config.h"
 #include "outfile.h"
 #include "trace_codec.h"
@@ -97,10 +98,12 @@ static int put_header(struct merge_writer *w) {
   return put_record(w, &rec);
 }
 
-/* Copies one input's records after its Header.  0 when all of it was copied,
- * 1 when it was truncated (what was readable is copied), -1 on error (in err;
- * -2 when the error is in writing). */
-static int copy_trace(struct merge_writer *w, const char *path, uint64_t *sections, char *err, size_t errlen) {
+static int put_compact(void *w, const Tierpool__Trace__Record *rec) { return put_record(w, rec); }
+
+/* Copies one input's records after its Header, in the compact encodings
+ * again.  0 when all of it was copied, 1 when it was truncated (what was
+ * readable is copied), -1 on error (in err; -2 when the error is in writing). */
+static int copy_trace(tp_compactor *compact, const char *path, uint64_t *sections, char *err, size_t errlen) {
   tp_trace_reader *r = tp_trace_open(path, err, errlen);
   if (!r) return -1;
   Tierpool__Trace__Record *rec;
@@ -115,7 +118,7 @@ static int copy_trace(struct merge_writer *w, const char *path, uint64_t *sectio
       snprintf(err, errlen, "%s: not a valid trace: record %" PRIu64 " comes before any Process record", path,
                tp_trace_records(r));
       status = -1;
-    } else if (put_record(w, rec) < 0) {
+    } else if (tp_compactor_record(compact, rec) < 0) {
       status = -2;
     } else {
       copied++;
@@ -128,6 +131,7 @@ static int copy_trace(struct merge_writer *w, const char *path, uint64_t *sectio
     snprintf(err, errlen, "%s", tp_trace_error(r));
     status = tp_trace_truncated(r) ? 1 : -1;
   }
+  if (status >= 0 && tp_compactor_flush(compact) < 0) status = -2;
   if (status == 0 && copied == 0) {
     snprintf(err, errlen, "%s: empty trace (no process in it)", path);
     status = -1;
@@ -148,12 +152,13 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
   struct merge_writer w = {.file = out.file};
   int status = 0;
   uint64_t sections = 0;
-  if (tp_trace_compressor_init(&w.zstd) < 0 || put_header(&w) < 0) {
+  tp_compactor *compact = tp_compactor_new(put_compact, &w);
+  if (!compact || tp_trace_compressor_init(&w.zstd) < 0 || put_header(&w) < 0) {
     fprintf(stderr, "tierpool merge: out of memory\n");
     status = EXIT_USAGE;
   }
   for (int i = 0; i < n_inputs && status == 0; i++) {
-    int got = copy_trace(&w, inputs[i], &sections, err, sizeof err);
+    int got = copy_trace(compact, inputs[i], &sections, err, sizeof err);
     if (got == 1) {
       fprintf(stderr, "tierpool merge: warning: %s (merged up to there)\n", err);
     } else if (got == -2) {
@@ -177,6 +182,7 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
     fprintf(stderr, "tierpool merge: %s: %" PRIu64 " process(es) from %d trace(s), %" PRIu64 " records\n", out_path,
             sections, n_inputs, w.n_records);
   tp_trace_compressor_fini(&w.zstd);
+  tp_compactor_free(compact);
   free(w.records);
   free(w.frame);
   return status;

@@ -124,11 +124,6 @@ void tp_rec_stacks_reinit_lock(void);
 const uintptr_t *tp_rec_stack_frames(uint32_t id, uint32_t *depth, bool *truncated);
 uint32_t tp_rec_stack_count(void);
 void tp_rec_print_stack(int fd, const uintptr_t *frames, uint32_t depth);
-/* The writer's prefix tree of the stacks written (trace.proto, Stacks): adds
- * frames (innermost first) and returns the nodes written before them; *from is
- * the deepest node already there (0: the root), *shared the frames it covers. */
-uint32_t tp_rec_stack_tree_add(const uintptr_t *frames, uint32_t depth, uint32_t *from, uint32_t *shared);
-void tp_rec_stack_tree_reset(void); /* a new trace: no node written */
 
 /* procinfo.c: each appends records to the writer's output */
 typedef struct tp_rec_out tp_rec_out;

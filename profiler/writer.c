@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "recorder_private.h"
+#include "stack_tree.h"
 #include "trace_codec.h"
 
 struct tp_rec_out {
@@ -32,6 +33,9 @@ struct tp_rec_out {
 static tp_lock tp_rec_writer_lock = TP_LOCK_INITIALIZER; /* one flush at a time */
 static uint32_t tp_rec_threads_emitted, tp_rec_stacks_emitted, tp_rec_tenants_emitted;
 static uint32_t tp_rec_sample_stack_max; /* highest stack id of the samples written (Samples.stack_back) */
+/* The frames of the stacks written (Stacks.from), indexed in the recorder's
+ * own pages. */
+static tp_stack_tree tp_rec_stack_tree = {.map = tp_rec_map_table, .unmap = tp_os_unmap};
 static uint64_t tp_rec_sample_id_max;    /* highest sample id of the frames written (Frees.id_age) */
 /* Per tenant, the sums at this flush and those already written: mapped when
  * the tenant first has a histogram (16 KiB each). */
@@ -239,7 +243,7 @@ static void tp_rec_emit_stacks(tp_rec_out *out, uint32_t stack_count) {
         bool cut;
         const uintptr_t *f = tp_rec_stack_frames(++tp_rec_stacks_emitted, &depth, &cut);
         if (depth > TP_REC_MAX_DEPTH) depth = TP_REC_MAX_DEPTH; /* never: capture caps it */
-        uint32_t written = tp_rec_stack_tree_add(f, depth, &node, &shared);
+        uint32_t written = tp_stack_tree_add(&tp_rec_stack_tree, f, depth, &node, &shared);
         from[i] = shared ? written + 1 - node : 0;
         count[i] = depth - shared;
         for (uint32_t k = depth - shared; k > 0; k--) frames[stacks.n_frames++] = f[k - 1];
@@ -624,7 +628,7 @@ void tp_rec_writer_after_fork_child(void) {
   tp_rec.fd = -1;
   tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;
   tp_rec_sample_id_max = 0;
-  tp_rec_stack_tree_reset();
+  tp_stack_tree_reset(&tp_rec_stack_tree);
   uint64_t used = tp_rec_hist_tenants(); /* the child's histograms start at zero */
   for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
     if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_emitted[k], k);

@@ -2,8 +2,9 @@
 # merge.sh — `tierpool merge`: the counts of dump --summary of merge(A,B) are
 # the sums of A's and B's (one Header less); exports of merge(A,B) equal those
 # of A and B read together; merge(merge(A,B),C) and merge(A,merge(B,C)) are the
-# same file; a truncated input is merged up to its last complete frame with a
-# warning; the output may be one of the inputs.
+# same file; the output is in the compact encodings, whatever the input's; a
+# truncated input is merged up to its last complete frame with a warning; the
+# output may be one of the inputs.
 source "$(dirname "$0")/lib.sh"
 
 cat >"$WORK/a.spec" <<'SPEC'
@@ -128,6 +129,44 @@ if cmp -s "$WORK/self.tpt" "$WORK/ab.tpt"; then
   pass_check "merge A B -o A = merge(A,B)"
 else
   fail_check "merge A B -o A differs from merge(A,B)"
+fi
+
+# The compact encodings come back: a trace of whole Stack records (as
+# make_trace writes them: 300 stacks of 40 frames sharing their 36 outer ones)
+# is merged into Stacks over the prefix tree, and sample and mmap columns as
+# deltas, and reads the same; a trace the recorder wrote (node's start-up:
+# thousands of samples, hundreds of deep stacks) is no larger merged than it
+# was (re-packed in format 1's shapes it grew by ~18%).
+python3 - >"$WORK/deep.spec" <<'PY'
+print("process pid=44 rate=0.01")
+outer = ",".join("0x%x" % (0x400000 + 0x40 * k) for k in range(36))
+for i in range(1, 301):
+    inner = ",".join("0x%x" % (0x500000 + 0x1000 * i + 0x10 * k) for k in range(4))
+    print("stack id=%d frames=%s,%s" % (i, inner, outer))
+for i in range(1, 301):
+    print("sample id=%d t=%d size=%d stack=%d" % (i, i, 16 * (i % 50 + 1), i))
+    print("mmap kind=mmap t=%d addr=0x%x length=4096 prot=3 flags=34 stack=%d" % (i, 0x7f0000000000 + 0x1000 * i, i))
+print("alloc size=100 count=30000")
+print("end t=400 samples=300")
+PY
+trace deep
+tp merge-deep merge "$WORK/deep.tpt" -o "$WORK/deep-merged.tpt"
+"$TIERPOOL_CLI" dump "$WORK/deep.tpt" | grep -v '^header' >"$WORK/deep.dump"
+"$TIERPOOL_CLI" dump "$WORK/deep-merged.tpt" | grep -v '^header' >"$WORK/deep-merged.dump"
+if cmp -s "$WORK/deep.dump" "$WORK/deep-merged.dump"; then
+  pass_check "the merged trace reads record for record as its input ($(wc -l <"$WORK/deep.dump") lines)"
+else
+  fail_check "the merged trace reads differently from its input"
+  diff "$WORK/deep.dump" "$WORK/deep-merged.dump" | show /dev/stdin
+fi
+
+TIERPOOL_PROFILE=1 TIERPOOL_TRACE="$WORK/node.tpt" LD_PRELOAD="$TIERPOOL_LIB" node -e 0
+tp merge-node merge "$WORK/node.tpt" -o "$WORK/node-merged.tpt"
+in_size=$(stat -c %s "$WORK/node.tpt") out_size=$(stat -c %s "$WORK/node-merged.tpt")
+if [ "$out_size" -le $((in_size * 105 / 100)) ]; then
+  pass_check "a recorded trace merged keeps its size ($in_size -> $out_size bytes)"
+else
+  fail_check "a recorded trace merged: $in_size -> $out_size bytes (want at most 5% more)"
 fi
 
 # A truncated input: merged up to its last complete frame, with a warning.
