@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "frames.h"
 #include "live_table.h"
+#include "mappings.h"
 #include "profile_private.h"
 #include "trace_events.h"
 
@@ -72,6 +74,7 @@ struct loader {
   size_t n_counts, counts_cap;
   bool snapshot_tenants; /* a snapshot named a tenant other than the default */
   struct tp_hash_set site_set, tenant_set, reservation_set;
+  struct tp_mappings mappings; /* large anonymous mappings of the section's mmap calls */
   struct tp_live_table live; /* of struct sec_live */
 };
 
@@ -149,6 +152,7 @@ static void clear_section(struct loader *L) {
   L->snapshot_tenants = false;
   tp_hash_free(&L->site_set), tp_hash_free(&L->tenant_set);
   tp_hash_free(&L->reservation_set);
+  tp_mappings_clear(&L->mappings);
   tp_live_clear(&L->live);
   L->in_section = false;
   L->last_us = 0;
@@ -308,12 +312,59 @@ static int on_free(void *ctx, const struct tp_free_event *e) {
   return 0;
 }
 
+/* A mapping followed through the mmap calls, as the reservation it stands for. */
+static void mapping_changed(void *ctx, const struct tp_mapping *m, bool gone) {
+  struct loader *L = ctx;
+  struct tp_prof_reservation *res = &L->p->reservations[m->tag];
+  (void)gone; /* its last state stays */
+  res->start = m->lo, res->size = m->hi - m->lo;
+  res->last_accessible = m->accessible;
+  if (m->accessible > res->max_accessible) res->max_accessible = m->accessible;
+  res->last_us = L->last_us;
+}
+
+/* A large anonymous mmap starts a reservation, unless a snapshot saw it
+ * first (its calls then update that one). */
+static int mapping_open(struct loader *L, const struct tp_mmap_event *e) {
+  bool accessible = (e->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) != 0;
+  uint32_t k = UINT32_MAX;
+  for (size_t i = 0; i < L->n_reservations && k == UINT32_MAX; i++) {
+    const struct tp_prof_reservation *r = &L->p->reservations[L->reservations[i].index];
+    if (r->start < e->addr + e->length && e->addr < r->start + r->size) k = L->reservations[i].index;
+  }
+  bool is_new = k == UINT32_MAX;
+  if (is_new) {
+    k = tp_profile_add_reservation(L->p);
+    struct tp_prof_reservation *res = &L->p->reservations[k];
+    res->process = L->process;
+    res->first_accessible = accessible ? e->length : 0, res->first_us = e->time_us;
+  }
+  struct tp_mapping *m = tp_mappings_open(&L->mappings, e->addr, e->length, accessible, k);
+  if (!m) return corrupt(L, "out of memory");
+  if (is_new) mapping_changed(L, m, false);
+  return 0;
+}
+
 static int on_mmap(void *ctx, const struct tp_mmap_event *e) {
   struct loader *L = ctx;
   need_section(L);
   saw_time(L, e->time_us);
   if (e->kind < 5) L->p->mmap_calls[e->kind]++, L->p->mmap_bytes[e->kind] += e->length;
-  return 0;
+  int rc = 0;
+  switch (e->kind) {
+  case TIERPOOL__TRACE__MMAP_KIND__MMAP:
+    if (e->length >= TP_MAPPING_MIN && (e->flags & MAP_ANONYMOUS)) rc = mapping_open(L, e);
+    break;
+  case TIERPOOL__TRACE__MMAP_KIND__MPROTECT:
+    rc = tp_mappings_protect(&L->mappings, e->addr, e->length, (e->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) != 0,
+                             mapping_changed, L);
+    break;
+  case TIERPOOL__TRACE__MMAP_KIND__MUNMAP:
+    rc = tp_mappings_unmap(&L->mappings, e->addr, e->length, mapping_changed, L);
+    break;
+  default: break;
+  }
+  return rc < 0 ? corrupt(L, "out of memory") : rc;
 }
 
 static int on_histogram(void *ctx, const Tierpool__Trace__Histogram *r) {
@@ -395,6 +446,13 @@ static int on_snapshot(void *ctx, const Tierpool__Trace__Snapshot *r) {
   tp_series_add(&p->series[L->process], r->time_us, live, resident);
   for (size_t i = 0; i < r->n_reservations; i++) {
     const Tierpool__Trace__Snapshot__Reservation *s = r->reservations[i];
+    struct tp_mapping *m = tp_mappings_find(&L->mappings, s->start, s->start + s->size);
+    if (m) { /* followed through its calls already: the snapshot says how much is accessible */
+      struct tp_prof_reservation *res = &p->reservations[m->tag];
+      res->last_accessible = s->accessible, res->last_us = r->time_us;
+      if (s->accessible > res->max_accessible) res->max_accessible = s->accessible;
+      continue;
+    }
     bool is_new;
     struct tp_prof_reservation *res = reservation_of(L, s->start, &is_new);
     if (is_new) res->first_accessible = s->accessible, res->first_us = r->time_us;

@@ -2,7 +2,8 @@
 # golden.sh — `tierpool report` on make_trace traces whose contents are known:
 # the exact totals and rate, the histogram rows and their bars, the lifetime
 # shares and percentiles, the top sites' order and estimates (past the pool's
-# own frames), tiers, tenants, mmap calls and reservations; as text and as
+# own frames), tiers, tenants, mmap calls and reservations (from snapshots, and
+# from the mmap calls that make, trim, open and unmap them); as text and as
 # JSON; and two traces merged.
 source "$(dirname "$0")/lib.sh"
 set -u
@@ -164,6 +165,37 @@ expect_text "histogram rows" "$WORK/b-text.out" \
   '^  \(512, 576\] +138 +16\.8% .*  #{36}$' \
   '^  \(576, 640\] +154 +18\.8% .*  #{40}$' \
   '^  \(0, 16\] +1 +0\.1% +16 B  #$'
+
+# c: a Wasm memory as node's V8 makes it, through libc: one 10 GiB + 60 KiB
+# PROT_NONE mmap, its head (12 KiB) and tail (48 KiB) trimmed to an
+# alignment, opened from its start by mprotect calls that each cover all of
+# it so far, one 64 KiB hole closed again; a snapshot sees it too (one row,
+# the snapshot's accessible bytes); a 1 MiB mapping is too small to follow;
+# a 128 MiB one, accessible at once, is unmapped whole.
+{
+  echo "process pid=300 exe=/usr/bin/node rate=0.01"
+  echo "mmap kind=mmap t=100 addr=0x7f0000000000 length=10737479680 prot=0 flags=0x4022"
+  echo "mmap kind=munmap t=110 addr=0x7f0000000000 length=12288"
+  echo "mmap kind=munmap t=120 addr=0x7f0280003000 length=49152"
+  echo "mmap kind=mprotect t=200 addr=0x7f0000003000 length=131072 prot=3"
+  echo "mmap kind=mprotect t=300 addr=0x7f0000003000 length=1048576 prot=3"
+  echo "mmap kind=mprotect t=400 addr=0x7f0000043000 length=65536 prot=0"
+  echo "mmap kind=mmap t=450 addr=0x7f1000000000 length=1048576 prot=0 flags=0x22"
+  echo "flush t=500"
+  echo "snapshot t=500 tier=0:0:0:0 reservation=0x7f0000003000:10737418240:983040"
+  echo "mmap kind=mmap t=600 addr=0x7f2000000000 length=134217728 prot=3 flags=0x22"
+  echo "mmap kind=munmap t=700 addr=0x7f2000000000 length=134217728"
+  echo "end t=1000"
+} >"$WORK/c.spec"
+trace c
+report c-json --json "$WORK/c.tpt"
+report c-text "$WORK/c.tpt"
+expect_json "reservations from mmap calls" "$WORK/c-json.out" \
+  'len(r["reservations"]) == 2' \
+  '[(x["start"], x["size"], x["first_accessible"], x["last_accessible"], x["max_accessible"], x["first_us"], x["last_us"]) for x in r["reservations"] if x["start"] == 0x7f0000003000] == [(0x7f0000003000, 10 << 30, 0, 983040, 1048576, 100, 500)]' \
+  '[(x["size"], x["first_accessible"], x["last_accessible"], x["max_accessible"], x["first_us"], x["last_us"]) for x in r["reservations"] if x["start"] == 0x7f2000000000] == [(128 << 20, 128 << 20, 128 << 20, 128 << 20, 600, 700)]'
+expect_text "reservations from mmap calls, text" "$WORK/c-text.out" \
+  '^ +300 +0x7f0000003000 +10\.0 GiB +0 B -> 960 KiB -> 1\.00 MiB +100 us \.\. 500 us$'
 
 # a and b merged: totals add up, durations too (the rate is per process-second).
 report ab --json "$WORK/a.tpt" "$WORK/b.tpt"
