@@ -14,6 +14,7 @@ __attribute__((format(printf, 2, 3))) bool expect(bool cond, const char *fmt, ..
 /* The checks of each mode: argv[0] is the mode's name.  Each returns the
  * number of failed expectations, or -1 for bad arguments or an unreadable trace. */
 int check_histogram(int argc, char **argv);
+int check_small(int argc, char **argv);
 int check_lifetimes(int argc, char **argv);
 int check_stacks(int argc, char **argv);
 int check_damage(int argc, char **argv);

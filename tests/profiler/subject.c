@@ -4,6 +4,8 @@
  *
  *   histogram          777 B x1000 (malloc), 4000 B x2000 (calloc), 12345 B x3000
  *                      (posix_memalign 64), 500 of the 777s realloc'd to 30000 B; all freed
+ *   small N            small sizes N times each (malloc, calloc, 0, memalign, realloc in
+ *                      place and moved, frees by another thread); prints the usable sizes
  *   lifetimes          blocks of 1111, 2223, 3335 B freed after 0, 20, 200 ms, and one of
  *                      4447 B freed by another thread after 50 ms
  *   stacks             200 x 5555 B from alloc_here(), called by call_alloc_here()
@@ -14,6 +16,8 @@
  *   double_free        frees a 100-byte block twice, from free_twice()
  */
 #define _GNU_SOURCE
+#include <link.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +73,52 @@ static int run_histogram(void) {
   free_many(a, 1000);
   free_many(b, 2000);
   free_many(c, 3000);
+  return 0;
+}
+
+/* `small N`: the small sizes, where start-up code allocates too, so the
+ * check compares a run of N with one of 2N: N x malloc(24), N x calloc(1, 200)
+ * freed by another thread, N x malloc(0), N x posix_memalign(64, 40), then
+ * half of the 24s realloc'd to 20 (in place) and half to 300 (moved); all
+ * freed.  Prints the usable sizes it got, which the frees are counted by. */
+static void *free_all(void *arg) {
+  void **blocks = arg;
+  for (size_t i = 0; blocks[i]; i++) free(blocks[i]);
+  return NULL;
+}
+
+static int has_libunwind(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size, (void)data;
+  return strstr(info->dlpi_name, "libunwind") != NULL;
+}
+
+static int run_small(long n) {
+  /* The recorder's writer thread loads libunwind (which has TLS) soon after
+   * start; a thread created before that gets a smaller TLS vector (a calloc
+   * of 288 bytes, not 304).  Both runs must make the same allocations. */
+  for (int waited = 0; getenv("TIERPOOL_PROFILE") && waited < 2000 && !dl_iterate_phdr(has_libunwind, NULL); waited++)
+    sleep_ms(1);
+  void **a = must(malloc((size_t)n * sizeof *a), 1), **b = must(calloc((size_t)n + 1, sizeof *b), 1);
+  void **z = must(malloc((size_t)n * sizeof *z), 1), **m = must(malloc((size_t)n * sizeof *m), 1);
+  for (long i = 0; i < n; i++) a[i] = must(malloc(24), 24);
+  for (long i = 0; i < n; i++) b[i] = must(calloc(1, 200), 200);
+  for (long i = 0; i < n; i++) z[i] = must(malloc(0), 1);
+  for (long i = 0; i < n; i++)
+    if (posix_memalign(&m[i], 64, 40) != 0) must(NULL, 40);
+  size_t usable_24 = malloc_usable_size(a[0]), usable_0 = malloc_usable_size(z[0]);
+  size_t usable_200 = malloc_usable_size(b[0]), usable_40 = malloc_usable_size(m[0]);
+  for (long i = 0; i < n / 2; i++) a[i] = must(realloc(a[i], 20), 20);
+  for (long i = n / 2; i < n; i++) a[i] = must(realloc(a[i], 300), 300);
+  size_t usable_20 = malloc_usable_size(a[0]), usable_300 = malloc_usable_size(a[n - 1]);
+  pthread_t thread;
+  pthread_create(&thread, NULL, free_all, b);
+  pthread_join(thread, NULL);
+  free_many(a, (size_t)n);
+  free_many(z, (size_t)n);
+  free_many(m, (size_t)n);
+  free(b);
+  printf("usable 24=%zu 0=%zu 200=%zu 40=%zu 20=%zu 300=%zu\n", usable_24, usable_0, usable_200, usable_40, usable_20,
+         usable_300);
   return 0;
 }
 
@@ -191,6 +241,7 @@ static int run_double_free(void) {
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   if (strcmp(mode, "histogram") == 0) return run_histogram();
+  if (strcmp(mode, "small") == 0 && argc > 2) return run_small(atol(argv[2]));
   if (strcmp(mode, "lifetimes") == 0) return run_lifetimes();
   if (strcmp(mode, "stacks") == 0) return run_stacks();
   if (strcmp(mode, "busy") == 0 && argc > 2) return run_busy(argv[2]);
@@ -199,6 +250,6 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "after-exec") == 0) return run_after_exec();
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "double_free") == 0) return run_double_free();
-  fprintf(stderr, "usage: subject histogram|lifetimes|stacks|busy PIDFILE|fork|exec|leak|double_free\n");
+  fprintf(stderr, "usage: subject histogram|small N|lifetimes|stacks|busy PIDFILE|fork|exec|leak|double_free\n");
   return 2;
 }

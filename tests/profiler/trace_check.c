@@ -25,6 +25,7 @@ static const struct {
   int (*fn)(int argc, char **argv);
 } modes[] = {
     {"histogram", "TRACE RATE", check_histogram},
+    {"small", "TRACE_N TRACE_2N N U24 U0 U200 U40 U20 U300", check_small},
     {"lifetimes", "TRACE", check_lifetimes},
     {"stacks", "TRACE SIZE COUNT INNER OUTER", check_stacks},
     {"damage", "TRACE SCRATCH_FILE", check_damage},
