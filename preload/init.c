@@ -86,9 +86,10 @@ void tp_init_slow(void) {
   atomic_store_explicit(&tp_init_state, 2, memory_order_release);
 
   tp_tcache_init_key();
-  /* pthread_atfork itself is a stub that libc_nonshared.a links in at the
-   * end of the library's text: calling it would map a page range of zstd
-   * into every process.  The stub only adds the library's handle. */
+  /* pthread_atfork is not in libc.so: libc_nonshared.a links a wrapper of
+   * it in at the end of the library's text, among zstd's code, and calling
+   * it would map that page range into every process.  All the wrapper does
+   * is pass the library's handle, as here. */
   __register_atfork(tp_fork_prepare, tp_fork_parent, tp_fork_child, &__dso_handle);
   /* Programs like sort and ls close stderr before they exit: keep a copy
    * for the report, only when one was asked for. */
