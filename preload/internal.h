@@ -44,7 +44,7 @@
   X(SIZE, grow_chunk, "1M", TP_PAGE_SIZE, TP_SEGMENT_SIZE / 2,                               \
     "step by which a heap's buddy area grows")                                              \
   X(SIZE, tcache_bytes, "16K", 0, 16 << 20,                                                  \
-    "bytes of blocks a thread may cache per size class (at least one block)")                \
+    "bytes of blocks a thread may cache per size class (larger classes: none)")              \
   X(BOOL, background_thread, "off", 0, 1,                                                    \
     "run maintenance (coalescing, release, cache expiry) in a thread every 100 ms")         \
   X(BOOL, stats, "off", 0, 1, "print statistics to stderr at exit")                         \

@@ -26,9 +26,12 @@ void tp_classes_finish(tp_class_table *t) {
   for (uint32_t c = 0; c < t->count; c++) {
     tp_size_class *sc = &t->classes[c];
     sc->slab_pages = tp_slab_pages_for(sc->size);
+    /* A class bigger than the budget is not cached at all: every thread
+     * would strand one block of it (node: 6 threads, 400 KiB at peak RSS in
+     * the 8-32 KiB classes of V8's zone segments), and a central-list trip
+     * costs little next to the work a block that big is used for. */
     uint64_t max = cache_bytes / sc->size;
-    /* One block at least: idle threads strand what their caches hold. */
-    sc->cache_max = (uint32_t)(max < 1 ? 1 : max > 256 ? 256 : max);
+    sc->cache_max = (uint32_t)(max > 256 ? 256 : max);
     sc->div_magic = (((uint64_t)1 << 40) + sc->size - 1) / sc->size;
   }
   t->max_size = t->classes[t->count - 1].size;

@@ -127,7 +127,7 @@ tp_tcache *tp_tcache_create(void) {
   tc->tid = tp_os_gettid();
   for (uint32_t c = 0; c < tp_classes.count; c++) {
     uint32_t start = tp_classes.classes[c].cache_max / 16;
-    tc->bins[c].max = start ? start : 1;
+    tc->bins[c].max = start ? start : tp_classes.classes[c].cache_max ? 1 : 0;
   }
   tp_tcache_current = tc;
   if (atomic_load_explicit(&tp_tcache_key_ready, memory_order_acquire))

@@ -13,9 +13,9 @@ static void test_class_table(void **state) {
     assert_int_equal(sc->size % 16, 0);
     assert_true(slab_bytes / sc->size >= 8);         /* at least 8 blocks a slab */
     assert_true(slab_bytes % sc->size <= slab_bytes / 8); /* tail waste under 1/8 */
-    /* A thread caches tcache_bytes of each class, one block at least. */
+    /* A thread caches tcache_bytes of each class (none of a bigger one). */
     uint64_t want = tp_opt.tcache_bytes / sc->size;
-    assert_int_equal(sc->cache_max, want < 1 ? 1 : want > 256 ? 256 : want);
+    assert_int_equal(sc->cache_max, want > 256 ? 256 : want);
     assert_int_equal(tp_class_of_size(sc->size), c);
     if (c > 0) assert_int_equal(tp_class_of_size(tp_classes.classes[c - 1].size + 1), c);
     /* The exact-division magic agrees with division for every block offset. */
