@@ -366,7 +366,11 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record) {
       break;
     }
     case TP_PTR_LARGE:
-      if (size > tp_opt.buddy_max) {
+      /* A mapping stays one while it is big (glibc's mmapped chunks do):
+       * coming back into the buddy would copy it, and a block that grew out
+       * of the buddy once (realloc_grow: 1 MiB -> 1.5 -> 2.3 MiB) would copy
+       * at every step until it passed buddy_max. */
+      if (size > tp_opt.buddy_max || size >= TP_REALLOC_MOVE_MIN) {
         bool found;
         void *q = tp_large_realloc(p, size, &found);
         if (!q) errno = ENOMEM;

@@ -51,7 +51,8 @@ void tp_heap_init(tp_heap *h, const char *name) {
 }
 
 uint64_t tp_heap_resident_bytes(tp_heap *h) {
-  return (h->frontier_pages - h->released_pages) << TP_PAGE_SHIFT;
+  uint64_t released = h->released_pages + atomic_load_explicit(&h->slab_released_pages, memory_order_relaxed);
+  return (h->frontier_pages - released) << TP_PAGE_SHIFT;
 }
 
 /* Called before each release: judges the releases since the last call by how
@@ -116,6 +117,7 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
     tp_central_retire_spares(h, now, h->release_delay_ms);
     if (h->frees_since_coalesce) tp_buddy_coalesce(h); /* fewer, larger madvise calls */
     tp_buddy_purge(h, now, h->release_delay_ms, TP_PURGE_MIN_ORDER);
+    tp_central_purge_blocks(h, now, h->release_delay_ms);
     h->last_purge_ms = now;
   }
 }
@@ -285,6 +287,7 @@ size_t tp_heap_release_all(tp_heap *h) {
   tp_buddy_coalesce(h);
   h->last_coalesce_ms = tp_os_now_ms();
   released += tp_buddy_release_free(h, 0);
+  released += tp_central_purge_blocks(h, h->last_coalesce_ms, 0);
   h->last_release_ms = h->last_coalesce_ms;
   tp_lock_release(&h->buddy_lock);
   return released;

@@ -213,6 +213,7 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want);
 void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count);
 size_t tp_central_release_spares(tp_heap *h);
 void tp_central_retire_spares(tp_heap *h, uint64_t now_ms, uint64_t idle_ms); /* buddy_lock held */
+size_t tp_central_purge_blocks(tp_heap *h, uint64_t now_ms, uint64_t idle_ms);   /* buddy_lock held */
 uint8_t *tp_slab_samples_of(const void *p); /* segment.c */
 
 /* A sample of a slab's block taken (delta +1) or its free recorded (-1),

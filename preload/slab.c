@@ -13,6 +13,37 @@
 
 uintptr_t tp_free_key;
 
+/* Blocks of two pages or more give pages back while they sit free in a slab
+ * that is still in use, not only when the whole slab empties: V8's zone
+ * segments (8-32 KiB) are freed in bursts and leave slabs of those classes
+ * mostly free.  The block's first page stays: it holds the free list's words
+ * (0: next, 1: free key, 2: released mark, 3: when it was freed); the whole
+ * pages after them go back once the block has been free for the purge delay. */
+#define TP_BLOCK_LINK_BYTES (4 * sizeof(void *))
+
+static inline bool tp_class_releases_blocks(uint32_t size) { return size >= 2 * TP_PAGE_SIZE; }
+
+static inline void *tp_released_mark(void) { return (void *)~tp_free_key; }
+
+/* The whole pages of a free block past its link words: `*start`, and the
+ * number of them. */
+static inline uint64_t tp_block_inner_pages(void *block, uint32_t size, uintptr_t *start) {
+  uintptr_t from = tp_align_up((uintptr_t)block + TP_BLOCK_LINK_BYTES, TP_PAGE_SIZE);
+  uintptr_t to = ((uintptr_t)block + size) & ~(uintptr_t)(TP_PAGE_SIZE - 1);
+  *start = from;
+  return to > from ? (to - from) >> TP_PAGE_SHIFT : 0;
+}
+
+/* Pages of the slab's free blocks that were released: a slab that empties
+ * starts bumping afresh and touches them again, so they stop counting. */
+static void tp_slab_forget_released(tp_heap *h, tp_span *slab) {
+  uint64_t pages = 0;
+  uintptr_t start;
+  for (void **b = slab->free_blocks; b; b = b[0])
+    if (b[2] == tp_released_mark()) pages += tp_block_inner_pages(b, slab->block_size, &start);
+  if (pages) atomic_fetch_sub_explicit(&h->slab_released_pages, pages, memory_order_relaxed);
+}
+
 /* Slab size: the smallest of 16, 32, 64 pages holding at least 8 blocks, so
  * the unused tail of a slab stays under 1/8 of it. */
 static uint32_t tp_slab_pages_for(uint32_t size) {
@@ -128,6 +159,8 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
   tp_central *central = &h->central[cls];
   void *list = NULL;
   uint32_t n = 0;
+  uint64_t retaken = 0;
+  bool releases = tp_class_releases_blocks(tp_classes.classes[cls].size);
   tp_lock_acquire(&central->lock);
   while (n < want) {
     tp_span *slab = central->partial[0] ? central->partial[0] : central->partial[1];
@@ -143,6 +176,10 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
     while (n < want && slab->free_blocks) {
       void **block = slab->free_blocks;
       slab->free_blocks = block[0];
+      if (releases && block[2] == tp_released_mark()) {
+        uintptr_t start;
+        retaken += tp_block_inner_pages(block, slab->block_size, &start);
+      }
       block[0] = list;
       list = block;
       n++;
@@ -165,6 +202,7 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
                                            memory_order_relaxed) +
                  (uint64_t)n * tp_classes.classes[cls].size;
   if (out > h->slab_peak_bytes) h->slab_peak_bytes = out; /* racy max: a statistic */
+  if (retaken) atomic_fetch_sub_explicit(&h->slab_released_pages, retaken, memory_order_relaxed);
   tp_lock_release(&central->lock);
   tp_heap_tick_try(h);
   *head = list;
@@ -175,6 +213,8 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
 void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
   tp_central *central = &h->central[cls];
   tp_span *to_destroy = NULL;
+  bool releases = tp_class_releases_blocks(tp_classes.classes[cls].size);
+  uint32_t now = releases ? (uint32_t)tp_os_now_ms() : 0;
   tp_lock_acquire(&central->lock);
   void **block = head;
   for (uint32_t i = 0; i < count && block; i++) {
@@ -183,7 +223,13 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
     block[0] = slab->free_blocks;
     slab->free_blocks = block;
     slab->used--;
+    if (releases) {
+      block[2] = NULL;
+      block[3] = (void *)(uintptr_t)now;
+      slab->freed_ms = now; /* a partial slab's: its newest free block's */
+    }
     if (slab->used == 0) {
+      if (releases) tp_slab_forget_released(h, slab);
       tp_partial_unlink(central, slab);
       slab->free_blocks = NULL; /* every block is free: start bumping afresh */
       slab->bump = 0;
@@ -247,4 +293,55 @@ size_t tp_central_release_spares(tp_heap *h) {
     }
   }
   return bytes;
+}
+
+/* Releases the pages of free blocks (of classes of two pages or more, in
+ * slabs still in use) that have been free for idle_ms.  A slab whose free
+ * blocks are all released is marked (freed_ms = UINT32_MAX) until a block
+ * comes back, so that its blocks are not read at every purge.  Maintenance
+ * calls this with buddy_lock held: a busy class is skipped this time.
+ * Returns the bytes released. */
+size_t tp_central_purge_blocks(tp_heap *h, uint64_t now, uint64_t idle_ms) {
+  /* A capped heap's budget must be charged for every page it faults in, and
+   * a refill under a class lock cannot be refused: its blocks stay. */
+  if (h->budget.capped) return 0;
+  uint64_t pages = 0;
+  for (uint32_t c = 0; c < tp_classes.count; c++) {
+    tp_central *central = &h->central[c];
+    if (!tp_class_releases_blocks(tp_classes.classes[c].size)) continue;
+    if (!__atomic_load_n(&central->partial[0], __ATOMIC_RELAXED) &&
+        !__atomic_load_n(&central->partial[1], __ATOMIC_RELAXED))
+      continue;
+    if (pthread_mutex_trylock(&central->lock) != 0) continue;
+    uint64_t class_pages = 0;
+    for (int list = 0; list < 2; list++) {
+      for (tp_span *slab = central->partial[list]; slab; slab = slab->next) {
+        if (slab->freed_ms == UINT32_MAX) continue;
+        bool young = false;
+        for (void **b = slab->free_blocks; b; b = b[0]) {
+          if (b[2] == tp_released_mark()) continue;
+          if ((uint32_t)now - (uint32_t)(uintptr_t)b[3] < idle_ms) {
+            young = true;
+            continue;
+          }
+          uintptr_t start;
+          uint64_t n = tp_block_inner_pages(b, slab->block_size, &start);
+          if (n) tp_os_release((void *)start, (size_t)n << TP_PAGE_SHIFT);
+          b[2] = tp_released_mark();
+          class_pages += n;
+        }
+        if (!young) slab->freed_ms = UINT32_MAX;
+      }
+    }
+    /* Counted before the lock goes: a refill subtracts what it takes back. */
+    atomic_fetch_add_explicit(&h->slab_released_pages, class_pages, memory_order_relaxed);
+    tp_lock_release(&central->lock);
+    pages += class_pages;
+  }
+  if (pages) {
+    h->slab_releases++;
+    h->slab_released_bytes += pages << TP_PAGE_SHIFT;
+    h->released_window_pages += pages;
+  }
+  return (size_t)(pages << TP_PAGE_SHIFT);
 }

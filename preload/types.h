@@ -101,7 +101,8 @@ typedef struct tp_span {
     uint8_t samples;           /* slab: live profiler samples in it, 255: many  */
   };
   uint32_t pages;              /* pages in the span                            */
-  uint32_t freed_ms;           /* buddy free block: when it was last freed; spare slab: when it became the spare */
+  uint32_t freed_ms;           /* buddy free block: when it was last freed; spare slab: when it became the spare; */
+                               /* partial slab of 2+-page blocks: its newest free block's (UINT32_MAX: all released) */
   uint32_t first;              /* the span's first page in its segment         */
 } tp_span;
 _Static_assert(sizeof(tp_span) == 64, "a span is one cache line");
@@ -193,6 +194,7 @@ typedef struct tp_heap {
   uint64_t frontier_pages;              /* pages handed to the buddy           */
   uint64_t free_pages;                  /* pages in free lists                 */
   uint64_t released_pages;              /* free pages known not resident      */
+  _Atomic uint64_t slab_released_pages; /* pages of free slab blocks released (slab.c) */
   uint64_t buddy_allocs, buddy_frees;   /* user buddy blocks (not slabs)       */
   uint64_t buddy_bytes_requested, buddy_bytes_allocated;
   uint64_t buddy_live_bytes, buddy_peak_bytes;

@@ -195,6 +195,50 @@ static void test_sample_count(void **state) {
   tp_central_return(&unit_heap, cls, head, n);
 }
 
+/* Free blocks of two pages or more give back their pages past the first
+ * while their slab is still in use, once they have been free for the idle
+ * time; the first page keeps the free list and the double-free mark.  A
+ * refill takes them back into the heap's resident count, and so does the
+ * slab emptying (it bumps afresh). */
+static void test_free_block_pages_purged(void **state) {
+  (void)state;
+  uint32_t cls = tp_class_of_size(16384);
+  const tp_size_class *sc = &tp_classes.classes[cls];
+  uint32_t per_slab = (uint32_t)(((size_t)sc->slab_pages << TP_PAGE_SHIFT) / sc->size);
+  uint64_t inner = sc->size / TP_PAGE_SIZE - 1; /* page-aligned blocks: all but the first page */
+  void *head;
+  assert_int_equal(tp_central_fill(&unit_heap, cls, &head, per_slab), per_slab);
+  for (void **b = head; b; b = b[0]) memset((char *)b + 16, 0x5a, sc->size - 16); /* resident */
+  void **kept = head, *give = kept[0];
+  kept[0] = NULL;
+  uint64_t resident = tp_heap_resident_bytes(&unit_heap), now = tp_os_now_ms();
+  tp_central_return(&unit_heap, cls, give, per_slab - 1);
+
+  assert_int_equal(tp_central_purge_blocks(&unit_heap, now, 1000), 0); /* not idle long enough */
+  size_t released = tp_central_purge_blocks(&unit_heap, now + 1000, 1000);
+  assert_int_equal(released, (per_slab - 1) * inner * TP_PAGE_SIZE);
+  assert_int_equal(tp_heap_resident_bytes(&unit_heap), resident - released);
+  assert_int_equal(tp_central_purge_blocks(&unit_heap, now + 2000, 1000), 0); /* once */
+  tp_span *slab = unit_heap.central[cls].partial[1];
+  assert_non_null(slab);
+  unsigned char vec[64];
+  for (void **b = slab->free_blocks; b; b = b[0]) {
+    assert_ptr_equal(b[1], (void *)tp_free_key); /* a double free is still seen */
+    assert_int_equal(tp_os_mincore(b, sc->size, vec), true);
+    assert_int_equal(vec[0] & 1, 1);
+    for (uint64_t i = 1; i <= inner; i++) assert_int_equal(vec[i] & 1, 0);
+  }
+
+  /* Two blocks taken again: their pages count as resident again. */
+  void *again;
+  assert_int_equal(tp_central_fill(&unit_heap, cls, &again, 2), 2);
+  assert_int_equal(tp_heap_resident_bytes(&unit_heap), resident - released + 2 * inner * TP_PAGE_SIZE);
+  tp_central_return(&unit_heap, cls, again, 2);
+  tp_central_return(&unit_heap, cls, kept, 1); /* the last block: the slab empties */
+  assert_int_equal(atomic_load(&unit_heap.slab_released_pages), 0);
+  assert_int_equal(tp_heap_resident_bytes(&unit_heap), resident);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_idle_spare_retired, unit_setup_heap),
@@ -204,6 +248,7 @@ int main(void) {
       cmocka_unit_test_setup(test_partial_reuse, unit_setup_heap),
       cmocka_unit_test_setup(test_slab_descriptors_dense, unit_setup_heap),
       cmocka_unit_test_setup(test_sample_count, unit_setup_heap),
+      cmocka_unit_test_setup(test_free_block_pages_purged, unit_setup_heap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
