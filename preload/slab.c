@@ -338,10 +338,9 @@ size_t tp_central_purge_blocks(tp_heap *h, uint64_t now, uint64_t idle_ms) {
     tp_lock_release(&central->lock);
     pages += class_pages;
   }
-  if (pages) {
+  if (pages) { /* not in released_window_pages: refills do not count what they take back */
     h->slab_releases++;
     h->slab_released_bytes += pages << TP_PAGE_SHIFT;
-    h->released_window_pages += pages;
   }
   return (size_t)(pages << TP_PAGE_SHIFT);
 }
