@@ -223,7 +223,7 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
                     block[1] != (void *)tp_free_key)) {
         uint32_t cls = slab->class_idx;
-        if (record && tp_unlikely(!tp_rec_free_slab_counted(tc, slab, p, cls))) {
+        if (record && tp_unlikely(!tp_rec_free_slab_counted(tc, entry, p, cls))) {
           tp_free_recorded_rare(p, cls);
           return;
         }

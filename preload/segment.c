@@ -52,9 +52,9 @@ tierpool_tier_t tp_tier_of(const void *p) {
 
 /* The recorder's count of live samples in p's slab (types.h, tp_span),
  * NULL when p is not a slab block. */
-uint8_t *tp_slab_samples_of(const void *p) {
+uint32_t *tp_slab_samples_of(const void *p) {
   if (!tp_segment_is_ours((void *)p)) return NULL;
   tp_segment *seg = tp_segment_of((void *)p);
-  uint32_t entry = seg->page_map[tp_page_index(seg, (void *)p)];
-  return TP_PAGE_KIND(entry) == TP_PAGE_SLAB ? &seg->spans[TP_SLAB_SLOT(entry)].samples : NULL;
+  uint32_t *entry = &seg->page_map[tp_page_index(seg, (void *)p)];
+  return TP_PAGE_KIND(*entry) == TP_PAGE_SLAB ? entry : NULL;
 }

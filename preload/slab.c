@@ -121,7 +121,6 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
   slab->div_magic = sc->div_magic;
   slab->class_idx = (uint16_t)cls;
   slab->list = 0;
-  slab->samples = 0;
   return slab;
 }
 

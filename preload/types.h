@@ -67,14 +67,19 @@ enum tp_page_kind {
 #define TP_FREE_DATA(order, state, slot) ((order) | (state) | ((uint32_t)(slot) << TP_FREE_SLOT_SHIFT))
 #define TP_FREE_SLOT(e) (TP_PAGE_DATA(e) >> TP_FREE_SLOT_SHIFT)
 /* SLAB data: first page | slot << TP_SLOT_BITS, on every page of the slab: the
- * free path finds the block's offset and its span from this one entry. */
+ * free path finds the block's offset and its span from this one entry.  The
+ * top bits count the recorder's live samples among the blocks that start in
+ * the page (7: many, sticks until the slab is made again): the recording free
+ * path asks its filter only when they are not 0, at no extra load. */
 #define TP_SLOT_BITS 13 /* a page index or a span slot: < TP_SEGMENT_PAGES */
 #define TP_SLAB_DATA(first, slot) ((uint32_t)(first) | ((uint32_t)(slot) << TP_SLOT_BITS))
 #define TP_SLAB_FIRST(e) (TP_PAGE_DATA(e) & ((1u << TP_SLOT_BITS) - 1))
-#define TP_SLAB_SLOT(e) (TP_PAGE_DATA(e) >> TP_SLOT_BITS)
+#define TP_SLAB_SLOT(e) ((TP_PAGE_DATA(e) >> TP_SLOT_BITS) & ((1u << TP_SLOT_BITS) - 1))
+#define TP_PAGE_SAMPLES_SHIFT 29
+#define TP_PAGE_SAMPLES(e) ((e) >> TP_PAGE_SAMPLES_SHIFT)
 _Static_assert((1u << TP_SLOT_BITS) == TP_SEGMENT_PAGES, "page and slot indexes take TP_SLOT_BITS");
-_Static_assert(3 + 2 * TP_SLOT_BITS <= 32 && 3 + TP_FREE_SLOT_SHIFT + TP_SLOT_BITS <= 32,
-               "SLAB and FREE data fit an entry");
+_Static_assert(3 + 2 * TP_SLOT_BITS <= TP_PAGE_SAMPLES_SHIFT && 3 + TP_FREE_SLOT_SHIFT + TP_SLOT_BITS <= 32,
+               "SLAB data (below the sample count) and FREE data fit an entry");
 
 /* ---- spans --------------------------------------------------------------- */
 /* Out-of-band descriptor of a span: a slab, or a free buddy block sitting in
@@ -96,10 +101,7 @@ typedef struct tp_span {
   uint64_t div_magic;          /* slab: ceil(2^40 / block_size), exact divide  */
   uint16_t class_idx;          /* slab: size class                             */
   uint8_t list;                /* slab: 0 none (full/spare), 1 dense, 2 sparse */
-  union {
-    uint8_t order;             /* buddy free block: log2(pages)                */
-    uint8_t samples;           /* slab: live profiler samples in it, 255: many  */
-  };
+  uint8_t order;               /* buddy free block: log2(pages)                */
   uint32_t pages;              /* pages in the span                            */
   uint32_t freed_ms;           /* buddy free block: when it was last freed; spare slab: when it became the spare; */
                                /* partial slab of 2+-page blocks: its newest free block's (UINT32_MAX: all released) */

@@ -105,16 +105,15 @@ static inline void *tp_rec_alloc_counted(void *p, size_t size, size_t align) {
   return p;
 }
 
-/* The pool's fast free of a slab block of class cls in `slab`, a block of
- * tc's heap: true when counted and surely not sampled; false: the caller
- * calls tp_rec_free_slab (which counts it, and records the free of a sample)
- * before the block goes back, best as a tail call.  The filter is asked only
- * when the slab holds a live sample: the slab's line is in cache, the
- * filter's mostly not. */
-static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, const tp_span *slab, void *p, uint32_t cls) {
+/* The pool's fast free of a slab block of class cls whose page has the
+ * page-map entry `entry`, a block of tc's heap: true when counted and surely
+ * not sampled; false: the caller calls tp_rec_free_slab (which counts it, and
+ * records the free of a sample) before the block goes back, best as a tail
+ * call.  The filter is asked only when the page holds a live sample: the
+ * entry is loaded already, the filter's line mostly not in cache. */
+static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, uint32_t entry, void *p, uint32_t cls) {
   tp_rec_thread *t = &tp_rec_self;
-  if (tp_unlikely(tc->heap != t->hist_heap || t->busy ||
-                  (__atomic_load_n(&slab->samples, __ATOMIC_RELAXED) && tp_rec_filter_test(p))))
+  if (tp_unlikely(tc->heap != t->hist_heap || t->busy || (TP_PAGE_SAMPLES(entry) && tp_rec_filter_test(p))))
     return false;
   t->hist->class_frees[cls]++;
   return true;

@@ -506,7 +506,7 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
 /* ---- allocation and free --------------------------------------------------- */
 
 static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
-  uint8_t *slab_samples = tp_slab_samples_of(p);
+  uint32_t *slab_samples = tp_slab_samples_of(p);
   tierpool_tier_t tier = slab_samples ? TIERPOOL_TIER_SLAB : tp_tier_of(p);
   uint32_t tenant = tp_tenant_index_of(p); /* the owner: a block may outlive its thread's tenant switch */
   t->skip = tp_rec_next_skip(t);
@@ -560,7 +560,7 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   bool truncated = false;
   t->busy = true;
   uint32_t stack = 0;
-  uint8_t *slab_samples = tp_slab_samples_of(p);
+  uint32_t *slab_samples = tp_slab_samples_of(p);
   if (tp_opt.validate) {
     depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
     stack = tp_rec_stack_intern(frames, depth, truncated);

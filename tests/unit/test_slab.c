@@ -161,37 +161,45 @@ static void test_idle_spare_retired(void **state) {
   assert_int_equal(unit_heap.slab_pages, slab_pages - pages);
 }
 
-/* The recorder's count of live samples in a slab: up and down with its
- * samples, never below zero, and stuck at 255 (the free path then always
- * asks the filter); a slab made again starts from zero. */
+/* The recorder's count of live samples in a slab page (the top bits of its
+ * page-map entry): up and down with its samples, never below zero, stuck at
+ * 7 (the free path then always asks the filter), one count per page, the
+ * entry's slab fields untouched; a slab made again starts from zero. */
 static void test_sample_count(void **state) {
   (void)state;
-  uint32_t cls = tp_class_of_size(48);
+  uint32_t cls = tp_class_of_size(1024);
   void *head;
-  uint32_t n = tp_central_fill(&unit_heap, cls, &head, 4);
+  uint32_t n = tp_central_fill(&unit_heap, cls, &head, 8);
+  void *other = NULL; /* a block starting in another page */
+  for (void **b = head; b; b = b[0])
+    if (((uintptr_t)b >> TP_PAGE_SHIFT) != ((uintptr_t)head >> TP_PAGE_SHIFT)) other = b;
+  assert_non_null(other);
   tp_segment *seg = tp_segment_of(head);
-  tp_span *slab = &seg->spans[TP_SLAB_SLOT(seg->page_map[tp_page_index(seg, head)])];
-  uint8_t *count = tp_slab_samples_of(head);
-  assert_ptr_equal(count, &slab->samples);
-  assert_int_equal(slab->samples, 0);
+  uint32_t *count = tp_slab_samples_of(head), before = *count;
+  assert_ptr_equal(count, &seg->page_map[tp_page_index(seg, head)]);
+  assert_int_equal(TP_PAGE_SAMPLES(*count), 0);
   tp_slab_samples_add(count, +1);
   tp_slab_samples_add(count, +1);
-  assert_int_equal(slab->samples, 2);
+  assert_int_equal(TP_PAGE_SAMPLES(*count), 2);
+  assert_int_equal(TP_PAGE_SAMPLES(*tp_slab_samples_of(other)), 0); /* per page */
+  assert_int_equal(TP_PAGE_KIND(*count), TP_PAGE_SLAB);
+  assert_int_equal(TP_SLAB_SLOT(*count), TP_SLAB_SLOT(before));
+  assert_int_equal(TP_SLAB_FIRST(*count), TP_SLAB_FIRST(before));
   tp_slab_samples_add(count, -1);
   tp_slab_samples_add(count, -1);
   tp_slab_samples_add(count, -1);
-  assert_int_equal(slab->samples, 0);
+  assert_int_equal(*count, before);
   for (int i = 0; i < 300; i++) tp_slab_samples_add(count, +1);
   tp_slab_samples_add(count, -1);
-  assert_int_equal(slab->samples, 255);
+  assert_int_equal(TP_PAGE_SAMPLES(*count), TP_PAGE_SAMPLES_MAX);
+  assert_int_equal(TP_SLAB_SLOT(*count), TP_SLAB_SLOT(before));
   int local;
   assert_null(tp_slab_samples_of(&local)); /* not the pool's */
 
   tp_central_return(&unit_heap, cls, head, n);
   tp_central_release_spares(&unit_heap); /* the slab goes back to the buddy */
-  n = tp_central_fill(&unit_heap, cls, &head, 4);
-  seg = tp_segment_of(head);
-  assert_int_equal(seg->spans[TP_SLAB_SLOT(seg->page_map[tp_page_index(seg, head)])].samples, 0);
+  n = tp_central_fill(&unit_heap, cls, &head, 8);
+  assert_int_equal(TP_PAGE_SAMPLES(*tp_slab_samples_of(head)), 0);
   tp_central_return(&unit_heap, cls, head, n);
 }
 
