@@ -97,6 +97,28 @@ if [ -x "${WIZER:-}" ] && [ -n "${CHURN_WASM:-}" ]; then
     'not any("_ZN" in (f["function"] or "") for s in r["top_by_bytes"] for f in s["frames"])' \
     'not any(__import__("re").search(r"::h[0-9a-f]{16}$", f["function"] or "") for s in r["top_by_bytes"] for f in s["frames"])' \
     'not any((s["frames"][0]["function"] or "").startswith(("__rust_alloc", "alloc::alloc::", "malloc")) for s in r["top_by_bytes"])'
+  # A host allocation made inside a WASI call (Wasm code calling wasmtime's
+  # host function, then wasmtime_wasi) has a stack that goes through the JIT
+  # frames and reaches main.
+  if "${TIERPOOL_CLI:?}" export --format folded -o "$WORK/wizer.folded" "$TRACE" 2>"$WORK/wizer-folded.err"; then
+    verdicts "Rust, stacks inside WASI calls" < <(python3 - "$WORK/wizer.folded" <<'PY'
+import sys
+inside = reached = 0
+for line in open(sys.argv[1]):
+    frames = line.rsplit(" ", 1)[0].split(";")
+    jit = [i for i, f in enumerate(frames) if f.startswith("[jit]")]
+    wasi = [i for i, f in enumerate(frames) if "wasi_snapshot_preview1" in f or "WasiP1Ctx" in f]
+    if jit and wasi and max(wasi) > min(jit):
+        inside += 1
+        reached += "main" in frames
+print(("ok: " if inside else "FAIL: ") + "%d stacks of allocations made inside a WASI call" % inside)
+print(("ok: " if inside and reached == inside else "FAIL: ") + "%d of them reach main" % reached)
+PY
+    )
+  else
+    fail_check "export --format folded of the wizer trace"
+    show "$WORK/wizer-folded.err"
+  fi
 else
   echo "wizer not found (scripts/setup installs it): the Rust check is skipped"
 fi
