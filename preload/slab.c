@@ -25,12 +25,12 @@ static inline bool tp_class_releases_blocks(uint32_t size) { return size >= 2 * 
 
 static inline void *tp_released_mark(void) { return (void *)~tp_free_key; }
 
-/* The whole pages of a free block past its link words: `*start`, and the
- * number of them. */
+/* The number of whole pages of a free block past its link words, and where
+ * they start (`start` may be NULL). */
 static inline uint64_t tp_block_inner_pages(void *block, uint32_t size, uintptr_t *start) {
   uintptr_t from = tp_align_up((uintptr_t)block + TP_BLOCK_LINK_BYTES, TP_PAGE_SIZE);
   uintptr_t to = ((uintptr_t)block + size) & ~(uintptr_t)(TP_PAGE_SIZE - 1);
-  *start = from;
+  if (start) *start = from;
   return to > from ? (to - from) >> TP_PAGE_SHIFT : 0;
 }
 
@@ -38,9 +38,8 @@ static inline uint64_t tp_block_inner_pages(void *block, uint32_t size, uintptr_
  * starts bumping afresh and touches them again, so they stop counting. */
 static void tp_slab_forget_released(tp_heap *h, tp_span *slab) {
   uint64_t pages = 0;
-  uintptr_t start;
   for (void **b = slab->free_blocks; b; b = b[0])
-    if (b[2] == tp_released_mark()) pages += tp_block_inner_pages(b, slab->block_size, &start);
+    if (b[2] == tp_released_mark()) pages += tp_block_inner_pages(b, slab->block_size, NULL);
   if (pages) atomic_fetch_sub_explicit(&h->slab_released_pages, pages, memory_order_relaxed);
 }
 
@@ -175,10 +174,7 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
     while (n < want && slab->free_blocks) {
       void **block = slab->free_blocks;
       slab->free_blocks = block[0];
-      if (releases && block[2] == tp_released_mark()) {
-        uintptr_t start;
-        retaken += tp_block_inner_pages(block, slab->block_size, &start);
-      }
+      if (releases && block[2] == tp_released_mark()) retaken += tp_block_inner_pages(block, slab->block_size, NULL);
       block[0] = list;
       list = block;
       n++;
