@@ -56,14 +56,11 @@ void sim_pool_set_clock(uint64_t ms) {
 /* ---- what init.c and the recorder provide in libtierpool.so -------------- */
 
 bool tp_rec_active; /* false: the simulated pool records nothing */
-void tp_rec_alloc(void *p, size_t size, size_t align) { (void)p, (void)size, (void)align; }
 void tp_rec_free(void *p, size_t usable) { (void)p, (void)usable; }
 void tp_rec_free_slab(void *p, uint32_t cls) { (void)p, (void)cls; }
 /* The inlined fast paths' state (recorder_fast.h), never used: tp_rec_active is false. */
 __thread tp_rec_thread tp_rec_self;
 bool tp_rec_by_bytes;
-_Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
-void tp_rec_free_check(void *p) { (void)p; }
 void *tp_rec_alloc_then(void *p, size_t size, size_t align) { return (void)size, (void)align, p; }
 void *tp_rec_sample_then(void *p, size_t size, size_t align) { return (void)size, (void)align, p; }
 void tp_rec_bad_free(const char *call, void *p, const char *what) { (void)call, (void)p, (void)what; }

@@ -118,23 +118,26 @@ typedef struct tp_ptr_info {
   tp_span *slab;
   uint32_t page;
   size_t usable;
+  bool sampled; /* a block of the heap's sampled slabs */
 } tp_ptr_info;
 
 static tp_ptr_info tp_classify(void *p) {
-  tp_ptr_info info = {TP_PTR_INVALID, NULL, NULL, 0, 0};
+  tp_ptr_info info = {TP_PTR_INVALID, NULL, NULL, 0, 0, false};
   if (tp_segment_is_ours(p)) {
     tp_segment *seg = info.seg = tp_segment_of(p);
     uint32_t page = info.page = tp_page_index(seg, p);
     uint32_t entry = seg->page_map[page];
     bool page_start = ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0;
     switch (TP_PAGE_KIND(entry)) {
-      case TP_PAGE_SLAB: {
+      case TP_PAGE_SLAB:
+      case TP_PAGE_SAMPLED_SLAB: {
         tp_span *slab = info.slab = &seg->spans[TP_SLAB_SLOT(entry)];
         uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_SLAB_FIRST(entry));
         uint64_t index = (offset * slab->div_magic) >> 40;
         if (index * slab->block_size != offset || index >= slab->capacity) break;
         info.kind = ((void **)p)[1] == (void *)tp_free_key ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
         info.usable = slab->block_size;
+        info.sampled = TP_PAGE_KIND(entry) == TP_PAGE_SAMPLED_SLAB;
         break;
       }
       case TP_PAGE_BUDDY:
@@ -158,9 +161,15 @@ static TP_COLD __attribute__((noreturn)) void tp_bad_pointer(const char *call, v
   tp_fatal("%s(): %s %p", call, what, p);
 }
 
-static void tp_free_slab_block(tp_span *slab, void *p) {
+static void tp_free_slab_block(tp_span *slab, void *p, bool sampled) {
   void **block = p;
   uint32_t cls = slab->class_idx;
+  if (sampled) { /* back to its slab, never into a cache */
+    tp_heap *owner = tp_segment_of(p)->heap;
+    tp_sampled_return(owner, cls, p);
+    tp_tcache_count_remote_free(owner, cls);
+    return;
+  }
   tp_tcache *tc = tp_tcache_current;
   if (!tc) tc = tp_tcache_create();
   block[1] = (void *)tp_free_key;
@@ -198,7 +207,7 @@ static TP_NOINLINE void tp_free_slow(void *p, const char *call, bool record) {
    * out (and sampled) again before its free is on record. */
   if (tp_unlikely(tp_rec_active) && record && info.kind >= TP_PTR_SLAB) tp_rec_free(p, info.usable);
   switch (info.kind) {
-    case TP_PTR_SLAB: tp_free_slab_block(info.slab, p); return;
+    case TP_PTR_SLAB: tp_free_slab_block(info.slab, p, info.sampled); return;
     case TP_PTR_BUDDY: tp_heap_free_pages(info.seg->heap, info.seg, info.page, p, call); return;
     case TP_PTR_LARGE:
       if (tp_large_free(p)) return;
@@ -223,7 +232,7 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
                     block[1] != (void *)tp_free_key)) {
         uint32_t cls = slab->class_idx;
-        if (record && tp_unlikely(!tp_rec_free_slab_counted(tc, entry, p, cls))) {
+        if (record && tp_unlikely(!tp_rec_free_slab_counted(tc, cls))) {
           tp_free_recorded_rare(p, cls);
           return;
         }
@@ -238,7 +247,8 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
 static TP_NOINLINE void tp_free_recorded(void *p) { tp_free_impl(p, true); }
 
 /* A slab free, checked by tp_free_impl, that the inlined count left to the
- * recorder (a sample's, perhaps): recorded before the block goes back. */
+ * recorder (a thread's first event, another tenant's counts): counted before
+ * the block goes back. */
 static TP_NOINLINE void tp_free_recorded_rare(void *p, uint32_t cls) {
   tp_rec_free_slab(p, cls);
   tp_free_to_bin(tp_tcache_current, p, cls);
@@ -253,7 +263,10 @@ static inline void tp_free(void *p) {
 /* With the recorder off, each entry point pays one predictable branch on
  * tp_rec_active; these run only when it is on. */
 
-static inline void tp_record_alloc(void *p, size_t size, size_t align) { (void)tp_rec_alloc_counted(p, size, align); }
+/* Counts (and perhaps samples) an allocation whose block holds its first
+ * `size` bytes already: returns the block to hand out, which a sample may have
+ * moved (tp_slab_resample). */
+static inline void *tp_record_alloc(void *p, size_t size, size_t align) { return tp_rec_alloc_counted(p, size, align); }
 
 /* A block's usable size from the page map or the large table, without the
  * validity checks of the free path. */
@@ -261,7 +274,7 @@ static size_t tp_usable_unchecked(void *p) {
   if (tp_segment_is_ours(p)) {
     tp_segment *seg = tp_segment_of(p);
     uint32_t entry = seg->page_map[tp_page_index(seg, p)];
-    if (TP_PAGE_KIND(entry) == TP_PAGE_SLAB) return seg->spans[TP_SLAB_SLOT(entry)].block_size;
+    if (TP_PAGE_IS_SLAB(entry)) return seg->spans[TP_SLAB_SLOT(entry)].block_size;
     if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY) return (size_t)TP_PAGE_DATA(entry) << TP_PAGE_SHIFT;
     return 0;
   }
@@ -308,7 +321,7 @@ TP_API void *calloc(size_t count, size_t size) {
     p = tp_alloc_general(total, TP_MIN_ALIGN, true, &zeroed);
   }
   if (p && !zeroed) memset(p, 0, total);
-  if (tp_unlikely(tp_rec_active)) tp_record_alloc(p, total, TP_MIN_ALIGN);
+  if (tp_unlikely(tp_rec_active)) p = tp_record_alloc(p, total, TP_MIN_ALIGN);
   return p;
 }
 
@@ -398,8 +411,7 @@ static TP_NOINLINE void *tp_realloc_recorded(void *p, size_t size) {
   bool freed_on_record;
   void *q = tp_realloc(p, size, &freed_on_record);
   if (q && p && !freed_on_record && old_usable) tp_rec_free(p, old_usable);
-  tp_record_alloc(q, size, TP_MIN_ALIGN);
-  return q;
+  return tp_record_alloc(q, size, TP_MIN_ALIGN);
 }
 
 TP_API void *realloc(void *p, size_t size) {
@@ -424,7 +436,7 @@ static void *tp_aligned(size_t align, size_t size) {
     p = tp_malloc(size);
   else
     p = tp_alloc_general(size, align, false, &zeroed);
-  if (tp_unlikely(tp_rec_active)) tp_record_alloc(p, size, align < TP_MIN_ALIGN ? TP_MIN_ALIGN : align);
+  if (tp_unlikely(tp_rec_active)) p = tp_record_alloc(p, size, align < TP_MIN_ALIGN ? TP_MIN_ALIGN : align);
   return p;
 }
 

@@ -44,7 +44,11 @@ void tp_heap_init(tp_heap *h, const char *name) {
   memset(h, 0, sizeof *h);
   h->name = name;
   tp_lock_init(&h->buddy_lock);
-  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock);
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
+    tp_lock_init(&h->central[c].lock);
+    tp_lock_init(&h->sampled[c].lock);
+    h->sampled[c].sampled = true;
+  }
   h->last_coalesce_ms = tp_os_now_ms(); /* last_release_ms = 0: a collapse may be released at once */
   h->release_delay_ms = tp_opt.release_delay_ms;
   h->buddy_max = tp_opt.buddy_max;
@@ -304,7 +308,8 @@ void tp_heap_residency(tp_heap *h, uint64_t out[4]) {
       uint32_t entry = seg->page_map[page], span, slot;
       switch (TP_PAGE_KIND(entry)) {
         case TP_PAGE_HEADER: span = 1, slot = 0; break;
-        case TP_PAGE_SLAB: span = seg->spans[TP_SLAB_SLOT(entry)].pages, slot = 1; break;
+        case TP_PAGE_SLAB:
+        case TP_PAGE_SAMPLED_SLAB: span = seg->spans[TP_SLAB_SLOT(entry)].pages, slot = 1; break;
         case TP_PAGE_BUDDY: span = TP_PAGE_DATA(entry), slot = 2; break;
         case TP_PAGE_FREE: span = 1u << (TP_PAGE_DATA(entry) & TP_FREE_ORDER_MASK), slot = 3; break;
         default: span = 1, slot = 0; break; /* cannot happen: every page is covered */
@@ -317,18 +322,21 @@ void tp_heap_residency(tp_heap *h, uint64_t out[4]) {
   tp_lock_release(&h->buddy_lock);
 }
 
-/* Lock order: central class locks (ascending), then the buddy lock. */
+/* Lock order: central class locks (ascending), sampled class locks
+ * (ascending), then the buddy lock. */
 void tp_heap_lock_all(tp_heap *h) {
   for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_acquire(&h->central[c].lock);
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_acquire(&h->sampled[c].lock);
   tp_lock_acquire(&h->buddy_lock);
 }
 
 void tp_heap_unlock_all(tp_heap *h) {
   tp_lock_release(&h->buddy_lock);
+  for (uint32_t c = TP_MAX_CLASSES; c-- > 0;) tp_lock_release(&h->sampled[c].lock);
   for (uint32_t c = TP_MAX_CLASSES; c-- > 0;) tp_lock_release(&h->central[c].lock);
 }
 
 void tp_heap_reinit_locks(tp_heap *h) {
   tp_lock_init(&h->buddy_lock);
-  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock);
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock), tp_lock_init(&h->sampled[c].lock);
 }

@@ -214,23 +214,18 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count);
 size_t tp_central_release_spares(tp_heap *h);
 void tp_central_retire_spares(tp_heap *h, uint64_t now_ms, uint64_t idle_ms); /* buddy_lock held */
 size_t tp_central_purge_blocks(tp_heap *h, uint64_t now_ms, uint64_t idle_ms);   /* buddy_lock held */
-/* The page-map entry of the slab page where the block at p starts (NULL:
- * not a slab block), whose top bits count live samples. */
-uint32_t *tp_slab_samples_of(const void *p); /* segment.c */
+/* Sampled blocks (the heap's sampled centrals): one block of class cls, or
+ * NULL; and a block's return, from the free path. */
+void *tp_sampled_take(tp_heap *h, uint32_t cls);
+void tp_sampled_return(tp_heap *h, uint32_t cls, void *block);
 
-/* A sample of a slab's block taken (delta +1) or its free recorded (-1),
- * under the recorder's lock: the only writer of a live slab's entries.  The
- * count lets the free fast path skip the recorder's filter for pages with no
- * live sample; at 7 it sticks (the filter is then always asked) until the
- * slab is made again. */
-#define TP_PAGE_SAMPLES_MAX 7u
-static inline void tp_slab_samples_add(uint32_t *entry, int delta) {
-  uint32_t now = __atomic_load_n(entry, __ATOMIC_RELAXED), count = TP_PAGE_SAMPLES(now);
-  if (count == TP_PAGE_SAMPLES_MAX || (delta < 0 && count == 0)) return;
-  count += (uint32_t)delta;
-  __atomic_store_n(entry, (now & ((1u << TP_PAGE_SAMPLES_SHIFT) - 1)) | count << TP_PAGE_SAMPLES_SHIFT,
-                   __ATOMIC_RELAXED);
-}
+/* The recorder samples an allocation p of `size` bytes: a slab block moves to
+ * a block of the same class in its heap's sampled slabs, holding p's first
+ * `size` bytes, and p goes back to the thread's cache (alloc.c).  Returns the
+ * block to hand out: p itself outside the slabs (a buddy or large block's free
+ * asks the recorder anyway), NULL when a slab block cannot move (no thread
+ * cache, another heap's block, no memory): that allocation is not sampled. */
+void *tp_slab_resample(void *p, size_t size);
 
 /* Random key written into word 1 of every free slab block: a block that
  * carries it when freed is a double free (false positive chance 2^-64). */

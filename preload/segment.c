@@ -46,15 +46,5 @@ tp_segment *tp_segment_create(tp_heap *h) {
 tierpool_tier_t tp_tier_of(const void *p) {
   if (!tp_segment_is_ours((void *)p)) return TIERPOOL_TIER_LARGE;
   tp_segment *seg = tp_segment_of((void *)p);
-  return TP_PAGE_KIND(seg->page_map[tp_page_index(seg, (void *)p)]) == TP_PAGE_SLAB ? TIERPOOL_TIER_SLAB
-                                                                                     : TIERPOOL_TIER_BUDDY;
-}
-
-/* The recorder's count of live samples in p's slab (types.h, tp_span),
- * NULL when p is not a slab block. */
-uint32_t *tp_slab_samples_of(const void *p) {
-  if (!tp_segment_is_ours((void *)p)) return NULL;
-  tp_segment *seg = tp_segment_of((void *)p);
-  uint32_t *entry = &seg->page_map[tp_page_index(seg, (void *)p)];
-  return TP_PAGE_KIND(*entry) == TP_PAGE_SLAB ? entry : NULL;
+  return TP_PAGE_IS_SLAB(seg->page_map[tp_page_index(seg, (void *)p)]) ? TIERPOOL_TIER_SLAB : TIERPOOL_TIER_BUDDY;
 }

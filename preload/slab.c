@@ -95,7 +95,7 @@ static void tp_partial_update(tp_central *central, tp_span *slab) {
   slab->list = want;
 }
 
-static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
+static tp_span *tp_slab_create(tp_heap *h, uint32_t cls, enum tp_page_kind kind) {
   const tp_size_class *sc = &tp_classes.classes[cls];
   tp_lock_acquire(&h->buddy_lock);
   void *base = tp_buddy_take(h, sc->slab_pages, 0, NULL);
@@ -106,7 +106,7 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
   tp_segment *seg = tp_segment_of(base);
   uint32_t first = tp_page_index(seg, base);
   tp_span *slab = tp_span_alloc(seg, first);
-  uint32_t entry = TP_PAGE_ENTRY(TP_PAGE_SLAB, TP_SLAB_DATA(first, tp_span_slot(seg, slab)));
+  uint32_t entry = TP_PAGE_ENTRY(kind, TP_SLAB_DATA(first, tp_span_slot(seg, slab)));
   for (uint32_t i = 0; i < sc->slab_pages; i++) seg->page_map[first + i] = entry;
   h->slab_pages += sc->slab_pages;
   tp_lock_release(&h->buddy_lock);
@@ -151,10 +151,10 @@ static inline char *tp_slab_base(tp_span *slab) {
   return tp_page_address(tp_segment_of(slab), slab->first);
 }
 
-/* Takes up to `want` blocks of class cls, linked through word 0 and marked
- * free (word 1 = tp_free_key).  Returns how many; 0 means out of memory. */
-uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
-  tp_central *central = &h->central[cls];
+/* Takes up to `want` blocks of class cls from central (one of h's), linked
+ * through word 0 and marked free (word 1 = tp_free_key).  Returns how many;
+ * 0 means out of memory. */
+static uint32_t tp_central_take(tp_heap *h, tp_central *central, uint32_t cls, void **head, uint32_t want) {
   void *list = NULL;
   uint32_t n = 0;
   uint64_t retaken = 0;
@@ -166,7 +166,7 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
       slab = central->spare;
       central->spare = NULL;
       if (!slab) {
-        slab = tp_slab_create(h, cls);
+        slab = tp_slab_create(h, cls, central->sampled ? TP_PAGE_SAMPLED_SLAB : TP_PAGE_SLAB);
         if (!slab) break;
         central->slabs++;
       }
@@ -204,9 +204,13 @@ uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
   return n;
 }
 
-/* Gives `count` blocks (linked through word 0, marked free) back to their slabs. */
-void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
-  tp_central *central = &h->central[cls];
+uint32_t tp_central_fill(tp_heap *h, uint32_t cls, void **head, uint32_t want) {
+  return tp_central_take(h, &h->central[cls], cls, head, want);
+}
+
+/* Gives `count` blocks (linked through word 0, marked free) back to their
+ * slabs, of central (one of h's). */
+static void tp_central_give(tp_heap *h, tp_central *central, uint32_t cls, void *head, uint32_t count) {
   tp_span *to_destroy = NULL;
   bool releases = tp_class_releases_blocks(tp_classes.classes[cls].size);
   uint32_t now = releases ? (uint32_t)tp_os_now_ms() : 0;
@@ -228,7 +232,7 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
       tp_partial_unlink(central, slab);
       slab->free_blocks = NULL; /* every block is free: start bumping afresh */
       slab->bump = 0;
-      if (!central->spare) {
+      if (!central->spare && !central->sampled) { /* samples are few: their slabs keep no spare */
         central->spare = slab;
         slab->freed_ms = (uint32_t)tp_os_now_ms();
       } else {
@@ -250,6 +254,21 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
     tp_slab_destroy(h, to_destroy);
     to_destroy = next;
   }
+}
+
+void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
+  tp_central_give(h, &h->central[cls], cls, head, count);
+}
+
+void *tp_sampled_take(tp_heap *h, uint32_t cls) {
+  void *block;
+  return tp_central_take(h, &h->sampled[cls], cls, &block, 1) ? block : NULL;
+}
+
+void tp_sampled_return(tp_heap *h, uint32_t cls, void *block) {
+  ((void **)block)[0] = NULL;
+  ((void **)block)[1] = (void *)tp_free_key;
+  tp_central_give(h, &h->sampled[cls], cls, block, 1);
 }
 
 /* Spares nobody took for idle_ms go back to the buddy, whose purge returns

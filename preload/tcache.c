@@ -237,3 +237,28 @@ void tp_tcache_after_fork_child(void) {
   }
   if (tp_tcache_current) tp_tcache_current->tid = tp_os_gettid();
 }
+
+/* The recorder's sample of p (internal.h): p goes back to its bin, the
+ * sample to a block of the heap's sampled slabs. */
+void *tp_slab_resample(void *p, size_t size) {
+  if (!tp_segment_is_ours(p)) return p;
+  tp_segment *seg = tp_segment_of(p);
+  uint32_t entry = seg->page_map[tp_page_index(seg, p)];
+  if (TP_PAGE_KIND(entry) != TP_PAGE_SLAB) return p; /* a buddy block, or a sampled one kept by realloc */
+  tp_tcache *tc = tp_tcache_current;
+  if (!tc || seg->heap != tc->heap) return NULL;
+  uint32_t cls = seg->spans[TP_SLAB_SLOT(entry)].class_idx;
+  void **moved = tp_sampled_take(tc->heap, cls);
+  if (!moved) return NULL;
+  moved[1] = NULL; /* the free key, where size < 16 does not overwrite it */
+  memcpy(moved, p, size);
+  /* p goes back to its bin, and the count of its allocation stands for the
+   * moved block's; the moved block's free counts as a remote one. */
+  void **block = p;
+  tp_bin *bin = &tc->bins[cls];
+  block[0] = bin->head;
+  block[1] = (void *)tp_free_key;
+  bin->head = block;
+  if (++bin->count > bin->max) tp_tcache_flush_bin(tc, cls, bin->max / 2);
+  return moved;
+}

@@ -53,8 +53,12 @@ enum tp_page_kind {
   TP_PAGE_BUDDY = 3,  /* head of a buddy allocation: its page count             */
   TP_PAGE_SLAB = 4,   /* page of a slab: the slab's first page and span slot    */
   TP_PAGE_INNER = 5,  /* non-head page of a free or allocated buddy block       */
+  TP_PAGE_SAMPLED_SLAB = 6, /* page of a slab that holds the recorder's samples  */
 };
 #define TP_PAGE_KIND(e) ((e) & 7u)
+/* Either kind of slab page (4 and 6): the free fast path takes only SLAB,
+ * so a sampled block's free reaches the recorder without a test of its own. */
+#define TP_PAGE_IS_SLAB(e) (((e) & 5u) == 4u)
 #define TP_PAGE_DATA(e) ((e) >> 3)
 #define TP_PAGE_ENTRY(kind, data) ((uint32_t)(kind) | ((uint32_t)(data) << 3))
 /* FREE data: order | state | slot << TP_FREE_SLOT_SHIFT.  The order and state
@@ -67,19 +71,14 @@ enum tp_page_kind {
 #define TP_FREE_DATA(order, state, slot) ((order) | (state) | ((uint32_t)(slot) << TP_FREE_SLOT_SHIFT))
 #define TP_FREE_SLOT(e) (TP_PAGE_DATA(e) >> TP_FREE_SLOT_SHIFT)
 /* SLAB data: first page | slot << TP_SLOT_BITS, on every page of the slab: the
- * free path finds the block's offset and its span from this one entry.  The
- * top bits count the recorder's live samples among the blocks that start in
- * the page (7: many, sticks until the slab is made again): the recording free
- * path asks its filter only when they are not 0, at no extra load. */
+ * free path finds the block's offset and its span from this one entry. */
 #define TP_SLOT_BITS 13 /* a page index or a span slot: < TP_SEGMENT_PAGES */
 #define TP_SLAB_DATA(first, slot) ((uint32_t)(first) | ((uint32_t)(slot) << TP_SLOT_BITS))
 #define TP_SLAB_FIRST(e) (TP_PAGE_DATA(e) & ((1u << TP_SLOT_BITS) - 1))
 #define TP_SLAB_SLOT(e) ((TP_PAGE_DATA(e) >> TP_SLOT_BITS) & ((1u << TP_SLOT_BITS) - 1))
-#define TP_PAGE_SAMPLES_SHIFT 29
-#define TP_PAGE_SAMPLES(e) ((e) >> TP_PAGE_SAMPLES_SHIFT)
 _Static_assert((1u << TP_SLOT_BITS) == TP_SEGMENT_PAGES, "page and slot indexes take TP_SLOT_BITS");
-_Static_assert(3 + 2 * TP_SLOT_BITS <= TP_PAGE_SAMPLES_SHIFT && 3 + TP_FREE_SLOT_SHIFT + TP_SLOT_BITS <= 32,
-               "SLAB data (below the sample count) and FREE data fit an entry");
+_Static_assert(3 + 2 * TP_SLOT_BITS <= 32 && 3 + TP_FREE_SLOT_SHIFT + TP_SLOT_BITS <= 32,
+               "SLAB data and FREE data fit an entry");
 
 /* ---- spans --------------------------------------------------------------- */
 /* Out-of-band descriptor of a span: a slab, or a free buddy block sitting in
@@ -155,12 +154,15 @@ typedef pthread_mutex_t tp_lock;
  * are linked nowhere; `spare` is at most one completely empty slab kept to
  * absorb alloc/free cycles at a slab boundary (maintenance retires it once it
  * sat unused for the release delay).  Refills take from the dense
- * list first, so sparse slabs drain and go back to the buddy. */
+ * list first, so sparse slabs drain and go back to the buddy.  A sampled
+ * central's slabs (TP_PAGE_SAMPLED_SLAB pages) hold only blocks the recorder
+ * sampled, one at a time, and keep no spare. */
 typedef struct tp_central {
   tp_lock lock;
   tp_span *partial[2];
   tp_span *spare;
   uint64_t slabs;        /* slabs of this class in existence */
+  bool sampled;          /* one of tp_heap.sampled */
 } tp_central;
 
 /* A tenant's budget (tenant.c).  charged = bytes the heap holds from the OS:
@@ -218,6 +220,9 @@ typedef struct tp_heap {
   _Atomic uint64_t slab_out_bytes;      /* slab blocks out of the central lists*/
   uint64_t slab_peak_bytes;
   tp_central central[TP_MAX_CLASSES];
+  /* Sampled blocks live apart (tcmalloc does so too): no normal block's free
+   * has to ask the recorder whether it was sampled. */
+  tp_central sampled[TP_MAX_CLASSES];
 } tp_heap;
 
 /* ---- thread cache -------------------------------------------------------- */

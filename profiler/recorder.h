@@ -26,7 +26,6 @@ typedef enum tp_rec_mmap_kind {
 extern bool tp_rec_active;
 
 void tp_rec_start(void); /* once the pool is usable; opens the trace, starts the writer */
-void tp_rec_alloc(void *p, size_t size, size_t align);
 /* The tier that served a live block (alloc.c): looked up for samples only. */
 tierpool_tier_t tp_tier_of(const void *p);
 void tp_rec_free(void *p, size_t usable); /* before the block goes back */

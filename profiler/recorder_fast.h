@@ -1,7 +1,6 @@
 /* recorder_fast.h — the recorder's per-event work, inlined into the pool's
  * API (preload/alloc.c) when the recorder is on: count the event in the
- * thread's histogram, step the sampling counter, test the sampled-block
- * filter.  Everything else — a thread's first event, a tenant change, a
+ * thread's histogram, step the sampling counter.  Everything else — a thread's first event, a tenant change, a
  * sample, the free of a sampled block, byte-mode sampling — is a call (best
  * a tail call: tp_rec_alloc_counted, tp_rec_free_slab_counted). */
 #ifndef TP_RECORDER_FAST_H
@@ -52,9 +51,9 @@ typedef struct tp_rec_thread {
 
 extern __thread tp_rec_thread tp_rec_self;
 
-/* The filter in front of the live table: one bit per 64-byte slot, set
- * while a live sample maps there; 8 KiB, small enough to stay in L1 when
- * frees hit random addresses.  A bit set sends the free to a finer filter
+/* The filter in front of the live table, for the frees of the slow path
+ * (buddy, large and sampled slab blocks, other tenants' blocks): one bit per
+ * 64-byte slot, set while a live sample maps there; 8 KiB.  A bit set sends the free to a finer filter
  * (sampler.c: 16-byte slots, 32 KiB, 4 per coarse slot), then to the table.
  * A slot is the address's own bits (folded with the bits above the 4 MiB
  * the filters span), not a hash: blocks freed one after another are usually
@@ -77,8 +76,9 @@ static inline bool tp_rec_filter_test(const void *p) {
 extern bool tp_rec_by_bytes; /* sample_bytes mode: the counter steps by bytes, in the calls only */
 
 void tp_rec_free_check(void *p);                             /* the coarse filter says maybe sampled */
-void *tp_rec_alloc_then(void *p, size_t size, size_t align);  /* tp_rec_alloc; returns p */
-void *tp_rec_sample_then(void *p, size_t size, size_t align); /* the counter ran out; returns p */
+/* Both return the block to hand out: p, or where a sample moved it (tp_slab_resample). */
+void *tp_rec_alloc_then(void *p, size_t size, size_t align);  /* tp_rec_alloc */
+void *tp_rec_sample_then(void *p, size_t size, size_t align); /* the counter ran out */
 
 /* An allocation of `size` bytes, counted in h. */
 static inline void tp_rec_count_alloc(tp_rec_hist *h, size_t size) {
@@ -93,8 +93,8 @@ static inline void tp_rec_count_alloc(tp_rec_hist *h, size_t size) {
   }
 }
 
-/* malloc's tail: counts p (NULL on failure, `size` bytes) and returns it;
- * the rare cases are tail calls, so a caller that returns its result keeps
+/* malloc's tail: counts p (NULL on failure, `size` bytes) and returns the
+ * block to hand out (p, unless a sample moved it); the rare cases are tail calls, so a caller that returns its result keeps
  * no register across them (no stack frame). */
 static inline void *tp_rec_alloc_counted(void *p, size_t size, size_t align) {
   tp_rec_thread *t = &tp_rec_self;
@@ -105,16 +105,14 @@ static inline void *tp_rec_alloc_counted(void *p, size_t size, size_t align) {
   return p;
 }
 
-/* The pool's fast free of a slab block of class cls whose page has the
- * page-map entry `entry`, a block of tc's heap: true when counted and surely
- * not sampled; false: the caller calls tp_rec_free_slab (which counts it, and
- * records the free of a sample) before the block goes back, best as a tail
- * call.  The filter is asked only when the page holds a live sample: the
- * entry is loaded already, the filter's line mostly not in cache. */
-static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, uint32_t entry, void *p, uint32_t cls) {
+/* The pool's fast free of a block of class cls from a (normal) slab of tc's
+ * heap, never a sample: sampled blocks live in slabs of their own, whose frees
+ * take the slow path (tp_slab_resample).  True when counted; false: the caller
+ * calls tp_rec_free_slab (a thread's first event, another tenant's counts)
+ * before the block goes back, best as a tail call. */
+static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, uint32_t cls) {
   tp_rec_thread *t = &tp_rec_self;
-  if (tp_unlikely(tc->heap != t->hist_heap || t->busy || (TP_PAGE_SAMPLES(entry) && tp_rec_filter_test(p))))
-    return false;
+  if (tp_unlikely(tc->heap != t->hist_heap || t->busy)) return false;
   t->hist->class_frees[cls]++;
   return true;
 }

@@ -505,12 +505,20 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
 
 /* ---- allocation and free --------------------------------------------------- */
 
-static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
-  uint32_t *slab_samples = tp_slab_samples_of(p);
-  tierpool_tier_t tier = slab_samples ? TIERPOOL_TIER_SLAB : tp_tier_of(p);
-  uint32_t tenant = tp_tenant_index_of(p); /* the owner: a block may outlive its thread's tenant switch */
+/* Returns the block to hand out: a slab block moves into its heap's sampled
+ * slabs, so that the frees of all others need not ask whether they were
+ * sampled; one that cannot move is not sampled. */
+static TP_NOINLINE void *tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
   t->skip = tp_rec_next_skip(t);
   t->busy = true; /* the unwinder may allocate */
+  void *moved = tp_slab_resample(p, size);
+  if (!moved) {
+    t->busy = false;
+    return p;
+  }
+  p = moved;
+  tierpool_tier_t tier = tp_tier_of(p);
+  uint32_t tenant = tp_tenant_index_of(p); /* the owner: a block may outlive its thread's tenant switch */
   tp_rec_prefetch((uintptr_t)p, true); /* the misses overlap the walk */
   uintptr_t frames[TP_REC_MAX_DEPTH];
   bool truncated;
@@ -521,7 +529,6 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
   tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, stack};
   tp_rec_live_insert(&entry);
-  if (slab_samples) tp_slab_samples_add(slab_samples, +1);
   tp_rec.samples++;
   if (batch->sample_count < TP_REC_BATCH_MAX) {
     batch->samples[batch->sample_count++] = (tp_rec_sample){
@@ -532,26 +539,22 @@ static TP_NOINLINE void tp_rec_take_sample(tp_rec_thread *t, void *p, size_t siz
   }
   tp_lock_release(&tp_rec.lock);
   t->busy = false;
-}
-
-void *tp_rec_sample_then(void *p, size_t size, size_t align) {
-  tp_rec_take_sample(&tp_rec_self, p, size, align);
   return p;
 }
 
+void *tp_rec_sample_then(void *p, size_t size, size_t align) { return tp_rec_take_sample(&tp_rec_self, p, size, align); }
+
+/* The inlined count's rare cases: a thread's first event, another tenant, a
+ * busy thread, a failed allocation, byte-mode sampling. */
 void *tp_rec_alloc_then(void *p, size_t size, size_t align) {
-  tp_rec_alloc(p, size, align);
-  return p;
-}
-
-void tp_rec_alloc(void *p, size_t size, size_t align) {
   tp_rec_thread *t = &tp_rec_self;
-  if (t->busy || !p) return;
+  if (t->busy || !p) return p;
   tp_tcache *tc = tp_tcache_current;
-  if (tp_unlikely(!tc || tc->heap != t->hist_of) && !tp_rec_select_hist(t, tc)) return;
+  if (tp_unlikely(!tc || tc->heap != t->hist_of) && !tp_rec_select_hist(t, tc)) return p;
   tp_rec_count_alloc(t->hist, size);
   t->skip -= tp_rec.sample_bytes ? (int64_t)(size ? size : 1) : 1;
-  if (tp_unlikely(t->skip <= 0)) tp_rec_take_sample(t, p, size, align);
+  if (tp_unlikely(t->skip <= 0)) return tp_rec_take_sample(t, p, size, align);
+  return p;
 }
 
 static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
@@ -560,7 +563,6 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   bool truncated = false;
   t->busy = true;
   uint32_t stack = 0;
-  uint32_t *slab_samples = tp_slab_samples_of(p);
   if (tp_opt.validate) {
     depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
     stack = tp_rec_stack_intern(frames, depth, truncated);
@@ -568,7 +570,6 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   tp_lock_acquire(&tp_rec.lock);
   tp_rec_live entry;
   if (tp_rec_live_remove((uintptr_t)p, &entry)) {
-    if (slab_samples) tp_slab_samples_add(slab_samples, -1);
     tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
     if (batch->free_count < TP_REC_BATCH_MAX) {
       batch->frees[batch->free_count++] = (tp_rec_free_event){entry.id, tp_rec_now_ns(), stack};
@@ -600,15 +601,16 @@ void tp_rec_free(void *p, size_t usable) {
   if (tp_rec_filter_test(p)) tp_rec_free_check(p);
 }
 
-/* The pool's fast free of a slab block: always one of the tenant of the
- * thread's cache (the pool checked), so the same compare as an allocation. */
+/* The pool's fast free of a normal slab block (never a sample: those live in
+ * slabs of their own): always one of the tenant of the thread's cache (the
+ * pool checked), so the same compare as an allocation. */
 void tp_rec_free_slab(void *p, uint32_t cls) {
+  (void)p;
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy) return;
   tp_tcache *tc = tp_tcache_current;
   if (tp_unlikely(!tc || tc->heap != t->hist_of) && !tp_rec_select_hist(t, tc)) return;
   t->hist->class_frees[cls]++;
-  if (tp_rec_filter_test(p)) tp_rec_free_check(p);
 }
 
 /* The host's own mmap-family calls, each with its stack (they are few). */

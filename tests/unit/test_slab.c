@@ -161,46 +161,46 @@ static void test_idle_spare_retired(void **state) {
   assert_int_equal(unit_heap.slab_pages, slab_pages - pages);
 }
 
-/* The recorder's count of live samples in a slab page (the top bits of its
- * page-map entry): up and down with its samples, never below zero, stuck at
- * 7 (the free path then always asks the filter), one count per page, the
- * entry's slab fields untouched; a slab made again starts from zero. */
-static void test_sample_count(void **state) {
+/* Sampled blocks come from slabs of their own, apart from the class's
+ * central lists: pages of kind SAMPLED_SLAB (which the free fast path sends
+ * to the slow path), the same block layout, no spare kept, and the pages
+ * back to the buddy when the last sample is returned. */
+static void test_sampled_slabs(void **state) {
   (void)state;
   uint32_t cls = tp_class_of_size(1024);
-  void *head;
-  uint32_t n = tp_central_fill(&unit_heap, cls, &head, 8);
-  void *other = NULL; /* a block starting in another page */
-  for (void **b = head; b; b = b[0])
-    if (((uintptr_t)b >> TP_PAGE_SHIFT) != ((uintptr_t)head >> TP_PAGE_SHIFT)) other = b;
-  assert_non_null(other);
-  tp_segment *seg = tp_segment_of(head);
-  uint32_t *count = tp_slab_samples_of(head), before = *count;
-  assert_ptr_equal(count, &seg->page_map[tp_page_index(seg, head)]);
-  assert_int_equal(TP_PAGE_SAMPLES(*count), 0);
-  tp_slab_samples_add(count, +1);
-  tp_slab_samples_add(count, +1);
-  assert_int_equal(TP_PAGE_SAMPLES(*count), 2);
-  assert_int_equal(TP_PAGE_SAMPLES(*tp_slab_samples_of(other)), 0); /* per page */
-  assert_int_equal(TP_PAGE_KIND(*count), TP_PAGE_SLAB);
-  assert_int_equal(TP_SLAB_SLOT(*count), TP_SLAB_SLOT(before));
-  assert_int_equal(TP_SLAB_FIRST(*count), TP_SLAB_FIRST(before));
-  tp_slab_samples_add(count, -1);
-  tp_slab_samples_add(count, -1);
-  tp_slab_samples_add(count, -1);
-  assert_int_equal(*count, before);
-  for (int i = 0; i < 300; i++) tp_slab_samples_add(count, +1);
-  tp_slab_samples_add(count, -1);
-  assert_int_equal(TP_PAGE_SAMPLES(*count), TP_PAGE_SAMPLES_MAX);
-  assert_int_equal(TP_SLAB_SLOT(*count), TP_SLAB_SLOT(before));
-  int local;
-  assert_null(tp_slab_samples_of(&local)); /* not the pool's */
+  uint64_t slab_pages = unit_heap.slab_pages;
+  void *normal;
+  assert_int_equal(tp_central_fill(&unit_heap, cls, &normal, 1), 1);
+  void **a = tp_sampled_take(&unit_heap, cls), **b = tp_sampled_take(&unit_heap, cls);
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_true(tp_segment_of(a) == tp_segment_of(normal));
+  tp_segment *seg = tp_segment_of(a);
+  uint32_t entry = seg->page_map[tp_page_index(seg, a)], normal_entry = seg->page_map[tp_page_index(seg, normal)];
+  assert_int_equal(TP_PAGE_KIND(entry), TP_PAGE_SAMPLED_SLAB);
+  assert_int_equal(TP_PAGE_KIND(normal_entry), TP_PAGE_SLAB);
+  assert_true(TP_PAGE_IS_SLAB(entry) && TP_PAGE_IS_SLAB(normal_entry));
+  assert_int_not_equal(TP_SLAB_SLOT(entry), TP_SLAB_SLOT(normal_entry)); /* another slab */
+  tp_span *slab = &seg->spans[TP_SLAB_SLOT(entry)];
+  assert_int_equal(slab->class_idx, cls);
+  assert_int_equal(slab->block_size, tp_classes.classes[cls].size);
+  assert_int_equal(((uintptr_t)a - (uintptr_t)tp_page_address(seg, slab->first)) % slab->block_size, 0);
+  assert_int_equal(slab->used, 2);
+  assert_int_equal(unit_heap.sampled[cls].slabs, 1);
+  assert_int_equal(atomic_load(&unit_heap.slab_out_bytes), 3 * tp_classes.classes[cls].size);
 
-  tp_central_return(&unit_heap, cls, head, n);
-  tp_central_release_spares(&unit_heap); /* the slab goes back to the buddy */
-  n = tp_central_fill(&unit_heap, cls, &head, 8);
-  assert_int_equal(TP_PAGE_SAMPLES(*tp_slab_samples_of(head)), 0);
-  tp_central_return(&unit_heap, cls, head, n);
+  tp_sampled_return(&unit_heap, cls, a);
+  assert_ptr_equal(a[1], (void *)tp_free_key); /* a double free of it is caught */
+  assert_ptr_equal(tp_sampled_take(&unit_heap, cls), a); /* the last one back goes out first */
+  tp_sampled_return(&unit_heap, cls, a);
+  tp_sampled_return(&unit_heap, cls, b);
+  assert_null(unit_heap.sampled[cls].spare); /* no spare: its pages went back */
+  assert_int_equal(unit_heap.sampled[cls].slabs, 0);
+  assert_int_not_equal(TP_PAGE_KIND(seg->page_map[tp_page_index(seg, a)]), TP_PAGE_SAMPLED_SLAB);
+  tp_central_return(&unit_heap, cls, normal, 1);
+  tp_central_release_spares(&unit_heap);
+  assert_int_equal(unit_heap.slab_pages, slab_pages);
+  assert_int_equal(atomic_load(&unit_heap.slab_out_bytes), 0);
 }
 
 /* Free blocks of two pages or more give back their pages past the first
@@ -255,7 +255,7 @@ int main(void) {
       cmocka_unit_test_setup(test_many_slabs_one_spare, unit_setup_heap),
       cmocka_unit_test_setup(test_partial_reuse, unit_setup_heap),
       cmocka_unit_test_setup(test_slab_descriptors_dense, unit_setup_heap),
-      cmocka_unit_test_setup(test_sample_count, unit_setup_heap),
+      cmocka_unit_test_setup(test_sampled_slabs, unit_setup_heap),
       cmocka_unit_test_setup(test_free_block_pages_purged, unit_setup_heap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
