@@ -232,7 +232,7 @@ static void tp_central_give(tp_heap *h, tp_central *central, uint32_t cls, void 
       tp_partial_unlink(central, slab);
       slab->free_blocks = NULL; /* every block is free: start bumping afresh */
       slab->bump = 0;
-      if (!central->spare && !central->sampled) { /* samples are few: their slabs keep no spare */
+      if (!central->spare) {
         central->spare = slab;
         slab->freed_ms = (uint32_t)tp_os_now_ms();
       } else {
@@ -277,8 +277,8 @@ void tp_sampled_return(tp_heap *h, uint32_t cls, void *block) {
  * buddy_lock held, so a class whose lock is busy (taken before the buddy's)
  * is skipped this time. */
 void tp_central_retire_spares(tp_heap *h, uint64_t now, uint64_t idle_ms) {
-  for (uint32_t c = 0; c < tp_classes.count; c++) {
-    tp_central *central = &h->central[c];
+  for (uint32_t i = 0; i < 2 * tp_classes.count; i++) {
+    tp_central *central = i < tp_classes.count ? &h->central[i] : &h->sampled[i - tp_classes.count];
     if (!__atomic_load_n(&central->spare, __ATOMIC_RELAXED) || pthread_mutex_trylock(&central->lock) != 0) continue;
     tp_span *spare = central->spare;
     if (spare && (uint32_t)now - spare->freed_ms >= idle_ms) {
@@ -294,8 +294,8 @@ void tp_central_retire_spares(tp_heap *h, uint64_t now, uint64_t idle_ms) {
 
 size_t tp_central_release_spares(tp_heap *h) {
   size_t bytes = 0;
-  for (uint32_t c = 0; c < tp_classes.count; c++) {
-    tp_central *central = &h->central[c];
+  for (uint32_t i = 0; i < 2 * tp_classes.count; i++) {
+    tp_central *central = i < tp_classes.count ? &h->central[i] : &h->sampled[i - tp_classes.count];
     tp_lock_acquire(&central->lock);
     tp_span *spare = central->spare;
     central->spare = NULL;

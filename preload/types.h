@@ -156,7 +156,7 @@ typedef pthread_mutex_t tp_lock;
  * sat unused for the release delay).  Refills take from the dense
  * list first, so sparse slabs drain and go back to the buddy.  A sampled
  * central's slabs (TP_PAGE_SAMPLED_SLAB pages) hold only blocks the recorder
- * sampled, one at a time, and keep no spare. */
+ * sampled, taken one at a time. */
 typedef struct tp_central {
   tp_lock lock;
   tp_span *partial[2];

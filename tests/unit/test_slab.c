@@ -163,8 +163,8 @@ static void test_idle_spare_retired(void **state) {
 
 /* Sampled blocks come from slabs of their own, apart from the class's
  * central lists: pages of kind SAMPLED_SLAB (which the free fast path sends
- * to the slow path), the same block layout, no spare kept, and the pages
- * back to the buddy when the last sample is returned. */
+ * to the slow path), the same block layout; an empty one stays as the
+ * sampled class's spare until the spares are released. */
 static void test_sampled_slabs(void **state) {
   (void)state;
   uint32_t cls = tp_class_of_size(1024);
@@ -194,11 +194,14 @@ static void test_sampled_slabs(void **state) {
   assert_ptr_equal(tp_sampled_take(&unit_heap, cls), a); /* the last one back goes out first */
   tp_sampled_return(&unit_heap, cls, a);
   tp_sampled_return(&unit_heap, cls, b);
-  assert_null(unit_heap.sampled[cls].spare); /* no spare: its pages went back */
+  assert_ptr_equal(unit_heap.sampled[cls].spare, slab); /* kept, as a class's: samples come back */
+  assert_ptr_equal(tp_sampled_take(&unit_heap, cls), tp_page_address(seg, slab->first)); /* bumping afresh */
+  tp_sampled_return(&unit_heap, cls, tp_page_address(seg, slab->first));
+  tp_central_return(&unit_heap, cls, normal, 1);
+  tp_central_release_spares(&unit_heap); /* both spares go back */
+  assert_null(unit_heap.sampled[cls].spare);
   assert_int_equal(unit_heap.sampled[cls].slabs, 0);
   assert_int_not_equal(TP_PAGE_KIND(seg->page_map[tp_page_index(seg, a)]), TP_PAGE_SAMPLED_SLAB);
-  tp_central_return(&unit_heap, cls, normal, 1);
-  tp_central_release_spares(&unit_heap);
   assert_int_equal(unit_heap.slab_pages, slab_pages);
   assert_int_equal(atomic_load(&unit_heap.slab_out_bytes), 0);
 }
