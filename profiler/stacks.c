@@ -2,7 +2,11 @@
  *
  * Interned stacks live in two append-only arenas reserved once (only the
  * pages used become resident): the writer reads entries below the count it
- * saw under the lock without locking, because entries never move. */
+ * saw under the lock without locking, because entries never move.  A stack is
+ * known by 96 bits of hash of its frames, depth and truncation, kept in the
+ * index itself: a lookup reads one index line, not the stack's entry and its
+ * frames (six lines missed for a compiler's 30-frame stack).  Two stacks of a
+ * process sharing those 96 bits (odds about 2^-96 per pair) would be one. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,20 +16,31 @@
 #define TP_REC_STACKS_MAX (1u << 22)              /* distinct stacks per process  */
 #define TP_REC_FRAMES_MAX ((uint32_t)1 << 25)     /* frames of all stacks         */
 
+typedef struct tp_rec_key {
+  uint64_t hash;  /* also places the stack in the index */
+  uint32_t check; /* 32 more bits, of another mix */
+} tp_rec_key;
+
 typedef struct tp_rec_stack {
-  uint64_t hash;
+  tp_rec_key key;
   uint32_t first; /* index into the frame arena */
   uint16_t depth;
   uint8_t truncated;
 } tp_rec_stack;
 
-/* The index: open addressing over stack ids, read without the lock (ids are
- * stored with release once their stack is complete).  When it grows, the old
- * one is released but stays mapped: a lookup still in it reads empty slots
- * and takes the locked path. */
+/* The index: open addressing, read without the lock (a slot's id is stored
+ * with release after its key).  When it grows, the old one is released but
+ * stays mapped: a lookup still in it reads empty slots and takes the locked
+ * path. */
+typedef struct tp_rec_stack_slot {
+  uint64_t hash;
+  uint32_t check;
+  _Atomic uint32_t id; /* 0: empty */
+} tp_rec_stack_slot;
+
 typedef struct tp_rec_stack_index {
   uint32_t capacity;
-  _Atomic uint32_t ids[];
+  tp_rec_stack_slot slots[] __attribute__((aligned(16)));
 } tp_rec_stack_index;
 
 static tp_rec_stack *tp_rec_stacks;    /* [1 .. count]; 0 means "no stack" */
@@ -35,13 +50,22 @@ static uint32_t tp_rec_frames_used;
 static _Atomic(tp_rec_stack_index *) tp_rec_index;
 
 static size_t tp_rec_index_size(uint32_t capacity) {
-  return sizeof(tp_rec_stack_index) + (size_t)capacity * sizeof(uint32_t);
+  return sizeof(tp_rec_stack_index) + (size_t)capacity * sizeof(tp_rec_stack_slot);
 }
 
-static uint64_t tp_rec_stack_hash(const uintptr_t *frames, uint32_t depth) {
-  uint64_t h = 0xcbf29ce484222325ull ^ depth;
-  for (uint32_t i = 0; i < depth; i++) h = (h ^ frames[i]) * 0x100000001b3ull, h ^= h >> 29;
-  return h | 1;
+static tp_rec_key tp_rec_stack_key(const uintptr_t *frames, uint32_t depth, bool truncated) {
+  uint64_t h = 0xcbf29ce484222325ull ^ depth, g = 0x9e3779b97f4a7c15ull ^ ((uint64_t)depth << 1 | truncated);
+  for (uint32_t i = 0; i < depth; i++) {
+    h = (h ^ frames[i]) * 0x100000001b3ull, h ^= h >> 29;
+    g = (g + frames[i]) * 0xc2b2ae3d27d4eb4full, g ^= g >> 31;
+  }
+  return (tp_rec_key){h, (uint32_t)(g >> 32) ^ (uint32_t)g};
+}
+
+static void tp_rec_slot_fill(tp_rec_stack_slot *slot, tp_rec_key key, uint32_t id) {
+  slot->hash = key.hash;
+  slot->check = key.check;
+  atomic_store_explicit(&slot->id, id, memory_order_release);
 }
 
 static bool tp_rec_index_grow(void) {
@@ -52,9 +76,9 @@ static bool tp_rec_index_grow(void) {
   index->capacity = capacity;
   uint32_t count = atomic_load_explicit(&tp_rec_stacks_count, memory_order_relaxed);
   for (uint32_t id = 1; id <= count; id++) {
-    uint32_t slot = (uint32_t)tp_rec_stacks[id].hash & (capacity - 1);
-    while (atomic_load_explicit(&index->ids[slot], memory_order_relaxed)) slot = (slot + 1) & (capacity - 1);
-    atomic_store_explicit(&index->ids[slot], id, memory_order_relaxed);
+    uint32_t slot = (uint32_t)tp_rec_stacks[id].key.hash & (capacity - 1);
+    while (atomic_load_explicit(&index->slots[slot].id, memory_order_relaxed)) slot = (slot + 1) & (capacity - 1);
+    tp_rec_slot_fill(&index->slots[slot], tp_rec_stacks[id].key, id);
   }
   atomic_store_explicit(&tp_rec_index, index, memory_order_release);
   if (old) tp_os_release(old, tp_rec_index_size(old->capacity));
@@ -62,25 +86,20 @@ static bool tp_rec_index_grow(void) {
 }
 
 /* The stack's id, or 0 with *slot where it would go. */
-static uint32_t tp_rec_stack_find(tp_rec_stack_index *index, const uintptr_t *frames, uint32_t depth, bool truncated,
-                                  uint64_t hash, uint32_t *slot) {
+static uint32_t tp_rec_stack_find(tp_rec_stack_index *index, tp_rec_key key, uint32_t *slot) {
   uint32_t capacity = index->capacity, id;
   *slot = 0;
   if (!capacity) return 0; /* released meanwhile */
-  uint32_t mask = capacity - 1, i = (uint32_t)hash & mask;
-  for (; (id = atomic_load_explicit(&index->ids[i], memory_order_acquire)) != 0; i = (i + 1) & mask) {
-    const tp_rec_stack *s = &tp_rec_stacks[id];
-    if (s->hash == hash && s->depth == depth && s->truncated == truncated &&
-        memcmp(&tp_rec_frames[s->first], frames, depth * sizeof *frames) == 0)
-      return id;
-  }
+  uint32_t mask = capacity - 1, i = (uint32_t)key.hash & mask;
+  for (; (id = atomic_load_explicit(&index->slots[i].id, memory_order_acquire)) != 0; i = (i + 1) & mask)
+    if (index->slots[i].hash == key.hash && index->slots[i].check == key.check) return id;
   *slot = i;
   return 0;
 }
 
 static tp_lock tp_rec_stack_lock = TP_LOCK_INITIALIZER; /* additions; its own: samples of different threads overlap less */
 
-static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t depth, bool truncated, uint64_t hash) {
+static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t depth, bool truncated, tp_rec_key key) {
   if (!tp_rec_stacks) {
     tp_rec_stacks = tp_rec_map((size_t)TP_REC_STACKS_MAX * sizeof *tp_rec_stacks);
     tp_rec_frames = tp_rec_map((size_t)TP_REC_FRAMES_MAX * sizeof *tp_rec_frames);
@@ -90,26 +109,26 @@ static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t dep
   tp_rec_stack_index *index = atomic_load_explicit(&tp_rec_index, memory_order_relaxed);
   if ((!index || (count + 1) * 2 > index->capacity) && !tp_rec_index_grow()) return 0;
   index = atomic_load_explicit(&tp_rec_index, memory_order_relaxed);
-  uint32_t slot, id = tp_rec_stack_find(index, frames, depth, truncated, hash, &slot);
+  uint32_t slot, id = tp_rec_stack_find(index, key, &slot);
   if (id) return id;
   if (count + 1 >= TP_REC_STACKS_MAX || tp_rec_frames_used + depth > TP_REC_FRAMES_MAX) return 0;
   id = count + 1;
   memcpy(&tp_rec_frames[tp_rec_frames_used], frames, depth * sizeof *frames);
-  tp_rec_stacks[id] = (tp_rec_stack){hash, tp_rec_frames_used, (uint16_t)depth, truncated};
+  tp_rec_stacks[id] = (tp_rec_stack){key, tp_rec_frames_used, (uint16_t)depth, truncated};
   tp_rec_frames_used += depth;
-  atomic_store_explicit(&index->ids[slot], id, memory_order_release);
+  tp_rec_slot_fill(&index->slots[slot], key, id);
   atomic_store_explicit(&tp_rec_stacks_count, id, memory_order_release);
   return id;
 }
 
 /* Most stacks were seen before: found without the lock. */
 uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated) {
-  uint64_t hash = tp_rec_stack_hash(frames, depth);
+  tp_rec_key key = tp_rec_stack_key(frames, depth, truncated);
   tp_rec_stack_index *index = atomic_load_explicit(&tp_rec_index, memory_order_acquire);
-  uint32_t slot, id = index ? tp_rec_stack_find(index, frames, depth, truncated, hash, &slot) : 0;
+  uint32_t slot, id = index ? tp_rec_stack_find(index, key, &slot) : 0;
   if (id) return id;
   tp_lock_acquire(&tp_rec_stack_lock);
-  id = tp_rec_stack_intern_locked(frames, depth, truncated, hash);
+  id = tp_rec_stack_intern_locked(frames, depth, truncated, key);
   tp_lock_release(&tp_rec_stack_lock);
   return id;
 }
