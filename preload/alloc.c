@@ -268,19 +268,6 @@ static inline void tp_free(void *p) {
  * moved (tp_slab_resample). */
 static inline void *tp_record_alloc(void *p, size_t size, size_t align) { return tp_rec_alloc_counted(p, size, align); }
 
-/* A block's usable size from the page map or the large table, without the
- * validity checks of the free path. */
-static size_t tp_usable_unchecked(void *p) {
-  if (tp_segment_is_ours(p)) {
-    tp_segment *seg = tp_segment_of(p);
-    uint32_t entry = seg->page_map[tp_page_index(seg, p)];
-    if (TP_PAGE_IS_SLAB(entry)) return seg->spans[TP_SLAB_SLOT(entry)].block_size;
-    if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY) return (size_t)TP_PAGE_DATA(entry) << TP_PAGE_SHIFT;
-    return 0;
-  }
-  return ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0 ? tp_large_usable_size(p) : 0;
-}
-
 /* ---- the API ------------------------------------------------------------- */
 
 /* The pool's slow paths, then counted. */
@@ -336,9 +323,11 @@ static size_t tp_usable_or_die(void *p, const char *call, tp_ptr_info *info) {
 #define TP_REALLOC_MOVE_MIN (128u << 10)
 
 /* *freed_on_record: the old block went back through the free path, which
- * recorded it (the recorder is on); every other way, realloc records it. */
-static void *tp_realloc(void *p, size_t size, bool *freed_on_record) {
+ * recorded it (the recorder is on); every other way, realloc records it, as a
+ * block of *old_usable bytes (0: none to record). */
+static void *tp_realloc(void *p, size_t size, bool *freed_on_record, size_t *old_usable) {
   *freed_on_record = tp_rec_active;
+  *old_usable = 0;
   if (!p) return tp_malloc(size);
   if (size == 0) {
     tp_free_slow(p, "realloc", true);
@@ -350,7 +339,7 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record) {
     return NULL;
   }
   tp_ptr_info info;
-  size_t usable = tp_usable_or_die(p, "realloc", &info);
+  size_t usable = *old_usable = tp_usable_or_die(p, "realloc", &info);
   switch (info.kind) {
     case TP_PTR_SLAB: /* stay when the new size maps to the same class */
       if (size <= usable && tp_class_of_size(size) == info.slab->class_idx) return p;
@@ -407,9 +396,9 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record) {
  * mapped and sampled by another thread in between, which would lose one
  * lifetime, never corrupt the pool.) */
 static TP_NOINLINE void *tp_realloc_recorded(void *p, size_t size) {
-  size_t old_usable = p ? tp_usable_unchecked(p) : 0;
+  size_t old_usable;
   bool freed_on_record;
-  void *q = tp_realloc(p, size, &freed_on_record);
+  void *q = tp_realloc(p, size, &freed_on_record, &old_usable);
   if (q && p && !freed_on_record && old_usable) tp_rec_free(p, old_usable);
   return tp_record_alloc(q, size, TP_MIN_ALIGN);
 }
@@ -417,7 +406,8 @@ static TP_NOINLINE void *tp_realloc_recorded(void *p, size_t size) {
 TP_API void *realloc(void *p, size_t size) {
   if (tp_unlikely(tp_rec_active)) return tp_realloc_recorded(p, size);
   bool freed_on_record;
-  return tp_realloc(p, size, &freed_on_record);
+  size_t old_usable;
+  return tp_realloc(p, size, &freed_on_record, &old_usable);
 }
 
 TP_API void *reallocarray(void *p, size_t count, size_t size) {
