@@ -57,7 +57,7 @@ void sim_pool_set_clock(uint64_t ms) {
 
 bool tp_rec_active; /* false: the simulated pool records nothing */
 void tp_rec_free(void *p, size_t usable) { (void)p, (void)usable; }
-void tp_rec_free_slab(void *p, uint32_t cls) { (void)p, (void)cls; }
+void tp_rec_free_slab(uint32_t cls) { (void)cls; }
 /* The inlined fast paths' state (recorder_fast.h), never used: tp_rec_active is false. */
 __thread tp_rec_thread tp_rec_self;
 bool tp_rec_by_bytes;

@@ -250,7 +250,7 @@ static TP_NOINLINE void tp_free_recorded(void *p) { tp_free_impl(p, true); }
  * recorder (a thread's first event, another tenant's counts): counted before
  * the block goes back. */
 static TP_NOINLINE void tp_free_recorded_rare(void *p, uint32_t cls) {
-  tp_rec_free_slab(p, cls);
+  tp_rec_free_slab(cls);
   tp_free_to_bin(tp_tcache_current, p, cls);
 }
 

@@ -26,10 +26,10 @@ typedef enum tp_rec_mmap_kind {
 extern bool tp_rec_active;
 
 void tp_rec_start(void); /* once the pool is usable; opens the trace, starts the writer */
-/* The tier that served a live block (alloc.c): looked up for samples only. */
+/* The tier that served a live block (segment.c): looked up for samples only. */
 tierpool_tier_t tp_tier_of(const void *p);
 void tp_rec_free(void *p, size_t usable); /* before the block goes back */
-void tp_rec_free_slab(void *p, uint32_t cls); /* the same, for a slab block of class cls */
+void tp_rec_free_slab(uint32_t cls); /* the count of a normal slab block's free, of class cls */
 void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int flags, void *old_addr);
 void tp_rec_bad_free(const char *call, void *p, const char *what); /* validation: stack, before abort */
 void tp_rec_thread_exit(void);

@@ -604,8 +604,7 @@ void tp_rec_free(void *p, size_t usable) {
 /* The pool's fast free of a normal slab block (never a sample: those live in
  * slabs of their own): always one of the tenant of the thread's cache (the
  * pool checked), so the same compare as an allocation. */
-void tp_rec_free_slab(void *p, uint32_t cls) {
-  (void)p;
+void tp_rec_free_slab(uint32_t cls) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy) return;
   tp_tcache *tc = tp_tcache_current;
