@@ -48,3 +48,9 @@ tierpool_tier_t tp_tier_of(const void *p) {
   tp_segment *seg = tp_segment_of((void *)p);
   return TP_PAGE_IS_SLAB(seg->page_map[tp_page_index(seg, (void *)p)]) ? TIERPOOL_TIER_SLAB : TIERPOOL_TIER_BUDDY;
 }
+
+bool tp_in_sampled_slab(const void *p) {
+  if (!tp_segment_is_ours((void *)p)) return false;
+  tp_segment *seg = tp_segment_of((void *)p);
+  return TP_PAGE_KIND(seg->page_map[tp_page_index(seg, (void *)p)]) == TP_PAGE_SAMPLED_SLAB;
+}

@@ -51,9 +51,9 @@ typedef struct tp_rec_thread {
 
 extern __thread tp_rec_thread tp_rec_self;
 
-/* The filter in front of the live table, for the frees of the slow path
- * (buddy, large and sampled slab blocks, other tenants' blocks): one bit per
- * 64-byte slot, set while a live sample maps there; 8 KiB.  A bit set sends the free to a finer filter
+/* The filter in front of the live table, for the frees of buddy and large
+ * blocks (a sampled slab's are known samples, other slab blocks never are):
+ * one bit per 64-byte slot, set while a live sample maps there; 8 KiB.  A bit set sends the free to a finer filter
  * (sampler.c: 16-byte slots, 32 KiB, 4 per coarse slot), then to the table.
  * A slot is the address's own bits (folded with the bits above the 4 MiB
  * the filters span), not a hash: blocks freed one after another are usually

@@ -453,13 +453,15 @@ static void tp_rec_live_insert(const tp_rec_live *entry) {
   while (tp_rec.live[slot].address && tp_rec.live[slot].address != entry->address) slot = (slot + 1) & mask;
   if (!tp_rec.live[slot].address) tp_rec.live_count++;
   tp_rec.live[slot] = *entry;
+  if (!entry->filtered) return;
   tp_rec_bit_set(tp_rec_filter, tp_rec_filter_slot((void *)entry->address));
   tp_rec_bit_set(tp_rec_fine_filter, tp_rec_fine_slot((void *)entry->address));
 }
 
 /* Clears the filter bits of a sample just removed that no other live sample
  * needs: every sample of a coarse bit has its home in the bit's block, and
- * lies in the run that starts there. */
+ * lies in the run that starts there.  (A sample of a sampled slab there, with
+ * no bits of its own, only keeps a bit set: a false positive.) */
 static void tp_rec_live_clear_bits(uintptr_t address) {
   uint32_t coarse = tp_rec_filter_slot((void *)address), fine = tp_rec_fine_slot((void *)address);
   uint64_t mask = tp_rec.live_capacity - 1, first = tp_rec_live_home(address) & ~((1ull << tp_rec_live_spread()) - 1);
@@ -499,7 +501,7 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
     }
   }
   tp_rec.live_count--;
-  tp_rec_live_clear_bits(address);
+  if (out->filtered) tp_rec_live_clear_bits(address);
   return true;
 }
 
@@ -527,7 +529,7 @@ static TP_NOINLINE void *tp_rec_take_sample(tp_rec_thread *t, void *p, size_t si
   uint32_t stack = tp_rec_stack_intern(frames, depth, truncated);
   tp_lock_acquire(&tp_rec.lock);
   tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
-  tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, stack};
+  tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, stack, tier != TIERPOOL_TIER_SLAB};
   tp_rec_live_insert(&entry);
   tp_rec.samples++;
   if (batch->sample_count < TP_REC_BATCH_MAX) {
@@ -589,8 +591,10 @@ void tp_rec_free_check(void *p) {
 }
 
 /* Frees count for the block's owner.  On the pool's slow free path (buddy,
- * large, other tenants' blocks) the owner is looked up once two tenants have
- * counted something; before that, every recorded block is the one's. */
+ * large, sampled and other tenants' blocks) the owner is looked up once two
+ * tenants have counted something; before that, every recorded block is the
+ * one's.  A block of a sampled slab is looked up in the live table at once;
+ * others when the filter says they may be samples. */
 void tp_rec_free(void *p, size_t usable) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy || !p) return;
@@ -598,7 +602,8 @@ void tp_rec_free(void *p, size_t usable) {
   tp_rec_hist *h = t->hist;
   if (tp_unlikely(tp_rec.multi_tenant) && !(h = tp_rec_free_hist(t, tp_tenant_index_of(p)))) return;
   h->bucket[tp_bucket_of_size(usable)].frees++;
-  if (tp_rec_filter_test(p)) tp_rec_free_check(p);
+  if (tp_in_sampled_slab(p)) tp_rec_free_sampled(t, p);
+  else if (tp_rec_filter_test(p)) tp_rec_free_check(p);
 }
 
 /* The pool's fast free of a normal slab block (never a sample: those live in
