@@ -199,13 +199,13 @@ static inline __attribute__((always_inline)) void tp_free_to_bin(tp_tcache *tc, 
   if (tp_unlikely(++bin->count > bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
 }
 
-/* record: false for realloc's own frees, which realloc records itself. */
-static TP_NOINLINE void tp_free_slow(void *p, const char *call, bool record) {
+/* The recorder, when on, sees every free that comes this way. */
+static TP_NOINLINE void tp_free_slow(void *p, const char *call) {
   if (!p) return;
   tp_ptr_info info = tp_classify(p);
   /* Recorded before the block goes back, so that its address cannot be handed
    * out (and sampled) again before its free is on record. */
-  if (tp_unlikely(tp_rec_active) && record && info.kind >= TP_PTR_SLAB) tp_rec_free(p, info.usable);
+  if (tp_unlikely(tp_rec_active) && info.kind >= TP_PTR_SLAB) tp_rec_free(p, info.usable);
   switch (info.kind) {
     case TP_PTR_SLAB: tp_free_slab_block(info.slab, p, info.sampled); return;
     case TP_PTR_BUDDY: tp_heap_free_pages(info.seg->heap, info.seg, info.page, p, call); return;
@@ -241,7 +241,7 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
       }
     }
   }
-  tp_free_slow(p, "free", true);
+  tp_free_slow(p, "free");
 }
 
 static TP_NOINLINE void tp_free_recorded(void *p) { tp_free_impl(p, true); }
@@ -330,7 +330,7 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record, size_t *old
   *old_usable = 0;
   if (!p) return tp_malloc(size);
   if (size == 0) {
-    tp_free_slow(p, "realloc", true);
+    tp_free_slow(p, "realloc");
     return NULL;
   }
   *freed_on_record = false;
