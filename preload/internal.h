@@ -221,7 +221,7 @@ void tp_sampled_return(tp_heap *h, uint32_t cls, void *block);
 
 /* The recorder samples an allocation p of `size` bytes: a slab block moves to
  * a block of the same class in its heap's sampled slabs, holding p's first
- * `size` bytes, and p goes back to the thread's cache (alloc.c).  Returns the
+ * `size` bytes, and p goes back to the thread's cache (tcache.c).  Returns the
  * block to hand out: p itself outside the slabs (a buddy or large block's free
  * asks the recorder anyway), NULL when a slab block cannot move (no thread
  * cache, another heap's block, no memory): that allocation is not sampled. */
