@@ -164,10 +164,8 @@ static TP_COLD __attribute__((noreturn)) void tp_bad_pointer(const char *call, v
 static void tp_free_slab_block(tp_span *slab, void *p, bool sampled) {
   void **block = p;
   uint32_t cls = slab->class_idx;
-  if (sampled) { /* back to its slab, never into a cache */
-    tp_heap *owner = tp_segment_of(p)->heap;
-    tp_sampled_return(owner, cls, p);
-    tp_tcache_count_remote_free(owner, cls);
+  if (sampled) { /* into the thread's few sampled blocks, or back to its slab; never a bin */
+    tp_tcache_free_sampled(tp_segment_of(p)->heap, cls, p);
     return;
   }
   tp_tcache *tc = tp_tcache_current;

@@ -249,6 +249,9 @@ void tp_tcache_init_key(void);
 void tp_tcache_count_uncached(tp_heap *h, uint32_t cls, size_t requested);
 void tp_tcache_switch_heap(tp_tcache *tc, tp_heap *h);
 void tp_tcache_count_remote_free(tp_heap *h, uint32_t cls);
+/* A freed block of owner's sampled slabs: kept by the thread's cache when it
+ * serves owner and has room, else returned to its slab. */
+void tp_tcache_free_sampled(tp_heap *owner, uint32_t cls, void *block);
 void tp_tcache_stats_add_heap(tp_heap *h, uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested);
 
 /* ---- large blocks (large.c) ---------------------------------------------- */

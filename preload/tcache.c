@@ -37,7 +37,15 @@ void tp_tcache_flush_bin(tp_tcache *tc, uint32_t cls, uint32_t keep) {
 }
 
 void tp_tcache_flush_all(tp_tcache *tc) {
-  for (uint32_t c = 0; c < tp_classes.count; c++) tp_tcache_flush_bin(tc, c, 0);
+  for (uint32_t c = 0; c < tp_classes.count; c++) {
+    tp_tcache_flush_bin(tc, c, 0);
+    while (tc->sampled[c]) {
+      void **block = tc->sampled[c];
+      tc->sampled[c] = block[0];
+      tp_sampled_return(tc->heap, c, block);
+    }
+    tc->sampled_count[c] = 0;
+  }
 }
 
 /* Moves a cache's counters to the retired totals, the process's and its
@@ -152,6 +160,24 @@ void tp_tcache_count_uncached(tp_heap *h, uint32_t cls, size_t requested) {
   __atomic_fetch_add(&h->retired_requested, requested, __ATOMIC_RELAXED);
 }
 
+/* Free sampled blocks a thread keeps per class (tp_tcache.sampled). */
+#define TP_SAMPLED_CACHE 4
+
+void tp_tcache_free_sampled(tp_heap *owner, uint32_t cls, void *block) {
+  tp_tcache *tc = tp_tcache_current;
+  void **b = block;
+  if (tc && tc->heap == owner && tc->sampled_count[cls] < TP_SAMPLED_CACHE) {
+    b[0] = tc->sampled[cls];
+    b[1] = (void *)tp_free_key;
+    tc->sampled[cls] = b;
+    tc->sampled_count[cls]++;
+    tc->bins[cls].frees++;
+    return;
+  }
+  tp_sampled_return(owner, cls, block);
+  tp_tcache_count_remote_free(owner, cls);
+}
+
 /* A block freed past the caches (another tenant's, or by an exiting thread):
  * counted for the process and for the heap that owns it. */
 void tp_tcache_count_remote_free(tp_heap *h, uint32_t cls) {
@@ -248,8 +274,13 @@ void *tp_slab_resample(void *p, size_t size) {
   tp_tcache *tc = tp_tcache_current;
   if (!tc || seg->heap != tc->heap) return NULL;
   uint32_t cls = seg->spans[TP_SLAB_SLOT(entry)].class_idx;
-  void **moved = tp_sampled_take(tc->heap, cls);
-  if (!moved) return NULL;
+  void **moved = tc->sampled[cls];
+  if (moved) {
+    tc->sampled[cls] = moved[0];
+    tc->sampled_count[cls]--;
+  } else if (!(moved = tp_sampled_take(tc->heap, cls))) {
+    return NULL;
+  }
   moved[1] = NULL; /* the free key, where size < 16 does not overwrite it */
   memcpy(moved, p, size);
   /* p goes back to its bin, and the count of its allocation stands for the

@@ -240,6 +240,10 @@ typedef struct __attribute__((aligned(64))) tp_bin {
  * free, belongs to `heap` and to the bin's class, and carries the free key. */
 typedef struct tp_tcache {
   tp_bin bins[TP_MAX_CLASSES];
+  /* Free blocks of the heap's sampled slabs, a few per class, linked through
+   * word 0: the thread's next samples of the class take them without a lock. */
+  void *sampled[TP_MAX_CLASSES];
+  uint8_t sampled_count[TP_MAX_CLASSES];
   tp_heap *heap;
   struct tp_tcache *next, *prev;  /* registry of live caches */
   pid_t tid;
