@@ -43,7 +43,7 @@ typedef struct tp_rec_thread {
   tp_rec_hist *hist;  /* the current tenant's; NULL until the first event */
   tp_rec_hist *hists; /* one per tenant seen, linked by thread_next */
   const void *hist_of;   /* the heap (tenant) hist counts for */
-  const void *hist_heap; /* the same, the inlined paths' key (one compare per event); NULL in byte mode */
+  const void *hist_heap; /* the same, the inlined paths' key (one compare per event); NULL in byte mode and while busy */
   uint32_t id;        /* Thread.id in the trace, 0 until registered    */
   bool busy;          /* inside the recorder: its own allocations are not recorded */
   bool exited;        /* past thread exit: counts go to the shared hist */
@@ -75,6 +75,18 @@ static inline bool tp_rec_filter_test(const void *p) {
 
 extern bool tp_rec_by_bytes; /* sample_bytes mode: the counter steps by bytes, in the calls only */
 
+/* Into and out of the recorder's own work (busy: what the thread allocates
+ * meanwhile is not the program's).  hist_heap is NULL while busy, so that the
+ * inlined paths' one compare of the cache's heap covers busy too. */
+static inline void tp_rec_enter(tp_rec_thread *t) {
+  t->busy = true;
+  t->hist_heap = NULL;
+}
+static inline void tp_rec_leave(tp_rec_thread *t) {
+  t->busy = false;
+  t->hist_heap = tp_rec_by_bytes ? NULL : t->hist_of;
+}
+
 void tp_rec_free_check(void *p);                             /* the coarse filter says maybe sampled */
 /* Both return the block to hand out: p, or where a sample moved it (tp_slab_resample). */
 void *tp_rec_alloc_then(void *p, size_t size, size_t align);  /* tp_rec_alloc */
@@ -99,7 +111,7 @@ static inline void tp_rec_count_alloc(tp_rec_hist *h, size_t size) {
 static inline void *tp_rec_alloc_counted(void *p, size_t size, size_t align) {
   tp_rec_thread *t = &tp_rec_self;
   const tp_tcache *tc = tp_tcache_current;
-  if (tp_unlikely(tc == NULL || tc->heap != t->hist_heap || t->busy || p == NULL)) return tp_rec_alloc_then(p, size, align);
+  if (tp_unlikely(tc == NULL || tc->heap != t->hist_heap || p == NULL)) return tp_rec_alloc_then(p, size, align);
   tp_rec_count_alloc(t->hist, size);
   if (tp_unlikely(--t->skip <= 0)) return tp_rec_sample_then(p, size, align);
   return p;
@@ -112,7 +124,7 @@ static inline void *tp_rec_alloc_counted(void *p, size_t size, size_t align) {
  * before the block goes back, best as a tail call. */
 static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, uint32_t cls) {
   tp_rec_thread *t = &tp_rec_self;
-  if (tp_unlikely(tc->heap != t->hist_heap || t->busy)) return false;
+  if (tp_unlikely(tc->heap != t->hist_heap)) return false; /* also while busy */
   t->hist->class_frees[cls]++;
   return true;
 }

@@ -512,10 +512,10 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
  * sampled; one that cannot move is not sampled. */
 static TP_NOINLINE void *tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
   t->skip = tp_rec_next_skip(t);
-  t->busy = true; /* the unwinder may allocate */
+  tp_rec_enter(t); /* the unwinder may allocate */
   void *moved = tp_slab_resample(p, size);
   if (!moved) {
-    t->busy = false;
+    tp_rec_leave(t);
     return p;
   }
   p = moved;
@@ -540,7 +540,7 @@ static TP_NOINLINE void *tp_rec_take_sample(tp_rec_thread *t, void *p, size_t si
     tp_rec.dropped++;
   }
   tp_lock_release(&tp_rec.lock);
-  t->busy = false;
+  tp_rec_leave(t);
   return p;
 }
 
@@ -563,7 +563,7 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
   uintptr_t frames[TP_REC_MAX_DEPTH];
   uint32_t depth = 0;
   bool truncated = false;
-  t->busy = true;
+  tp_rec_enter(t);
   uint32_t stack = 0;
   if (tp_opt.validate) {
     depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
@@ -580,7 +580,7 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
     }
   }
   tp_lock_release(&tp_rec.lock);
-  t->busy = false;
+  tp_rec_leave(t);
 }
 
 /* The coarse filter's bit was set (recorder_fast.h): the fine one decides.
@@ -621,7 +621,7 @@ void tp_rec_free_slab(uint32_t cls) {
 void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int flags, void *old_addr) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy) return;
-  t->busy = true;
+  tp_rec_enter(t);
   uintptr_t frames[TP_REC_MAX_DEPTH];
   bool truncated;
   uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
@@ -636,7 +636,7 @@ void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int
     tp_rec.dropped++;
   }
   tp_lock_release(&tp_rec.lock);
-  t->busy = false;
+  tp_rec_leave(t);
 }
 
 /* ---- validation ------------------------------------------------------------ */
@@ -645,13 +645,13 @@ void tp_rec_bad_free(const char *call, void *p, const char *what) {
   if (!tp_opt.validate) return;
   uintptr_t frames[TP_REC_MAX_DEPTH];
   bool truncated;
-  tp_rec_self.busy = true;
+  tp_rec_enter(&tp_rec_self);
   uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
   char line[160];
   int n = snprintf(line, sizeof line, "tierpool: %s(): %s %p, called from:\n", call, what, p);
   tp_os_write(2, line, (size_t)n);
   tp_rec_print_stack(2, frames, depth);
-  tp_rec_self.busy = false;
+  tp_rec_leave(&tp_rec_self);
 }
 
 typedef struct tp_rec_leak {
@@ -720,9 +720,9 @@ void tp_rec_start(void) {
       return;
     }
   }
-  tp_rec_self.busy = true;
+  tp_rec_enter(&tp_rec_self);
   bool opened = tp_rec_stacks_init() && tp_rec_writer_open();
-  tp_rec_self.busy = false;
+  tp_rec_leave(&tp_rec_self);
   if (!opened) return;
   tp_rec_active = true;
   tp_rec_writer_start();
@@ -730,19 +730,19 @@ void tp_rec_start(void) {
 
 void tp_rec_finish(void) {
   if (!tp_rec_active) return;
-  tp_rec_self.busy = true;
+  tp_rec_enter(&tp_rec_self);
   tp_rec_writer_flush(TP_REC_FLUSH_FINAL);
   if (tp_opt.validate) tp_rec_leak_report();
-  tp_rec_self.busy = false;
+  tp_rec_leave(&tp_rec_self);
 }
 
 /* Before an exec replaces the program: everything so far goes to the trace
  * (no End record: the exec may fail and the program go on). */
 void tp_rec_before_exec(void) {
   if (!tp_rec_active) return;
-  tp_rec_self.busy = true;
+  tp_rec_enter(&tp_rec_self);
   tp_rec_writer_flush(TP_REC_FLUSH_EXEC);
-  tp_rec_self.busy = false;
+  tp_rec_leave(&tp_rec_self);
 }
 
 void tp_rec_fork_prepare(void) {
@@ -779,7 +779,7 @@ void tp_rec_fork_child(void) {
     tp_rec.batches[i].sample_count = tp_rec.batches[i].free_count = 0;
     tp_rec.batches[i].mmap_count = tp_rec.batches[i].jit_count = 0;
   }
-  tp_rec_self.busy = true;
+  tp_rec_enter(&tp_rec_self);
   tp_rec_writer_after_fork_child();
-  tp_rec_self.busy = false;
+  tp_rec_leave(&tp_rec_self);
 }

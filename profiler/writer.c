@@ -596,7 +596,7 @@ static uint32_t tp_rec_pending_events(void) {
  * of at its exit (a short busy run would otherwise pay it all there). */
 static void *tp_rec_writer_main(void *arg) {
   (void)arg;
-  tp_rec_self.busy = true; /* nothing this thread allocates is the program's */
+  tp_rec_enter(&tp_rec_self); /* nothing this thread allocates is the program's */
   tp_rec_stacks_load_libunwind(); /* off the program's start-up */
   for (uint32_t waited_ms = 0;;) {
     struct timespec delay = {0, TP_REC_WAKE_MS * 1000000L};
@@ -614,9 +614,9 @@ void tp_rec_writer_start(void) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  tp_rec_self.busy = true;
+  tp_rec_enter(&tp_rec_self);
   tp_rec.writer_running = pthread_create(&thread, &attr, tp_rec_writer_main, NULL) == 0;
-  tp_rec_self.busy = false;
+  tp_rec_leave(&tp_rec_self);
   pthread_attr_destroy(&attr);
 }
 
