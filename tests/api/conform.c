@@ -271,6 +271,28 @@ static void t_realloc_moves_out(void) {
   free_all(fillers, FILLERS);
 }
 
+/* Bytes a program never wrote may hold anything the pool left there, free
+ * slab blocks' free marks included: pages of 16 KiB slab blocks, freed and
+ * given back to the buddy, come back as page-tier blocks whose first words
+ * were never written; realloc copies them into a small block, whose free must
+ * still be an ordinary free (it once read as a double free and aborted). */
+static void t_realloc_stale_words(void) {
+  enum { SLAB_BLOCKS = 64, BIG = 16 };
+  void *slab_blocks[SLAB_BLOCKS], *big[BIG];
+  for (int i = 0; i < SLAB_BLOCKS; i++) REQUIRE(slab_blocks[i] = malloc(opaque(16 * KiB)));
+  free_all(slab_blocks, SLAB_BLOCKS);
+  for (int i = 0; i < BIG; i++) {
+    REQUIRE(big[i] = malloc(opaque(48 * KiB)));
+    memset((char *)big[i] + 64, 0x5a, 48 * KiB - 64); /* all but the first words */
+  }
+  for (int i = 0; i < BIG; i++) {
+    char *q = realloc(big[i], opaque(100));
+    REQUIRE(q);
+    for (int k = 64; k < 100; k++) CHECK(q[k] == 0x5a, "realloc lost byte %d", k);
+    free(q);
+  }
+}
+
 static void t_realloc_null_and_zero(void) {
   for (size_t i = 0; i < N_TIER_SIZES; i++) {
     void *p = realloc(NULL, opaque(tier_sizes[i]));
@@ -523,6 +545,7 @@ static const struct test tests[] = {
     {"distinct", t_distinct},
     {"realloc_tiers", t_realloc_tiers},
     {"realloc_moves_out", t_realloc_moves_out},
+    {"realloc_stale_words", t_realloc_stale_words},
     {"realloc_null_and_zero", t_realloc_null_and_zero},
     {"realloc_fail", t_realloc_fail},
     {"reallocarray", t_reallocarray},
