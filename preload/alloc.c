@@ -382,10 +382,7 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record, size_t *old
   void **q = tp_malloc(size);
   if (!q) return NULL;
   memcpy(q, p, size < usable ? size : usable);
-  /* Bytes the program never wrote in a page-tier block may be a freed slab
-   * block's free key, left in pages that went back to the buddy: copied into
-   * word 1 of a slab block, they would make its free look like a double free. */
-  if (size <= tp_classes.max_size && size >= 2 * sizeof(void *) && q[1] == (void *)tp_free_key) q[1] = NULL;
+  if (size <= tp_classes.max_size) tp_clear_copied_key(q); /* a slab block: word 1 is its free mark */
   *freed_on_record = tp_rec_active;
   tp_free(p);
   return q;

@@ -231,6 +231,13 @@ void *tp_slab_resample(void *p, size_t size);
  * carries it when freed is a double free (false positive chance 2^-64). */
 extern uintptr_t tp_free_key;
 
+/* A slab block just filled by a copy: bytes the program never wrote (leftovers
+ * of freed slab blocks in pages the buddy handed out again) may carry the free
+ * key, which in word 1 would make the block's free read as a double free. */
+static inline void tp_clear_copied_key(void **block) {
+  if (block[1] == (void *)tp_free_key) block[1] = NULL;
+}
+
 static inline uint32_t tp_class_of_size(size_t size) {
   return tp_classes.class_of[(size + 15) >> 4];
 }

@@ -283,7 +283,7 @@ void *tp_slab_resample(void *p, size_t size) {
   }
   moved[1] = NULL; /* the free key, where size < 16 does not overwrite it */
   memcpy(moved, p, size);
-  if (moved[1] == (void *)tp_free_key) moved[1] = NULL; /* never copy a free mark into a live block */
+  tp_clear_copied_key(moved);
   /* p goes back to its bin, and the count of its allocation stands for the
    * moved block's; the moved block's free counts as a remote one. */
   void **block = p;
