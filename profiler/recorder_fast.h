@@ -51,28 +51,6 @@ typedef struct tp_rec_thread {
 
 extern __thread tp_rec_thread tp_rec_self;
 
-/* The filter in front of the live table, for the frees of buddy and large
- * blocks (a sampled slab's are known samples, other slab blocks never are):
- * one bit per 64-byte slot, set while a live sample maps there; 8 KiB.  A bit set sends the free to a finer filter
- * (sampler.c: 16-byte slots, 32 KiB, 4 per coarse slot), then to the table.
- * A slot is the address's own bits (folded with the bits above the 4 MiB
- * the filters span), not a hash: blocks freed one after another are usually
- * neighbours, so a free mostly reads a filter line already in cache. */
-#define TP_REC_FILTER_BITS 16
-#define TP_REC_FINE_BITS 18
-extern _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
-static inline uint32_t tp_rec_fine_slot(const void *p) {
-  uintptr_t a = (uintptr_t)p ^ ((uintptr_t)p >> TP_REC_FINE_BITS); /* bits 22.. folded onto 4.. */
-  return (uint32_t)(a >> 4) & ((1u << TP_REC_FINE_BITS) - 1);
-}
-static inline uint32_t tp_rec_filter_slot(const void *p) {
-  return tp_rec_fine_slot(p) >> (TP_REC_FINE_BITS - TP_REC_FILTER_BITS);
-}
-static inline bool tp_rec_filter_test(const void *p) {
-  uint32_t slot = tp_rec_filter_slot(p);
-  return (atomic_load_explicit(&tp_rec_filter[slot >> 6], memory_order_relaxed) >> (slot & 63)) & 1;
-}
-
 extern bool tp_rec_by_bytes; /* sample_bytes mode: the counter steps by bytes, in the calls only */
 
 /* Into and out of the recorder's own work (busy: what the thread allocates
@@ -87,7 +65,6 @@ static inline void tp_rec_leave(tp_rec_thread *t) {
   t->hist_heap = tp_rec_by_bytes ? NULL : t->hist_of;
 }
 
-void tp_rec_free_check(void *p);                             /* the coarse filter says maybe sampled */
 /* Both return the block to hand out: p, or where a sample moved it (tp_slab_resample). */
 void *tp_rec_alloc_then(void *p, size_t size, size_t align);  /* tp_rec_alloc */
 void *tp_rec_sample_then(void *p, size_t size, size_t align); /* the counter ran out */

@@ -29,8 +29,30 @@ bool tp_rec_by_bytes;
  * 54 KiB (as .data they cost every process their file pages).  The lock is a
  * plain mutex until tp_rec_start makes it the pool's kind; fd is set there. */
 tp_recorder tp_rec;
-_Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
-/* The finer filter behind it (recorder_fast.h), read after a coarse hit. */
+
+/* The filter in front of the live table, for the frees of buddy and large
+ * blocks (a sampled slab's are known samples, other slab blocks never are):
+ * one bit per 64-byte slot, set while a live sample maps there; 8 KiB.  A bit
+ * set sends the free to a finer filter (16-byte slots, 32 KiB, 4 per coarse
+ * slot), then to the table.
+ * A slot is the address's own bits (folded with the bits above the 4 MiB
+ * the filters span), not a hash: blocks freed one after another are usually
+ * neighbours, so a free mostly reads a filter line already in cache. */
+#define TP_REC_FILTER_BITS 16
+#define TP_REC_FINE_BITS 18
+static _Atomic uint64_t tp_rec_filter[(1u << TP_REC_FILTER_BITS) / 64];
+static inline uint32_t tp_rec_fine_slot(const void *p) {
+  uintptr_t a = (uintptr_t)p ^ ((uintptr_t)p >> TP_REC_FINE_BITS); /* bits 22.. folded onto 4.. */
+  return (uint32_t)(a >> 4) & ((1u << TP_REC_FINE_BITS) - 1);
+}
+static inline uint32_t tp_rec_filter_slot(const void *p) {
+  return tp_rec_fine_slot(p) >> (TP_REC_FINE_BITS - TP_REC_FILTER_BITS);
+}
+static inline bool tp_rec_filter_test(const void *p) {
+  uint32_t slot = tp_rec_filter_slot(p);
+  return (atomic_load_explicit(&tp_rec_filter[slot >> 6], memory_order_relaxed) >> (slot & 63)) & 1;
+}
+/* The finer filter behind it, read after a coarse hit. */
 static _Atomic uint64_t tp_rec_fine_filter[(1u << TP_REC_FINE_BITS) / 64];
 
 static inline bool tp_rec_fine_test(const void *p) {
@@ -585,7 +607,7 @@ static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
 
 /* The coarse filter's bit was set (recorder_fast.h): the fine one decides.
  * The lines a sampled free writes are fetched meanwhile: two misses at once. */
-void tp_rec_free_check(void *p) {
+static void tp_rec_free_check(void *p) {
   tp_rec_prefetch((uintptr_t)p, false);
   if (tp_rec_fine_test(p)) tp_rec_free_sampled(&tp_rec_self, p);
 }
