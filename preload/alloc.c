@@ -59,7 +59,7 @@ static inline void *tp_slab_alloc(uint32_t cls, size_t requested) {
       bin->head = block[0];
       __builtin_prefetch(bin->head); /* the next pop reads it: keep it out of the miss path */
       bin->count--;
-      block[1] = NULL; /* clear the free key */
+      block[1] = NULL; /* clear the free mark */
       bin->allocs++;
       bin->requested += requested;
       return block;
@@ -135,7 +135,7 @@ static tp_ptr_info tp_classify(void *p) {
         uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_SLAB_FIRST(entry));
         uint64_t index = (offset * slab->div_magic) >> 40;
         if (index * slab->block_size != offset || index >= slab->capacity) break;
-        info.kind = ((void **)p)[1] == (void *)tp_free_key ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
+        info.kind = ((void **)p)[1] == tp_free_mark(p) ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
         info.usable = slab->block_size;
         info.sampled = TP_PAGE_KIND(entry) == TP_PAGE_SAMPLED_SLAB;
         break;
@@ -170,7 +170,7 @@ static void tp_free_slab_block(tp_span *slab, void *p, bool sampled) {
   }
   tp_tcache *tc = tp_tcache_current;
   if (!tc) tc = tp_tcache_create();
-  block[1] = (void *)tp_free_key;
+  block[1] = tp_free_mark(block);
   if (tc && tc->heap == tp_segment_of(p)->heap) {
     tp_bin *bin = &tc->bins[cls];
     block[0] = bin->head;
@@ -191,7 +191,7 @@ static TP_NOINLINE void tp_free_recorded_rare(void *p, uint32_t cls);
 static inline __attribute__((always_inline)) void tp_free_to_bin(tp_tcache *tc, void **block, uint32_t cls) {
   tp_bin *bin = &tc->bins[cls];
   block[0] = bin->head;
-  block[1] = (void *)tp_free_key;
+  block[1] = tp_free_mark(block);
   bin->head = block;
   bin->frees++;
   if (tp_unlikely(++bin->count > bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
@@ -228,7 +228,7 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
       uint64_t index = (offset * slab->div_magic) >> 40;
       void **block = p;
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
-                    block[1] != (void *)tp_free_key)) {
+                    block[1] != tp_free_mark(block))) {
         uint32_t cls = slab->class_idx;
         if (record && tp_unlikely(!tp_rec_free_slab_counted(tc, cls))) {
           tp_free_recorded_rare(p, cls);
@@ -379,10 +379,9 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record, size_t *old
       break;
     default: break;
   }
-  void **q = tp_malloc(size);
+  void *q = tp_malloc(size);
   if (!q) return NULL;
   memcpy(q, p, size < usable ? size : usable);
-  if (size <= tp_classes.max_size) tp_clear_copied_key(q); /* a slab block: word 1 is its free mark */
   *freed_on_record = tp_rec_active;
   tp_free(p);
   return q;

@@ -227,16 +227,15 @@ void tp_sampled_return(tp_heap *h, uint32_t cls, void *block);
  * cache, another heap's block, no memory): that allocation is not sampled. */
 void *tp_slab_resample(void *p, size_t size);
 
-/* Random key written into word 1 of every free slab block: a block that
- * carries it when freed is a double free (false positive chance 2^-64). */
+/* Random key behind the mark in word 1 of every free slab block: a block that
+ * carries its mark when freed is a double free. */
 extern uintptr_t tp_free_key;
 
-/* A slab block just filled by a copy: bytes the program never wrote (leftovers
- * of freed slab blocks in pages the buddy handed out again) may carry the free
- * key, which in word 1 would make the block's free read as a double free. */
-static inline void tp_clear_copied_key(void **block) {
-  if (block[1] == (void *)tp_free_key) block[1] = NULL;
-}
+/* A free block's mark is the key mixed with the block's own address, so that
+ * a mark left in freed memory and copied elsewhere by a program (bytes it never
+ * wrote, from pages the buddy handed out again) never matches at the block it
+ * lands in: only a block freed twice carries its own. */
+static inline void *tp_free_mark(const void *block) { return (void *)(tp_free_key ^ (uintptr_t)block); }
 
 static inline uint32_t tp_class_of_size(size_t size) {
   return tp_classes.class_of[(size + 15) >> 4];

@@ -17,7 +17,7 @@ uintptr_t tp_free_key;
  * that is still in use, not only when the whole slab empties: V8's zone
  * segments (8-32 KiB) are freed in bursts and leave slabs of those classes
  * mostly free.  The block's first page stays: it holds the free list's words
- * (0: next, 1: free key, 2: released mark, 3: when it was freed); the whole
+ * (0: next, 1: free mark, 2: released mark, 3: when it was freed); the whole
  * pages after them go back once the block has been free for the purge delay. */
 #define TP_BLOCK_LINK_BYTES (4 * sizeof(void *))
 
@@ -152,7 +152,7 @@ static inline char *tp_slab_base(tp_span *slab) {
 }
 
 /* Takes up to `want` blocks of class cls from central (one of h's), linked
- * through word 0 and marked free (word 1 = tp_free_key).  Returns how many;
+ * through word 0 and marked free (word 1 = tp_free_mark).  Returns how many;
  * 0 means out of memory. */
 static uint32_t tp_central_take(tp_heap *h, tp_central *central, uint32_t cls, void **head, uint32_t want) {
   void *list = NULL;
@@ -185,7 +185,7 @@ static uint32_t tp_central_take(tp_heap *h, tp_central *central, uint32_t cls, v
       while (n < want && slab->bump < slab->capacity) {
         void **block = (void **)(base + (size_t)slab->bump++ * slab->block_size);
         block[0] = list;
-        block[1] = (void *)tp_free_key;
+        block[1] = tp_free_mark(block);
         list = block;
         n++;
         slab->used++;
@@ -267,7 +267,7 @@ void *tp_sampled_take(tp_heap *h, uint32_t cls) {
 
 void tp_sampled_return(tp_heap *h, uint32_t cls, void *block) {
   ((void **)block)[0] = NULL;
-  ((void **)block)[1] = (void *)tp_free_key;
+  ((void **)block)[1] = tp_free_mark(block);
   tp_central_give(h, &h->sampled[cls], cls, block, 1);
 }
 

@@ -168,7 +168,7 @@ void tp_tcache_free_sampled(tp_heap *owner, uint32_t cls, void *block) {
   void **b = block;
   if (tc && tc->heap == owner && tc->sampled_count[cls] < TP_SAMPLED_CACHE) {
     b[0] = tc->sampled[cls];
-    b[1] = (void *)tp_free_key;
+    b[1] = tp_free_mark(b);
     tc->sampled[cls] = b;
     tc->sampled_count[cls]++;
     tc->bins[cls].frees++;
@@ -281,15 +281,14 @@ void *tp_slab_resample(void *p, size_t size) {
   } else if (!(moved = tp_sampled_take(tc->heap, cls))) {
     return NULL;
   }
-  moved[1] = NULL; /* the free key, where size < 16 does not overwrite it */
+  moved[1] = NULL; /* the free mark, where size < 16 does not overwrite it */
   memcpy(moved, p, size);
-  tp_clear_copied_key(moved);
   /* p goes back to its bin, and the count of its allocation stands for the
    * moved block's; the moved block's free counts as a remote one. */
   void **block = p;
   tp_bin *bin = &tc->bins[cls];
   block[0] = bin->head;
-  block[1] = (void *)tp_free_key;
+  block[1] = tp_free_mark(block);
   bin->head = block;
   if (++bin->count > bin->max) tp_tcache_flush_bin(tc, cls, bin->max / 2);
   return moved;

@@ -237,7 +237,7 @@ typedef struct __attribute__((aligned(64))) tp_bin {
 } tp_bin;
 
 /* Per-thread cache in front of one heap.  Invariant: every block in a bin is
- * free, belongs to `heap` and to the bin's class, and carries the free key. */
+ * free, belongs to `heap` and to the bin's class, and carries its free mark. */
 typedef struct tp_tcache {
   tp_bin bins[TP_MAX_CLASSES];
   /* Free blocks of the heap's sampled slabs, a few per class, linked through

@@ -293,6 +293,27 @@ static void t_realloc_stale_words(void) {
   }
 }
 
+/* The same leftovers copied by the program itself: the first words of each
+ * page-tier block, never written, copied into a small block that is freed
+ * unchanged.  A free mark is tied to its block's address, so a copied one
+ * never reads as a double free. */
+static void t_copy_stale_words(void) {
+  enum { SLAB_BLOCKS = 64, BIG = 16 };
+  void *slab_blocks[SLAB_BLOCKS], *big[BIG];
+  for (int i = 0; i < SLAB_BLOCKS; i++) REQUIRE(slab_blocks[i] = malloc(opaque(16 * KiB)));
+  free_all(slab_blocks, SLAB_BLOCKS);
+  for (int i = 0; i < BIG; i++) REQUIRE(big[i] = malloc(opaque(48 * KiB)));
+  for (int i = 0; i < BIG; i++) {
+    for (size_t offset = 0; offset < 48 * KiB; offset += 16 * KiB) {
+      char *q = malloc(opaque(100));
+      REQUIRE(q);
+      memcpy(q, (char *)big[i] + offset, 64); /* bytes nobody wrote */
+      free(q);
+    }
+  }
+  free_all(big, BIG);
+}
+
 static void t_realloc_null_and_zero(void) {
   for (size_t i = 0; i < N_TIER_SIZES; i++) {
     void *p = realloc(NULL, opaque(tier_sizes[i]));
@@ -546,6 +567,7 @@ static const struct test tests[] = {
     {"realloc_tiers", t_realloc_tiers},
     {"realloc_moves_out", t_realloc_moves_out},
     {"realloc_stale_words", t_realloc_stale_words},
+    {"copy_stale_words", t_copy_stale_words},
     {"realloc_null_and_zero", t_realloc_null_and_zero},
     {"realloc_fail", t_realloc_fail},
     {"reallocarray", t_reallocarray},

@@ -36,7 +36,7 @@ static void test_fill_and_return(void **state) {
   for (uint32_t i = 0; i < n; i++, b = b[0]) {
     assert_non_null(b);
     assert_int_equal((uintptr_t)b % 16, 0);
-    assert_ptr_equal(b[1], (void *)tp_free_key); /* blocks in caches are marked free */
+    assert_ptr_equal(b[1], tp_free_mark(b)); /* blocks in caches are marked free */
     tp_segment *seg = tp_segment_of(b);
     assert_int_equal(TP_PAGE_KIND(seg->page_map[tp_page_index(seg, b)]), TP_PAGE_SLAB);
     if (prev) assert_true(labs((long)((char *)b - prev)) >= 48);
@@ -190,7 +190,7 @@ static void test_sampled_slabs(void **state) {
   assert_int_equal(atomic_load(&unit_heap.slab_out_bytes), 3 * tp_classes.classes[cls].size);
 
   tp_sampled_return(&unit_heap, cls, a);
-  assert_ptr_equal(a[1], (void *)tp_free_key); /* a double free of it is caught */
+  assert_ptr_equal(a[1], tp_free_mark(a)); /* a double free of it is caught */
   assert_ptr_equal(tp_sampled_take(&unit_heap, cls), a); /* the last one back goes out first */
   tp_sampled_return(&unit_heap, cls, a);
   tp_sampled_return(&unit_heap, cls, b);
@@ -234,7 +234,7 @@ static void test_free_block_pages_purged(void **state) {
   assert_non_null(slab);
   unsigned char vec[64];
   for (void **b = slab->free_blocks; b; b = b[0]) {
-    assert_ptr_equal(b[1], (void *)tp_free_key); /* a double free is still seen */
+    assert_ptr_equal(b[1], tp_free_mark(b)); /* a double free is still seen */
     assert_int_equal(tp_os_mincore(b, sc->size, vec), true);
     assert_int_equal(vec[0] & 1, 1);
     for (uint64_t i = 1; i <= inner; i++) assert_int_equal(vec[i] & 1, 0);
