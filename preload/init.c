@@ -1,5 +1,6 @@
 /* init.c — lazy initialisation, fork handling, the optional background
- * thread, and the report at exit.
+ * thread (and what every helper thread owes the program), and the report at
+ * exit.
  *
  * The first allocation (which may come from the dynamic loader, before any
  * constructor) initialises the pool: options, the free key, the main heap.
@@ -7,6 +8,7 @@
  * exit, fork handlers) may allocate, so it runs once the pool is usable. */
 #include <fcntl.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
@@ -19,6 +21,8 @@
 _Atomic int tp_init_state;
 static int tp_stats_fd = 2;
 static _Atomic bool tp_background_running;
+static _Atomic int tp_helpers_running; /* counted by the helpers themselves */
+static _Atomic bool tp_helper_exiting;
 
 
 
@@ -51,6 +55,8 @@ static void tp_fork_child(void) {
   tp_node_budget_after_fork_child();
   tp_tcache_registry_unlock(); /* held by this thread since prepare */
   atomic_store(&tp_background_running, false);
+  atomic_store(&tp_helpers_running, 0); /* only the forking thread lives on */
+  atomic_store(&tp_helper_exiting, false);
   tp_tcache_after_fork_child();
   tp_rec_fork_child();
 }
@@ -99,11 +105,30 @@ void tp_init_slow(void) {
   }
 }
 
+/* ---- helper threads -----------------------------------------------------
+ * glibc ends a process whose last thread calls pthread_exit (main included)
+ * with exit(0) only when no other thread is left: a helper of ours would keep
+ * it alive, idle, forever.  So each helper asks on its beat whether only
+ * helpers are running, and if so ends the process as glibc would have.  A
+ * helper counts itself once it runs and uncounts itself before it returns, so
+ * the count never exceeds the helpers alive: a check errs towards waiting. */
+void tp_helper_started(void) { atomic_fetch_add(&tp_helpers_running, 1); }
+void tp_helper_stopping(void) { atomic_fetch_sub(&tp_helpers_running, 1); }
+
+void tp_helper_check(void) {
+  int running = tp_os_running_threads();
+  if (running < 0 || running > atomic_load(&tp_helpers_running)) return;
+  if (atomic_exchange(&tp_helper_exiting, true)) return; /* another helper is ending it */
+  exit(0);
+}
+
 static void *tp_background_main(void *arg) {
   (void)arg;
+  tp_helper_started();
   for (;;) {
     struct timespec delay = {0, 100 * 1000 * 1000};
     nanosleep(&delay, NULL);
+    tp_helper_check();
     uint64_t now = tp_os_now_ms();
     for (uint32_t i = 0; i < tp_tenant_count(); i++) {
       tp_heap *h = tp_tenant_heap(i);

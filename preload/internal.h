@@ -124,8 +124,17 @@ uint64_t tp_os_now_ms(void);
 void tp_os_write(int fd, const char *s, size_t n);
 pid_t tp_os_gettid(void);
 size_t tp_os_read_file(const char *path, char *buf, size_t cap); /* 0 on error */
+int tp_os_running_threads(void); /* the process's threads not yet exited; -1 if unknown */
 extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */
 #define tp_stat_inc(field) __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
+
+/* Helper threads (init.c): the background thread and the recorder's writer
+ * call tp_helper_started first, tp_helper_stopping when they return, and
+ * tp_helper_check on each beat: it ends the process (exit(0), as glibc does
+ * when the last thread exits) once only helpers are left running. */
+void tp_helper_started(void);
+void tp_helper_stopping(void);
+void tp_helper_check(void);
 
 /* Diagnostics: one line "tierpool: ..." on stderr; tp_fatal also aborts. */
 void tp_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

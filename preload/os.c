@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -155,6 +156,26 @@ size_t tp_os_read_file(const char *path, char *buf, size_t cap) {
   TP_SYS(SYS_close, fd);
   buf[len] = '\0';
   return len;
+}
+
+/* From /proc/self/stat: its thread count (field 20) less the group leader
+ * when that has exited, which stays a zombie, and counted, while other
+ * threads live. */
+int tp_os_running_threads(void) {
+  char buf[1024];
+  if (!tp_os_read_file("/proc/self/stat", buf, sizeof buf)) return -1;
+  const char *field = strrchr(buf, ')'); /* the name in parentheses may hold anything */
+  if (!field || field[1] != ' ') return -1;
+  field += 2; /* field 3: the state */
+  char state = *field;
+  for (int n = 3; n < 20; n++) {
+    field = strchr(field, ' ');
+    if (!field) return -1;
+    field++;
+  }
+  int threads = atoi(field);
+  if (threads <= 0) return -1;
+  return state == 'Z' ? threads - 1 : threads;
 }
 
 /* Formats into a stack buffer: vsnprintf with integer and string conversions

@@ -596,17 +596,22 @@ static uint32_t tp_rec_pending_events(void) {
  * of at its exit (a short busy run would otherwise pay it all there). */
 static void *tp_rec_writer_main(void *arg) {
   (void)arg;
+  tp_helper_started();
   tp_rec_enter(&tp_rec_self); /* nothing this thread allocates is the program's */
   tp_rec_stacks_load_libunwind(); /* off the program's start-up */
   for (uint32_t waited_ms = 0;;) {
     struct timespec delay = {0, TP_REC_WAKE_MS * 1000000L};
     nanosleep(&delay, NULL);
     waited_ms += TP_REC_WAKE_MS;
-    if (tp_rec_finished) return NULL;
-    if (waited_ms < TP_REC_FLUSH_MS && tp_rec_pending_events() < TP_REC_FLUSH_EVENTS) continue;
+    if (tp_rec_finished) break;
+    bool beat = waited_ms >= TP_REC_FLUSH_MS;
+    if (!beat && tp_rec_pending_events() < TP_REC_FLUSH_EVENTS) continue;
     tp_rec_writer_flush(TP_REC_FLUSH_PERIODIC);
     waited_ms = 0;
+    if (beat) tp_helper_check(); /* the program's last thread may have gone: then its exit, here */
   }
+  tp_helper_stopping();
+  return NULL;
 }
 
 void tp_rec_writer_start(void) {

@@ -12,6 +12,12 @@
  *   busy PIDFILE       writes its pid, then allocates and frees for 20 s (to be killed)
  *   fork               100 x 5001 B, then a child allocates 200 x 6007 B and exits
  *   exec               100 x 7003 B, then execs itself as `after-exec`: 100 x 8009 B
+ *   main-thread-exit   100 x 9011 B, then main ends with pthread_exit: the process
+ *                      must end, status 0, when its last thread does (no helper of
+ *                      the library may keep it alive)
+ *   fork-thread-exit   a thread forks; in the child, that thread (the child's only
+ *                      one) allocates 100 x 9013 B and returns: the child must end,
+ *                      status 0 (Python's test_threading does this)
  *   leak               10 x 4321 B from leak_here(), never freed
  *   double_free        frees a 100-byte block twice, from free_twice()
  */
@@ -19,6 +25,7 @@
 #include <link.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +206,32 @@ static int run_fork(void) {
   return 0;
 }
 
+static int run_main_thread_exit(void) {
+  free_many(alloc_many(100, 9011), 100);
+  pthread_exit(NULL);
+}
+
+static void *fork_then_return(void *arg) {
+  (void)arg;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    free_many(alloc_many(100, 9013), 100);
+    return NULL; /* the child's last thread ends here: so must the child */
+  }
+  int status;
+  alarm(30); /* a child that lives on fails the test instead of hanging it */
+  bool ended = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return ended ? (void *)1 : NULL;
+}
+
+static int run_fork_thread_exit(void) {
+  pthread_t thread;
+  void *ended = NULL;
+  if (pthread_create(&thread, NULL, fork_then_return, NULL) != 0 || pthread_join(thread, &ended) != 0) return 1;
+  return ended ? 0 : 1;
+}
+
 static int run_exec(const char *self) {
   void **mine = alloc_many(100, 7003);
   (void)mine; /* still live at exec: the new image starts afresh */
@@ -247,6 +280,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "busy") == 0 && argc > 2) return run_busy(argv[2]);
   if (strcmp(mode, "fork") == 0) return run_fork();
   if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
+  if (strcmp(mode, "main-thread-exit") == 0) return run_main_thread_exit();
+  if (strcmp(mode, "fork-thread-exit") == 0) return run_fork_thread_exit();
   if (strcmp(mode, "after-exec") == 0) return run_after_exec();
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "double_free") == 0) return run_double_free();
