@@ -35,6 +35,7 @@ void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int
 void tp_rec_bad_free(const char *call, void *p, const char *what); /* validation: stack, before abort */
 void tp_rec_thread_exit(void);
 void tp_rec_before_exec(void);
+void tp_rec_writer_restart(void); /* after tp_helpers_pause (init.c) */
 void tp_rec_fork_prepare(void);
 void tp_rec_fork_parent(void);
 void tp_rec_fork_child(void);

@@ -99,6 +99,8 @@ typedef struct tp_recorder {
   bool multi_tenant;                          /* two bits or more: frees look for their owner */
   /* output */
   int fd;
+  dev_t fd_dev; /* the trace's identity: a program may close our descriptor */
+  ino_t fd_ino; /* and open something else under its number */
   char path[4096];
   pid_t pid;
   bool writer_running;

@@ -124,15 +124,51 @@ static void tp_rec_expand_path(char *out, size_t cap, const char *template) {
   out[len] = '\0';
 }
 
+/* Whether tp_rec.fd still is the trace.  Programs close descriptors they did
+ * not open (daemons at start, a child before exec) and may open a file of
+ * their own under the same number: a write to it would corrupt their data. */
+static bool tp_rec_fd_is_trace(int fd) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == tp_rec.fd_dev && st.st_ino == tp_rec.fd_ino;
+}
+
+static void tp_rec_fd_remember(void) {
+  struct stat st;
+  if (fstat(tp_rec.fd, &st) == 0) tp_rec.fd_dev = st.st_dev, tp_rec.fd_ino = st.st_ino;
+}
+
+/* The trace, open: the descriptor as it is, or the file opened again by name
+ * when the program took the number (never closed here: it is the program's
+ * now).  False, with a line on stderr, when the file is gone. */
+static bool tp_rec_fd_check(void) {
+  if (tp_rec_fd_is_trace(tp_rec.fd)) return true;
+  int fd = open(tp_rec.path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+  if (tp_rec_fd_is_trace(fd)) {
+    fcntl(fd, F_SETFL, O_APPEND); /* non-blocking only for the open (a FIFO without a reader) */
+    tp_rec.fd = fd;
+    return true;
+  }
+  if (fd >= 0) close(fd);
+  tp_message("profiler: %s was closed by the program and cannot be opened again; trace stops here", tp_rec.path);
+  tp_rec.fd = -1;
+  return false;
+}
+
+/* Stops the trace (a full disk, a lost file), not the program. */
+static void tp_rec_fd_give_up(void) {
+  if (tp_rec_fd_is_trace(tp_rec.fd)) close(tp_rec.fd);
+  tp_rec.fd = -1;
+}
+
 /* Writes all of it; a full disk or closed descriptor stops the trace, not the program. */
 static bool tp_rec_write_all(const uint8_t *data, size_t len) {
+  if (!tp_rec_fd_check()) return false;
   while (len) {
     ssize_t n = write(tp_rec.fd, data, len);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       tp_message("profiler: writing %s failed (%s); trace stops here", tp_rec.path, strerror(errno));
-      close(tp_rec.fd);
-      tp_rec.fd = -1;
+      tp_rec_fd_give_up();
       return false;
     }
     data += n, len -= (size_t)n;
@@ -178,6 +214,7 @@ bool tp_rec_writer_open(void) {
     tp_message("profiler: cannot create %s (%s); not recording", tp_rec.path, strerror(errno));
     return false;
   }
+  tp_rec_fd_remember();
   tp_rec.pid = getpid();
   /* The launcher learns about every trace of the run through this index. */
   const char *index = getenv("TIERPOOL_TRACE_INDEX");
@@ -574,8 +611,7 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
    * stack of the samples): without it they would read wrong. */
   if (!tp_rec_write_frame(&out) && tp_rec.fd >= 0) {
     tp_message("profiler: out of memory writing %s; trace stops here", tp_rec.path);
-    close(tp_rec.fd);
-    tp_rec.fd = -1;
+    tp_rec_fd_give_up();
   }
   free(out.data);
   tp_lock_release(&tp_rec_writer_lock);
@@ -600,8 +636,7 @@ static void *tp_rec_writer_main(void *arg) {
   tp_rec_enter(&tp_rec_self); /* nothing this thread allocates is the program's */
   tp_rec_stacks_load_libunwind(); /* off the program's start-up */
   for (uint32_t waited_ms = 0;;) {
-    struct timespec delay = {0, TP_REC_WAKE_MS * 1000000L};
-    nanosleep(&delay, NULL);
+    if (!tp_helper_sleep(TP_REC_WAKE_MS)) break; /* paused: tp_rec_writer_restart */
     waited_ms += TP_REC_WAKE_MS;
     if (tp_rec_finished) break;
     bool beat = waited_ms >= TP_REC_FLUSH_MS;
@@ -610,27 +645,28 @@ static void *tp_rec_writer_main(void *arg) {
     waited_ms = 0;
     if (beat) tp_helper_check(); /* the program's last thread may have gone: then its exit, here */
   }
+  __atomic_store_n(&tp_rec.writer_running, false, __ATOMIC_RELEASE); /* before it uncounts itself */
   tp_helper_stopping();
   return NULL;
 }
 
 void tp_rec_writer_start(void) {
-  pthread_t thread;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   tp_rec_enter(&tp_rec_self);
-  tp_rec.writer_running = pthread_create(&thread, &attr, tp_rec_writer_main, NULL) == 0;
+  tp_rec.writer_running = tp_helper_spawn(tp_rec_writer_main);
   tp_rec_leave(&tp_rec_self);
-  pthread_attr_destroy(&attr);
+}
+
+/* After tp_helpers_pause: a writer again, unless the trace is finished. */
+void tp_rec_writer_restart(void) {
+  if (!tp_rec_active || tp_rec_finished || __atomic_load_n(&tp_rec.writer_running, __ATOMIC_ACQUIRE)) return;
+  tp_rec_writer_start();
 }
 
 /* In a forked child: the parent's file and thread are not ours.  A new trace
  * starts from here, with everything (threads, stacks, modules) said again. */
 void tp_rec_writer_after_fork_child(void) {
   tp_lock_init(&tp_rec_writer_lock);
-  if (tp_rec.fd >= 0) close(tp_rec.fd);
-  tp_rec.fd = -1;
+  tp_rec_fd_give_up(); /* the parent's, and not ours to write */
   tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;
   tp_rec_sample_id_max = 0;
   tp_stack_tree_reset(&tp_rec_stack_tree);

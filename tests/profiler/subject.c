@@ -18,13 +18,21 @@
  *   fork-thread-exit   a thread forks; in the child, that thread (the child's only
  *                      one) allocates 100 x 9013 B and returns: the child must end,
  *                      status 0 (Python's test_threading does this)
+ *   close-fds FILE     100 x 9049 B, then closes every descriptor above 2 (as daemons
+ *                      do), opens FILE (the trace's old number, likely), writes "mine\n"
+ *                      to it, 100 x 10500 B, and waits 400 ms for the writer's beat
+ *   unshare-user       100 x 9029 B before and 100 x 10250 B after entering a new user
+ *                      namespace (which wants a single-threaded caller); 77 if the
+ *                      system allows none
  *   leak               10 x 4321 B from leak_here(), never freed
  *   double_free        frees a 100-byte block twice, from free_twice()
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <link.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -232,6 +240,29 @@ static int run_fork_thread_exit(void) {
   return ended ? 0 : 1;
 }
 
+static int run_close_fds(const char *file) {
+  free_many(alloc_many(100, 9049), 100);
+  for (int fd = 3; fd < 1024; fd++) close(fd);
+  FILE *mine = fopen(file, "w");
+  if (!mine) return 1;
+  fputs("mine\n", mine);
+  fflush(mine);
+  free_many(alloc_many(100, 10500), 100);
+  sleep_ms(400);
+  return fclose(mine) == 0 ? 0 : 1;
+}
+
+static int run_unshare_user(void) {
+  free_many(alloc_many(100, 9029), 100);
+  if (unshare(CLONE_NEWUSER) != 0) {
+    if (errno == EPERM || errno == ENOSPC || errno == ENOSYS) return 77; /* none allowed here */
+    perror("subject: unshare(CLONE_NEWUSER)");
+    return 1;
+  }
+  free_many(alloc_many(100, 10250), 100);
+  return 0;
+}
+
 static int run_exec(const char *self) {
   void **mine = alloc_many(100, 7003);
   (void)mine; /* still live at exec: the new image starts afresh */
@@ -282,6 +313,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
   if (strcmp(mode, "main-thread-exit") == 0) return run_main_thread_exit();
   if (strcmp(mode, "fork-thread-exit") == 0) return run_fork_thread_exit();
+  if (strcmp(mode, "unshare-user") == 0) return run_unshare_user();
+  if (strcmp(mode, "close-fds") == 0 && argc > 2) return run_close_fds(argv[2]);
   if (strcmp(mode, "after-exec") == 0) return run_after_exec();
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "double_free") == 0) return run_double_free();

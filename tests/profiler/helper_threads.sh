@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# helper_threads.sh — the library's own threads (the recorder's writer, the
+# pool's background thread) change nothing the program can see.
+# 1. A process ends when its last thread does: glibc ends a process whose last thread calls pthread_exit with exit(0), but
+#   only when no other thread is left: the library's helper threads (the
+#   recorder's writer, the pool's background thread) must not keep it alive.
+#   main-thread-exit: main allocates 100 x 9011 B and calls pthread_exit.
+#   fork-thread-exit: a thread forks; the child's only thread allocates
+#                     100 x 9013 B and returns (the child's writer is new).
+#   Each must end with status 0, recorded traces complete (an End record).
+# 2. The trace's descriptor is not the program's to lose: close-fds closes it and
+#    opens a file of its own, likely under the same number; that file holds
+#    only what the program wrote, and the trace goes on (opened again by name).
+# 3. Entering a user namespace wants a single-threaded caller: unshare(1), and
+#    the subject's unshare-user (allocations before and after), recorded or
+#    with the background thread, work as without the library; the writer
+#    comes back and the trace is complete.  Skipped where the system allows
+#    no user namespaces.
+source "$(dirname "$0")/lib.sh"
+
+# ends NAME CMD...: CMD ends within 30 s with status 0.
+ends() {
+  local name=$1 rc=0
+  shift
+  (cd "$WORK" && timeout 30 "$@") </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+  if [ "$rc" -eq 124 ]; then
+    fail_check "$name: still running after 30 s (killed)"
+    show "$WORK/$name.err"
+  else
+    expect_status "$name" 0 "$rc"
+  fi
+}
+
+ends main-thread-exit-recorded "$TIERPOOL_CLI" record -o "$WORK/main-%p.tpt" -- "$SUBJECT" main-thread-exit
+traces_in "$WORK" "$WORK/main-thread-exit-recorded.err"
+if [ ${#TRACES[@]} -eq 1 ]; then
+  trace_check "main-thread-exit: the trace is complete" facts "${TRACES[0]}" end=1 bucket:9011=100
+else
+  fail_check "main-thread-exit: expected one trace, record named ${#TRACES[@]}"
+fi
+
+ends fork-thread-exit-recorded "$TIERPOOL_CLI" record -o "$WORK/fork-%p.tpt" -- "$SUBJECT" fork-thread-exit
+traces_in "$WORK" "$WORK/fork-thread-exit-recorded.err"
+if [ ${#TRACES[@]} -eq 2 ]; then
+  pass_check "fork-thread-exit: two traces"
+  found=0
+  for trace in "${TRACES[@]}"; do
+    "$TRACE_CHECK" facts "$trace" end=1 bucket:9013=100 >/dev/null 2>&1 && found=$((found + 1))
+  done
+  if [ "$found" -eq 1 ]; then
+    pass_check "fork-thread-exit: the child's trace is complete, with its 100 x 9013 B"
+  else
+    fail_check "fork-thread-exit: $found traces have End and 100 x 9013 B (want the child's alone)"
+  fi
+else
+  fail_check "fork-thread-exit: expected two traces, record named ${#TRACES[@]}"
+  show "$WORK/fork-thread-exit-recorded.err"
+fi
+
+ends main-thread-exit-background env TIERPOOL_BACKGROUND_THREAD=on "$TIERPOOL_CLI" run -- "$SUBJECT" main-thread-exit
+
+ends close-fds "$TIERPOOL_CLI" record -o "$WORK/close-fds-%p.tpt" -- "$SUBJECT" close-fds "$WORK/mine.txt"
+if [ "$(cat "$WORK/mine.txt" 2>/dev/null)" = mine ]; then
+  pass_check "close-fds: the program's file holds what it wrote, nothing else"
+else
+  fail_check "close-fds: the program's file holds $(wc -c <"$WORK/mine.txt" 2>/dev/null || echo no) bytes, not 'mine'"
+fi
+traces_in "$WORK" "$WORK/close-fds.err"
+if [ ${#TRACES[@]} -eq 1 ]; then
+  trace_check "close-fds: the trace goes on" facts "${TRACES[0]}" end=1 bucket:9049=100 bucket:10500=100
+else
+  fail_check "close-fds: expected one trace, record named ${#TRACES[@]}"
+fi
+if grep -q '^tierpool: profiler' "$WORK/close-fds.err"; then
+  fail_check "close-fds: the profiler complained: $(grep '^tierpool: profiler' "$WORK/close-fds.err" | head -n 1)"
+fi
+
+if ! unshare -U true 2>/dev/null; then
+  echo "skip: no user namespaces here (unshare -U true fails without the library)"
+else
+  ends unshare-recorded "$TIERPOOL_CLI" record -o "$WORK/unshare-%p.tpt" -- unshare -U true
+  ends unshare-background env TIERPOOL_BACKGROUND_THREAD=on "$TIERPOOL_CLI" run -- unshare -U true
+  ends unshare-user-recorded "$TIERPOOL_CLI" record -o "$WORK/unshare-user-%p.tpt" -- "$SUBJECT" unshare-user
+  traces_in "$WORK" "$WORK/unshare-user-recorded.err"
+  if [ ${#TRACES[@]} -eq 1 ]; then
+    trace_check "unshare-user: the trace goes on in the namespace" facts "${TRACES[0]}" end=1 \
+      bucket:9029=100 bucket:10250=100
+  else
+    fail_check "unshare-user: expected one trace, record named ${#TRACES[@]}"
+  fi
+fi
+finish
