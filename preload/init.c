@@ -123,7 +123,7 @@ void tp_init_slow(void) {
 /* A helper blocks every signal (it inherits the mask it is created with): a
  * signal sent to the process must reach a thread of the program, or stay
  * pending where the program blocked it, as if the helper were not there. */
-bool tp_helper_spawn(void *(*main)(void *)) {
+bool tp_helper_spawn(void *(*main)(void *), const char *name) {
   pthread_t thread;
   pthread_attr_t attr;
   sigset_t all, old;
@@ -134,6 +134,7 @@ bool tp_helper_spawn(void *(*main)(void *)) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   bool spawned = pthread_create(&thread, &attr, main, NULL) == 0;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (spawned) pthread_setname_np(thread, name); /* what top -H and gdb show */
   if (!spawned) atomic_fetch_sub(&tp_helpers_alive, 1);
   pthread_attr_destroy(&attr);
   return spawned;
@@ -210,7 +211,7 @@ static void tp_background_start(void) {
   bool expected = false;
   if (!tp_opt.background_thread || !atomic_compare_exchange_strong(&tp_background_running, &expected, true))
     return;
-  if (!tp_helper_spawn(tp_background_main)) atomic_store(&tp_background_running, false);
+  if (!tp_helper_spawn(tp_background_main, "tierpool-bg")) atomic_store(&tp_background_running, false);
 }
 
 /* Without a TIERPOOL_ variable every option keeps its default: no recorder,

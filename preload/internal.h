@@ -128,14 +128,15 @@ int tp_os_running_threads(void); /* the process's threads not yet exited; -1 if 
 extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */
 #define tp_stat_inc(field) __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
 
-/* Helper threads (init.c): the background thread and the recorder's writer,
- * started by tp_helper_spawn (detached), call tp_helper_started first, tp_helper_stopping when they return, sleep
- * with tp_helper_sleep (false: end now, the helpers are being paused), and
- * call tp_helper_check on each beat: it ends the process (exit(0), as glibc
- * does when the last thread exits) once only helpers are left running.
+/* Helper threads (init.c): the background thread and the recorder's writer.
+ * Started by tp_helper_spawn (detached, every signal blocked, named), each
+ * calls tp_helper_started first and tp_helper_stopping last, sleeps with
+ * tp_helper_sleep (false: end now, the helpers are being paused), and calls
+ * tp_helper_check on its beat: that ends the process (exit(0), as glibc does
+ * when the last thread exits) once only helpers are left running.
  * tp_helpers_pause ends them all and waits until the kernel counts none
  * (false if there were none); tp_helpers_resume starts them again. */
-bool tp_helper_spawn(void *(*main)(void *));
+bool tp_helper_spawn(void *(*main)(void *), const char *name); /* name: 15 bytes at most */
 void tp_helper_started(void);
 void tp_helper_stopping(void);
 bool tp_helper_sleep(uint32_t ms);

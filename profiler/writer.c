@@ -652,7 +652,7 @@ static void *tp_rec_writer_main(void *arg) {
 
 void tp_rec_writer_start(void) {
   tp_rec_enter(&tp_rec_self);
-  tp_rec.writer_running = tp_helper_spawn(tp_rec_writer_main);
+  tp_rec.writer_running = tp_helper_spawn(tp_rec_writer_main, "tierpool-write");
   tp_rec_leave(&tp_rec_self);
 }
 
