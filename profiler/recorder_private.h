@@ -1,5 +1,6 @@
 /* recorder_private.h — types shared by the recorder's files:
  *   sampler.c   per-thread (and per-tenant) histograms, sampling, the table of live samples
+ *   clock.c     event timestamps (the TSC, anchored to CLOCK_MONOTONIC)
  *   unwind.c    stack capture (frame pointers and CFI; libunwind as the fallback)
  *   stacks.c    stack interning
  *   procinfo.c  process facts, modules, reservations, perf map, JIT ranges
@@ -109,7 +110,11 @@ typedef struct tp_recorder {
 extern tp_recorder tp_rec;
 
 
+/* clock.c */
 uint64_t tp_rec_now_ns(void); /* CLOCK_MONOTONIC, relative to the start */
+uint64_t tp_rec_clock_ns(clockid_t clock); /* clock_gettime, in ns */
+void tp_rec_clock_start(void);
+void tp_rec_clock_after_fork(void); /* a forked child's times start at its fork */
 uint32_t tp_rec_thread_id(tp_rec_thread *t); /* registers the thread; lock held */
 void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant); /* one tenant's counts; lock held */
 
