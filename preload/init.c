@@ -8,9 +8,9 @@
  * exit, fork handlers) may allocate, so it runs once the pool is usable. */
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <stdint.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -120,6 +120,7 @@ void tp_init_slow(void) {
  * Two counts: `alive` from spawn to return (what a pause waits for), and
  * `running` from the helper's first step to its last (what the exit check
  * trusts: it never exceeds the helpers the kernel counts). */
+
 /* A helper blocks every signal (it inherits the mask it is created with): a
  * signal sent to the process must reach a thread of the program, or stay
  * pending where the program blocked it, as if the helper were not there. */
@@ -134,8 +135,10 @@ bool tp_helper_spawn(void *(*main)(void *), const char *name) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   bool spawned = pthread_create(&thread, &attr, main, NULL) == 0;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (spawned) pthread_setname_np(thread, name); /* what top -H and gdb show */
-  if (!spawned) atomic_fetch_sub(&tp_helpers_alive, 1);
+  if (spawned)
+    pthread_setname_np(thread, name); /* what top -H and gdb show */
+  else
+    atomic_fetch_sub(&tp_helpers_alive, 1);
   pthread_attr_destroy(&attr);
   return spawned;
 }
