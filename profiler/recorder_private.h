@@ -103,6 +103,7 @@ typedef struct tp_recorder {
   dev_t fd_dev; /* the trace's identity: a program may close our descriptor */
   ino_t fd_ino; /* and open something else under its number */
   char path[4096];
+  char reopen_path[4096]; /* path, absolute: the program may change directory */
   pid_t pid;
   bool writer_running;
 } tp_recorder;

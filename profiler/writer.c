@@ -135,6 +135,10 @@ static bool tp_rec_fd_is_trace(int fd) {
 static void tp_rec_fd_remember(void) {
   struct stat st;
   if (fstat(tp_rec.fd, &st) == 0) tp_rec.fd_dev = st.st_dev, tp_rec.fd_ino = st.st_ino;
+  char cwd[sizeof tp_rec.reopen_path];
+  if (tp_rec.path[0] == '/' || !getcwd(cwd, sizeof cwd) ||
+      snprintf(tp_rec.reopen_path, sizeof tp_rec.reopen_path, "%s/%s", cwd, tp_rec.path) >= (int)sizeof tp_rec.reopen_path)
+    snprintf(tp_rec.reopen_path, sizeof tp_rec.reopen_path, "%s", tp_rec.path);
 }
 
 /* The trace, open: the descriptor as it is, or the file opened again by name
@@ -142,7 +146,7 @@ static void tp_rec_fd_remember(void) {
  * now).  False, with a line on stderr, when the file is gone. */
 static bool tp_rec_fd_check(void) {
   if (tp_rec_fd_is_trace(tp_rec.fd)) return true;
-  int fd = open(tp_rec.path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+  int fd = open(tp_rec.reopen_path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
   if (tp_rec_fd_is_trace(fd)) {
     fcntl(fd, F_SETFL, O_APPEND); /* non-blocking only for the open (a FIFO without a reader) */
     tp_rec.fd = fd;

@@ -9,8 +9,9 @@
 #                     100 x 9013 B and returns (the child's writer is new).
 #   Each must end with status 0, recorded traces complete (an End record).
 # 2. The trace's descriptor is not the program's to lose: close-fds closes it and
-#    opens a file of its own, likely under the same number; that file holds
-#    only what the program wrote, and the trace goes on (opened again by name).
+#    opens a file of its own, likely under the same number, and changes
+#    directory; that file holds only what the program wrote, and the trace goes
+#    on (opened again by name), also when TIERPOOL_TRACE named it relatively.
 # 3. Entering a user namespace wants a single-threaded caller: unshare(1), and
 #    the subject's unshare-user (allocations before and after), recorded or
 #    with the background thread, work as without the library; the writer
@@ -74,6 +75,11 @@ fi
 if grep -q '^tierpool: profiler' "$WORK/close-fds.err"; then
   fail_check "close-fds: the profiler complained: $(grep '^tierpool: profiler' "$WORK/close-fds.err" | head -n 1)"
 fi
+ends close-fds-relative env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 TIERPOOL_TRACE=close-rel.tpt \
+  "$SUBJECT" close-fds "$WORK/mine-rel.txt"
+[ "$(cat "$WORK/mine-rel.txt" 2>/dev/null)" = mine ] || fail_check "close-fds-relative: the program's file holds more than 'mine'"
+trace_check "close-fds-relative: the trace named relatively goes on" facts "$WORK/close-rel.tpt" end=1 \
+  bucket:9049=100 bucket:10500=100
 
 if ! unshare -U true 2>/dev/null; then
   echo "skip: no user namespaces here (unshare -U true fails without the library)"

@@ -18,9 +18,10 @@
  *   fork-thread-exit   a thread forks; in the child, that thread (the child's only
  *                      one) allocates 100 x 9013 B and returns: the child must end,
  *                      status 0 (Python's test_threading does this)
- *   close-fds FILE     100 x 9049 B, then closes every descriptor above 2 (as daemons
- *                      do), opens FILE (the trace's old number, likely), writes "mine\n"
- *                      to it, 100 x 10500 B, and waits 400 ms for the writer's beat
+ *   close-fds FILE     100 x 9049 B, then closes every descriptor above 2 and changes
+ *                      directory to / (as daemons do), opens FILE (the trace's old
+ *                      number, likely), writes "mine\n" to it, 100 x 10500 B, and
+ *                      waits 400 ms for the writer's beat
  *   unshare-user       100 x 9029 B before and 100 x 10250 B after entering a new user
  *                      namespace (which wants a single-threaded caller); 77 if the
  *                      system allows none
@@ -243,6 +244,7 @@ static int run_fork_thread_exit(void) {
 static int run_close_fds(const char *file) {
   free_many(alloc_many(100, 9049), 100);
   for (int fd = 3; fd < 1024; fd++) close(fd);
+  if (chdir("/") != 0) return 1;
   FILE *mine = fopen(file, "w");
   if (!mine) return 1;
   fputs("mine\n", mine);
