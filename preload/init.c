@@ -1,17 +1,11 @@
-/* init.c — lazy initialisation, fork handling, the optional background
- * thread (and what every helper thread owes the program), and the report at
- * exit.
+/* init.c — lazy initialisation, fork handling, and the report at exit.
  *
  * The first allocation (which may come from the dynamic loader, before any
  * constructor) initialises the pool: options, the free key, the main heap.
  * Nothing in that phase allocates.  The second phase (pthread key for thread
  * exit, fork handlers) may allocate, so it runs once the pool is usable. */
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <sched.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
@@ -23,11 +17,6 @@
 
 _Atomic int tp_init_state;
 static int tp_stats_fd = 2;
-static _Atomic bool tp_background_running;
-static void tp_background_start(void);
-static _Atomic int tp_helpers_alive, tp_helpers_running; /* helper threads, below */
-static _Atomic bool tp_helper_exiting, tp_helpers_paused;
-static _Atomic uint32_t tp_helper_wake; /* bumped, and futex-woken, to cut helpers' sleeps short */
 
 
 
@@ -59,11 +48,7 @@ static void tp_fork_child(void) {
   for (uint32_t i = 0; i < tp_fork_heaps; i++) tp_heap_reinit_locks(tp_tenant_heap(i));
   tp_node_budget_after_fork_child();
   tp_tcache_registry_unlock(); /* held by this thread since prepare */
-  atomic_store(&tp_background_running, false);
-  atomic_store(&tp_helpers_alive, 0); /* only the forking thread lives on */
-  atomic_store(&tp_helpers_running, 0);
-  atomic_store(&tp_helper_exiting, false);
-  atomic_store(&tp_helpers_paused, false);
+  tp_helpers_after_fork_child();
   tp_tcache_after_fork_child();
   tp_rec_fork_child();
 }
@@ -110,111 +95,6 @@ void tp_init_slow(void) {
     int fd = fcntl(2, F_DUPFD_CLOEXEC, 64);
     if (fd >= 0) tp_stats_fd = fd;
   }
-}
-
-/* ---- helper threads -----------------------------------------------------
- * glibc ends a process whose last thread calls pthread_exit (main included)
- * with exit(0) only when no other thread is left: a helper of ours would keep
- * it alive, idle, forever.  So each helper asks on its beat whether only
- * helpers are running, and if so ends the process as glibc would have.
- * Two counts: `alive` from spawn to return (what a pause waits for), and
- * `running` from the helper's first step to its last (what the exit check
- * trusts: it never exceeds the helpers the kernel counts). */
-
-/* A helper blocks every signal (it inherits the mask it is created with): a
- * signal sent to the process must reach a thread of the program, or stay
- * pending where the program blocked it, as if the helper were not there. */
-bool tp_helper_spawn(void *(*main)(void *), const char *name) {
-  pthread_t thread;
-  pthread_attr_t attr;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  atomic_fetch_add(&tp_helpers_alive, 1);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  bool spawned = pthread_create(&thread, &attr, main, NULL) == 0;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (spawned)
-    pthread_setname_np(thread, name); /* what top -H and gdb show */
-  else
-    atomic_fetch_sub(&tp_helpers_alive, 1);
-  pthread_attr_destroy(&attr);
-  return spawned;
-}
-
-void tp_helper_started(void) { atomic_fetch_add(&tp_helpers_running, 1); }
-
-void tp_helper_stopping(void) {
-  atomic_fetch_sub(&tp_helpers_running, 1);
-  atomic_fetch_sub(&tp_helpers_alive, 1);
-}
-
-bool tp_helper_sleep(uint32_t ms) {
-  uint32_t seen = atomic_load(&tp_helper_wake);
-  if (atomic_load(&tp_helpers_paused)) return false;
-  struct timespec delay = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  syscall(SYS_futex, &tp_helper_wake, FUTEX_WAIT_PRIVATE, seen, &delay, NULL, 0);
-  return !atomic_load(&tp_helpers_paused);
-}
-
-void tp_helper_check(void) {
-  int running = tp_os_running_threads();
-  if (running < 0 || running > atomic_load(&tp_helpers_running)) return;
-  if (atomic_exchange(&tp_helper_exiting, true)) return; /* another helper is ending it */
-  exit(0);
-}
-
-/* Some calls want a single-threaded caller (unshare and setns of a user or
- * mount namespace fail with EINVAL otherwise): the helpers end for them. */
-bool tp_helpers_pause(void) {
-  int helpers = atomic_load(&tp_helpers_alive), before = tp_os_running_threads();
-  if (helpers == 0) return false;
-  atomic_store(&tp_helpers_paused, true);
-  atomic_fetch_add(&tp_helper_wake, 1);
-  syscall(SYS_futex, &tp_helper_wake, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-  /* A helper uncounts itself just before it returns; the kernel drops the
-   * thread a little later.  Bounded: a helper stuck in a flush is waited for
-   * at most a second, and the caller's retry then fails as it would have. */
-  for (int waited_us = 0; waited_us < 1000000; waited_us += 100) {
-    if (atomic_load(&tp_helpers_alive) == 0 && (before < 0 || tp_os_running_threads() <= before - helpers)) break;
-    struct timespec delay = {0, 100 * 1000};
-    nanosleep(&delay, NULL);
-  }
-  return true;
-}
-
-void tp_helpers_resume(void) {
-  atomic_store(&tp_helpers_paused, false);
-  tp_background_start();
-  tp_rec_writer_restart();
-}
-
-static void *tp_background_main(void *arg) {
-  (void)arg;
-  tp_helper_started();
-  while (tp_helper_sleep(100)) {
-    tp_helper_check();
-    uint64_t now = tp_os_now_ms();
-    for (uint32_t i = 0; i < tp_tenant_count(); i++) {
-      tp_heap *h = tp_tenant_heap(i);
-      tp_lock_acquire(&h->buddy_lock);
-      tp_heap_maintain(h, now);
-      tp_lock_release(&h->buddy_lock);
-    }
-    tp_large_maintain(now);
-    if (tp_opt.prom_file[0]) tp_prom_tick(now);
-  }
-  atomic_store(&tp_background_running, false); /* before it uncounts itself: resume may start another */
-  tp_helper_stopping();
-  return NULL;
-}
-
-static void tp_background_start(void) {
-  bool expected = false;
-  if (!tp_opt.background_thread || !atomic_compare_exchange_strong(&tp_background_running, &expected, true))
-    return;
-  if (!tp_helper_spawn(tp_background_main, "tierpool-bg")) atomic_store(&tp_background_running, false);
 }
 
 /* Without a TIERPOOL_ variable every option keeps its default: no recorder,

@@ -128,7 +128,7 @@ int tp_os_running_threads(void); /* the process's threads not yet exited; -1 if 
 extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */
 #define tp_stat_inc(field) __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
 
-/* Helper threads (init.c): the background thread and the recorder's writer.
+/* Helper threads (helpers.c): the background thread and the recorder's writer.
  * Started by tp_helper_spawn (detached, every signal blocked, named), each
  * calls tp_helper_started first and tp_helper_stopping last, sleeps with
  * tp_helper_sleep (false: end now, the helpers are being paused), and calls
@@ -143,6 +143,8 @@ bool tp_helper_sleep(uint32_t ms);
 void tp_helper_check(void);
 bool tp_helpers_pause(void);
 void tp_helpers_resume(void);
+void tp_helpers_after_fork_child(void);
+void tp_background_start(void); /* if background_thread = on */
 
 /* Diagnostics: one line "tierpool: ..." on stderr; tp_fatal also aborts. */
 void tp_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
