@@ -102,6 +102,7 @@ typedef struct tp_recorder {
   int fd;
   dev_t fd_dev; /* the trace's identity: a program may close our descriptor */
   ino_t fd_ino; /* and open something else under its number */
+  bool fd_is_pipe; /* a FIFO or socket: a write may raise SIGPIPE */
   char path[4096];
   char reopen_path[4096]; /* path, absolute: the program may change directory */
   pid_t pid;

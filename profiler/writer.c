@@ -12,6 +12,7 @@
  * (tp_rec_self.busy). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +135,10 @@ static bool tp_rec_fd_is_trace(int fd) {
 
 static void tp_rec_fd_remember(void) {
   struct stat st;
-  if (fstat(tp_rec.fd, &st) == 0) tp_rec.fd_dev = st.st_dev, tp_rec.fd_ino = st.st_ino;
+  if (fstat(tp_rec.fd, &st) == 0) {
+    tp_rec.fd_dev = st.st_dev, tp_rec.fd_ino = st.st_ino;
+    tp_rec.fd_is_pipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+  }
   char cwd[sizeof tp_rec.reopen_path];
   if (tp_rec.path[0] == '/' || !getcwd(cwd, sizeof cwd) ||
       snprintf(tp_rec.reopen_path, sizeof tp_rec.reopen_path, "%s/%s", cwd, tp_rec.path) >= (int)sizeof tp_rec.reopen_path)
@@ -164,20 +168,44 @@ static void tp_rec_fd_give_up(void) {
   tp_rec.fd = -1;
 }
 
-/* Writes all of it; a full disk or closed descriptor stops the trace, not the program. */
-static bool tp_rec_write_all(const uint8_t *data, size_t len) {
-  if (!tp_rec_fd_check()) return false;
+static bool tp_rec_write_fd(const uint8_t *data, size_t len) {
   while (len) {
     ssize_t n = write(tp_rec.fd, data, len);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      tp_message("profiler: writing %s failed (%s); trace stops here", tp_rec.path, strerror(errno));
-      tp_rec_fd_give_up();
-      return false;
-    }
+    if (n <= 0) return false;
     data += n, len -= (size_t)n;
   }
   return true;
+}
+
+/* A trace that is a pipe whose reader went away raises SIGPIPE in the
+ * writing thread — the program's own at exit or exec, which it would kill:
+ * blocked around the write, and a SIGPIPE the write raised taken back. */
+static bool tp_rec_write_pipe(const uint8_t *data, size_t len) {
+  sigset_t pipe_signal, old, pending;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, &old);
+  bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+  bool written = tp_rec_write_fd(data, len);
+  int error = errno;
+  if (!written && error == EPIPE && !was_pending) {
+    struct timespec now = {0, 0};
+    while (sigtimedwait(&pipe_signal, NULL, &now) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = error;
+  return written;
+}
+
+/* Writes all of it; a full disk or closed descriptor stops the trace, not the program. */
+static bool tp_rec_write_all(const uint8_t *data, size_t len) {
+  if (!tp_rec_fd_check()) return false;
+  if (tp_rec.fd_is_pipe ? tp_rec_write_pipe(data, len) : tp_rec_write_fd(data, len)) return true;
+  tp_message("profiler: writing %s failed (%s); trace stops here", tp_rec.path, strerror(errno));
+  tp_rec_fd_give_up();
+  return false;
 }
 
 /* False if the frame is lost (out of memory). */

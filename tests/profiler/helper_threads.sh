@@ -17,6 +17,9 @@
 #    with the background thread, work as without the library; the writer
 #    comes back and the trace is complete.  Skipped where the system allows
 #    no user namespaces.
+# 4. A trace written into a pipe whose reader went away stops with a message;
+#    SIGPIPE, which would kill the program in the thread writing at exit, is
+#    not raised on the program's behalf.
 source "$(dirname "$0")/lib.sh"
 
 # ends NAME CMD...: CMD ends within 30 s with status 0.
@@ -80,6 +83,18 @@ ends close-fds-relative env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 TIERPO
 [ "$(cat "$WORK/mine-rel.txt" 2>/dev/null)" = mine ] || fail_check "close-fds-relative: the program's file holds more than 'mine'"
 trace_check "close-fds-relative: the trace named relatively goes on" facts "$WORK/close-rel.tpt" end=1 \
   bucket:9049=100 bucket:10500=100
+
+mkfifo "$WORK/trace.fifo"
+(exec 3<"$WORK/trace.fifo"; head -c 1 <&3 >/dev/null) &
+ends fifo-reader-gone env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 TIERPOOL_TRACE="$WORK/trace.fifo" \
+  "$SUBJECT" histogram
+wait
+if grep -q 'trace stops here' "$WORK/fifo-reader-gone.err"; then
+  pass_check "fifo-reader-gone: the profiler says the trace stopped"
+else
+  fail_check "fifo-reader-gone: no message that the trace stopped"
+  show "$WORK/fifo-reader-gone.err"
+fi
 
 if ! unshare -U true 2>/dev/null; then
   echo "skip: no user namespaces here (unshare -U true fails without the library)"
