@@ -92,8 +92,8 @@ void tp_init_slow(void) {
   /* Programs like sort and ls close stderr before they exit: keep a copy
    * for the report, only when one was asked for. */
   if (tp_opt.stats) {
-    int fd = fcntl(2, F_DUPFD_CLOEXEC, 64);
-    if (fd >= 0) tp_stats_fd = fd;
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0) tp_stats_fd = tp_os_fd_out_of_the_way(fd);
   }
 }
 

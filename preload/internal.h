@@ -125,6 +125,7 @@ void tp_os_write(int fd, const char *s, size_t n);
 pid_t tp_os_gettid(void);
 size_t tp_os_read_file(const char *path, char *buf, size_t cap); /* 0 on error */
 int tp_os_running_threads(void); /* the process's threads not yet exited; -1 if unknown */
+int tp_os_fd_out_of_the_way(int fd); /* moved high (close-on-exec); fd itself if no number is free there */
 extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */
 #define tp_stat_inc(field) __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
 

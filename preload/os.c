@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,4 +206,28 @@ void tp_fatal(const char *fmt, ...) {
   tp_vmessage(fmt, ap);
   va_end(ap);
   abort();
+}
+
+/* The library's own descriptors (the trace, the copy of stderr for the exit
+ * report, libunwind's pipe) sit high: open(2) hands out the lowest free
+ * number and programs count on it (a daemon opening its files after closing
+ * what it did not open, a test listing what a child inherited), and a number
+ * the program closes and takes again should not be one the library still
+ * uses.  Three quarters of the way to the soft limit (768 of the usual 1024), at
+ * most 1000: where a program's lowest-first numbers do not reach. */
+static int tp_os_fd_floor(void) {
+  struct rlimit limit;
+  if (TP_SYS(SYS_getrlimit, RLIMIT_NOFILE, &limit) != 0) return 0;
+  rlim_t floor = limit.rlim_cur == RLIM_INFINITY ? 1000 : limit.rlim_cur / 4 * 3;
+  return floor > 1000 ? 1000 : (int)floor;
+}
+
+int tp_os_fd_out_of_the_way(int fd) {
+  if (fd < 0) return fd;
+  int floor = tp_os_fd_floor();
+  if (fd >= floor) return fd;
+  long high = TP_SYS(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor);
+  if (high < 0) return fd; /* none free up there: where it is */
+  TP_SYS(SYS_close, fd);
+  return (int)high;
 }

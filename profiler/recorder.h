@@ -34,6 +34,7 @@ void tp_rec_free_slab(uint32_t cls); /* the count of a normal slab block's free,
 void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int flags, void *old_addr);
 void tp_rec_bad_free(const char *call, void *p, const char *what); /* validation: stack, before abort */
 void tp_rec_thread_exit(void);
+bool tp_rec_in_recorder(void); /* the calling thread is doing the recorder's own work */
 void tp_rec_before_exec(void);
 void tp_rec_writer_restart(void); /* after tp_helpers_pause (init.c) */
 void tp_rec_fork_prepare(void);

@@ -26,6 +26,8 @@ bool tp_rec_by_bytes;
  * plain mutex until tp_rec_start makes it the pool's kind; fd is set there. */
 tp_recorder tp_rec;
 
+bool tp_rec_in_recorder(void) { return tp_rec_self.busy; }
+
 /* The filter in front of the live table, for the frees of buddy and large
  * blocks (a sampled slab's are known samples, other slab blocks never are):
  * one bit per 64-byte slot, set while a live sample maps there; 8 KiB.  A bit

@@ -153,7 +153,7 @@ static bool tp_rec_fd_check(void) {
   int fd = open(tp_rec.reopen_path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
   if (tp_rec_fd_is_trace(fd)) {
     fcntl(fd, F_SETFL, O_APPEND); /* non-blocking only for the open (a FIFO without a reader) */
-    tp_rec.fd = fd;
+    tp_rec.fd = tp_os_fd_out_of_the_way(fd);
     return true;
   }
   if (fd >= 0) close(fd);
@@ -246,6 +246,7 @@ bool tp_rec_writer_open(void) {
     tp_message("profiler: cannot create %s (%s); not recording", tp_rec.path, strerror(errno));
     return false;
   }
+  tp_rec.fd = tp_os_fd_out_of_the_way(tp_rec.fd); /* the program's opens start at 3 as without us */
   tp_rec_fd_remember();
   tp_rec.pid = getpid();
   /* The launcher learns about every trace of the run through this index. */

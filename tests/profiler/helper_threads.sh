@@ -17,7 +17,10 @@
 #    with the background thread, work as without the library; the writer
 #    comes back and the trace is complete.  Skipped where the system allows
 #    no user namespaces.
-# 4. A trace written into a pipe whose reader went away stops with a message;
+# 4. The library's own descriptors (the trace, libunwind's pipe) sit high:
+#    the first open() of a recorded program gives the number it gives without
+#    the library.
+# 5. A trace written into a pipe whose reader went away stops with a message;
 #    SIGPIPE, which would kill the program in the thread writing at exit, is
 #    not raised on the program's behalf.
 source "$(dirname "$0")/lib.sh"
@@ -83,6 +86,15 @@ ends close-fds-relative env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 TIERPO
 [ "$(cat "$WORK/mine-rel.txt" 2>/dev/null)" = mine ] || fail_check "close-fds-relative: the program's file holds more than 'mine'"
 trace_check "close-fds-relative: the trace named relatively goes on" facts "$WORK/close-rel.tpt" end=1 \
   bucket:9049=100 bucket:10500=100
+
+expected_fd=$("$SUBJECT" first-fd)
+got_fd=$(env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 TIERPOOL_TRACE="$WORK/first-fd.tpt" "$SUBJECT" first-fd)
+if [ -n "$expected_fd" ] && [ "$got_fd" = "$expected_fd" ]; then
+  pass_check "first-fd: open() gives $got_fd recorded, as without the library"
+else
+  fail_check "first-fd: open() gives '$got_fd' recorded, '$expected_fd' without the library"
+fi
+trace_check "first-fd: the trace is complete" facts "$WORK/first-fd.tpt" end=1
 
 mkfifo "$WORK/trace.fifo"
 (exec 3<"$WORK/trace.fifo"; head -c 1 <&3 >/dev/null) &

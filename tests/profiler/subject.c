@@ -25,11 +25,15 @@
  *   unshare-user       100 x 9029 B before and 100 x 10250 B after entering a new user
  *                      namespace (which wants a single-threaded caller); 77 if the
  *                      system allows none
+ *   first-fd           prints the number open() gives (the lowest free); recorded, only
+ *                      once the writer has loaded libunwind (which makes a pipe), at
+ *                      most 3 s, allocating meanwhile
  *   leak               10 x 4321 B from leak_here(), never freed
  *   double_free        frees a 100-byte block twice, from free_twice()
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -254,6 +258,24 @@ static int run_close_fds(const char *file) {
   return fclose(mine) == 0 ? 0 : 1;
 }
 
+static int find_libunwind(struct dl_phdr_info *info, size_t size, void *found) {
+  (void)size;
+  if (strstr(info->dlpi_name, "libunwind")) *(bool *)found = true;
+  return 0;
+}
+
+static int run_first_fd(void) {
+  bool loaded = !getenv("TIERPOOL_PROFILE");
+  for (int waited_ms = 0; !loaded && waited_ms < 3000; waited_ms += 10) {
+    free_many(alloc_many(100, 4111), 100);
+    sleep_ms(10);
+    dl_iterate_phdr(find_libunwind, &loaded);
+  }
+  if (!loaded) fprintf(stderr, "subject: libunwind not loaded after 3 s\n");
+  printf("%d\n", open("/dev/null", O_RDONLY));
+  return loaded ? 0 : 1;
+}
+
 static int run_unshare_user(void) {
   free_many(alloc_many(100, 9029), 100);
   if (unshare(CLONE_NEWUSER) != 0) {
@@ -318,6 +340,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "unshare-user") == 0) return run_unshare_user();
   if (strcmp(mode, "close-fds") == 0 && argc > 2) return run_close_fds(argv[2]);
   if (strcmp(mode, "after-exec") == 0) return run_after_exec();
+  if (strcmp(mode, "first-fd") == 0) return run_first_fd();
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "double_free") == 0) return run_double_free();
   fprintf(stderr, "usage: subject histogram|small N|lifetimes|stacks|busy PIDFILE|fork|exec|leak|double_free\n");
