@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,20 +212,14 @@ void tp_fatal(const char *fmt, ...) {
  * number and programs count on it (a daemon opening its files after closing
  * what it did not open, a test listing what a child inherited), and a number
  * the program closes and takes again should not be one the library still
- * uses.  Three quarters of the way to the soft limit (768 of the usual 1024), at
- * most 1000: where a program's lowest-first numbers do not reach. */
-static int tp_os_fd_floor(void) {
-  struct rlimit limit;
-  if (TP_SYS(SYS_getrlimit, RLIMIT_NOFILE, &limit) != 0) return 0;
-  rlim_t floor = limit.rlim_cur == RLIM_INFINITY ? 1000 : limit.rlim_cur / 4 * 3;
-  return floor > 1000 ? 1000 : (int)floor;
-}
+ * uses.  From 1000, when the soft limit allows; under a lower limit they stay
+ * where open(2) put them (a program that lowered its limit may hold numbers
+ * above it and count every number below as its own). */
+#define TP_OS_FD_FLOOR 1000
 
 int tp_os_fd_out_of_the_way(int fd) {
-  if (fd < 0) return fd;
-  int floor = tp_os_fd_floor();
-  if (fd >= floor) return fd;
-  long high = TP_SYS(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor);
+  if (fd < 0 || fd >= TP_OS_FD_FLOOR) return fd;
+  long high = TP_SYS(SYS_fcntl, fd, F_DUPFD_CLOEXEC, TP_OS_FD_FLOOR);
   if (high < 0) return fd; /* none free up there: where it is */
   TP_SYS(SYS_close, fd);
   return (int)high;
