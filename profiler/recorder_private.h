@@ -156,6 +156,7 @@ typedef enum tp_rec_flush_mode {
   TP_REC_FLUSH_FINAL,    /* all data and the End record: exit          */
 } tp_rec_flush_mode;
 void tp_rec_writer_flush(tp_rec_flush_mode mode);
+bool tp_rec_in_unforked_child(void); /* _Fork, raw clone, vfork: the trace is the parent's */
 void tp_rec_writer_after_fork_child(void);
 void *tp_rec_map(size_t size); /* zeroed pages for the recorder's own tables */
 void *tp_rec_map_table(size_t size); /* the same, resident at once: for hash tables */

@@ -613,7 +613,7 @@ void tp_rec_start(void) {
 }
 
 void tp_rec_finish(void) {
-  if (!tp_rec_active) return;
+  if (!tp_rec_active || tp_rec_in_unforked_child()) return; /* nor its leak report: the parent's blocks */
   tp_rec_enter(&tp_rec_self);
   tp_rec_writer_flush(TP_REC_FLUSH_FINAL);
   if (tp_opt.validate) tp_rec_leak_report();

@@ -583,7 +583,15 @@ static bool tp_rec_child_has_events(void) {
   return events;
 }
 
+/* A child made without fork's handlers (_Fork, a raw clone; vfork's child
+ * before its exec) holds the parent's trace and batches: written from there,
+ * the parent's events would be in its trace twice, and the writer's lock may
+ * be held by a thread the child does not have.  Such a child writes nothing
+ * (an image it execs records on its own).  Read before any lock. */
+bool tp_rec_in_unforked_child(void) { return tp_rec.fd >= 0 && tp_rec.pid != getpid(); }
+
 void tp_rec_writer_flush(tp_rec_flush_mode mode) {
+  if (tp_rec_in_unforked_child()) return;
   bool final = mode == TP_REC_FLUSH_FINAL;
   tp_lock_acquire(&tp_rec_writer_lock);
   if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events())) {

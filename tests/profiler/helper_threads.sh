@@ -20,7 +20,10 @@
 # 4. The library's own descriptors (the trace, libunwind's pipe) sit high:
 #    the first open() of a recorded program gives the number it gives without
 #    the library.
-# 5. A trace written into a pipe whose reader went away stops with a message;
+# 5. A child made without fork's handlers (_Fork, as a raw clone) must not
+#    write the parent's events into the parent's trace a second time, at its
+#    exit or its exec.
+# 6. A trace written into a pipe whose reader went away stops with a message;
 #    SIGPIPE, which would kill the program in the thread writing at exit, is
 #    not raised on the program's behalf.
 source "$(dirname "$0")/lib.sh"
@@ -95,6 +98,13 @@ else
   fail_check "first-fd: open() gives '$got_fd' recorded, '$expected_fd' without the library"
 fi
 trace_check "first-fd: the trace is complete" facts "$WORK/first-fd.tpt" end=1
+
+for how in exit exec; do
+  ends "unforked-child-$how" env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 \
+    TIERPOOL_TRACE="$WORK/unforked-$how.tpt" "$SUBJECT" unforked-child "$how"
+  trace_check "unforked-child $how: the parent's 100 x 9059 B counted once, one End" facts \
+    "$WORK/unforked-$how.tpt" end=1 bucket:9059=100
+done
 
 mkfifo "$WORK/trace.fifo"
 (exec 3<"$WORK/trace.fifo"; head -c 1 <&3 >/dev/null) &

@@ -28,6 +28,10 @@
  *   first-fd           prints the number open() gives (the lowest free); recorded, only
  *                      once the writer has loaded libunwind (which makes a pipe), at
  *                      most 3 s, allocating meanwhile
+ *   unforked-child exit|exec
+ *                      100 x 9059 B, then a child by _Fork (no fork handlers, as a raw
+ *                      clone) that ends with exit(0) or execs /bin/true; the parent
+ *                      waits for it: the parent's trace must count its 100 once
  *   leak               10 x 4321 B from leak_here(), never freed
  *   double_free        frees a 100-byte block twice, from free_twice()
  */
@@ -276,6 +280,20 @@ static int run_first_fd(void) {
   return loaded ? 0 : 1;
 }
 
+static int run_unforked_child(const char *how) {
+  void **blocks = alloc_many(100, 9059);
+  pid_t pid = _Fork();
+  if (pid < 0) return 1;
+  if (pid == 0) {
+    if (strcmp(how, "exec") == 0) execl("/bin/true", "true", (char *)NULL);
+    exit(0);
+  }
+  int status;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+  free_many(blocks, 100);
+  return 0;
+}
+
 static int run_unshare_user(void) {
   free_many(alloc_many(100, 9029), 100);
   if (unshare(CLONE_NEWUSER) != 0) {
@@ -340,6 +358,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "unshare-user") == 0) return run_unshare_user();
   if (strcmp(mode, "close-fds") == 0 && argc > 2) return run_close_fds(argv[2]);
   if (strcmp(mode, "after-exec") == 0) return run_after_exec();
+  if (strcmp(mode, "unforked-child") == 0 && argc > 2) return run_unforked_child(argv[2]);
   if (strcmp(mode, "first-fd") == 0) return run_first_fd();
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "double_free") == 0) return run_double_free();
