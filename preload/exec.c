@@ -17,41 +17,49 @@ typedef int (*tp_execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*tp_execvp_fn)(const char *, char *const[]);
 typedef int (*tp_fexecve_fn)(int, char *const[], char *const[]);
 
-static void *tp_next(const char *name) { return dlsym(RTLD_NEXT, name); }
+static tp_execve_fn tp_next_execve, tp_next_execvpe;
+static tp_execvp_fn tp_next_execv, tp_next_execvp;
+static tp_fexecve_fn tp_next_fexecve;
+
+/* libc's, found when the library is loaded, not at the first exec: a child
+ * made without fork's handlers (_Fork, a raw clone) may exec while another
+ * thread held the loader's lock, and dlsym would wait for it forever. */
+__attribute__((constructor)) static void tp_exec_resolve(void) {
+  tp_next_execve = (tp_execve_fn)dlsym(RTLD_NEXT, "execve");
+  tp_next_execvpe = (tp_execve_fn)dlsym(RTLD_NEXT, "execvpe");
+  tp_next_execv = (tp_execvp_fn)dlsym(RTLD_NEXT, "execv");
+  tp_next_execvp = (tp_execvp_fn)dlsym(RTLD_NEXT, "execvp");
+  tp_next_fexecve = (tp_fexecve_fn)dlsym(RTLD_NEXT, "fexecve");
+}
+
+static void tp_exec_prepare(void) {
+  if (!tp_next_execve) tp_exec_resolve();
+  if (tp_rec_active) tp_rec_before_exec();
+}
 
 TP_API int execve(const char *path, char *const argv[], char *const envp[]) {
-  static tp_execve_fn next;
-  if (!next) next = (tp_execve_fn)tp_next("execve");
-  if (tp_rec_active) tp_rec_before_exec();
-  return next(path, argv, envp);
+  tp_exec_prepare();
+  return tp_next_execve(path, argv, envp);
 }
 
 TP_API int execvpe(const char *file, char *const argv[], char *const envp[]) {
-  static tp_execve_fn next;
-  if (!next) next = (tp_execve_fn)tp_next("execvpe");
-  if (tp_rec_active) tp_rec_before_exec();
-  return next(file, argv, envp);
+  tp_exec_prepare();
+  return tp_next_execvpe(file, argv, envp);
 }
 
 TP_API int execv(const char *path, char *const argv[]) {
-  static tp_execvp_fn next;
-  if (!next) next = (tp_execvp_fn)tp_next("execv");
-  if (tp_rec_active) tp_rec_before_exec();
-  return next(path, argv);
+  tp_exec_prepare();
+  return tp_next_execv(path, argv);
 }
 
 TP_API int execvp(const char *file, char *const argv[]) {
-  static tp_execvp_fn next;
-  if (!next) next = (tp_execvp_fn)tp_next("execvp");
-  if (tp_rec_active) tp_rec_before_exec();
-  return next(file, argv);
+  tp_exec_prepare();
+  return tp_next_execvp(file, argv);
 }
 
 TP_API int fexecve(int fd, char *const argv[], char *const envp[]) {
-  static tp_fexecve_fn next;
-  if (!next) next = (tp_fexecve_fn)tp_next("fexecve");
-  if (tp_rec_active) tp_rec_before_exec();
-  return next(fd, argv, envp);
+  tp_exec_prepare();
+  return tp_next_fexecve(fd, argv, envp);
 }
 
 /* Collects the NULL-terminated argument list that follows `first`; for

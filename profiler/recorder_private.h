@@ -122,7 +122,7 @@ void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant); /* one tenant's counts;
 
 /* unwind.c */
 bool tp_rec_stacks_init(void); /* the frame walk; false: cannot record stacks */
-void tp_rec_stacks_load_libunwind(void); /* the fallback, from the writer thread */
+void tp_rec_stacks_load_libunwind(void); /* the fallback, at tp_rec_start */
 void tp_rec_stacks_use_libgcc(void *libgcc);
 uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated);
 

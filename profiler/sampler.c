@@ -609,6 +609,9 @@ void tp_rec_start(void) {
   tp_rec_leave(&tp_rec_self);
   if (!opened) return;
   tp_rec_active = true;
+  tp_rec_enter(&tp_rec_self); /* libunwind's pipe goes high (pipe.c) */
+  tp_rec_stacks_load_libunwind();
+  tp_rec_leave(&tp_rec_self);
   tp_rec_writer_start();
 }
 

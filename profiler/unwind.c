@@ -15,8 +15,7 @@
  * stack, saved slots are aligned.  A walk that fails (a signal frame, a CFI
  * expression, a stack that is not the thread's own: wasmtime's fibers) is
  * done again by libunwind with a per-thread cache, and libgcc for JIT code;
- * both are dlopen'ed RTLD_LOCAL (libunwind by the writer thread, once
- * recording has started): linked, libunwind.so would be loaded into every
+ * both are dlopen'ed RTLD_LOCAL (libunwind when recording starts): linked, libunwind.so would be loaded into every
  * host and its _Unwind_* would take over exception unwinding. */
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
@@ -416,9 +415,12 @@ bool tp_rec_stacks_init(void) {
   return true;
 }
 
-/* libunwind, for the stacks the frame walk cannot follow: loaded by the
- * writer thread, off the program's start-up (two libraries to map and
- * relocate); a capture before that falls back to libgcc, or stays empty. */
+/* libunwind, for the stacks the frame walk cannot follow: loaded in the
+ * library's constructor (0.25 ms: two libraries to map and relocate), before
+ * any helper thread exists.  Loaded by the writer instead, it held the
+ * loader's lock for that time while the program ran: a child made then
+ * without fork's handlers (_Fork, a raw clone) inherited the lock taken and
+ * hung in exit (_dl_fini waits for it). */
 void tp_rec_stacks_load_libunwind(void) {
   static bool tried;
   if (tried) return; /* a forked child's writer: loaded in the parent */

@@ -675,7 +675,6 @@ static void *tp_rec_writer_main(void *arg) {
   (void)arg;
   tp_helper_started();
   tp_rec_enter(&tp_rec_self); /* nothing this thread allocates is the program's */
-  tp_rec_stacks_load_libunwind(); /* off the program's start-up */
   for (uint32_t waited_ms = 0;;) {
     if (!tp_helper_sleep(TP_REC_WAKE_MS)) break; /* paused: tp_rec_writer_restart */
     waited_ms += TP_REC_WAKE_MS;
