@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# helper_threads.sh — the library's own threads (the recorder's writer, the
-# pool's background thread) change nothing the program can see.
+# helper_threads.sh — what the library adds to a process (its own threads:
+# the recorder's writer, the pool's background thread; its descriptors) changes
+# nothing the program can see.
 # 1. A process ends when its last thread does: glibc ends a process whose last thread calls pthread_exit with exit(0), but
 #   only when no other thread is left: the library's helper threads (the
 #   recorder's writer, the pool's background thread) must not keep it alive.
@@ -107,7 +108,7 @@ for how in exit exec; do
 done
 
 mkfifo "$WORK/trace.fifo"
-(exec 3<"$WORK/trace.fifo"; head -c 1 <&3 >/dev/null) &
+timeout 30 bash -c 'exec 3<"$1"; head -c 1 <&3 >/dev/null' reader "$WORK/trace.fifo" & # never left waiting
 ends fifo-reader-gone env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 TIERPOOL_TRACE="$WORK/trace.fifo" \
   "$SUBJECT" histogram
 wait
