@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "profile.h"
+#include "trace_reader.h"
 
 int cli_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
@@ -75,14 +77,43 @@ void cli_warn_truncated(const char *cmd, const char *err) {
   fprintf(stderr, "tierpool %s: warning: %s (used up to there)\n", cmd, err);
 }
 
+/* A trace its process never finished a frame of: empty, or cut inside its
+ * first frame (a process killed as it started, one of many a run recorded). */
+static bool cli_trace_unstarted(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (st.st_size == 0) return true;
+  char err[512];
+  tp_trace_reader *r = tp_trace_open(path, err, sizeof err);
+  if (!r) return false;
+  Tierpool__Trace__Record *record = NULL;
+  bool unstarted = tp_trace_next(r, &record) < 0 && tp_trace_truncated(r) && tp_trace_frames(r) == 0;
+  if (record) tp_trace_record_free(record);
+  tp_trace_close(r);
+  return unstarted;
+}
+
+/* Among several traces, one its process never finished a frame of is skipped
+ * with a warning (the others are the run); alone, or all of them, an error. */
 int cli_load_profile(const char *cmd, char *const *paths, size_t n, struct tp_profile *p) {
   char err[1024];
-  for (size_t i = 0; i < n; i++) {
-    int rc = tp_profile_load(p, paths[i], err, sizeof err);
-    if (rc < 0) return cli_error(cmd, "%s", err);
-    if (rc > 0) cli_warn_truncated(cmd, err);
+  bool *skipped = calloc(n ? n : 1, sizeof *skipped);
+  if (!skipped) return cli_error(cmd, "out of memory");
+  size_t n_skipped = 0;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    int loaded = tp_profile_load(p, paths[i], err, sizeof err);
+    if (loaded < 0 && n > 1 && cli_trace_unstarted(paths[i])) skipped[i] = true, n_skipped++;
+    else if (loaded < 0) rc = cli_error(cmd, "%s", err);
+    else if (loaded > 0) cli_warn_truncated(cmd, err);
   }
-  return 0;
+  if (rc == 0 && n_skipped == n) rc = cli_error(cmd, "no trace has a complete frame");
+  for (size_t i = 0; i < n && rc == 0; i++)
+    if (skipped[i])
+      fprintf(stderr, "tierpool %s: warning: %s: no complete frame (its process ended as it started); skipped\n",
+              cmd, paths[i]);
+  free(skipped);
+  return rc;
 }
 
 int cli_load_histogram(const char *cmd, char *const *paths, size_t n, struct tp_profile *p) {

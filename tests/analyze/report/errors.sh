@@ -2,7 +2,9 @@
 # errors.sh — every way `tierpool report` can be called wrong, or given a file
 # that is not a usable trace: exit status 2, one line on stderr naming the
 # problem, nothing on stdout.  A trace cut short after complete frames is still
-# reported, with a one-line warning.
+# reported, with a one-line warning; among several traces, one with no complete
+# frame (empty, or cut in its first: a process killed as it started) is skipped
+# with a warning.
 source "$(dirname "$0")/lib.sh"
 set -u
 
@@ -33,6 +35,9 @@ expect_error "empty file" "$WORK/empty.tpt" report "$WORK/empty.tpt"
 expect_error "trace with no process" "header-only\.tpt: .*(no process|empty)" report "$WORK/header-only.tpt"
 expect_error "truncated in its first frame" "$WORK/cut-early.tpt" report "$WORK/cut-early.tpt"
 expect_error "a good trace, then a missing one" "$WORK/nope.tpt" report "$WORK/ok.tpt" "$WORK/nope.tpt"
+expect_error "a good trace, then a foreign one" "$WORK/foreign.tpt" report "$WORK/ok.tpt" "$WORK/foreign.tpt"
+expect_error "only traces with no complete frame" "no trace has a complete frame" \
+  report "$WORK/empty.tpt" "$WORK/cut-early.tpt"
 expect_error "unknown flag" "unknown option '--bogus'" report --bogus "$WORK/ok.tpt"
 expect_error "--top 0" "--top wants a number" report --top 0 "$WORK/ok.tpt"
 expect_error "--top x" "--top wants a number" report --top=x "$WORK/ok.tpt"
@@ -50,6 +55,20 @@ else
 fi
 expect_json "truncated late" "$WORK/late.json" \
   'r["processes"][0]["truncated"] is True and r["totals"]["allocations"] == 100 and r["totals"]["samples"] >= 1'
+
+# Among several, those with no complete frame are skipped, a warning each.
+rc=0
+"$REPORT_CLI" report --json "$WORK/empty.tpt" "$WORK/ok.tpt" "$WORK/cut-early.tpt" >"$WORK/skip.json" 2>"$WORK/skip.err" || rc=$?
+if [ "$rc" -eq 0 ] && [ "$(wc -l <"$WORK/skip.err")" -eq 2 ] &&
+  grep -q "^tierpool report: warning: .*empty.tpt: no complete frame" "$WORK/skip.err" &&
+  grep -q "^tierpool report: warning: .*cut-early.tpt: no complete frame" "$WORK/skip.err"; then
+  pass_check "unstarted traces among others: skipped, a warning each"
+else
+  fail_check "unstarted traces among others: exit status $rc, stderr:"
+  sed 's/^/    | /' "$WORK/skip.err" >&2
+fi
+expect_json "unstarted traces among others" "$WORK/skip.json" \
+  'len(r["processes"]) == 1 and r["totals"]["allocations"] == 100'
 
 expect "--help" 0 '^usage: tierpool report \[--json\] \[--top N\] TRACE\.\.\.$' "$TIERPOOL_CLI" report --help
 finish
