@@ -77,9 +77,12 @@ void cli_warn_truncated(const char *cmd, const char *err) {
   fprintf(stderr, "tierpool %s: warning: %s (used up to there)\n", cmd, err);
 }
 
-/* A trace its process never finished a frame of: empty, or cut inside its
- * first frame (a process killed as it started, one of many a run recorded). */
-static bool cli_trace_unstarted(const char *path) {
+void cli_warn_unstarted(const char *cmd, const char *path) {
+  fprintf(stderr, "tierpool %s: warning: %s: no complete frame (its process ended as it started); skipped\n", cmd,
+          path);
+}
+
+bool cli_trace_unstarted(const char *path) {
   struct stat st;
   if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
   if (st.st_size == 0) return true;
@@ -109,9 +112,7 @@ int cli_load_profile(const char *cmd, char *const *paths, size_t n, struct tp_pr
   }
   if (rc == 0 && n_skipped == n) rc = cli_error(cmd, "no trace has a complete frame");
   for (size_t i = 0; i < n && rc == 0; i++)
-    if (skipped[i])
-      fprintf(stderr, "tierpool %s: warning: %s: no complete frame (its process ended as it started); skipped\n",
-              cmd, paths[i]);
+    if (skipped[i]) cli_warn_unstarted(cmd, paths[i]);
   free(skipped);
   return rc;
 }

@@ -37,7 +37,8 @@ int cli_parse_size(const char *s, uint64_t *out);
 
 /* Folds the traces into p: 0, or EXIT_USAGE after one line on stderr
  * ("tierpool CMD: PATH: what") for a trace that cannot be read.  A truncated
- * trace is used up to its last complete frame, with a one-line warning. */
+ * trace is used up to its last complete frame, with a one-line warning; among
+ * several, one with no complete frame is skipped (cli_warn_unstarted). */
 int cli_load_profile(const char *cmd, char *const *paths, size_t n, struct tp_profile *p);
 
 /* As cli_load_profile, for the commands that work on the exact size
@@ -46,5 +47,10 @@ int cli_load_histogram(const char *cmd, char *const *paths, size_t n, struct tp_
 
 /* The warning for a truncated trace (err: "PATH: truncated ..."), one line. */
 void cli_warn_truncated(const char *cmd, const char *err);
+
+/* A trace its process never finished a frame of: empty, or cut inside its
+ * first frame (a process killed as it started, one of many a run recorded). */
+bool cli_trace_unstarted(const char *path);
+void cli_warn_unstarted(const char *cmd, const char *path); /* "... skipped", one line */
 
 #endif /* TP_CLI_H */

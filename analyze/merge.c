@@ -157,9 +157,13 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
     fprintf(stderr, "tierpool merge: out of memory\n");
     status = EXIT_USAGE;
   }
+  int skipped = 0;
   for (int i = 0; i < n_inputs && status == 0; i++) {
     int got = copy_trace(compact, inputs[i], &sections, err, sizeof err);
-    if (got == 1) {
+    if (got == -1 && n_inputs > 1 && cli_trace_unstarted(inputs[i])) {
+      cli_warn_unstarted("merge", inputs[i]); /* nothing of it was copied */
+      skipped++;
+    } else if (got == 1) {
       fprintf(stderr, "tierpool merge: warning: %s (merged up to there)\n", err);
     } else if (got == -2) {
       fprintf(stderr, "tierpool merge: %s: write error\n", out_path);
@@ -168,6 +172,10 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
       fprintf(stderr, "tierpool merge: %s\n", err);
       status = EXIT_USAGE;
     }
+  }
+  if (status == 0 && skipped == n_inputs) {
+    fprintf(stderr, "tierpool merge: no trace has a complete frame\n");
+    status = EXIT_USAGE;
   }
   if (status == 0 && flush_frame(&w) < 0) {
     fprintf(stderr, "tierpool merge: %s: write error\n", out_path);

@@ -181,6 +181,14 @@ expect_eq "a truncated input: one warning line" \
 summary "$WORK/cut-b.tpt"
 expect_eq "its readable part is merged, and the output is whole" "${S[samples]}/${S[truncated]}" \
   "$((cut_samples + SB[samples]))/0"
+# An input with no complete frame (a process killed as it started) among
+# others: skipped with a warning, the rest merged.
+: >"$WORK/unstarted.tpt"
+tp merge-unstarted merge "$B" "$WORK/unstarted.tpt" -o "$WORK/b-only.tpt"
+expect_eq "an input with no complete frame: one warning line" \
+  "$(grep -c "^tierpool merge: warning: .*unstarted.tpt: no complete frame" "$WORK/merge-unstarted.err")" 1
+summary "$WORK/b-only.tpt"
+expect_eq "the others are merged" "${S[samples]}" "${SB[samples]}"
 ls "$WORK" | grep -c '\.tmp\.' >"$WORK/tmp.count" || true
 expect_eq "no temporary file is left behind" "$(cat "$WORK/tmp.count")" 0
 finish
