@@ -2,6 +2,7 @@
 build is, the workloads' type, one measured run (tests/bench/measure), output
 checks, medians and paired ratios."""
 
+import math
 import os
 import statistics
 import subprocess
@@ -107,13 +108,52 @@ def paired_ratios(runs, base_runs):
             for key, get in MEASURES.items()} if pairs else {}
 
 
+def median_interval(values, level=0.90):
+    """A distribution-free interval for the median of what values were drawn
+    from: (the k-th smallest, the k-th largest, its coverage), k the largest
+    whose coverage, 1 - 2·P(Binomial(n, 1/2) < k), is at least level; None
+    when there are too few values for level (fewer than 5 at 0.90)."""
+    xs, n = sorted(values), len(values)
+
+    def coverage(k):
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
+    k = 0
+    while k + 1 <= n // 2 and coverage(k + 1) >= level:
+        k += 1
+    return (xs[k - 1], xs[n - k], coverage(k)) if k else None
+
+
+def paired_intervals(runs, base_runs):
+    """{key: median_interval of the rounds' ratios runs/base_runs}, for the
+    ratios paired_ratios gives; keys without one (too few rounds) are left out."""
+    pairs = [(r, b) for r, b in zip(runs, base_runs) if r["status"] == "0" and b["status"] == "0"]
+    out = {key: median_interval([get(r) / get(b) for r, b in pairs]) for key, get in MEASURES.items()}
+    return {key: i for key, i in out.items() if i}
+
+
+def interval_text(interval):
+    """"0.97–1.03 (94%)", or — without one."""
+    return f"{interval[0]:.3f}–{interval[1]:.3f} ({interval[2]:.0%})" if interval else "—"
+
+
+def verdict(interval, limit):
+    """An acceptance line "ratio <= limit" against the interval of a median
+    ratio: held (all of it within), missed (all beyond), or open."""
+    if not interval:
+        return "open (too few rounds)"
+    lo, hi, _ = interval
+    return "held" if hi <= limit else "**missed**" if lo > limit else "open"
+
+
 def with_ratios(results, base):
-    """{name: summary, with "ratio": paired ratios to base's runs (not for base)}."""
+    """{name: summary, with "ratio": paired ratios to base's runs and
+    "interval": their median_intervals (not for base)}."""
     stats = {}
     for name, runs in results.items():
         stats[name] = summary(runs)
         if name != base and "fail" not in stats[name]:
             stats[name]["ratio"] = paired_ratios(runs, results[base])
+            stats[name]["interval"] = paired_intervals(runs, results[base])
     return stats
 
 

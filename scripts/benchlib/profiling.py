@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 
 from benchlib.common import (BENCH, BUILD, LIBDIR, check, clean_env, command_text, cell, fnv1a,
-                             measure, paired_ratios, report_failure, summary)
+                             interval_text, measure, paired_intervals, paired_ratios,
+                             report_failure, summary, verdict)
 
 PROFILED = ("wasmtime-", "node-", "churn-st", "churn-mt")  # names, or prefixes ending in -
 MODES = ["run", "record", "heaptrack", "jemalloc-prof"]
@@ -141,6 +142,7 @@ def profile_summary(runs, base_runs):
     s = summary(runs)
     if base_runs is not None and "fail" not in s:
         s["ratio"] = paired_ratios(runs, base_runs)
+        s["interval"] = paired_intervals(runs, base_runs)
     if "fail" not in s and runs and all("trace_bytes" in r for r in runs):
         s["trace_bytes"] = statistics.median(r["trace_bytes"] for r in runs)
         if all(r.get("trace_allocs") for r in runs):
@@ -206,19 +208,31 @@ def profiling_markdown(rows, modes, stats, why, cli, quick, commands):
         return f"{s['per_m']:,.0f} ({s['trace_allocs'] / 1e6:.2f} M)" if "per_m" in s else "—"
 
     out = ["## Profiling overhead", ""]
+    def record_line(w):
+        s = stats[w.name].get("record", {})
+        if "record" in why or "fail" in s:
+            return ["—", "—"]
+        interval = s.get("interval", {}).get("wall")
+        return [interval_text(interval), f"{verdict(interval, record_limit(w))} (≤ {record_limit(w):.2f})"]
+
+    recorded = "record" in modes
     head = (["workload"] + [f"{m} ms" for m in modes] + [f"{m}/run" for m in others]
-            + (["trace B per M allocs (allocs)"] if "record" in modes else []))
+            + (["record/run interval", "record/run line", "trace B per M allocs (allocs)"]
+               if recorded else []))
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for w in rows:
         line = ([w.name] + [value(w, m, "wall", "%.0f") for m in modes]
                 + [ratio(w, m, "wall") for m in others]
-                + ([trace(w)] if "record" in modes else []))
+                + (record_line(w) + [trace(w)] if recorded else []))
         out.append("| " + " | ".join(line) + " |")
     out.append("")
     out.append("ms: wall-clock time of the whole process (for heaptrack, of the whole "
                "`heaptrack` command); MODE/run: the ratio to run (tierpool, profiler off), the "
                "median over the rounds of each round's ratio; record/run in bold: above the acceptance limit (%.2f on the "
-               "Wasm workloads, %.2f on churn).  Trace bytes per million allocations: all the "
+               "Wasm workloads, %.2f on churn); its interval holds the median of such ratios with "
+               "the probability shown (the k-th smallest and largest of the rounds' ratios), and "
+               "the line is held when all of it is within the limit, missed when all is beyond, "
+               "open when it spans the limit.  Trace bytes per million allocations: all the "
                "traces of a record run, allocations as counted in them.  The same runs' CPU "
                "time (user+sys):" % (RECORD_LIMIT_DEFAULT, RECORD_LIMIT["churn-"]))
     out.append("")
