@@ -585,10 +585,13 @@ static bool tp_rec_child_has_events(void) {
 
 /* A child made without fork's handlers (_Fork, a raw clone; vfork's child
  * before its exec) holds the parent's trace and batches: written from there,
- * the parent's events would be in its trace twice, and the writer's lock may
- * be held by a thread the child does not have.  Such a child writes nothing
- * (an image it execs records on its own).  Read before any lock. */
-bool tp_rec_in_unforked_child(void) { return tp_rec.fd >= 0 && tp_rec.pid != getpid(); }
+ * the parent's events would be in its trace twice (or, when the parent's
+ * trace is not open yet or has stopped, in a trace of its own), and the
+ * writer's lock may be held by a thread the child does not have.  Such a
+ * child writes nothing (an image it execs records on its own).  tp_rec.pid is
+ * the process the trace is for, set at the start and in fork's child handler,
+ * before the trace is opened.  Read before any lock. */
+bool tp_rec_in_unforked_child(void) { return tp_rec.pid != getpid(); }
 
 void tp_rec_writer_flush(tp_rec_flush_mode mode) {
   if (tp_rec_in_unforked_child()) return;
@@ -671,9 +674,8 @@ static uint32_t tp_rec_pending_events(void) {
 /* Drains every TP_REC_FLUSH_MS, or sooner when a batch is big enough for a
  * well-compressed frame: the work is done here, beside the program, instead
  * of at its exit (a short busy run would otherwise pay it all there). */
-static void *tp_rec_writer_main(void *arg) {
-  (void)arg;
-  tp_helper_started();
+static void *tp_rec_writer_main(void *name) {
+  tp_helper_started(name);
   tp_rec_enter(&tp_rec_self); /* nothing this thread allocates is the program's */
   for (uint32_t waited_ms = 0;;) {
     if (!tp_helper_sleep(TP_REC_WAKE_MS)) break; /* paused: tp_rec_writer_restart */
@@ -692,7 +694,9 @@ static void *tp_rec_writer_main(void *arg) {
 
 void tp_rec_writer_start(void) {
   tp_rec_enter(&tp_rec_self);
-  tp_rec.writer_running = tp_helper_spawn(tp_rec_writer_main, "tierpool-write");
+  __atomic_store_n(&tp_rec.writer_running, true, __ATOMIC_RELEASE); /* before: a writer may end at once */
+  if (!tp_helper_spawn(tp_rec_writer_main, "tierpool-write"))
+    __atomic_store_n(&tp_rec.writer_running, false, __ATOMIC_RELEASE);
   tp_rec_leave(&tp_rec_self);
 }
 
@@ -705,6 +709,7 @@ void tp_rec_writer_restart(void) {
 /* In a forked child: the parent's file and thread are not ours.  A new trace
  * starts from here, with everything (threads, stacks, modules) said again. */
 void tp_rec_writer_after_fork_child(void) {
+  tp_rec.pid = getpid(); /* the child's trace, opened at its first flush */
   tp_lock_init(&tp_rec_writer_lock);
   tp_rec_fd_give_up(); /* the parent's, and not ours to write */
   tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;

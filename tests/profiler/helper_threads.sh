@@ -23,7 +23,8 @@
 #    the library.
 # 5. A child made without fork's handlers (_Fork, as a raw clone) must not
 #    write the parent's events into the parent's trace a second time, at its
-#    exit or its exec.
+#    exit or its exec, nor into a trace of its own when the parent (a forked
+#    child) has not opened its trace yet.
 # 6. A trace written into a pipe whose reader went away stops with a message;
 #    SIGPIPE, which would kill the program in the thread writing at exit, is
 #    not raised on the program's behalf.
@@ -42,13 +43,21 @@ ends() {
   fi
 }
 
+# one_trace NAME WHAT FACTS...: the record run NAME named one trace, with FACTS.
+one_trace() {
+  local name=$1 what=$2
+  shift 2
+  traces_in "$WORK" "$WORK/$name.err"
+  if [ ${#TRACES[@]} -eq 1 ]; then
+    trace_check "$what" facts "${TRACES[0]}" "$@"
+  else
+    fail_check "$name: expected one trace, record named ${#TRACES[@]}"
+    show "$WORK/$name.err"
+  fi
+}
+
 ends main-thread-exit-recorded "$TIERPOOL_CLI" record -o "$WORK/main-%p.tpt" -- "$SUBJECT" main-thread-exit
-traces_in "$WORK" "$WORK/main-thread-exit-recorded.err"
-if [ ${#TRACES[@]} -eq 1 ]; then
-  trace_check "main-thread-exit: the trace is complete" facts "${TRACES[0]}" end=1 bucket:9011=100
-else
-  fail_check "main-thread-exit: expected one trace, record named ${#TRACES[@]}"
-fi
+one_trace main-thread-exit-recorded "main-thread-exit: the trace is complete" end=1 bucket:9011=100
 
 ends fork-thread-exit-recorded "$TIERPOOL_CLI" record -o "$WORK/fork-%p.tpt" -- "$SUBJECT" fork-thread-exit
 traces_in "$WORK" "$WORK/fork-thread-exit-recorded.err"
@@ -76,12 +85,7 @@ if [ "$(cat "$WORK/mine.txt" 2>/dev/null)" = mine ]; then
 else
   fail_check "close-fds: the program's file holds $(wc -c <"$WORK/mine.txt" 2>/dev/null || echo no) bytes, not 'mine'"
 fi
-traces_in "$WORK" "$WORK/close-fds.err"
-if [ ${#TRACES[@]} -eq 1 ]; then
-  trace_check "close-fds: the trace goes on" facts "${TRACES[0]}" end=1 bucket:9049=100 bucket:10500=100
-else
-  fail_check "close-fds: expected one trace, record named ${#TRACES[@]}"
-fi
+one_trace close-fds "close-fds: the trace goes on" end=1 bucket:9049=100 bucket:10500=100
 if grep -q '^tierpool: profiler' "$WORK/close-fds.err"; then
   fail_check "close-fds: the profiler complained: $(grep '^tierpool: profiler' "$WORK/close-fds.err" | head -n 1)"
 fi
@@ -92,7 +96,8 @@ trace_check "close-fds-relative: the trace named relatively goes on" facts "$WOR
   bucket:9049=100 bucket:10500=100
 
 expected_fd=$("$SUBJECT" first-fd)
-got_fd=$(env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 TIERPOOL_TRACE="$WORK/first-fd.tpt" "$SUBJECT" first-fd)
+ends first-fd env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 TIERPOOL_TRACE="$WORK/first-fd.tpt" "$SUBJECT" first-fd
+got_fd=$(cat "$WORK/first-fd.out")
 if [ -n "$expected_fd" ] && [ "$got_fd" = "$expected_fd" ]; then
   pass_check "first-fd: open() gives $got_fd recorded, as without the library"
 else
@@ -106,6 +111,21 @@ for how in exit exec; do
   trace_check "unforked-child $how: the parent's 100 x 9059 B counted once, one End" facts \
     "$WORK/unforked-$how.tpt" end=1 bucket:9059=100
 done
+# The same in a forked child before it opened its trace: the _Fork child must
+# not open one of its own (the forked child's events twice, a second End).
+mkdir "$WORK/unforked-in-fork"
+ends unforked-child-in-fork-child env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 \
+  TIERPOOL_TRACE="$WORK/unforked-in-fork/t-%p.tpt" "$SUBJECT" unforked-child in-fork-child
+traces=("$WORK"/unforked-in-fork/t-*.tpt)
+found=0
+for trace in "${traces[@]}"; do
+  "$TRACE_CHECK" facts "$trace" end=1 bucket:9059=100 >/dev/null 2>&1 && found=$((found + 1))
+done
+if [ ${#traces[@]} -eq 2 ] && [ "$found" -eq 1 ]; then
+  pass_check "unforked-child in-fork-child: two traces (parent, forked child), the child's 100 x 9059 B once"
+else
+  fail_check "unforked-child in-fork-child: ${#traces[@]} traces (want 2), $found with End and 100 x 9059 B (want 1)"
+fi
 
 mkfifo "$WORK/trace.fifo"
 timeout 30 bash -c 'exec 3<"$1"; head -c 1 <&3 >/dev/null' reader "$WORK/trace.fifo" & # never left waiting
@@ -125,12 +145,7 @@ else
   ends unshare-recorded "$TIERPOOL_CLI" record -o "$WORK/unshare-%p.tpt" -- unshare -U true
   ends unshare-background env TIERPOOL_BACKGROUND_THREAD=on "$TIERPOOL_CLI" run -- unshare -U true
   ends unshare-user-recorded "$TIERPOOL_CLI" record -o "$WORK/unshare-user-%p.tpt" -- "$SUBJECT" unshare-user
-  traces_in "$WORK" "$WORK/unshare-user-recorded.err"
-  if [ ${#TRACES[@]} -eq 1 ]; then
-    trace_check "unshare-user: the trace goes on in the namespace" facts "${TRACES[0]}" end=1 \
-      bucket:9029=100 bucket:10250=100
-  else
-    fail_check "unshare-user: expected one trace, record named ${#TRACES[@]}"
-  fi
+  one_trace unshare-user-recorded "unshare-user: the trace goes on in the namespace" end=1 \
+    bucket:9029=100 bucket:10250=100
 fi
 finish
