@@ -77,12 +77,9 @@ void cli_warn_truncated(const char *cmd, const char *err) {
   fprintf(stderr, "tierpool %s: warning: %s (used up to there)\n", cmd, err);
 }
 
-void cli_warn_unstarted(const char *cmd, const char *path) {
-  fprintf(stderr, "tierpool %s: warning: %s: no complete frame (its process ended as it started); skipped\n", cmd,
-          path);
-}
-
-bool cli_trace_unstarted(const char *path) {
+/* Empty, or cut inside its first frame: a process killed as it started, one
+ * of many a run recorded (a copy cut short looks the same). */
+static bool cli_trace_unstarted(const char *path) {
   struct stat st;
   if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
   if (st.st_size == 0) return true;
@@ -96,24 +93,41 @@ bool cli_trace_unstarted(const char *path) {
   return unstarted;
 }
 
-/* Among several traces, one its process never finished a frame of is skipped
- * with a warning (the others are the run); alone, or all of them, an error. */
+long cli_skip_unstarted(const char *cmd, char *const *paths, size_t n, char **kept) {
+  if (n == 1) {
+    kept[0] = paths[0];
+    return 1;
+  }
+  bool *unstarted = calloc(n ? n : 1, sizeof *unstarted);
+  if (!unstarted) return cli_error(cmd, "out of memory"), -1;
+  size_t n_unstarted = 0;
+  for (size_t i = 0; i < n; i++) n_unstarted += unstarted[i] = cli_trace_unstarted(paths[i]);
+  long n_kept = -1;
+  if (n > 0 && n_unstarted == n) {
+    cli_error(cmd, "no trace has a complete frame");
+  } else {
+    n_kept = 0; /* kept may be paths: written only below the index read */
+    for (size_t i = 0; i < n; i++) {
+      if (unstarted[i]) fprintf(stderr, "tierpool %s: warning: %s: no complete frame; skipped\n", cmd, paths[i]);
+      else kept[n_kept++] = paths[i];
+    }
+  }
+  free(unstarted);
+  return n_kept;
+}
+
 int cli_load_profile(const char *cmd, char *const *paths, size_t n, struct tp_profile *p) {
   char err[1024];
-  bool *skipped = calloc(n ? n : 1, sizeof *skipped);
-  if (!skipped) return cli_error(cmd, "out of memory");
-  size_t n_skipped = 0;
-  int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    int loaded = tp_profile_load(p, paths[i], err, sizeof err);
-    if (loaded < 0 && n > 1 && cli_trace_unstarted(paths[i])) skipped[i] = true, n_skipped++;
-    else if (loaded < 0) rc = cli_error(cmd, "%s", err);
+  char **kept = calloc(n ? n : 1, sizeof *kept);
+  if (!kept) return cli_error(cmd, "out of memory");
+  long n_kept = cli_skip_unstarted(cmd, paths, n, kept);
+  int rc = n_kept < 0 ? EXIT_USAGE : 0;
+  for (long i = 0; i < n_kept && rc == 0; i++) {
+    int loaded = tp_profile_load(p, kept[i], err, sizeof err);
+    if (loaded < 0) rc = cli_error(cmd, "%s", err);
     else if (loaded > 0) cli_warn_truncated(cmd, err);
   }
-  if (rc == 0 && n_skipped == n) rc = cli_error(cmd, "no trace has a complete frame");
-  for (size_t i = 0; i < n && rc == 0; i++)
-    if (skipped[i]) cli_warn_unstarted(cmd, paths[i]);
-  free(skipped);
+  free(kept);
   return rc;
 }
 

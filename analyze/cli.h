@@ -38,7 +38,7 @@ int cli_parse_size(const char *s, uint64_t *out);
 /* Folds the traces into p: 0, or EXIT_USAGE after one line on stderr
  * ("tierpool CMD: PATH: what") for a trace that cannot be read.  A truncated
  * trace is used up to its last complete frame, with a one-line warning; among
- * several, one with no complete frame is skipped (cli_warn_unstarted). */
+ * several, one with no complete frame is skipped (cli_skip_unstarted). */
 int cli_load_profile(const char *cmd, char *const *paths, size_t n, struct tp_profile *p);
 
 /* As cli_load_profile, for the commands that work on the exact size
@@ -48,9 +48,12 @@ int cli_load_histogram(const char *cmd, char *const *paths, size_t n, struct tp_
 /* The warning for a truncated trace (err: "PATH: truncated ..."), one line. */
 void cli_warn_truncated(const char *cmd, const char *err);
 
-/* A trace its process never finished a frame of: empty, or cut inside its
- * first frame (a process killed as it started, one of many a run recorded). */
-bool cli_trace_unstarted(const char *path);
-void cli_warn_unstarted(const char *cmd, const char *path); /* "... skipped", one line */
+/* Among several traces, one with no complete frame (empty, or cut inside its
+ * first: a process killed as it started, one of many a run recorded) is
+ * skipped with a one-line warning: the others are the run.  Fills kept (room
+ * for n; may be paths itself) with the traces to read, in order, and returns
+ * how many; -1 after the error when every one is such.  A trace alone is kept: reading it says
+ * what is wrong with it. */
+long cli_skip_unstarted(const char *cmd, char *const *paths, size_t n, char **kept);
 
 #endif /* TP_CLI_H */

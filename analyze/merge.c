@@ -157,13 +157,11 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
     fprintf(stderr, "tierpool merge: out of memory\n");
     status = EXIT_USAGE;
   }
-  int skipped = 0;
-  for (int i = 0; i < n_inputs && status == 0; i++) {
+  long n_kept = status == 0 ? cli_skip_unstarted("merge", inputs, (size_t)n_inputs, inputs) : 0;
+  if (n_kept < 0) status = EXIT_USAGE;
+  for (long i = 0; i < n_kept && status == 0; i++) {
     int got = copy_trace(compact, inputs[i], &sections, err, sizeof err);
-    if (got == -1 && n_inputs > 1 && cli_trace_unstarted(inputs[i])) {
-      cli_warn_unstarted("merge", inputs[i]); /* nothing of it was copied */
-      skipped++;
-    } else if (got == 1) {
+    if (got == 1) {
       fprintf(stderr, "tierpool merge: warning: %s (merged up to there)\n", err);
     } else if (got == -2) {
       fprintf(stderr, "tierpool merge: %s: write error\n", out_path);
@@ -172,10 +170,6 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
       fprintf(stderr, "tierpool merge: %s\n", err);
       status = EXIT_USAGE;
     }
-  }
-  if (status == 0 && skipped == n_inputs) {
-    fprintf(stderr, "tierpool merge: no trace has a complete frame\n");
-    status = EXIT_USAGE;
   }
   if (status == 0 && flush_frame(&w) < 0) {
     fprintf(stderr, "tierpool merge: %s: write error\n", out_path);
@@ -187,8 +181,8 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
   }
   if (status != 0) tp_outfile_abort(&out);
   else
-    fprintf(stderr, "tierpool merge: %s: %" PRIu64 " process(es) from %d trace(s), %" PRIu64 " records\n", out_path,
-            sections, n_inputs, w.n_records);
+    fprintf(stderr, "tierpool merge: %s: %" PRIu64 " process(es) from %ld trace(s), %" PRIu64 " records\n", out_path,
+            sections, n_kept, w.n_records);
   tp_trace_compressor_fini(&w.zstd);
   tp_compactor_free(compact);
   free(w.records);

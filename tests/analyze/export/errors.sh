@@ -21,6 +21,7 @@ trace ok
 OK=$WORK/ok.tpt
 echo "not a trace at all" >"$WORK/foreign.tpt"
 : >"$WORK/empty.tpt"
+: >"$WORK/empty2.tpt"
 size=$(stat -c %s "$OK")
 head -c $((size - 5)) "$OK" >"$WORK/cut.tpt"
 # A damaged byte inside the first frame: its checksum no longer matches.
@@ -48,6 +49,8 @@ for cmd in export merge; do
   fails "$cmd: foreign file" "^tierpool $cmd: .*/foreign.tpt: not a tierpool trace" \
     $cmd "${fmt[@]}" "$WORK/foreign.tpt" -o "$WORK/out"
   fails "$cmd: empty file" "^tierpool $cmd: .*/empty.tpt: empty file" $cmd "${fmt[@]}" "$WORK/empty.tpt" -o "$WORK/out"
+  fails "$cmd: no trace with a complete frame" "^tierpool $cmd: no trace has a complete frame" \
+    $cmd "${fmt[@]}" "$WORK/empty.tpt" "$WORK/empty2.tpt" -o "$WORK/out"
   fails "$cmd: corrupt frame" "^tierpool $cmd: .*/corrupt.tpt: corrupt frame at offset 0" \
     $cmd "${fmt[@]}" "$OK" "$WORK/corrupt.tpt" -o "$WORK/out"
   fails "$cmd: unknown option" "^tierpool $cmd: unknown option '--frobnicate'" \
@@ -76,4 +79,15 @@ for fmt in pprof folded json csv; do
     "$rc/$(wc -l <"$WORK/cut.err")/$(grep -c '^tierpool export: warning: .*cut.tpt: truncated' "$WORK/cut.err")" 0/1/1
 done
 expect_eq "csv of the truncated trace: the first section's row" "$(tail -n +2 "$WORK/cut.csv" | cut -d, -f1,2,4)" 5,1,16
+
+# Among several traces, one with no complete frame (a process killed as it
+# started): skipped with one warning, in every format.
+for fmt in pprof folded json csv; do
+  rc=0
+  "$TIERPOOL_CLI" export --format $fmt "$OK" "$WORK/empty.tpt" -o "$WORK/skip.$fmt" 2>"$WORK/skip.err" || rc=$?
+  expect_eq "export --format $fmt of a trace and an empty one: exit 0, one warning" \
+    "$rc/$(wc -l <"$WORK/skip.err")/$(grep -c '^tierpool export: warning: .*empty.tpt: no complete frame; skipped' "$WORK/skip.err")" 0/1/1
+done
+expect_eq "json: the skipped trace is not listed" "$(grep -c 'empty.tpt' "$WORK/skip.json")" 0
+expect_eq "csv: the other trace's rows" "$(tail -n +2 "$WORK/skip.csv" | cut -d, -f1 | sort -u | tr '\n' ' ')" "5 6 "
 finish
