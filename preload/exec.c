@@ -25,15 +25,16 @@ static tp_fexecve_fn tp_next_fexecve;
  * made without fork's handlers (_Fork, a raw clone) may exec while another
  * thread held the loader's lock, and dlsym would wait for it forever. */
 __attribute__((constructor)) static void tp_exec_resolve(void) {
-  tp_next_execve = (tp_execve_fn)dlsym(RTLD_NEXT, "execve");
   tp_next_execvpe = (tp_execve_fn)dlsym(RTLD_NEXT, "execvpe");
   tp_next_execv = (tp_execvp_fn)dlsym(RTLD_NEXT, "execv");
   tp_next_execvp = (tp_execvp_fn)dlsym(RTLD_NEXT, "execvp");
   tp_next_fexecve = (tp_fexecve_fn)dlsym(RTLD_NEXT, "fexecve");
+  /* Last: the sign that all five are there (tp_exec_prepare). */
+  __atomic_store_n(&tp_next_execve, (tp_execve_fn)dlsym(RTLD_NEXT, "execve"), __ATOMIC_RELEASE);
 }
 
 static void tp_exec_prepare(void) {
-  if (!tp_next_execve) tp_exec_resolve();
+  if (!__atomic_load_n(&tp_next_execve, __ATOMIC_ACQUIRE)) tp_exec_resolve();
   if (tp_rec_active) tp_rec_before_exec();
 }
 

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,17 +40,18 @@ bool tp_helper_spawn(void *(*main)(void *), const char *name) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   atomic_fetch_add(&tp_helpers_alive, 1);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  bool spawned = pthread_create(&thread, &attr, main, NULL) == 0;
+  /* The thread names itself: a detached one may be gone before its handle is used. */
+  bool spawned = pthread_create(&thread, &attr, main, (void *)name) == 0;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (spawned)
-    pthread_setname_np(thread, name); /* what top -H and gdb show */
-  else
-    atomic_fetch_sub(&tp_helpers_alive, 1);
+  if (!spawned) atomic_fetch_sub(&tp_helpers_alive, 1);
   pthread_attr_destroy(&attr);
   return spawned;
 }
 
-void tp_helper_started(void) { atomic_fetch_add(&tp_helpers_running, 1); }
+void tp_helper_started(void *name) {
+  prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); /* what top -H and gdb show */
+  atomic_fetch_add(&tp_helpers_running, 1);
+}
 
 void tp_helper_stopping(void) {
   atomic_fetch_sub(&tp_helpers_running, 1);
@@ -96,9 +98,8 @@ void tp_helpers_resume(void) {
   tp_rec_writer_restart();
 }
 
-static void *tp_background_main(void *arg) {
-  (void)arg;
-  tp_helper_started();
+static void *tp_background_main(void *name) {
+  tp_helper_started(name);
   while (tp_helper_sleep(100)) {
     tp_helper_check();
     uint64_t now = tp_os_now_ms();

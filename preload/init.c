@@ -111,8 +111,8 @@ static bool tp_environment_configures(void) {
 __attribute__((constructor)) static void tp_constructor(void) {
   if (!tp_environment_configures()) return;
   tp_ensure_init();
+  tp_rec_start(); /* first: it loads libunwind, which wants no other thread yet (unwind.c) */
   tp_background_start();
-  tp_rec_start();
 }
 
 /* Preloaded libraries are finalised last, so this sees the program's whole run. */

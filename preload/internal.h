@@ -125,7 +125,7 @@ void tp_os_write(int fd, const char *s, size_t n);
 pid_t tp_os_gettid(void);
 size_t tp_os_read_file(const char *path, char *buf, size_t cap); /* 0 on error */
 int tp_os_running_threads(void); /* the process's threads not yet exited; -1 if unknown */
-int tp_os_fd_out_of_the_way(int fd); /* moved high (close-on-exec); fd itself if no number is free there */
+int tp_os_fd_out_of_the_way(int fd); /* a close-on-exec copy from 1000 up; fd itself under a lower limit or none free */
 extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */
 #define tp_stat_inc(field) __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
 
@@ -138,7 +138,7 @@ extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */
  * tp_helpers_pause ends them all and waits until the kernel counts none
  * (false if there were none); tp_helpers_resume starts them again. */
 bool tp_helper_spawn(void *(*main)(void *), const char *name); /* name: 15 bytes at most */
-void tp_helper_started(void);
+void tp_helper_started(void *name); /* main's argument: the name given to tp_helper_spawn */
 void tp_helper_stopping(void);
 bool tp_helper_sleep(uint32_t ms);
 void tp_helper_check(void);

@@ -11,7 +11,7 @@
 
 TP_API int pipe2(int fds[2], int flags) {
   int r = (int)syscall(SYS_pipe2, fds, flags);
-  if (r == 0 && tp_rec_active && tp_rec_in_recorder()) { /* both ends keep their flags */
+  if (r == 0 && tp_rec_in_recorder()) { /* O_NONBLOCK stays; a moved end is close-on-exec, as libunwind's are */
     fds[0] = tp_os_fd_out_of_the_way(fds[0]);
     fds[1] = tp_os_fd_out_of_the_way(fds[1]);
   }

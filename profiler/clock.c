@@ -67,7 +67,14 @@ static uint64_t tp_rec_clock_pair(uint64_t *tsc) {
   return mono;
 }
 
+/* The trace's times count from here (its Process record carries both clocks). */
+static void tp_rec_clock_zero(void) {
+  tp_rec.start_unix_ns = tp_rec_clock_ns(CLOCK_REALTIME);
+  tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
+}
+
 void tp_rec_clock_start(void) {
+  tp_rec_clock_zero();
   tp_rec_clock.usable = tp_rec_tsc_usable();
   tp_rec_clock.first_mono = tp_rec_clock_pair(&tp_rec_clock.first_tsc);
 }
@@ -75,6 +82,7 @@ void tp_rec_clock_start(void) {
 /* A forked child's times start at its fork: its next reading anchors again
  * (the rate measured since the parent's start still holds). */
 void tp_rec_clock_after_fork(void) {
+  tp_rec_clock_zero();
   atomic_store(&tp_rec_clock.ticking, false);
   atomic_store(&tp_rec_clock.busy, false);
   atomic_store(&tp_rec_clock.seq, 0);

@@ -36,7 +36,7 @@ void tp_rec_bad_free(const char *call, void *p, const char *what); /* validation
 void tp_rec_thread_exit(void);
 bool tp_rec_in_recorder(void); /* the calling thread is doing the recorder's own work */
 void tp_rec_before_exec(void);
-void tp_rec_writer_restart(void); /* after tp_helpers_pause (init.c) */
+void tp_rec_writer_restart(void); /* after tp_helpers_pause (helpers.c) */
 void tp_rec_fork_prepare(void);
 void tp_rec_fork_parent(void);
 void tp_rec_fork_child(void);

@@ -586,8 +586,6 @@ void tp_rec_start(void) {
   if (!tp_opt.profile && !tp_opt.validate) return;
   tp_lock_init(&tp_rec.lock);
   tp_rec.fd = -1;
-  tp_rec.start_unix_ns = tp_rec_clock_ns(CLOCK_REALTIME);
-  tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
   tp_rec_clock_start();
   tp_rec.sample_rate = tp_opt.validate ? 1.0 : tp_opt.sample_rate;
   if (tp_rec.sample_rate > 0.0 && tp_rec.sample_rate < 1.0) tp_rec.inv_ln_keep = 1.0 / tp_rec_ln(1.0 - tp_rec.sample_rate);
@@ -604,14 +602,12 @@ void tp_rec_start(void) {
       return;
     }
   }
-  tp_rec_enter(&tp_rec_self);
+  tp_rec_enter(&tp_rec_self); /* also: libunwind's pipe goes high (pipe.c) */
   bool opened = tp_rec_stacks_init() && tp_rec_writer_open();
+  if (opened) tp_rec_stacks_load_libunwind();
   tp_rec_leave(&tp_rec_self);
   if (!opened) return;
   tp_rec_active = true;
-  tp_rec_enter(&tp_rec_self); /* libunwind's pipe goes high (pipe.c) */
-  tp_rec_stacks_load_libunwind();
-  tp_rec_leave(&tp_rec_self);
   tp_rec_writer_start();
 }
 
@@ -655,8 +651,6 @@ void tp_rec_fork_child(void) {
   if (tp_rec.live) memset(tp_rec.live, 0, tp_rec.live_capacity * sizeof *tp_rec.live);
   tp_rec.live_count = 0;
   /* The child's trace is its own process: its clock, counts and ids start here. */
-  tp_rec.start_unix_ns = tp_rec_clock_ns(CLOCK_REALTIME);
-  tp_rec.start_mono_ns = tp_rec_clock_ns(CLOCK_MONOTONIC);
   tp_rec_clock_after_fork();
   tp_rec.samples = tp_rec.dropped = 0;
   for (size_t w = 0; w < sizeof tp_rec_filter / sizeof tp_rec_filter[0]; w++) atomic_store(&tp_rec_filter[w], 0);

@@ -15,8 +15,9 @@
  * stack, saved slots are aligned.  A walk that fails (a signal frame, a CFI
  * expression, a stack that is not the thread's own: wasmtime's fibers) is
  * done again by libunwind with a per-thread cache, and libgcc for JIT code;
- * both are dlopen'ed RTLD_LOCAL (libunwind when recording starts): linked, libunwind.so would be loaded into every
- * host and its _Unwind_* would take over exception unwinding. */
+ * both are dlopen'ed RTLD_LOCAL (libunwind when recording starts): linked,
+ * libunwind.so would be loaded into every host and its _Unwind_* would take
+ * over exception unwinding. */
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
 #include <libunwind.h>
@@ -423,7 +424,7 @@ bool tp_rec_stacks_init(void) {
  * hung in exit (_dl_fini waits for it). */
 void tp_rec_stacks_load_libunwind(void) {
   static bool tried;
-  if (tried) return; /* a forked child's writer: loaded in the parent */
+  if (tried) return; /* TP_REC_UNWIND_COMPARE: loaded by tp_rec_stacks_init already */
   tried = true;
   void *unwind = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
   if (!unwind) {
