@@ -131,6 +131,14 @@ def paired_intervals(runs, base_runs):
     return {key: i for key, i in out.items() if i}
 
 
+def paired_difference(runs, base_runs, key):
+    """(median, median_interval) over the rounds of each round's runs - base_runs
+    in MEASURES[key]; None without a pair."""
+    get = MEASURES[key]
+    diffs = [get(r) - get(b) for r, b in zip(runs, base_runs) if r["status"] == "0" and b["status"] == "0"]
+    return (statistics.median(diffs), median_interval(diffs)) if diffs else None
+
+
 def interval_text(interval):
     """"0.97–1.03 (94%)", or — without one."""
     return f"{interval[0]:.3f}–{interval[1]:.3f} ({interval[2]:.0%})" if interval else "—"

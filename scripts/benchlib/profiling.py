@@ -20,6 +20,7 @@ JEMALLOC = LIBDIR / "libjemalloc.so.2"
 # Limits of record/run: the acceptance number on the Wasm workloads, the target on churn.
 RECORD_LIMIT = {"churn-": 1.10}
 RECORD_LIMIT_DEFAULT = 1.02
+TRACE_LIMIT = 100_000  # trace bytes per million allocations (in bold above)
 # What heaptrack prints on stdout around the program's output.
 HEAPTRACK_HEAD = (b"heaptrack output will be written to ", None,
                   b"starting application, this might take some time...")
@@ -205,7 +206,10 @@ def profiling_markdown(rows, modes, stats, why, cli, quick, commands):
             return "—"
         if not cli:
             return "n/a (no tierpool dump)"
-        return f"{s['per_m']:,.0f} ({s['trace_allocs'] / 1e6:.2f} M)" if "per_m" in s else "—"
+        if "per_m" not in s:
+            return "—"
+        size = f"{s['per_m']:,.0f}"
+        return f"{'**' + size + '**' if s['per_m'] > TRACE_LIMIT else size} ({s['trace_allocs'] / 1e6:.2f} M)"
 
     out = ["## Profiling overhead", ""]
     def record_line(w):
@@ -233,8 +237,9 @@ def profiling_markdown(rows, modes, stats, why, cli, quick, commands):
                "the probability shown (the k-th smallest and largest of the rounds' ratios), and "
                "the line is held when all of it is within the limit, missed when all is beyond, "
                "open when it spans the limit.  Trace bytes per million allocations: all the "
-               "traces of a record run, allocations as counted in them.  The same runs' CPU "
-               "time (user+sys):" % (RECORD_LIMIT_DEFAULT, RECORD_LIMIT["churn-"]))
+               "traces of a record run, allocations as counted in them; in bold above "
+               "the acceptance limit (%s).  The same runs' CPU "
+               "time (user+sys):" % (RECORD_LIMIT_DEFAULT, RECORD_LIMIT["churn-"], f"{TRACE_LIMIT:,}"))
     out.append("")
     head = ["workload"] + [f"{m} CPU ms" for m in modes]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
