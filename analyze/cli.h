@@ -52,8 +52,8 @@ void cli_warn_truncated(const char *cmd, const char *err);
  * first: a process killed as it started, one of many a run recorded) is
  * skipped with a one-line warning: the others are the run.  Fills kept (room
  * for n; may be paths itself) with the traces to read, in order, and returns
- * how many; -1 after the error when every one is such.  A trace alone is kept: reading it says
- * what is wrong with it. */
+ * how many; -1 after the error when every one is such.  A trace alone is
+ * kept: reading it says what is wrong with it. */
 long cli_skip_unstarted(const char *cmd, char *const *paths, size_t n, char **kept);
 
 #endif /* TP_CLI_H */
