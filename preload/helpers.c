@@ -41,7 +41,9 @@ bool tp_helper_spawn(void *(*main)(void *), const char *name) {
   atomic_fetch_add(&tp_helpers_alive, 1);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   /* The thread names itself: a detached one may be gone before its handle is used. */
+  bool was_own = tp_rec_own_begin(); /* its TLS, which glibc allocates, is not the program's */
   bool spawned = pthread_create(&thread, &attr, main, (void *)name) == 0;
+  tp_rec_own_end(was_own);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (!spawned) atomic_fetch_sub(&tp_helpers_alive, 1);
   pthread_attr_destroy(&attr);

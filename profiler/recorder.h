@@ -35,6 +35,10 @@ void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int
 void tp_rec_bad_free(const char *call, void *p, const char *what); /* validation: stack, before abort */
 void tp_rec_thread_exit(void);
 bool tp_rec_in_recorder(void); /* the calling thread is doing the recorder's own work */
+/* What the calling thread allocates between these is the library's, not the
+ * program's (a helper thread's start: glibc allocates its TLS).  Nest. */
+bool tp_rec_own_begin(void);
+void tp_rec_own_end(bool was_own);
 void tp_rec_before_exec(void);
 void tp_rec_writer_restart(void); /* after tp_helpers_pause (helpers.c) */
 void tp_rec_fork_prepare(void);

@@ -28,6 +28,16 @@ tp_recorder tp_rec;
 
 bool tp_rec_in_recorder(void) { return tp_rec_self.busy; }
 
+bool tp_rec_own_begin(void) {
+  bool was_own = tp_rec_self.busy;
+  tp_rec_enter(&tp_rec_self);
+  return was_own;
+}
+
+void tp_rec_own_end(bool was_own) {
+  if (!was_own) tp_rec_leave(&tp_rec_self);
+}
+
 /* The filter in front of the live table, for the frees of buddy and large
  * blocks (a sampled slab's are known samples, other slab blocks never are):
  * one bit per 64-byte slot, set while a live sample maps there; 8 KiB.  A bit

@@ -693,11 +693,9 @@ static void *tp_rec_writer_main(void *name) {
 }
 
 void tp_rec_writer_start(void) {
-  tp_rec_enter(&tp_rec_self);
   __atomic_store_n(&tp_rec.writer_running, true, __ATOMIC_RELEASE); /* before: a writer may end at once */
   if (!tp_helper_spawn(tp_rec_writer_main, "tierpool-write"))
     __atomic_store_n(&tp_rec.writer_running, false, __ATOMIC_RELEASE);
-  tp_rec_leave(&tp_rec_self);
 }
 
 /* After tp_helpers_pause: a writer again, unless the trace is finished. */

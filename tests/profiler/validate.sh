@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # validate.sh — `tierpool record --validate` (every allocation tracked):
-#   a leak of 10 x 4321 B from leak_here() is in the exit report, with its stack;
+#   a leak of 10 x 4321 B from leak_here() is in the exit report, with its stack,
+#   and nothing else, also with the library's background thread;
 #   a double free from free_twice() aborts the program (SIGABRT) after a
 #   "double free" line and the stack of the second free.
 source "$(dirname "$0")/lib.sh"
@@ -22,6 +23,19 @@ else
   show "$WORK/leak.err" 40
 fi
 [ ${#TRACES[@]} -eq 1 ] && expect_summary "${TRACES[0]}" 'ends == 1' 'samples > 0'
+
+# The library's own threads are not the program's: with the background thread,
+# the same report, and glibc's TLS for that thread is not a leak.
+export TIERPOOL_BACKGROUND_THREAD=on
+record_run leak-background --validate -- "$SUBJECT" leak
+unset TIERPOOL_BACKGROUND_THREAD
+expect_status "record --validate subject leak, background thread on" 0 "$RC"
+if grep -qE '^tierpool: 43210 bytes in 10 blocks still allocated at exit' "$WORK/leak-background.err"; then
+  pass_check "background thread on: the leak report holds the program's 43210 bytes in 10 blocks, nothing else"
+else
+  fail_check "background thread on: the leak report is not the program's alone"
+  show "$WORK/leak-background.err" 40
+fi
 
 record_run double-free --validate -- "$SUBJECT" double_free
 expect_status "record --validate subject double_free (SIGABRT)" 134 "$RC"
