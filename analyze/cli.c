@@ -134,6 +134,7 @@ int cli_load_profile(const char *cmd, char *const *paths, size_t n, struct tp_pr
 int cli_load_histogram(const char *cmd, char *const *paths, size_t n, struct tp_profile *p) {
   int rc = cli_load_profile(cmd, paths, n, p);
   if (rc == 0 && tp_profile_total_allocs(p) == 0)
-    rc = cli_error(cmd, "%s%s: no allocations in the size histogram", paths[0], n > 1 ? " ..." : "");
+    rc = n == 1 ? cli_error(cmd, "%s: no allocations in the size histogram", paths[0])
+                : cli_error(cmd, "%zu traces: no allocations in their size histograms", n);
   return rc;
 }

@@ -214,7 +214,7 @@ def profiling_markdown(rows, modes, stats, why, cli, quick, commands):
     out = ["## Profiling overhead", ""]
     def record_line(w):
         s = stats[w.name].get("record", {})
-        if "record" in why or "fail" in s:
+        if "record" in why or "fail" in s or "wall" not in s.get("ratio", {}):
             return ["—", "—"]
         interval = s.get("interval", {}).get("wall")
         return [interval_text(interval), f"{verdict(interval, record_limit(w))} (≤ {record_limit(w):.2f})"]

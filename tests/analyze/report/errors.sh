@@ -68,7 +68,7 @@ else
   sed 's/^/    | /' "$WORK/skip.err" >&2
 fi
 expect_json "unstarted traces among others" "$WORK/skip.json" \
-  'len(r["processes"]) == 1 and r["totals"]["allocations"] == 100'
+  'len(r["processes"]) == 1 and r["totals"]["allocations"] == 100 and r["traces"] == [r["traces"][0]] and r["traces"][0].endswith("ok.tpt")'
 
 expect "--help" 0 '^usage: tierpool report \[--json\] \[--top N\] TRACE\.\.\.$' "$TIERPOOL_CLI" report --help
 finish
