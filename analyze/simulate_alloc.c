@@ -20,5 +20,13 @@
 #define malloc_stats tp_sim_malloc_stats
 #define mallinfo tp_sim_mallinfo
 #define mallinfo2 tp_sim_mallinfo2
+#define __libc_malloc tp_sim___libc_malloc
+#define __libc_free tp_sim___libc_free
+#define __libc_calloc tp_sim___libc_calloc
+#define __libc_realloc tp_sim___libc_realloc
+#define __libc_memalign tp_sim___libc_memalign
+#define __libc_valloc tp_sim___libc_valloc
+#define __libc_pvalloc tp_sim___libc_pvalloc
+#define cfree tp_sim_cfree
 
 #include "alloc.c"

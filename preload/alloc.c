@@ -472,6 +472,20 @@ TP_API size_t malloc_usable_size(void *p) {
   return tp_usable_or_die(p, "malloc_usable_size", &info);
 }
 
+/* ---- glibc's other names for the same calls ------------------------------- */
+/* A program or library that calls these directly (to reach "the real malloc",
+ * or through an old binary's cfree) would mix glibc's heap with the pool's:
+ * a block of one freed into the other aborts or corrupts.  They are the pool's
+ * calls under those names, as in mimalloc and jemalloc. */
+TP_API void *__libc_malloc(size_t size) { return malloc(size); }
+TP_API void __libc_free(void *p) { free(p); }
+TP_API void *__libc_calloc(size_t count, size_t size) { return calloc(count, size); }
+TP_API void *__libc_realloc(void *p, size_t size) { return realloc(p, size); }
+TP_API void *__libc_memalign(size_t align, size_t size) { return memalign(align, size); }
+TP_API void *__libc_valloc(size_t size) { return valloc(size); }
+TP_API void *__libc_pvalloc(size_t size) { return pvalloc(size); }
+TP_API void cfree(void *p) { free(p); }
+
 /* ---- glibc extras a program may call ------------------------------------- */
 
 TP_API int malloc_trim(size_t pad) {

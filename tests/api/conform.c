@@ -558,8 +558,54 @@ static void t_valloc_pvalloc(void) {
   free(p);
 }
 
+/* glibc's other names for its allocator (__libc_malloc & co; cfree, which
+ * old binaries call): the same heap as malloc's, so that a block passes from
+ * one set of names to the other (under a preload that left them to glibc,
+ * free() of a __libc_malloc block is an invalid pointer). */
+static void t_libc_names(void) {
+  void *(*libc_malloc)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "__libc_malloc");
+  void (*libc_free)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "__libc_free");
+  void *(*libc_calloc)(size_t, size_t) = (void *(*)(size_t, size_t))dlsym(RTLD_DEFAULT, "__libc_calloc");
+  void *(*libc_realloc)(void *, size_t) = (void *(*)(void *, size_t))dlsym(RTLD_DEFAULT, "__libc_realloc");
+  void *(*libc_memalign)(size_t, size_t) = (void *(*)(size_t, size_t))dlsym(RTLD_DEFAULT, "__libc_memalign");
+  void *(*libc_valloc)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "__libc_valloc");
+  void *(*libc_pvalloc)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "__libc_pvalloc");
+  REQUIRE(libc_malloc && libc_free && libc_calloc && libc_realloc && libc_memalign && libc_valloc && libc_pvalloc,
+          "__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, __libc_memalign, __libc_valloc or "
+          "__libc_pvalloc not found");
+  /* glibc's own cfree is a compatibility symbol that dlsym does not find. */
+  void (*cfree_fn)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "cfree");
+  if (tierpool_loaded()) CHECK(cfree_fn != NULL, "cfree not found");
+  if (!cfree_fn) cfree_fn = libc_free;
+  size_t page = page_size();
+  for (size_t n = 1; n <= ((size_t)8 << 20); n *= 7) { /* every tier */
+    void *p = libc_malloc(opaque(n));
+    check_block("__libc_malloc", p, n, fundamental_alignment(n));
+    free(p);
+    p = malloc(opaque(n));
+    check_block("malloc", p, n, fundamental_alignment(n));
+    p = libc_realloc(p, opaque(n * 3));
+    check_block("__libc_realloc", p, n * 3, fundamental_alignment(n * 3));
+    libc_free(p);
+    unsigned char *z = libc_calloc(opaque(n), 1);
+    REQUIRE(z, "__libc_calloc(%zu, 1) returned NULL", n);
+    for (size_t i = 0; i < n; i++) CHECK(z[i] == 0, "__libc_calloc(%zu, 1): byte %zu is %d", n, i, z[i]);
+    cfree_fn(z);
+    p = libc_memalign(4096, opaque(n));
+    check_block("__libc_memalign", p, n, 4096);
+    free(p);
+    p = libc_valloc(opaque(n));
+    check_block("__libc_valloc", p, n, page);
+    libc_free(p);
+    p = libc_pvalloc(opaque(n));
+    check_block("__libc_pvalloc", p, n, page);
+    free(p);
+  }
+}
+
 static const struct test tests[] = {
     {"active", t_active},
+    {"libc_names", t_libc_names},
     {"stats", t_stats},
     {"malloc_zero", t_malloc_zero},
     {"malloc_sizes", t_malloc_sizes},

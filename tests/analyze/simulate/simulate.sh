@@ -169,7 +169,7 @@ else
 fi
 
 # ---- the command defines no allocator symbol: nothing of the pool is interposed ----
-if nm "$TIERPOOL_CLI" | grep -qE ' [TWtw] (malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim|mallopt|malloc_stats|mallinfo2?)$'; then
+if nm "$TIERPOOL_CLI" | grep -qE ' [TWtw] (malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim|mallopt|malloc_stats|mallinfo2?|__libc_[a-z]+|cfree)$'; then
   fail_check "tierpool defines a malloc-family symbol"
 else
   pass_check "tierpool defines no malloc-family symbol"
