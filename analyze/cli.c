@@ -93,48 +93,41 @@ static bool cli_trace_unstarted(const char *path) {
   return unstarted;
 }
 
-long cli_skip_unstarted(const char *cmd, char *const *paths, size_t n, char **kept) {
-  if (n == 1) {
-    kept[0] = paths[0];
-    return 1;
-  }
-  bool *unstarted = calloc(n ? n : 1, sizeof *unstarted);
-  if (!unstarted) return cli_error(cmd, "out of memory"), -1;
+int cli_skip_unstarted(const char *cmd, char **paths, size_t *n) {
+  if (*n <= 1) return 0;
+  bool *unstarted = calloc(*n, sizeof *unstarted);
+  if (!unstarted) return cli_error(cmd, "out of memory");
   size_t n_unstarted = 0;
-  for (size_t i = 0; i < n; i++) n_unstarted += unstarted[i] = cli_trace_unstarted(paths[i]);
-  long n_kept = -1;
-  if (n > 0 && n_unstarted == n) {
-    cli_error(cmd, "no trace has a complete frame");
+  for (size_t i = 0; i < *n; i++) n_unstarted += unstarted[i] = cli_trace_unstarted(paths[i]);
+  int rc = 0;
+  if (n_unstarted == *n) {
+    rc = cli_error(cmd, "no trace has a complete frame");
   } else {
-    n_kept = 0; /* kept may be paths: written only below the index read */
-    for (size_t i = 0; i < n; i++) {
+    size_t kept = 0; /* written only below the index read */
+    for (size_t i = 0; i < *n; i++) {
       if (unstarted[i]) fprintf(stderr, "tierpool %s: warning: %s: no complete frame; skipped\n", cmd, paths[i]);
-      else kept[n_kept++] = paths[i];
+      else paths[kept++] = paths[i];
     }
+    *n = kept;
   }
   free(unstarted);
-  return n_kept;
+  return rc;
 }
 
 int cli_load_profile(const char *cmd, char *const *paths, size_t n, struct tp_profile *p) {
   char err[1024];
-  char **kept = calloc(n ? n : 1, sizeof *kept);
-  if (!kept) return cli_error(cmd, "out of memory");
-  long n_kept = cli_skip_unstarted(cmd, paths, n, kept);
-  int rc = n_kept < 0 ? EXIT_USAGE : 0;
-  for (long i = 0; i < n_kept && rc == 0; i++) {
-    int loaded = tp_profile_load(p, kept[i], err, sizeof err);
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    int loaded = tp_profile_load(p, paths[i], err, sizeof err);
     if (loaded < 0) rc = cli_error(cmd, "%s", err);
     else if (loaded > 0) cli_warn_truncated(cmd, err);
   }
-  free(kept);
   return rc;
 }
 
 int cli_load_histogram(const char *cmd, char *const *paths, size_t n, struct tp_profile *p) {
   int rc = cli_load_profile(cmd, paths, n, p);
   if (rc == 0 && tp_profile_total_allocs(p) == 0)
-    rc = n == 1 ? cli_error(cmd, "%s: no allocations in the size histogram", paths[0])
-                : cli_error(cmd, "%zu traces: no allocations in their size histograms", n);
+    rc = cli_error(cmd, "%s%s: no allocations in the size histogram", paths[0], n > 1 ? " ..." : "");
   return rc;
 }

@@ -37,8 +37,9 @@ int cli_parse_size(const char *s, uint64_t *out);
 
 /* Folds the traces into p: 0, or EXIT_USAGE after one line on stderr
  * ("tierpool CMD: PATH: what") for a trace that cannot be read.  A truncated
- * trace is used up to its last complete frame, with a one-line warning; among
- * several, one with no complete frame is skipped (cli_skip_unstarted). */
+ * trace is used up to its last complete frame, with a one-line warning.
+ * Commands drop the traces with no complete frame first (cli_skip_unstarted),
+ * so that what they print counts the traces read. */
 int cli_load_profile(const char *cmd, char *const *paths, size_t n, struct tp_profile *p);
 
 /* As cli_load_profile, for the commands that work on the exact size
@@ -50,10 +51,10 @@ void cli_warn_truncated(const char *cmd, const char *err);
 
 /* Among several traces, one with no complete frame (empty, or cut inside its
  * first: a process killed as it started, one of many a run recorded) is
- * skipped with a one-line warning: the others are the run.  Fills kept (room
- * for n; may be paths itself) with the traces to read, in order, and returns
- * how many; -1 after the error when every one is such.  A trace alone is
- * kept: reading it says what is wrong with it. */
-long cli_skip_unstarted(const char *cmd, char *const *paths, size_t n, char **kept);
+ * dropped from paths with a one-line warning: the others are the run (*n
+ * becomes their count, their order kept).  0, or EXIT_USAGE after the error
+ * when every one is such.  A trace alone is kept: reading it says what is
+ * wrong with it. */
+int cli_skip_unstarted(const char *cmd, char **paths, size_t *n);
 
 #endif /* TP_CLI_H */

@@ -334,6 +334,8 @@ int cmd_diff(int argc, char **argv) {
   struct tp_profile a, b;
   tp_profile_init(&a);
   tp_profile_init(&b);
+  if (!rc) rc = cli_skip_unstarted("diff", o.old, &o.n_old);
+  if (!rc) rc = cli_skip_unstarted("diff", o.new, &o.n_new);
   if (!rc) rc = cli_load_histogram("diff", o.old, o.n_old, &a);
   if (!rc) rc = cli_load_histogram("diff", o.new, o.n_new, &b);
   if (!rc) {

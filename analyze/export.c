@@ -451,10 +451,9 @@ int cmd_export(int argc, char **argv) {
     free(o.traces);
     return EXIT_USAGE;
   }
-  long n_kept = cli_skip_unstarted("export", o.traces, o.n_traces, o.traces); /* in place: kept in order */
-  if (n_kept < 0) {
+  if (cli_skip_unstarted("export", o.traces, &o.n_traces) != 0) {
     status = EXIT_USAGE;
-  } else if ((o.n_traces = (size_t)n_kept), o.format == FORMAT_CSV) {
+  } else if (o.format == FORMAT_CSV) {
     if (tp_export_csv(o.traces, o.n_traces, o.symbolize, out.file, err, sizeof err) < 0) {
       fprintf(stderr, "tierpool export: %s\n", err);
       status = EXIT_USAGE;

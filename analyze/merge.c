@@ -157,9 +157,9 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
     fprintf(stderr, "tierpool merge: out of memory\n");
     status = EXIT_USAGE;
   }
-  long n_kept = status == 0 ? cli_skip_unstarted("merge", inputs, (size_t)n_inputs, inputs) : 0;
-  if (n_kept < 0) status = EXIT_USAGE;
-  for (long i = 0; i < n_kept && status == 0; i++) {
+  size_t n_kept = (size_t)n_inputs;
+  if (status == 0 && cli_skip_unstarted("merge", inputs, &n_kept) != 0) status = EXIT_USAGE;
+  for (size_t i = 0; i < n_kept && status == 0; i++) {
     int got = copy_trace(compact, inputs[i], &sections, err, sizeof err);
     if (got == 1) {
       fprintf(stderr, "tierpool merge: warning: %s (merged up to there)\n", err);
@@ -181,7 +181,7 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
   }
   if (status != 0) tp_outfile_abort(&out);
   else
-    fprintf(stderr, "tierpool merge: %s: %" PRIu64 " process(es) from %ld trace(s), %" PRIu64 " records\n", out_path,
+    fprintf(stderr, "tierpool merge: %s: %" PRIu64 " process(es) from %zu trace(s), %" PRIu64 " records\n", out_path,
             sections, n_kept, w.n_records);
   tp_trace_compressor_fini(&w.zstd);
   tp_compactor_free(compact);

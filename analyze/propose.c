@@ -509,6 +509,8 @@ int cmd_propose(int argc, char **argv) {
   struct tp_profile p, held;
   tp_profile_init(&p);
   tp_profile_init(&held);
+  if (!rc) rc = cli_skip_unstarted("propose", o.traces, &o.n_traces);
+  if (!rc) rc = cli_skip_unstarted("propose", o.holdout, &o.n_holdout);
   if (!rc) rc = cli_load_histogram("propose", o.traces, o.n_traces, &p);
   if (!rc && o.n_holdout) rc = cli_load_histogram("propose", o.holdout, o.n_holdout, &held);
   if (!rc) rc = propose(&o, &p, o.n_holdout ? &held : NULL);

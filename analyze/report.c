@@ -702,16 +702,16 @@ int cmd_report(int argc, char **argv) {
     fprintf(stderr, "tierpool report: no trace given (see 'tierpool report --help')\n");
     return EXIT_USAGE;
   }
-  long n = cli_skip_unstarted("report", argv + i, (size_t)(argc - i), argv + i); /* the report names those it read */
-  if (n < 0) return EXIT_USAGE;
+  size_t n = (size_t)(argc - i);
+  if (cli_skip_unstarted("report", argv + i, &n) != 0) return EXIT_USAGE;
   struct tp_profile p;
   tp_profile_init(&p);
-  if (cli_load_profile("report", argv + i, (size_t)n, &p) != 0) {
+  if (cli_load_profile("report", argv + i, n, &p) != 0) {
     tp_profile_free(&p);
     return EXIT_USAGE;
   }
   struct report r;
-  report_build(&r, &p, top, argv + i, (size_t)n);
+  report_build(&r, &p, top, argv + i, n);
   if (by_tenant) report_build_by_tenant(&r);
   if (json) report_print_json(stdout, &r);
   else if (by_tenant) print_by_tenant(&r);

@@ -476,15 +476,22 @@ TP_API size_t malloc_usable_size(void *p) {
 /* A program or library that calls these directly (to reach "the real malloc",
  * or through an old binary's cfree) would mix glibc's heap with the pool's:
  * a block of one freed into the other aborts or corrupts.  They are the pool's
- * calls under those names, as in mimalloc and jemalloc. */
-TP_API void *__libc_malloc(size_t size) { return malloc(size); }
-TP_API void __libc_free(void *p) { free(p); }
-TP_API void *__libc_calloc(size_t count, size_t size) { return calloc(count, size); }
-TP_API void *__libc_realloc(void *p, size_t size) { return realloc(p, size); }
-TP_API void *__libc_memalign(size_t align, size_t size) { return memalign(align, size); }
-TP_API void *__libc_valloc(size_t size) { return valloc(size); }
-TP_API void *__libc_pvalloc(size_t size) { return pvalloc(size); }
-TP_API void cfree(void *p) { free(p); }
+ * functions under those names, as in mimalloc. */
+/* Aliases, not calls: a program that defines malloc and forwards to
+ * __libc_malloc would otherwise be called back (malloc@plt is its malloc).
+ * TP_NAME_OF: the name after simulate_alloc.c's renames; copy: the target's
+ * attributes (malloc, alloc_size...), which GCC wants an alias to have. */
+#define TP_NAME_TEXT(f) #f
+#define TP_NAME_OF(f) TP_NAME_TEXT(f)
+#define TP_SAME_AS(f) __attribute__((alias(TP_NAME_OF(f)), copy(f)))
+TP_API void *__libc_malloc(size_t size) TP_SAME_AS(malloc);
+TP_API void __libc_free(void *p) TP_SAME_AS(free);
+TP_API void *__libc_calloc(size_t count, size_t size) TP_SAME_AS(calloc);
+TP_API void *__libc_realloc(void *p, size_t size) TP_SAME_AS(realloc);
+TP_API void *__libc_memalign(size_t align, size_t size) TP_SAME_AS(memalign);
+TP_API void *__libc_valloc(size_t size) TP_SAME_AS(valloc);
+TP_API void *__libc_pvalloc(size_t size) TP_SAME_AS(pvalloc);
+TP_API void cfree(void *p) TP_SAME_AS(free);
 
 /* ---- glibc extras a program may call ------------------------------------- */
 

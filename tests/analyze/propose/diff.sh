@@ -69,4 +69,10 @@ run_cli group diff "$WORK/a.tpt" -- "$WORK/b.tpt" "$WORK/c.tpt" --threshold=0.45
 expect_status "a -> b + c" 1
 expect_line "a -> b + c: TVD 0.5" '^moved: total variation distance 0\.5000 > 0\.45$' "$WORK/group.out"
 expect_line "a -> b + c: group sizes" '^old: 1 trace, 1000 allocations; new: 2 traces, 2000 allocations$' "$WORK/group.out"
+# A trace with no complete frame in a group is skipped, and not counted.
+: >"$WORK/empty.tpt"
+run_cli group-skip diff "$WORK/a.tpt" "$WORK/empty.tpt" -- "$WORK/b.tpt" "$WORK/c.tpt" --threshold=0.45
+expect_status "a + empty -> b + c" 1
+expect_line "a + empty -> b + c: the empty trace skipped, not counted" \
+  '^old: 1 trace, 1000 allocations; new: 2 traces, 2000 allocations$' "$WORK/group-skip.out"
 finish
