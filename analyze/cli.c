@@ -116,13 +116,12 @@ int cli_skip_unstarted(const char *cmd, char **paths, size_t *n) {
 
 int cli_load_profile(const char *cmd, char *const *paths, size_t n, struct tp_profile *p) {
   char err[1024];
-  int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    int loaded = tp_profile_load(p, paths[i], err, sizeof err);
-    if (loaded < 0) rc = cli_error(cmd, "%s", err);
-    else if (loaded > 0) cli_warn_truncated(cmd, err);
+  for (size_t i = 0; i < n; i++) {
+    int rc = tp_profile_load(p, paths[i], err, sizeof err);
+    if (rc < 0) return cli_error(cmd, "%s", err);
+    if (rc > 0) cli_warn_truncated(cmd, err);
   }
-  return rc;
+  return 0;
 }
 
 int cli_load_histogram(const char *cmd, char *const *paths, size_t n, struct tp_profile *p) {

@@ -476,11 +476,11 @@ TP_API size_t malloc_usable_size(void *p) {
 /* A program or library that calls these directly (to reach "the real malloc",
  * or through an old binary's cfree) would mix glibc's heap with the pool's:
  * a block of one freed into the other aborts or corrupts.  They are the pool's
- * functions under those names, as in mimalloc. */
-/* Aliases, not calls: a program that defines malloc and forwards to
- * __libc_malloc would otherwise be called back (malloc@plt is its malloc).
- * TP_NAME_OF: the name after simulate_alloc.c's renames; copy: the target's
- * attributes (malloc, alloc_size...), which GCC wants an alias to have. */
+ * functions under those names, as in mimalloc — aliases, not calls: a program
+ * that defines malloc and forwards to __libc_malloc would otherwise be called
+ * back (malloc@plt is its malloc).  TP_NAME_OF: the name after
+ * simulate_alloc.c's renames; copy: the target's attributes (malloc,
+ * alloc_size...), which GCC wants an alias to have. */
 #define TP_NAME_TEXT(f) #f
 #define TP_NAME_OF(f) TP_NAME_TEXT(f)
 #define TP_SAME_AS(f) __attribute__((alias(TP_NAME_OF(f)), copy(f)))
