@@ -6,6 +6,8 @@
  */
 #include "check.h"
 
+#include <sys/mman.h>
+
 /* Sizes on both sides of each tier boundary: slab up to 32 KiB, buddy up to 4 MiB, large. */
 static const size_t tier_sizes[] = {
     1, 8, 16, 24, 100, 1000, 4096, SLAB_MAX - 1, SLAB_MAX, SLAB_MAX + 1, 100 * KiB,
@@ -269,6 +271,35 @@ static void t_realloc_moves_out(void) {
           (unsigned long long)freed.tier[TIERPOOL_TIER_LARGE].resident_bytes);
   }
   free_all(fillers, FILLERS);
+}
+
+/* The host maps memory it will write (a runtime's heap or Wasm memory grows): the pool's
+ * free buddy blocks of 32 KiB and more go back to the OS at once, not after the release
+ * delay — they are idle, and the process should not hold both.  (2 MiB freed: below the
+ * size at which a heap releases for low utilisation, so only this path can return them.) */
+static void t_host_growth(void) {
+  struct tierpool_api tp = tierpool_lookup();
+  if (!tp.stats_get) {
+    skip("tierpool not loaded");
+    return;
+  }
+  enum { BLOCKS = 16 };
+  void *blocks[BLOCKS];
+  for (int i = 0; i < BLOCKS; i++) {
+    REQUIRE(blocks[i] = malloc(opaque(128 * KiB)));
+    memset(blocks[i], 1, 128 * KiB);
+  }
+  usleep(10 * 1000); /* host growth is looked at most once per 5 ms */
+  tierpool_stats_t freed, grown;
+  free_all(blocks, BLOCKS);
+  REQUIRE(tp.stats_get(&freed) == 0);
+  char *host = mmap(NULL, 4 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(host != MAP_FAILED);
+  REQUIRE(tp.stats_get(&grown) == 0);
+  uint64_t before = freed.tier[TIERPOOL_TIER_BUDDY].resident_bytes, after = grown.tier[TIERPOOL_TIER_BUDDY].resident_bytes;
+  CHECK(after + BLOCKS * 128 * KiB <= before + 128 * KiB, "free buddy blocks stayed resident: %llu KiB -> %llu KiB",
+        (unsigned long long)before >> 10, (unsigned long long)after >> 10);
+  munmap(host, 4 * MiB);
 }
 
 /* Bytes a program never wrote may hold anything the pool left there, free
@@ -607,6 +638,7 @@ static const struct test tests[] = {
     {"active", t_active},
     {"libc_names", t_libc_names},
     {"stats", t_stats},
+    {"host_growth", t_host_growth},
     {"malloc_zero", t_malloc_zero},
     {"malloc_sizes", t_malloc_sizes},
     {"distinct", t_distinct},
