@@ -212,7 +212,10 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
   uint32_t first = span->first;
   uint32_t have = span->order;
   uint32_t state = tp_free_list_remove(h, seg, span);
-  if (state & TP_FREE_PURGED) h->retaken_pages += pages; /* the pool released them too early? */
+  if (state & TP_FREE_PURGED) { /* the pool released them too early? */
+    h->retaken_pages += pages;
+    h->retaken_total += pages;
+  }
   while (have > order) { /* split: the upper halves go back to the lists */
     have--;
     tp_free_list_push(h, seg, first + (1u << have), have, state);

@@ -17,12 +17,15 @@
  *    delay go back whatever the utilisation (mimalloc's purge delay, in
  *    effect): churn reuses its blocks long before, since resident blocks are
  *    taken first, and idle memory is what makes peak RSS.  Before a large
- *    mapping is faulted in, free blocks go at once, whatever their age.
+ *    mapping is faulted in, free blocks go at once, whatever their age; so
+ *    before the host maps memory of its own, unless that was undone lately.
  * The release delay adapts (h->release_delay_ms, from release_delay_ms): when
  * most of what the pool released was faulted in again before its next
  * release, it grows eightfold (a tenant churning bursts at its limit: each
  * release would cost a refault of everything, and a TLB shootdown per
- * madvise on every CPU the process runs on); otherwise it drifts back down.
+ * madvise on every CPU the process runs on; a program that frees and
+ * rebuilds 100 MiB every 300 ms, at most once per 10 s like jemalloc's decay
+ * time, not once a second); otherwise it drifts back down.
  * A heap whose budget refused it memory within the release delay releases
  * nothing: it is using all it may, and what it gave back would be faulted
  * in again by its next allocations. */
@@ -35,7 +38,7 @@
 #define TP_RELEASE_MIN_RESIDENT (4u << 20) /* heaps smaller than this keep their pages */
 #define TP_COLLAPSE_MIN_FREE (2u << 20)    /* free bytes that make a collapse worth a release */
 #define TP_PURGE_MIN_ORDER 3         /* idle free blocks of 32 KiB and more are purged */
-#define TP_RELEASE_DELAY_CAP 1000    /* ms: the adaptive delay stops growing here */
+#define TP_RELEASE_DELAY_CAP 10000    /* ms: the adaptive delay stops growing here */
 #define TP_REGRET_MIN_PAGES 64       /* retaken pages below this (256 KiB) are no regret */
 
 tp_heap tp_main_heap;
@@ -145,28 +148,44 @@ void tp_heap_tick_try(tp_heap *h) {
   tp_lock_release(&h->buddy_lock);
 }
 
-static void tp_heap_purge_now(tp_heap *h, uint64_t now) {
-  if (h->frees_since_coalesce) tp_buddy_coalesce(h);
-  tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER);
-}
-
 /* A large mapping is about to be faulted in: the heap's free blocks of 32 KiB
  * and more go back first, so the process does not hold both (skipped when
  * another thread holds the heap).  Bursty multi-threaded big-block churn pays
  * for this in refaults; peak RSS of runtimes is what it buys. */
 void tp_heap_purge_before_growth(tp_heap *h) {
+  uint64_t now = tp_os_now_ms();
   if (pthread_mutex_trylock(&h->buddy_lock) != 0) return;
-  tp_heap_purge_now(h, tp_os_now_ms());
+  if (h->frees_since_coalesce) tp_buddy_coalesce(h);
+  tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER);
   tp_lock_release(&h->buddy_lock);
+}
+
+/* Whether this host growth should purge h: not while recent ones were
+ * regretted — half of what the last one released taken again by the next
+ * growth (Python maps an arena whenever its objects need one, between list
+ * frees and reallocations) — then 1, 2, 4 … 64 growths are skipped. */
+#define TP_HOST_PURGE_BACKOFF_MAX 64
+static bool tp_heap_host_purge_due(tp_heap *h) {
+  if (h->host_purge_pages >= TP_REGRET_MIN_PAGES) {
+    bool regret = (h->retaken_total - h->host_purge_retaken_mark) * 2 >= h->host_purge_pages;
+    uint32_t backoff = h->host_purge_backoff * 2;
+    h->host_purge_backoff = !regret ? 0 : backoff == 0 ? 1 : backoff > TP_HOST_PURGE_BACKOFF_MAX ? TP_HOST_PURGE_BACKOFF_MAX : backoff;
+    h->host_purge_skip = h->host_purge_backoff;
+    h->host_purge_pages = 0;
+  }
+  if (h->host_purge_skip == 0) return true;
+  h->host_purge_skip--;
+  return false;
 }
 
 /* The host program is about to fault in memory of its own (a Wasm memory
  * grows, a runtime heap maps pages): as before a large mapping of ours, free
  * blocks of 32 KiB and more go back first, whatever their age (a runtime's
  * compiler threads free their work memory just before its heap grows: node's
- * peak RSS fell by about 1 MiB), then maintenance runs — a program that has
- * stopped calling the allocator would otherwise never run it.  At most once
- * per TP_HOST_GROWTH_MS; heaps busy in another thread are skipped. */
+ * peak RSS fell by about 1 MiB), unless that was regretted lately; then
+ * maintenance runs — a program that has stopped calling the allocator would
+ * otherwise never run it.  At most once per TP_HOST_GROWTH_MS; heaps busy in
+ * another thread are skipped. */
 #define TP_HOST_GROWTH_MS 5
 void tp_heap_host_grows(void) {
   static _Atomic uint64_t last_ms;
@@ -175,7 +194,11 @@ void tp_heap_host_grows(void) {
   for (uint32_t i = 0; i < tp_tenant_count(); i++) {
     tp_heap *h = tp_tenant_heap(i);
     if (pthread_mutex_trylock(&h->buddy_lock) != 0) continue;
-    tp_heap_purge_now(h, now);
+    if (tp_heap_host_purge_due(h)) {
+      if (h->frees_since_coalesce) tp_buddy_coalesce(h);
+      h->host_purge_pages = tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER) >> TP_PAGE_SHIFT;
+      h->host_purge_retaken_mark = h->retaken_total;
+    }
     tp_heap_tick(h);
     tp_lock_release(&h->buddy_lock);
   }

@@ -212,6 +212,11 @@ typedef struct tp_heap {
   uint64_t release_delay_ms;            /* adaptive: tp_heap_adapt_release_delay */
   uint64_t released_window_pages;       /* released since the delay last adapted */
   uint64_t retaken_pages;               /* released pages taken (faulted in) again since then */
+  uint64_t retaken_total;               /* the same, never reset                 */
+  /* Purges when the host grows (tp_heap_host_grows): what the last one
+   * released, retaken_total then, and how many to skip after regrets. */
+  uint64_t host_purge_pages, host_purge_retaken_mark;
+  uint32_t host_purge_backoff, host_purge_skip;
   uint64_t limit_hits_seen, limit_hit_ms; /* the budget's refusals, when last seen more of them */
   uint64_t clock_ms;                    /* time of the last free, stamps blocks */
   uint64_t last_maintain_ms;

@@ -302,6 +302,37 @@ static void t_host_growth(void) {
   munmap(host, 4 * MiB);
 }
 
+/* ... but not when each such purge is undone right away: a program that maps memory of its
+ * own between freeing and reallocating the same blocks (Python maps an arena whenever its
+ * objects need one) would have them released and faulted in again every time.  Regretted
+ * purges back off: 40 rounds give far fewer than 40 releases. */
+static void t_host_growth_regret(void) {
+  struct tierpool_api tp = tierpool_lookup();
+  if (!tp.stats_get) {
+    skip("tierpool not loaded");
+    return;
+  }
+  enum { BLOCKS = 16, ROUNDS = 40 };
+  tierpool_stats_t before, after;
+  REQUIRE(tp.stats_get(&before) == 0);
+  for (int round = 0; round < ROUNDS; round++) {
+    void *blocks[BLOCKS];
+    for (int i = 0; i < BLOCKS; i++) {
+      REQUIRE(blocks[i] = malloc(opaque(128 * KiB)));
+      memset(blocks[i], 1, 128 * KiB);
+    }
+    free_all(blocks, BLOCKS);
+    usleep(6 * 1000); /* past the 5 ms between two looks at host growth */
+    char *host = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(host != MAP_FAILED);
+    munmap(host, MiB);
+  }
+  REQUIRE(tp.stats_get(&after) == 0);
+  uint64_t releases = after.os.pool_madvise - before.os.pool_madvise;
+  CHECK(releases <= ROUNDS / 2, "%llu madvise calls in %d rounds: purges that are undone at once do not back off",
+        (unsigned long long)releases, ROUNDS);
+}
+
 /* Bytes a program never wrote may hold anything the pool left there, free
  * slab blocks' free marks included: pages of 16 KiB slab blocks, freed and
  * given back to the buddy, come back as page-tier blocks whose first words
@@ -639,6 +670,7 @@ static const struct test tests[] = {
     {"libc_names", t_libc_names},
     {"stats", t_stats},
     {"host_growth", t_host_growth},
+    {"host_growth_regret", t_host_growth_regret},
     {"malloc_zero", t_malloc_zero},
     {"malloc_sizes", t_malloc_sizes},
     {"distinct", t_distinct},
