@@ -38,8 +38,9 @@ static inline tp_span *tp_free_span_at(tp_segment *seg, uint32_t page) {
 /* Resident blocks go to the head of their list, released ones to the tail, so
  * that allocation reuses pages that are already faulted in before fresh ones. */
 /* `state` is 0 (resident), TP_FREE_RELEASED (fresh pages) or
- * TP_FREE_RELEASED | TP_FREE_PURGED (pages the pool gave back).  Returns the
- * block's descriptor, in a new slot. */
+ * TP_FREE_RELEASED | TP_FREE_PURGED (pages the pool gave back; with
+ * TP_FREE_HOST_PURGED when the host's growth did).  Returns the block's
+ * descriptor, in a new slot. */
 static tp_span *tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t order, uint32_t state) {
   bool released = (state & TP_FREE_RELEASED) != 0;
   tp_span *span = tp_span_alloc(seg, first);
@@ -69,7 +70,7 @@ static tp_span *tp_free_list_push(tp_heap *h, tp_segment *seg, uint32_t first, u
  * tp_free_list_push). */
 static uint32_t tp_free_list_remove(tp_heap *h, tp_segment *seg, tp_span *span) {
   uint32_t first = span->first;
-  uint32_t state = TP_PAGE_DATA(seg->page_map[first]) & (TP_FREE_RELEASED | TP_FREE_PURGED);
+  uint32_t state = TP_PAGE_DATA(seg->page_map[first]) & TP_FREE_STATE_MASK;
   bool released = state != 0;
   if (span->prev) span->prev->next = span->next;
   else h->free_lists[span->order] = span->next;
@@ -212,10 +213,8 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
   uint32_t first = span->first;
   uint32_t have = span->order;
   uint32_t state = tp_free_list_remove(h, seg, span);
-  if (state & TP_FREE_PURGED) { /* the pool released them too early? */
-    h->retaken_pages += pages;
-    h->retaken_total += pages;
-  }
+  if (state & TP_FREE_HOST_PURGED) h->host_retaken_pages += pages; /* released too early? */
+  else if (state & TP_FREE_PURGED) h->retaken_pages += pages;
   while (have > order) { /* split: the upper halves go back to the lists */
     have--;
     tp_free_list_push(h, seg, first + (1u << have), have, state);
@@ -260,7 +259,9 @@ void tp_buddy_coalesce(tp_heap *h) {
         uint32_t freed = span->freed_ms - other->freed_ms < (1u << 31) ? span->freed_ms : other->freed_ms;
         uint32_t a = tp_free_list_remove(h, seg, span), b = tp_free_list_remove(h, seg, other);
         uint32_t merged = first < buddy ? first : buddy;
-        tp_span *whole = tp_free_list_push(h, seg, merged, order + 1, (a & b) ? (a | b) : 0); /* released only if both are */
+        /* released only if both are; a host purge's only if both were */
+        uint32_t state = (a & b) ? ((a | b) & ~TP_FREE_HOST_PURGED) | (a & b & TP_FREE_HOST_PURGED) : 0;
+        tp_span *whole = tp_free_list_push(h, seg, merged, order + 1, state);
         whole->freed_ms = freed; /* idle since the later of the two frees */
       }
       span = next;
@@ -295,23 +296,27 @@ static void tp_release_batch_flush(tp_release_batch *b) {
   b->count = 0;
 }
 
-/* Marks the free block `span` (of `order`) released and queues its madvise. */
-static size_t tp_release_block(tp_heap *h, tp_release_batch *b, tp_segment *seg, tp_span *span, uint32_t order) {
+/* Marks the free block `span` (of `order`) released (`state`: how) and queues
+ * its madvise. */
+static size_t tp_release_block(tp_heap *h, tp_release_batch *b, tp_segment *seg, tp_span *span, uint32_t order,
+                               uint32_t state) {
   uint32_t first = span->first, freed = span->freed_ms;
   size_t bytes = (size_t)1 << (order + TP_PAGE_SHIFT);
   tp_free_list_remove(h, seg, span);
   if (b->count == TP_RELEASE_BATCH) tp_release_batch_flush(b);
   b->range[b->count].start = (uintptr_t)tp_page_address(seg, first);
   b->range[b->count++].end = (uintptr_t)tp_page_address(seg, first) + bytes;
-  tp_free_list_push(h, seg, first, order, TP_FREE_RELEASED | TP_FREE_PURGED)->freed_ms = freed;
+  tp_free_list_push(h, seg, first, order, state)->freed_ms = freed;
   h->buddy_releases++;
   return bytes;
 }
 
-static size_t tp_release_done(tp_heap *h, tp_release_batch *b, size_t released) {
+/* Host purges are judged on their own (tp_heap_host_grows), not in the
+ * window that adapts the release delay. */
+static size_t tp_release_done(tp_heap *h, tp_release_batch *b, size_t released, bool host) {
   tp_release_batch_flush(b);
   h->buddy_released_bytes += released;
-  h->released_window_pages += released >> TP_PAGE_SHIFT;
+  if (!host) h->released_window_pages += released >> TP_PAGE_SHIFT;
   tp_budget_settle_pool(h);
   return released;
 }
@@ -326,29 +331,30 @@ size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
     while ((span = h->free_lists[order]) && h->frontier_pages - h->released_pages > target) {
       tp_segment *seg = tp_segment_of(span);
       if (tp_span_released(seg, span)) break; /* resident blocks come first */
-      released += tp_release_block(h, &batch, seg, span, (uint32_t)order);
+      released += tp_release_block(h, &batch, seg, span, (uint32_t)order, TP_FREE_RELEASED | TP_FREE_PURGED);
     }
   }
-  return tp_release_done(h, &batch, released);
+  return tp_release_done(h, &batch, released, false);
 }
 
 /* Returns resident free blocks of at least 2^min_order pages that have been
  * free for `idle_ms` or more, whatever the utilisation: memory nobody reuses
  * within that time is not worth keeping (mimalloc's purge delay, in effect).
- * Returns the bytes released. */
-size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order) {
+ * `host`: the host is growing (tp_heap_host_grows).  Returns the bytes released. */
+size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order, bool host) {
   tp_release_batch batch = {0};
   size_t released = 0;
+  uint32_t state = TP_FREE_RELEASED | TP_FREE_PURGED | (host ? TP_FREE_HOST_PURGED : 0);
   for (uint32_t order = min_order; order < TP_BUDDY_ORDERS; order++) {
     for (tp_span *span = h->free_lists[order], *next; span; span = next) {
       next = span->next;
       tp_segment *seg = tp_segment_of(span);
       if (tp_span_released(seg, span)) break; /* resident blocks come first */
       if ((uint32_t)now - span->freed_ms < idle_ms) continue;
-      released += tp_release_block(h, &batch, seg, span, order);
+      released += tp_release_block(h, &batch, seg, span, order, state);
     }
   }
-  return tp_release_done(h, &batch, released);
+  return tp_release_done(h, &batch, released, host);
 }
 
 /* Grows an allocation [first, first+pages) in place to new_pages when the

@@ -123,7 +123,7 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
   if (now - h->last_purge_ms >= h->release_delay_ms && tp_heap_adapt_release_delay(h, now, h->last_purge_ms)) {
     tp_central_retire_spares(h, now, h->release_delay_ms);
     if (h->frees_since_coalesce) tp_buddy_coalesce(h); /* fewer, larger madvise calls */
-    tp_buddy_purge(h, now, h->release_delay_ms, TP_PURGE_MIN_ORDER);
+    tp_buddy_purge(h, now, h->release_delay_ms, TP_PURGE_MIN_ORDER, false);
     tp_central_purge_blocks(h, now, h->release_delay_ms);
     h->last_purge_ms = now;
   }
@@ -156,18 +156,18 @@ void tp_heap_purge_before_growth(tp_heap *h) {
   uint64_t now = tp_os_now_ms();
   if (pthread_mutex_trylock(&h->buddy_lock) != 0) return;
   if (h->frees_since_coalesce) tp_buddy_coalesce(h);
-  tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER);
+  tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER, false);
   tp_lock_release(&h->buddy_lock);
 }
 
 /* Whether this host growth should purge h: not while recent ones were
- * regretted — half of what the last one released taken again by the next
- * growth (Python maps an arena whenever its objects need one, between list
- * frees and reallocations) — then 1, 2, 4 … 64 growths are skipped. */
+ * regretted — half of the pages the last one released taken again by the
+ * next growth (Python maps an arena whenever its objects need one, between
+ * list frees and reallocations) — then 1, 2, 4 … 64 growths are skipped. */
 #define TP_HOST_PURGE_BACKOFF_MAX 64
 static bool tp_heap_host_purge_due(tp_heap *h) {
   if (h->host_purge_pages >= TP_REGRET_MIN_PAGES) {
-    bool regret = (h->retaken_total - h->host_purge_retaken_mark) * 2 >= h->host_purge_pages;
+    bool regret = h->host_retaken_pages * 2 >= h->host_purge_pages;
     uint32_t backoff = h->host_purge_backoff * 2;
     h->host_purge_backoff = !regret ? 0 : backoff == 0 ? 1 : backoff > TP_HOST_PURGE_BACKOFF_MAX ? TP_HOST_PURGE_BACKOFF_MAX : backoff;
     h->host_purge_skip = h->host_purge_backoff;
@@ -196,8 +196,8 @@ void tp_heap_host_grows(void) {
     if (pthread_mutex_trylock(&h->buddy_lock) != 0) continue;
     if (tp_heap_host_purge_due(h)) {
       if (h->frees_since_coalesce) tp_buddy_coalesce(h);
-      h->host_purge_pages = tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER) >> TP_PAGE_SHIFT;
-      h->host_purge_retaken_mark = h->retaken_total;
+      h->host_purge_pages = tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER, true) >> TP_PAGE_SHIFT;
+      h->host_retaken_pages = 0;
     }
     tp_heap_tick(h);
     tp_lock_release(&h->buddy_lock);

@@ -202,7 +202,7 @@ void tp_buddy_give(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages);
 void tp_buddy_give_fresh(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages);
 void tp_buddy_coalesce(tp_heap *h);
 size_t tp_buddy_release_free(tp_heap *h, uint64_t target_resident_pages);
-size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order);
+size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order, bool host);
 bool tp_buddy_extend(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages, uint32_t new_pages);
 uint32_t tp_order_for_pages(uint32_t pages);
 

@@ -67,7 +67,9 @@ enum tp_page_kind {
 #define TP_FREE_ORDER_MASK 0xffu
 #define TP_FREE_RELEASED 0x100u /* in FREE data: pages are not resident        */
 #define TP_FREE_PURGED 0x200u   /* ... because the pool released them (not fresh) */
-#define TP_FREE_SLOT_SHIFT 10
+#define TP_FREE_HOST_PURGED 0x400u /* ... when the host grew (tp_heap_host_grows) */
+#define TP_FREE_STATE_MASK (TP_FREE_RELEASED | TP_FREE_PURGED | TP_FREE_HOST_PURGED)
+#define TP_FREE_SLOT_SHIFT 11
 #define TP_FREE_DATA(order, state, slot) ((order) | (state) | ((uint32_t)(slot) << TP_FREE_SLOT_SHIFT))
 #define TP_FREE_SLOT(e) (TP_PAGE_DATA(e) >> TP_FREE_SLOT_SHIFT)
 /* SLAB data: first page | slot << TP_SLOT_BITS, on every page of the slab: the
@@ -212,10 +214,9 @@ typedef struct tp_heap {
   uint64_t release_delay_ms;            /* adaptive: tp_heap_adapt_release_delay */
   uint64_t released_window_pages;       /* released since the delay last adapted */
   uint64_t retaken_pages;               /* released pages taken (faulted in) again since then */
-  uint64_t retaken_total;               /* the same, never reset                 */
-  /* Purges when the host grows (tp_heap_host_grows): what the last one
-   * released, retaken_total then, and how many to skip after regrets. */
-  uint64_t host_purge_pages, host_purge_retaken_mark;
+  /* Purges when the host grows (tp_heap_host_grows), judged apart: pages the
+   * last one released, those of them taken again since, how many to skip. */
+  uint64_t host_purge_pages, host_retaken_pages;
   uint32_t host_purge_backoff, host_purge_skip;
   uint64_t limit_hits_seen, limit_hit_ms; /* the budget's refusals, when last seen more of them */
   uint64_t clock_ms;                    /* time of the last free, stamps blocks */

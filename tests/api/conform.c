@@ -275,8 +275,8 @@ static void t_realloc_moves_out(void) {
 
 /* The host maps memory it will write (a runtime's heap or Wasm memory grows): the pool's
  * free buddy blocks of 32 KiB and more go back to the OS at once, not after the release
- * delay — they are idle, and the process should not hold both.  (2 MiB freed: below the
- * size at which a heap releases for low utilisation, so only this path can return them.) */
+ * delay — they are idle, and the process should not hold both.  (The heap holds less than
+ * the 4 MiB from which it releases for low utilisation, so only this path returns them.) */
 static void t_host_growth(void) {
   struct tierpool_api tp = tierpool_lookup();
   if (!tp.stats_get) {
@@ -322,7 +322,7 @@ static void t_host_growth_regret(void) {
       memset(blocks[i], 1, 128 * KiB);
     }
     free_all(blocks, BLOCKS);
-    usleep(6 * 1000); /* past the 5 ms between two looks at host growth */
+    usleep(15 * 1000); /* past the 5 ms between two looks at host growth, on a clock of 4-10 ms ticks */
     char *host = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     REQUIRE(host != MAP_FAILED);
     munmap(host, MiB);
