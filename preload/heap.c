@@ -23,9 +23,9 @@
  * most of what the pool released was faulted in again before its next
  * release, it grows eightfold (a tenant churning bursts at its limit: each
  * release would cost a refault of everything, and a TLB shootdown per
- * madvise on every CPU the process runs on; a program that frees and
- * rebuilds 100 MiB every 300 ms, at most once per 10 s like jemalloc's decay
- * time, not once a second); otherwise it drifts back down.
+ * madvise on every CPU the process runs on), up to 10 s, jemalloc's decay
+ * time (a Python job that frees and rebuilds 100 MiB every 300 ms refaults
+ * it once per 10 s, not once a second); otherwise it drifts back down.
  * A heap whose budget refused it memory within the release delay releases
  * nothing: it is using all it may, and what it gave back would be faulted
  * in again by its next allocations. */
@@ -38,7 +38,7 @@
 #define TP_RELEASE_MIN_RESIDENT (4u << 20) /* heaps smaller than this keep their pages */
 #define TP_COLLAPSE_MIN_FREE (2u << 20)    /* free bytes that make a collapse worth a release */
 #define TP_PURGE_MIN_ORDER 3         /* idle free blocks of 32 KiB and more are purged */
-#define TP_RELEASE_DELAY_CAP 10000    /* ms: the adaptive delay stops growing here */
+#define TP_RELEASE_DELAY_CAP 10000   /* ms: the adaptive delay stops growing here */
 #define TP_REGRET_MIN_PAGES 64       /* retaken pages below this (256 KiB) are no regret */
 
 tp_heap tp_main_heap;
