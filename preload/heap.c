@@ -189,6 +189,7 @@ static bool tp_heap_host_purge_due(tp_heap *h) {
 #define TP_HOST_GROWTH_MS 5
 void tp_heap_host_grows(void) {
   static _Atomic uint64_t last_ms;
+  if (tp_budget_busy_here()) return; /* a signal handler's mapping, amid a budget update */
   uint64_t now = tp_os_now_ms(), last = atomic_load_explicit(&last_ms, memory_order_relaxed);
   if (now - last < TP_HOST_GROWTH_MS || !atomic_compare_exchange_strong(&last_ms, &last, now)) return;
   for (uint32_t i = 0; i < tp_tenant_count(); i++) {

@@ -308,6 +308,7 @@ tp_heap *tp_current_heap(void);                     /* the calling thread's tena
 bool tp_budget_charge(tp_heap *h, uint64_t bytes);
 void tp_budget_uncharge(tp_heap *h, uint64_t bytes);
 void tp_budget_settle_pool(tp_heap *h);             /* buddy lock held: charge = resident pages */
+bool tp_budget_busy_here(void);                     /* this thread is amid a budget update */
 extern __thread size_t tp_request_bytes;            /* the request being served (diagnostics) */
 void tp_tenant_fork_lock(bool budget);              /* false: the registry's; true: the budget's */
 void tp_tenant_fork_unlock(void);
