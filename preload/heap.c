@@ -112,6 +112,13 @@ static bool tp_heap_at_limit(tp_heap *h, uint64_t now) {
   return hits && now - h->limit_hit_ms < h->release_delay_ms;
 }
 
+/* Free blocks of 32 KiB and more idle for idle_ms go back, merged first
+ * (fewer, larger madvise calls).  Returns the pages released. */
+static uint64_t tp_heap_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, bool host) {
+  if (h->frees_since_coalesce) tp_buddy_coalesce(h);
+  return tp_buddy_purge(h, now, idle_ms, TP_PURGE_MIN_ORDER, host) >> TP_PAGE_SHIFT;
+}
+
 void tp_heap_maintain(tp_heap *h, uint64_t now) {
   if (h->frees_since_coalesce && now - h->last_coalesce_ms >= tp_opt.coalesce_delay_ms) {
     tp_buddy_coalesce(h);
@@ -122,8 +129,7 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
   if (h->release_delay_ms < tp_opt.release_delay_ms) h->release_delay_ms = tp_opt.release_delay_ms;
   if (now - h->last_purge_ms >= h->release_delay_ms && tp_heap_adapt_release_delay(h, now, h->last_purge_ms)) {
     tp_central_retire_spares(h, now, h->release_delay_ms);
-    if (h->frees_since_coalesce) tp_buddy_coalesce(h); /* fewer, larger madvise calls */
-    tp_buddy_purge(h, now, h->release_delay_ms, TP_PURGE_MIN_ORDER, false);
+    tp_heap_purge(h, now, h->release_delay_ms, false);
     tp_central_purge_blocks(h, now, h->release_delay_ms);
     h->last_purge_ms = now;
   }
@@ -155,8 +161,7 @@ void tp_heap_tick_try(tp_heap *h) {
 void tp_heap_purge_before_growth(tp_heap *h) {
   uint64_t now = tp_os_now_ms();
   if (pthread_mutex_trylock(&h->buddy_lock) != 0) return;
-  if (h->frees_since_coalesce) tp_buddy_coalesce(h);
-  tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER, false);
+  tp_heap_purge(h, now, 0, false);
   tp_lock_release(&h->buddy_lock);
 }
 
@@ -167,10 +172,10 @@ void tp_heap_purge_before_growth(tp_heap *h) {
 #define TP_HOST_PURGE_BACKOFF_MAX 64
 static bool tp_heap_host_purge_due(tp_heap *h) {
   if (h->host_purge_pages >= TP_REGRET_MIN_PAGES) {
-    bool regret = h->host_retaken_pages * 2 >= h->host_purge_pages;
-    uint32_t backoff = h->host_purge_backoff * 2;
-    h->host_purge_backoff = !regret ? 0 : backoff == 0 ? 1 : backoff > TP_HOST_PURGE_BACKOFF_MAX ? TP_HOST_PURGE_BACKOFF_MAX : backoff;
-    h->host_purge_skip = h->host_purge_backoff;
+    uint32_t backoff = h->host_purge_backoff;
+    if (h->host_retaken_pages * 2 < h->host_purge_pages) backoff = 0;           /* kept: no regret */
+    else backoff = backoff == 0 ? 1 : backoff * 2 > TP_HOST_PURGE_BACKOFF_MAX ? TP_HOST_PURGE_BACKOFF_MAX : backoff * 2;
+    h->host_purge_backoff = h->host_purge_skip = backoff;
     h->host_purge_pages = 0;
   }
   if (h->host_purge_skip == 0) return true;
@@ -196,8 +201,7 @@ void tp_heap_host_grows(void) {
     tp_heap *h = tp_tenant_heap(i);
     if (pthread_mutex_trylock(&h->buddy_lock) != 0) continue;
     if (tp_heap_host_purge_due(h)) {
-      if (h->frees_since_coalesce) tp_buddy_coalesce(h);
-      h->host_purge_pages = tp_buddy_purge(h, now, 0, TP_PURGE_MIN_ORDER, true) >> TP_PAGE_SHIFT;
+      h->host_purge_pages = tp_heap_purge(h, now, 0, true);
       h->host_retaken_pages = 0;
     }
     tp_heap_tick(h);

@@ -41,14 +41,10 @@ static tp_lock tp_budget_lock = TP_LOCK_INITIALIZER; /* the process-wide totals 
  * settle budgets too (tp_heap_host_grows). */
 static __thread volatile bool tp_budget_busy;
 bool tp_budget_busy_here(void) { return tp_budget_busy; }
-static void tp_budget_enter(void) {
-  tp_budget_busy = true;
+static void tp_budget_mark_busy(bool busy) {
   atomic_signal_fence(memory_order_seq_cst);
-  tp_lock_acquire(&tp_budget_lock);
-}
-static void tp_budget_leave(void) {
+  tp_budget_busy = busy;
   atomic_signal_fence(memory_order_seq_cst);
-  tp_budget_busy = false;
 }
 static uint64_t tp_process_charged, tp_overflow_used;
 static bool tp_budgets_active; /* any limit, reserve or node budget: totals need the lock */
@@ -402,7 +398,8 @@ static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse) {
     tp_budget_note_peak(b, atomic_fetch_add_explicit(&b->charged, bytes, memory_order_relaxed) + bytes);
     return true;
   }
-  tp_budget_enter();
+  tp_budget_mark_busy(true);
+  tp_lock_acquire(&tp_budget_lock);
   uint64_t charged = atomic_load_explicit(&b->charged, memory_order_relaxed), after = charged + bytes;
   const char *refused = NULL;
   uint64_t cap = 0;
@@ -429,7 +426,7 @@ static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse) {
     tp_budget_note_peak(b, after);
   }
   tp_lock_release(&tp_budget_lock);
-  tp_budget_leave();
+  tp_budget_mark_busy(false);
   return refused ? tp_budget_refuse(h, refused, cap) : true;
 }
 
@@ -439,7 +436,8 @@ void tp_budget_uncharge(tp_heap *h, uint64_t bytes) {
     atomic_fetch_sub_explicit(&b->charged, bytes, memory_order_relaxed);
     return;
   }
-  tp_budget_enter();
+  tp_budget_mark_busy(true);
+  tp_lock_acquire(&tp_budget_lock);
   uint64_t charged = atomic_load_explicit(&b->charged, memory_order_relaxed);
   uint64_t after = charged > bytes ? charged - bytes : 0;
   uint64_t give = b->overflow_held - tp_overflow_need(b, after);
@@ -451,7 +449,7 @@ void tp_budget_uncharge(tp_heap *h, uint64_t bytes) {
   b->node_held -= node_give;
   tp_lock_release(&tp_budget_lock);
   if (node_give) tp_node_budget_give(node_give);
-  tp_budget_leave();
+  tp_budget_mark_busy(false);
 }
 
 /* The heap's charge follows its resident pages (frontier minus released, an
