@@ -101,7 +101,10 @@ void tp_init_slow(void) {
  * no background thread, and the pool waits for the first allocation, so a
  * program that never allocates pays only for loading the library. */
 static bool tp_environment_configures(void) {
-  for (char **e = environ; e && *e; e++)
+  /* __environ, not environ: the loader finds environ in the executable (a
+   * copy relocation), reading a page of its symbol table — 64 KiB of node's
+   * RSS with fault-around; libc looks __environ up already. */
+  for (char **e = __environ; e && *e; e++)
     if (strncmp(*e, "TIERPOOL_", 9) == 0) return true;
   return false;
 }
