@@ -324,6 +324,7 @@ static size_t tp_release_done(tp_heap *h, tp_release_batch *b, size_t released, 
 /* Returns free, still-resident blocks to the OS (largest first) until the
  * heap's resident pages drop to `target`.  Returns the bytes released. */
 size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
+  if (!tp_os_can_release()) return 0;
   tp_release_batch batch = {0};
   size_t released = 0;
   for (int order = TP_BUDDY_ORDERS - 1; order >= 0; order--) {
@@ -342,6 +343,7 @@ size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
  * within that time is not worth keeping (mimalloc's purge delay, in effect).
  * `host`: the host is growing (tp_heap_host_grows).  Returns the bytes released. */
 size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order, bool host) {
+  if (!tp_os_can_release()) return 0;
   tp_release_batch batch = {0};
   size_t released = 0;
   uint32_t state = TP_FREE_RELEASED | TP_FREE_PURGED | (host ? TP_FREE_HOST_PURGED : 0);

@@ -98,9 +98,24 @@ bool tp_os_move_pages_to(void *from, size_t size, void *to) {
   return TP_SYS(SYS_mremap, from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) >= 0;
 }
 
+/* Set for good once the kernel refused to drop pages (tp_os_release). */
+atomic_bool tp_os_release_refused;
+
+/* Gives the pages of [p, p+size) back: they read as zero afterwards, which
+ * callers count on (calloc takes released blocks as zeroed; no data crosses
+ * tenants).  Locked memory (mlockall: real-time and security-minded programs,
+ * databases) refuses MADV_DONTNEED; such a process keeps its pages, so the
+ * range is zeroed by hand, and the pool stops giving memory back (its
+ * statistics then count these pages as released: they stay resident, and
+ * locked).  MADV_DONTNEED_LOCKED would drop them, at the price of page
+ * faults a program locks its memory to avoid. */
 void tp_os_release(void *p, size_t size) {
-  tp_stat_inc(tp_os_stats.pool_madvise);
-  TP_SYS(SYS_madvise, p, size, MADV_DONTNEED);
+  if (!atomic_load_explicit(&tp_os_release_refused, memory_order_relaxed)) {
+    tp_stat_inc(tp_os_stats.pool_madvise);
+    if (TP_SYS(SYS_madvise, p, size, MADV_DONTNEED) == 0) return;
+    atomic_store_explicit(&tp_os_release_refused, true, memory_order_relaxed);
+  }
+  memset(p, 0, size);
 }
 
 /* Faults the range in for writing now.  A table probed before it is written

@@ -7,6 +7,7 @@
 #include "check.h"
 
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 /* Sizes on both sides of each tier boundary: slab up to 32 KiB, buddy up to 4 MiB, large. */
 static const size_t tier_sizes[] = {
@@ -469,6 +470,52 @@ static void t_calloc_recycled(void) {
   }
 }
 
+/* A process that locked its memory (mlockall: databases, real-time and security-minded
+ * programs) cannot have pages dropped with MADV_DONTNEED (EINVAL on locked pages).  Memory the
+ * pool releases must still read as zero when calloc hands it out: a 2 MiB calloc zeroes its
+ * block by releasing it, and free buddy blocks purged when the host maps memory are taken as
+ * zero pages.  (Both once came back full of the old bytes.) */
+static void t_calloc_locked(void) {
+  struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+  setrlimit(RLIMIT_MEMLOCK, &unlimited); /* root may; otherwise mlockall may still fit */
+  if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+    skip("mlockall refused (no CAP_IPC_LOCK, RLIMIT_MEMLOCK too small)");
+    return;
+  }
+  enum { BLOCKS = 16 };
+  for (int round = 0; round < 3; round++) {
+    char *big = malloc(opaque(2 * MiB));
+    REQUIRE(big);
+    memset(big, 0xa5, 2 * MiB);
+    free(big);
+    char *zeroed = calloc(opaque(1), opaque(2 * MiB));
+    REQUIRE(zeroed);
+    size_t off = first_nonzero(zeroed, 2 * MiB);
+    CHECK(off == SIZE_MAX, "calloc(1, 2 MiB) after a free of 2 MiB, memory locked: byte %zu is 0x%02x", off,
+          off == SIZE_MAX ? 0 : (unsigned char)zeroed[off]);
+    free(zeroed);
+
+    void *blocks[BLOCKS];
+    for (int i = 0; i < BLOCKS; i++) {
+      REQUIRE(blocks[i] = malloc(opaque(128 * KiB)));
+      memset(blocks[i], 0xa5, 128 * KiB);
+    }
+    free_all(blocks, BLOCKS);
+    usleep(15 * 1000); /* host growth is looked at at most once per 5 ms */
+    char *host = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(host != MAP_FAILED);
+    munmap(host, MiB);
+    int bad = 0;
+    for (int i = 0; i < BLOCKS; i++) {
+      REQUIRE(blocks[i] = calloc(opaque(1), opaque(128 * KiB)));
+      off = first_nonzero(blocks[i], 128 * KiB);
+      if (bad < 3) bad += !CHECK(off == SIZE_MAX, "calloc(1, 128 KiB) after a host mapping, memory locked: byte %zu not zero", off);
+    }
+    free_all(blocks, BLOCKS);
+  }
+  munlockall();
+}
+
 static void t_calloc_edges(void) {
   void *p = calloc(opaque(0), opaque(5)), *q = calloc(opaque(5), opaque(0));
   CHECK(p && q, "calloc(0, 5) = %p, calloc(5, 0) = %p", p, q);
@@ -683,6 +730,7 @@ static const struct test tests[] = {
     {"reallocarray", t_reallocarray},
     {"calloc_recycled", t_calloc_recycled},
     {"calloc_edges", t_calloc_edges},
+    {"calloc_locked", t_calloc_locked},
     {"enomem", t_enomem},
     {"memalign", t_memalign},
     {"aligned_alloc", t_aligned_alloc},
