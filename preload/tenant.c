@@ -404,7 +404,8 @@ static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse) {
   const char *refused = NULL;
   uint64_t cap = 0;
   /* An isolated tenant lives on its reserve (if it has one) and never draws. */
-  uint64_t extra = b->isolated ? 0 : tp_overflow_need(b, after) - b->overflow_held;
+  uint64_t need = b->isolated ? 0 : tp_overflow_need(b, after);
+  uint64_t extra = need > b->overflow_held ? need - b->overflow_held : 0;
   if (b->limit && after > b->limit) refused = "limit", cap = b->limit;
   else if (tp_opt.limit && tp_process_charged + bytes > tp_opt.limit) refused = "process limit", cap = tp_opt.limit;
   else if (b->isolated && b->reserve && after > b->reserve) refused = "reserve (isolated)", cap = b->reserve;
@@ -440,7 +441,9 @@ void tp_budget_uncharge(tp_heap *h, uint64_t bytes) {
   tp_lock_acquire(&tp_budget_lock);
   uint64_t charged = atomic_load_explicit(&b->charged, memory_order_relaxed);
   uint64_t after = charged > bytes ? charged - bytes : 0;
-  uint64_t give = b->overflow_held - tp_overflow_need(b, after);
+  /* An isolated tenant holds no overflow (tp_budget_take), whatever it needs. */
+  uint64_t need = b->isolated ? 0 : tp_overflow_need(b, after);
+  uint64_t give = b->overflow_held > need ? b->overflow_held - need : 0;
   b->overflow_held -= give;
   tp_overflow_used -= give;
   tp_process_charged -= charged - after;

@@ -126,6 +126,30 @@ static void t_overflow(void) {
   CHECK(after.overflow_bytes == 0 || after.resident_bytes > 4 * MiB, "r1 keeps overflow it does not hold");
 }
 
+/* An isolated tenant without a reserve (tenant.iso) never draws from the
+ * shared overflow, so freeing must give none back: it once "gave" a wrapped
+ * amount, which left the overflow counted as used by 8 MiB it never held, and
+ * r1 (reserve 4M) was refused past its reserve. */
+static void t_isolated_free(void) {
+  if (!lookup()) return;
+  REQUIRE(tenant_set("iso") == 0);
+  void *one = malloc(opaque(8 * MiB)), *two = malloc(opaque(8 * MiB));
+  REQUIRE(one && two, "the isolated tenant (limit 64M) refused 16 MiB");
+  memset(one, 1, 8 * MiB), memset(two, 1, 8 * MiB);
+  free(two);
+  CHECK(stats_of("iso").overflow_bytes == 0, "an isolated tenant draws overflow");
+  REQUIRE(tenant_set("r1") == 0);
+  enum { BLOCKS = 10 };
+  void *blocks[BLOCKS];
+  int served = 0;
+  for (int i = 0; i < BLOCKS; i++) /* 4 MiB of reserve, then 6 of the 8 MiB overflow */
+    if ((blocks[i] = malloc(opaque(MiB)))) memset(blocks[i], 1, MiB), served++;
+  CHECK(served == BLOCKS, "r1 got %d MiB of 10: the isolated tenant's free left the overflow counted as used", served);
+  for (int i = 0; i < BLOCKS; i++) free(blocks[i]);
+  tenant_set(NULL);
+  free(one);
+}
+
 /* Blocks of every tier: tenant za fills them with a pattern and frees them;
  * zb's (malloc, not calloc) and the isolated tenant's never contain it. */
 static const size_t zero_sizes[] = {48, 1000, 20000, 100 * KiB, 1 * MiB, 8 * MiB, 20 * MiB};
@@ -469,6 +493,7 @@ static const struct test tests[] = {
     {"stress", t_stress},
     {"process_limit", t_process_limit},
     {"fork", t_fork},
+    {"isolated_free", t_isolated_free},
     {"limit", t_limit},   {"overflow", t_overflow}, {"zero", t_zero},   {"cross_free", t_cross_free},
     {"switch", t_switch}, {"rules", t_rules},       {"abort", t_abort},  {"exit_counts", t_exit_counts},
 };
