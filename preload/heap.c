@@ -355,7 +355,7 @@ void tp_heap_residency(tp_heap *h, uint64_t out[4]) {
       }
       for (uint32_t i = 0; i < span && page + i < seg->frontier; i++)
         out[slot] += (uint64_t)(vec[page + i] & 1) << TP_PAGE_SHIFT;
-      page += span;
+      page += span ? span : 1; /* a zero would walk forever, with the lock held */
     }
   }
   tp_lock_release(&h->buddy_lock);

@@ -106,11 +106,9 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls, enum tp_page_kind kind)
   tp_segment *seg = tp_segment_of(base);
   uint32_t first = tp_page_index(seg, base);
   tp_span *slab = tp_span_alloc(seg, first);
-  uint32_t entry = TP_PAGE_ENTRY(kind, TP_SLAB_DATA(first, tp_span_slot(seg, slab)));
-  for (uint32_t i = 0; i < sc->slab_pages; i++) seg->page_map[first + i] = entry;
-  h->slab_pages += sc->slab_pages;
-  tp_lock_release(&h->buddy_lock);
-
+  /* Described before its pages name it: walks of the page map under the
+   * buddy lock (tp_heap_residency) step by slab->pages, and a free of a
+   * stray pointer into these pages reads the class fields. */
   slab->free_blocks = NULL;
   slab->used = 0;
   slab->bump = 0;
@@ -120,6 +118,10 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls, enum tp_page_kind kind)
   slab->div_magic = sc->div_magic;
   slab->class_idx = (uint16_t)cls;
   slab->list = 0;
+  uint32_t entry = TP_PAGE_ENTRY(kind, TP_SLAB_DATA(first, tp_span_slot(seg, slab)));
+  for (uint32_t i = 0; i < sc->slab_pages; i++) seg->page_map[first + i] = entry;
+  h->slab_pages += sc->slab_pages;
+  tp_lock_release(&h->buddy_lock);
   return slab;
 }
 
@@ -318,7 +320,7 @@ size_t tp_central_release_spares(tp_heap *h) {
 size_t tp_central_purge_blocks(tp_heap *h, uint64_t now, uint64_t idle_ms) {
   /* A capped heap's budget must be charged for every page it faults in, and
    * a refill under a class lock cannot be refused: its blocks stay. */
-  if (h->budget.capped) return 0;
+  if (h->budget.capped || !tp_os_can_release()) return 0;
   uint64_t pages = 0;
   for (uint32_t c = 0; c < tp_classes.count; c++) {
     tp_central *central = &h->central[c];
