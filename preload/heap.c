@@ -71,18 +71,21 @@ static bool tp_heap_adapt_release_delay(tp_heap *h, uint64_t now, uint64_t since
       h->release_delay_ms = h->release_delay_ms * 8 > cap ? cap : h->release_delay_ms * 8;
     else
       h->release_delay_ms -= (h->release_delay_ms - base) / 4;
-    h->released_window_pages = h->retaken_pages = 0;
   }
+  /* Either way the window starts afresh: retakes of releases judged already
+   * would make the next small release look regretted. */
+  h->released_window_pages = h->retaken_pages = 0;
   return now - since >= h->release_delay_ms;
 }
 
-static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
+/* Returns whether it released. */
+static bool tp_heap_consider_release(tp_heap *h, uint64_t now) {
   uint64_t resident = tp_heap_resident_bytes(h);
   uint64_t live = h->buddy_live_bytes + atomic_load_explicit(&h->slab_out_bytes, memory_order_relaxed);
   double threshold = tp_opt.release_threshold;
   if (resident < TP_RELEASE_MIN_RESIDENT || (double)live >= threshold * (double)resident) {
     h->below_threshold_since_ms = 0;
-    return;
+    return false;
   }
   /* A collapse is released at once; a dip must last the release delay. */
   uint64_t free_resident = resident > live ? resident - live : 0;
@@ -91,8 +94,8 @@ static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
   if (h->below_threshold_since_ms == 0) h->below_threshold_since_ms = now;
   if (!collapse && (now - h->below_threshold_since_ms < h->release_delay_ms ||
                     now - h->last_release_ms < h->release_delay_ms))
-    return;
-  if (!tp_heap_adapt_release_delay(h, now, h->last_release_ms)) return;
+    return false;
+  if (!tp_heap_adapt_release_delay(h, now, h->last_release_ms)) return false;
   double goal = threshold + TP_RELEASE_MARGIN;
   if (goal > 1.0) goal = 1.0;
   uint64_t target_pages = goal > 0 ? (uint64_t)((double)live / goal) >> TP_PAGE_SHIFT : 0;
@@ -100,6 +103,7 @@ static void tp_heap_consider_release(tp_heap *h, uint64_t now) {
   tp_buddy_release_free(h, target_pages);
   h->last_release_ms = now;
   h->below_threshold_since_ms = 0;
+  return true;
 }
 
 /* The heap's budget refused it memory within the release delay. */
@@ -125,7 +129,9 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
     h->last_coalesce_ms = now;
   }
   if (tp_heap_at_limit(h, now)) return;
-  tp_heap_consider_release(h, now);
+  /* The purge waits for a pass of its own: judged now, a release made in this
+   * pass would have had no time to be taken back, and its regret be lost. */
+  if (tp_heap_consider_release(h, now)) return;
   if (h->release_delay_ms < tp_opt.release_delay_ms) h->release_delay_ms = tp_opt.release_delay_ms;
   if (now - h->last_purge_ms >= h->release_delay_ms && tp_heap_adapt_release_delay(h, now, h->last_purge_ms)) {
     tp_central_retire_spares(h, now, h->release_delay_ms);

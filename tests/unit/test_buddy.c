@@ -148,6 +148,31 @@ static void test_release_delay_adapts(void **state) {
   assert_int_equal(unit_heap.release_delay_ms, 10000);
 }
 
+/* Pages taken back after their release was judged belong to that release:
+ * they must not make the next, small release look regretted (they once did,
+ * and the delay jumped eightfold). */
+static void test_release_judged_once(void **state) {
+  (void)state;
+  uint64_t base = tp_opt.release_delay_ms, now = tp_os_now_ms() + 1000;
+  char *p = tp_buddy_take(&unit_heap, 128, 0, NULL);
+  memset(p, 1, 128 * TP_PAGE_SIZE);
+  tp_segment *seg = tp_segment_of(p);
+  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), 128);
+  tp_buddy_coalesce(&unit_heap);
+  tp_buddy_release_free(&unit_heap, 0);
+  tp_heap_maintain(&unit_heap, now); /* judged: nothing taken back yet */
+  assert_int_equal(unit_heap.release_delay_ms, base);
+  assert_ptr_equal(tp_buddy_take(&unit_heap, 128, 0, NULL), p); /* late: after the judgement */
+  tp_heap_maintain(&unit_heap, now + base);
+  char *q = tp_buddy_take(&unit_heap, 16, 0, NULL);
+  memset(q, 1, 16 * TP_PAGE_SIZE);
+  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, q), 16);
+  tp_buddy_coalesce(&unit_heap);
+  tp_buddy_release_free(&unit_heap, 0);
+  tp_heap_maintain(&unit_heap, now + 2 * base);
+  assert_int_equal(unit_heap.release_delay_ms, base);
+}
+
 /* A heap that its budget refused memory within the release delay keeps its
  * free pages (its next allocations would fault them in again); once the
  * refusals have stopped for a delay, it releases them. */
@@ -333,6 +358,7 @@ int main(void) {
       cmocka_unit_test_setup(test_release_and_zeroed_reuse, unit_setup_heap),
       cmocka_unit_test_setup(test_release_merges_neighbours, unit_setup_heap),
       cmocka_unit_test_setup(test_release_delay_adapts, unit_setup_heap),
+      cmocka_unit_test_setup(test_release_judged_once, unit_setup_heap),
       cmocka_unit_test_setup(test_no_release_at_limit, unit_setup_heap),
       cmocka_unit_test_setup(test_heap_pages_and_page_map, unit_setup_heap),
       cmocka_unit_test_setup(test_grow_in_place, unit_setup_heap),
