@@ -121,17 +121,21 @@ static tp_tcache *tp_tcache_allocate(void) {
 tp_tcache *tp_tcache_create(void) {
   tp_ensure_init();
   if (tp_thread_exiting) return NULL;
+  /* The heap first (the tenant rules may wait for the tenant lock, which a
+   * fork holds): a cache is never in the registry without one, where a fork
+   * child would retire its counts into a NULL heap. */
+  tp_heap *heap = tp_tenant_thread_heap();
   tp_lock_acquire(&tp_registry_lock);
   tp_tcache *tc = tp_tcache_allocate();
   if (tc) {
     memset(tc, 0, sizeof *tc);
+    tc->heap = heap;
     tc->next = tp_registry;
     if (tp_registry) tp_registry->prev = tc;
     tp_registry = tc;
   }
   tp_lock_release(&tp_registry_lock);
   if (!tc) return NULL;
-  tc->heap = tp_tenant_thread_heap();
   tc->tid = tp_os_gettid();
   for (uint32_t c = 0; c < tp_classes.count; c++) {
     uint32_t start = tp_classes.classes[c].cache_max / 16;
@@ -236,6 +240,41 @@ uint64_t tp_tcache_cached_bytes(uint32_t *caches) {
 void tp_tcache_registry_lock(void) { tp_lock_acquire(&tp_registry_lock); }
 void tp_tcache_registry_unlock(void) { tp_lock_release(&tp_registry_lock); }
 
+/* How many blocks at the head of an orphan's bin are sound: free blocks of
+ * this class and heap, each marked free.  The child's copy of a bin another
+ * thread was pushing to or popping from may be torn (fork copies the pages
+ * while the other threads run): the rest is abandoned, never walked. */
+static uint32_t tp_orphan_bin_sound(const tp_tcache *tc, uint32_t cls) {
+  uint32_t n = 0;
+  for (void **b = tc->bins[cls].head; b && n < tc->bins[cls].count; b = b[0], n++) {
+    if (!tp_segment_is_ours(b)) break;
+    tp_segment *seg = tp_segment_of(b);
+    uint32_t entry = seg->page_map[tp_page_index(seg, b)];
+    if (seg->heap != tc->heap || TP_PAGE_KIND(entry) != TP_PAGE_SLAB) break;
+    const tp_span *slab = &seg->spans[TP_SLAB_SLOT(entry)];
+    uintptr_t offset = (uintptr_t)b - (uintptr_t)tp_page_address(seg, TP_SLAB_FIRST(entry));
+    if (slab->class_idx != cls || offset % slab->block_size != 0 || offset / slab->block_size >= slab->capacity ||
+        b[1] != tp_free_mark(b))
+      break;
+  }
+  return n;
+}
+
+/* An orphan's sound blocks go back to the central lists; its sampled blocks
+ * (a few per class) are left. */
+static void tp_orphan_reclaim(tp_tcache *tc) {
+  for (uint32_t c = 0; c < tp_classes.count; c++) {
+    uint32_t n = tp_orphan_bin_sound(tc, c);
+    tc->bins[c].count = n;
+    if (n) {
+      void **last = tc->bins[c].head;
+      for (uint32_t i = 1; i < n; i++) last = last[0];
+      last[0] = NULL;
+      tp_tcache_flush_bin(tc, c, 0);
+    }
+  }
+}
+
 /* In a fork child only the forking thread exists: the other threads' caches
  * would never be used again, so their blocks go back to the central lists. */
 void tp_tcache_after_fork_child(void) {
@@ -255,7 +294,7 @@ void tp_tcache_after_fork_child(void) {
   while (orphans) {
     tp_tcache *tc = orphans;
     orphans = tc->next;
-    tp_tcache_flush_all(tc);
+    tp_orphan_reclaim(tc);
     tp_lock_acquire(&tp_registry_lock);
     tc->next = tp_tcache_recycled;
     tp_tcache_recycled = tc;
