@@ -170,6 +170,10 @@ static TP_NOINLINE tp_rec_hist *tp_rec_thread_hist(tp_rec_thread *t, uint32_t te
   tp_rec_hist *h = t->hists;
   while (h && h->tenant != tenant) h = h->thread_next;
   if (h) return h;
+  /* Busy while the lock is held: a signal handler's mmap would record
+   * (tp_rec_mmap) and wait for the lock forever. */
+  bool was_busy = t->busy;
+  if (!was_busy) tp_rec_enter(t);
   tp_lock_acquire(&tp_rec.lock);
   if ((h = tp_rec.spare_hists) != NULL) {
     tp_rec.spare_hists = h->next;
@@ -186,6 +190,7 @@ static TP_NOINLINE tp_rec_hist *tp_rec_thread_hist(tp_rec_thread *t, uint32_t te
   }
   uint32_t order = tp_rec.thread_count + 1;
   tp_lock_release(&tp_rec.lock);
+  if (!was_busy) tp_rec_leave(t);
   if (!h) return NULL;
   h->thread_next = t->hists;
   t->hists = h;
@@ -238,6 +243,8 @@ void tp_rec_thread_exit(void) {
   tp_rec_thread *t = &tp_rec_self;
   t->exited = true;
   if (!t->hists) return;
+  bool was_busy = t->busy; /* as in tp_rec_thread_hist: the lock is held */
+  if (!was_busy) tp_rec_enter(t);
   tp_lock_acquire(&tp_rec.lock);
   for (tp_rec_hist *h = t->hists, *next; h; h = next) {
     next = h->thread_next;
@@ -260,6 +267,7 @@ void tp_rec_thread_exit(void) {
   t->hists = NULL;
   t->hist = &tp_rec.retired; /* late frees of TLS destructors; counted under no lock, rare */
   tp_lock_release(&tp_rec.lock);
+  if (!was_busy) tp_rec_leave(t);
 }
 
 void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant) {
@@ -638,8 +646,14 @@ void tp_rec_before_exec(void) {
   tp_rec_leave(&tp_rec_self);
 }
 
+/* The forking thread is busy from prepare to the parent's or child's handler:
+ * a signal handler's mmap in between would wait for the locks it holds. */
+static bool tp_rec_fork_was_busy;
+
 void tp_rec_fork_prepare(void) {
   if (!tp_rec_active) return;
+  tp_rec_fork_was_busy = tp_rec_self.busy;
+  if (!tp_rec_fork_was_busy) tp_rec_enter(&tp_rec_self);
   tp_rec_stacks_lock();
   tp_lock_acquire(&tp_rec.lock);
 }
@@ -648,6 +662,7 @@ void tp_rec_fork_parent(void) {
   if (!tp_rec_active) return;
   tp_lock_release(&tp_rec.lock);
   tp_rec_stacks_unlock();
+  if (!tp_rec_fork_was_busy) tp_rec_leave(&tp_rec_self);
 }
 
 /* The child records on its own: a new trace (opened at its first flush),
@@ -670,7 +685,6 @@ void tp_rec_fork_child(void) {
     tp_rec.batches[i].sample_count = tp_rec.batches[i].free_count = 0;
     tp_rec.batches[i].mmap_count = tp_rec.batches[i].jit_count = 0;
   }
-  tp_rec_enter(&tp_rec_self);
-  tp_rec_writer_after_fork_child();
-  tp_rec_leave(&tp_rec_self);
+  tp_rec_writer_after_fork_child(); /* busy since prepare */
+  if (!tp_rec_fork_was_busy) tp_rec_leave(&tp_rec_self);
 }
