@@ -197,13 +197,8 @@ static inline __attribute__((always_inline)) void tp_free_to_bin(tp_tcache *tc, 
   if (tp_unlikely(++bin->count > bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
 }
 
-/* The recorder, when on, sees every free that comes this way. */
-static TP_NOINLINE void tp_free_slow(void *p, const char *call) {
-  if (!p) return;
-  tp_ptr_info info = tp_classify(p);
-  /* Recorded before the block goes back, so that its address cannot be handed
-   * out (and sampled) again before its free is on record. */
-  if (tp_unlikely(tp_rec_active) && info.kind >= TP_PTR_SLAB) tp_rec_free(p, info.usable);
+/* A classified block back to its tier (or the diagnostic), unrecorded. */
+static void tp_free_classified(void *p, tp_ptr_info info, const char *call) {
   switch (info.kind) {
     case TP_PTR_SLAB: tp_free_slab_block(info.slab, p, info.sampled); return;
     case TP_PTR_BUDDY: tp_heap_free_pages(info.seg->heap, info.seg, info.page, p, call); return;
@@ -213,6 +208,16 @@ static TP_NOINLINE void tp_free_slow(void *p, const char *call) {
       return;
     default: tp_bad_pointer(call, p, info.kind);
   }
+}
+
+/* The recorder, when on, sees every free that comes this way. */
+static TP_NOINLINE void tp_free_slow(void *p, const char *call) {
+  if (!p) return;
+  tp_ptr_info info = tp_classify(p);
+  /* Recorded before the block goes back, so that its address cannot be handed
+   * out (and sampled) again before its free is on record. */
+  if (tp_unlikely(tp_rec_active) && info.kind >= TP_PTR_SLAB) tp_rec_free(p, info.usable);
+  tp_free_classified(p, info, call);
 }
 
 /* `record` is a constant at each call: free() without the recorder is a leaf
@@ -357,6 +362,9 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record, size_t *old
        * chunks): nothing is copied, and the process never holds both copies. */
       if (need > usable && (size > h->buddy_max || usable >= TP_REALLOC_MOVE_MIN) && tp_large_reserve()) {
         if (size > h->buddy_max) tp_large_cache_flush(); /* fresh pages come: dead cached ones go first */
+        /* Recorded first, as a free is: the move gives p's pages back to the
+         * buddy, where another thread may take (and sample) them at once. */
+        if (tp_rec_active) tp_rec_free(p, usable), *freed_on_record = true;
         void *q = tp_heap_move_out(h, info.seg, info.page, need);
         if (q) {
           tp_large_adopt(h, q, need, size);
@@ -380,8 +388,12 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record, size_t *old
     default: break;
   }
   void *q = tp_malloc(size);
-  if (!q) return NULL;
+  if (!q) return NULL; /* (a move-out that failed recorded p freed: the rare cost of recording it early) */
   memcpy(q, p, size < usable ? size : usable);
+  if (*freed_on_record) {
+    tp_free_classified(p, info, "realloc"); /* recorded before a move that failed */
+    return q;
+  }
   *freed_on_record = tp_rec_active;
   tp_free(p);
   return q;
@@ -389,7 +401,8 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record, size_t *old
 
 /* Recorded as a free and an allocation, as heaptrack counts it: the old
  * block's lifetime ends, the new one's starts.  A failed realloc records
- * nothing: the old block lives on.  (A large block moved by mremap is
+ * nothing: the old block lives on (but for a buddy block whose move out
+ * failed and whose copy failed too).  (A large block moved by mremap is
  * recorded freed just after the move; its old address could in theory be
  * mapped and sampled by another thread in between, which would lose one
  * lifetime, never corrupt the pool.) */
