@@ -18,6 +18,9 @@
 #define TP_TRACE_FORMAT_OLDEST 1u
 /* Frames in one stack of a Stacks record (trace.proto): bounds a reader's work. */
 #define TP_TRACE_MAX_STACK_DEPTH 65536u
+/* Frames a section's stacks may expand to, per node of its stack tree (a
+ * writer's distinct stacks end at distinct nodes, each at most 64 deep). */
+#define TP_TRACE_STACK_FRAMES_PER_NODE 128u
 /* Longest record a reader accepts: anything longer is a corrupt length. */
 #define TP_TRACE_MAX_RECORD (64u << 20)
 /* Largest encoded varint (a uint64_t). */

@@ -40,6 +40,7 @@ struct tp_trace_reader {
     uint32_t parent, depth;
   } *nodes;
   size_t n_nodes, nodes_cap;
+  uint64_t frames_out; /* frames of the section's stacks handed out: bounded by its tree (next_in_batch) */
   uint32_t sample_stack_max; /* highest stack id of the section's samples (Samples.stack_back) */
   /* Frees.id_age: the section's samples of this frame, as tp_trace_marks_prepare
    * leaves them, and the highest id of its earlier frames. */
@@ -75,6 +76,10 @@ tp_trace_reader *tp_trace_open(const char *path, char *err, size_t errlen) {
   r->path = strdup(path);
   r->dctx = ZSTD_createDCtx();
   r->chunk = malloc(ZSTD_DStreamInSize());
+  /* The writer's frames use a 1 MiB window: a frame asking for more than
+   * this is not one of ours, and would have the decoder allocate it. */
+  if (r->dctx && ZSTD_isError(ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax, TP_TRACE_ZSTD_WINDOW_LOG + 4)))
+    ZSTD_freeDCtx(r->dctx), r->dctx = NULL;
   if (!r->path || !r->dctx || !r->chunk) {
     snprintf(err, errlen, "%s: out of memory", path);
     tp_trace_close(r);
@@ -121,12 +126,13 @@ static int refill(tp_trace_reader *r) {
 /* Room for one more decompression step in `frame`; -1 past TP_TRACE_MAX_FRAME. */
 static int grow_frame(tp_trace_reader *r) {
   size_t step = ZSTD_DStreamOutSize();
-  if (r->frame_cap - r->frame_len >= step) return 0;
-  if (r->frame_len > TP_TRACE_MAX_FRAME)
+  if (r->frame_len >= TP_TRACE_MAX_FRAME) /* checked at every step, not only when the buffer grows */
     return fail(r, "corrupt frame at offset %llu: more than %u MiB of records",
                 (unsigned long long)r->frame_offset, TP_TRACE_MAX_FRAME >> 20);
+  if (r->frame_cap - r->frame_len >= step) return 0;
   size_t cap = r->frame_cap ? r->frame_cap * 2 : step;
   if (cap < r->frame_len + step) cap = r->frame_len + step;
+  if (cap > TP_TRACE_MAX_FRAME + step) cap = TP_TRACE_MAX_FRAME + step;
   uint8_t *frame = realloc(r->frame, cap);
   if (!frame) return fail(r, "out of memory (frame at offset %llu)", (unsigned long long)r->frame_offset);
   r->frame = frame;
@@ -280,6 +286,14 @@ static int start_batch(tp_trace_reader *r, Tierpool__Trace__Record *rec) {
 static int next_in_batch(tp_trace_reader *r, Tierpool__Trace__Record **out) {
   size_t i = r->batch_next++;
   uint32_t node = r->batch_node[i], depth = node ? r->nodes[node - 1].depth : 0;
+  /* Distinct stacks end at distinct nodes, each at most 64 deep in a writer's
+   * trace: many stacks sharing one deep node would expand a few bytes into
+   * gigabytes of frames. */
+  r->frames_out += depth;
+  if (r->frames_out > TP_TRACE_STACK_FRAMES_PER_NODE * (r->n_nodes + 1) + TP_TRACE_MAX_STACK_DEPTH)
+    return fail(r, "corrupt stacks in frame at offset %llu: stack %u takes the section past %llu frames for %zu nodes",
+                (unsigned long long)r->frame_offset, r->batch->stacks->first_id + (uint32_t)i,
+                (unsigned long long)r->frames_out, r->n_nodes);
   Tierpool__Trace__Record *rec = malloc(sizeof *rec);
   Tierpool__Trace__Stack *stack = malloc(sizeof *stack);
   uint64_t *frames = depth ? malloc(depth * sizeof *frames) : NULL;
@@ -463,6 +477,7 @@ int tp_trace_next(tp_trace_reader *r, Tierpool__Trace__Record **out) {
       continue;
     case TIERPOOL__TRACE__RECORD__KIND_PROCESS: /* node numbers and stack and sample ids are the section's */
       r->n_nodes = 0;
+      r->frames_out = 0;
       r->sample_stack_max = 0;
       r->n_marks = 0;
       r->sample_id_prior = 0;

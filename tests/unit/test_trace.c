@@ -749,6 +749,34 @@ static void test_v2_bad_stacks(void **state) {
   trace_reset(&t);
 }
 
+/* Many stacks ending at one deep node: a few bytes each that would expand to
+ * gigabytes of frames (every reader would hang copying them out).  A writer's
+ * distinct stacks end at distinct nodes: the reader stops the section at 128
+ * frames handed out per node of its tree. */
+static void test_stacks_fan_out(void **state) {
+  (void)state;
+  enum { DEPTH = 64, FANS = 20000 };
+  uint32_t *from = calloc(FANS + 1, sizeof *from), *count = calloc(FANS + 1, sizeof *count);
+  uint64_t frames[DEPTH];
+  assert_non_null(from), assert_non_null(count);
+  for (uint32_t k = 0; k < DEPTH; k++) frames[k] = 0x401000 + 16 * k;
+  count[0] = DEPTH;                                  /* stack 1: a chain 64 deep */
+  for (size_t i = 1; i <= FANS; i++) from[i] = 1;     /* the rest: its deepest node again */
+  struct trace t = {0};
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+  add_process(&t);
+  add_stacks(&t, 1, FANS + 1, from, count, frames, 0, NULL);
+  end_frame(&t);
+  struct readback rb;
+  read_trace(write_file(t.data, t.len), &rb);
+  assert_int_equal(rb.rc, -1);
+  assert_non_null(strstr(message(&rb), "takes the section past"));
+  assert_true(rb.n < 4 + 128 + TP_TRACE_MAX_STACK_DEPTH / DEPTH);
+  readback_free(&rb);
+  trace_reset(&t);
+  free(from), free(count);
+}
+
 /* --- Fuzzing, a little --------------------------------------------------- */
 
 /* Reads a damaged file to its end: it may fail, but must not crash or leak. */
@@ -816,6 +844,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_bad_lengths, remove_file),
       cmocka_unit_test_teardown(test_v2_round_trip, remove_file),
       cmocka_unit_test_teardown(test_v2_bad_stacks, remove_file),
+      cmocka_unit_test_teardown(test_stacks_fan_out, remove_file),
       cmocka_unit_test_teardown(test_flipped_bytes, remove_file),
       cmocka_unit_test_teardown(test_flipped_record_bytes, remove_file),
   };
