@@ -112,35 +112,44 @@ static void test_release_merges_neighbours(void **state) {
   assert_int_equal(p[12 * TP_PAGE_SIZE], 1);
 }
 
+/* Frees the block p of `pages` pages and releases every free block: a
+ * release of (at least) those pages. */
+static void give_and_release(char *p, uint32_t pages) {
+  tp_segment *seg = tp_segment_of(p);
+  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), pages);
+  tp_buddy_coalesce(&unit_heap);
+  tp_buddy_release_free(&unit_heap, 0);
+}
+
+/* Takes a block of `pages` pages, written. */
+static char *take_written(uint32_t pages) {
+  char *p = tp_buddy_take(&unit_heap, pages, 0, NULL);
+  assert_non_null(p);
+  memset(p, 1, (size_t)pages * TP_PAGE_SIZE);
+  return p;
+}
+
 /* The release delay grows eightfold when most of what was released is taken
  * back before the next release, and drifts down when it is not. */
 static void test_release_delay_adapts(void **state) {
   (void)state;
   uint64_t base = tp_opt.release_delay_ms, now = tp_os_now_ms() + 1000;
   assert_int_equal(unit_heap.release_delay_ms, base);
-  char *p = tp_buddy_take(&unit_heap, 128, 0, NULL);
-  memset(p, 1, 128 * TP_PAGE_SIZE);
-  tp_segment *seg = tp_segment_of(p);
-  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), 128);
-  tp_buddy_coalesce(&unit_heap);
-  tp_buddy_release_free(&unit_heap, 0);
+  char *p = take_written(128);
+  give_and_release(p, 128);
   assert_ptr_equal(tp_buddy_take(&unit_heap, 128, 0, NULL), p); /* wanted back: a regret */
   assert_int_equal(unit_heap.retaken_pages, 128);
   tp_heap_maintain(&unit_heap, now);
   assert_int_equal(unit_heap.release_delay_ms, 8 * base);
   /* Released again and not taken back: the delay drifts down. */
-  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), 128);
-  tp_buddy_coalesce(&unit_heap);
-  tp_buddy_release_free(&unit_heap, 0);
+  give_and_release(p, 128);
   tp_heap_maintain(&unit_heap, now + 8 * base);
   assert_int_equal(unit_heap.release_delay_ms, 8 * base - (8 * base - base) / 4);
   /* Regretted again and again: it stops at 10 s (a program rebuilding what it
    * freed every few hundred ms pays a refault per 10 s, not per second). */
   now += 8 * base;
   for (int cycle = 0; cycle < 8; cycle++) {
-    tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), 128);
-    tp_buddy_coalesce(&unit_heap);
-    tp_buddy_release_free(&unit_heap, 0);
+    give_and_release(p, 128);
     assert_ptr_equal(tp_buddy_take(&unit_heap, 128, 0, NULL), p);
     now += unit_heap.release_delay_ms;
     tp_heap_maintain(&unit_heap, now);
@@ -154,21 +163,13 @@ static void test_release_delay_adapts(void **state) {
 static void test_release_judged_once(void **state) {
   (void)state;
   uint64_t base = tp_opt.release_delay_ms, now = tp_os_now_ms() + 1000;
-  char *p = tp_buddy_take(&unit_heap, 128, 0, NULL);
-  memset(p, 1, 128 * TP_PAGE_SIZE);
-  tp_segment *seg = tp_segment_of(p);
-  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), 128);
-  tp_buddy_coalesce(&unit_heap);
-  tp_buddy_release_free(&unit_heap, 0);
+  char *p = take_written(128);
+  give_and_release(p, 128);
   tp_heap_maintain(&unit_heap, now); /* judged: nothing taken back yet */
   assert_int_equal(unit_heap.release_delay_ms, base);
   assert_ptr_equal(tp_buddy_take(&unit_heap, 128, 0, NULL), p); /* late: after the judgement */
   tp_heap_maintain(&unit_heap, now + base);
-  char *q = tp_buddy_take(&unit_heap, 16, 0, NULL);
-  memset(q, 1, 16 * TP_PAGE_SIZE);
-  tp_buddy_give(&unit_heap, seg, tp_page_index(seg, q), 16);
-  tp_buddy_coalesce(&unit_heap);
-  tp_buddy_release_free(&unit_heap, 0);
+  give_and_release(take_written(16), 16);
   tp_heap_maintain(&unit_heap, now + 2 * base);
   assert_int_equal(unit_heap.release_delay_ms, base);
 }
