@@ -170,6 +170,10 @@ static TP_NOINLINE tp_rec_hist *tp_rec_thread_hist(tp_rec_thread *t, uint32_t te
   tp_rec_hist *h = t->hists;
   while (h && h->tenant != tenant) h = h->thread_next;
   if (h) return h;
+  /* The cache's destructor retires a thread's counts at its exit: a thread
+   * without one (only buddy or large blocks so far) gets it now, or its
+   * histogram would stay on tp_rec.hists, summed every second, long after it. */
+  if (!t->hists && !tp_tcache_current) tp_tcache_create();
   /* Busy while the lock is held: a signal handler's mmap would record
    * (tp_rec_mmap) and wait for the lock forever. */
   bool was_busy = t->busy;

@@ -28,6 +28,10 @@
 # 6. A trace written into a pipe whose reader went away stops with a message;
 #    SIGPIPE, which would kill the program in the thread writing at exit, is
 #    not raised on the program's behalf.
+# 7. Threads that allocate only big blocks (no thread cache of their own) have
+#    their recorder counts retired at their exit: big-threads runs 2 x 500 of
+#    them, each a 1 MiB malloc and free, and the second 500 must leave less than
+#    1 MiB of RSS behind (they left 4 MiB); the histogram counts all 1000.
 source "$(dirname "$0")/lib.sh"
 
 # ends NAME CMD...: CMD ends within 30 s with status 0.
@@ -148,4 +152,7 @@ else
   one_trace unshare-user-recorded "unshare-user: the trace goes on in the namespace" end=1 \
     bucket:9029=100 bucket:10250=100
 fi
+ends big-threads "$TIERPOOL_CLI" record -o "$WORK/big-%p.tpt" -- "$SUBJECT" big-threads
+one_trace big-threads "big-threads: threads of big blocks retired, all counted" end=1 bucket:1048576=1000
+
 finish
