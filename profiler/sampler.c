@@ -682,6 +682,8 @@ void tp_rec_fork_child(void) {
   /* The child's trace is its own process: its clock, counts and ids start here. */
   tp_rec_clock_after_fork();
   tp_rec.samples = tp_rec.dropped = 0;
+  /* The forking thread is the child's main thread: its Thread record says so. */
+  if (tp_rec_self.id && tp_rec.threads) tp_rec.threads[tp_rec_self.id - 1].tid = (uint32_t)tp_os_gettid();
   for (size_t w = 0; w < sizeof tp_rec_filter / sizeof tp_rec_filter[0]; w++) atomic_store(&tp_rec_filter[w], 0);
   for (size_t w = 0; w < sizeof tp_rec_fine_filter / sizeof tp_rec_fine_filter[0]; w++)
     atomic_store(&tp_rec_fine_filter[w], 0);

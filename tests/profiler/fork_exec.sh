@@ -2,7 +2,8 @@
 # fork_exec.sh — every process of a recorded run leaves a trace of its own.
 #   fork: the parent allocates 100 x 5001 B, its child 200 x 6007 B: two traces,
 #         the child's naming the parent as ppid, each counting only its own
-#         allocations (the child's histogram starts at the fork).
+#         allocations (the child's histogram starts at the fork), its thread 1
+#         the child itself (tid = pid), not the parent's thread.
 #   exec: the program allocates 100 x 7003 B and execs itself, which allocates
 #         100 x 8009 B: two traces of one pid, the second named NAME.1.
 source "$(dirname "$0")/lib.sh"
@@ -23,6 +24,14 @@ if [ ${#TRACES[@]} -eq 2 ]; then
   trace_check "fork: the parent's trace" facts "$parent" exe=subject argv1=fork end=1 bucket:5001=100 bucket:6007=0
   trace_check "fork: the child's trace" facts "$child" exe=subject ppid="$parent_pid" end=1 bucket:6007=200 \
     bucket:5001=0
+  # The forking thread is the child's main thread: its Thread record has the child's tid.
+  read -r child_pid _ < <(pid_of "$child")
+  child_tid=$("$TIERPOOL_CLI" dump "$child" | sed -nE 's/^thread id=1 tid=([0-9]+) .*/\1/p' | head -n 1)
+  if [ -n "$child_pid" ] && [ "$child_tid" = "$child_pid" ]; then
+    pass_check "fork: the child's thread 1 is the child ($child_tid)"
+  else
+    fail_check "fork: the child's thread 1 has tid '$child_tid', the child is $child_pid"
+  fi
 else
   fail_check "fork: expected two traces, record named ${#TRACES[@]}: ${TRACES[*]}"
   show "$WORK/fork.err"
