@@ -326,6 +326,30 @@ static void t_rules(void) {
   }
 }
 
+/* tests/tenant/globs.conf: forty stars before an 'x' against 15-byte names
+ * (once ~10^13 recursive calls in the thread's first malloc: a hang), a set
+ * with a range and '?', a negated set. */
+static void *glob_worker(void *p) {
+  struct rule_arg *arg = p;
+  pthread_setname_np(pthread_self(), arg->name);
+  free(malloc(opaque(64)));
+  snprintf(arg->tenant, sizeof arg->tenant, "%s", tenant_get());
+  return NULL;
+}
+
+static void t_globs(void) {
+  if (!lookup()) return;
+  struct rule_arg args[] = {{"aaaaaaaaaaaaaaa", 0, "", "", ""}, {"bbbbbbbbbbbbbbx", 0, "", "", ""},
+                            {"w5q-zz", 0, "", "", ""}, {"wq5-zz", 0, "", "", ""}, {"9abc", 0, "", "", ""}};
+  const char *want[] = {"default", "stars", "set", "default", "nonlower"};
+  for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+    pthread_t t;
+    pthread_create(&t, NULL, glob_worker, &args[i]);
+    pthread_join(t, NULL);
+    CHECK(strcmp(args[i].tenant, want[i]) == 0, "thread %s: tenant %s, want %s", args[i].name, args[i].tenant, want[i]);
+  }
+}
+
 /* on_limit = abort (tests/tenant/abort.conf): the process stops with one line
  * naming the tenant, its limit and the request. */
 static void t_abort(void) {
@@ -495,6 +519,7 @@ static const struct test tests[] = {
     {"fork", t_fork},
     {"isolated_free", t_isolated_free},
     {"limit", t_limit},   {"overflow", t_overflow}, {"zero", t_zero},   {"cross_free", t_cross_free},
+    {"globs", t_globs},
     {"switch", t_switch}, {"rules", t_rules},       {"abort", t_abort},  {"exit_counts", t_exit_counts},
 };
 
