@@ -126,6 +126,7 @@ uint64_t tp_os_now_ms(void);
 void tp_os_write(int fd, const char *s, size_t n);
 pid_t tp_os_gettid(void);
 size_t tp_os_read_file(const char *path, char *buf, size_t cap); /* 0 on error */
+long tp_os_read_regular_file(const char *path, char *buf, size_t cap, bool *whole); /* -EINVAL: not regular */
 int tp_os_running_threads(void); /* the process's threads not yet exited; -1 if unknown */
 int tp_os_fd_out_of_the_way(int fd); /* a close-on-exec copy from 1000 up; fd itself under a lower limit or none free */
 extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */

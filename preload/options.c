@@ -183,10 +183,21 @@ bool tp_option_set(const char *key, size_t key_len, const char *value, size_t va
 
 static void tp_config_file_load(const char *path) {
   static char text[64 << 10]; /* static: the parser must not allocate */
-  size_t len = tp_os_read_file(path, text, sizeof text);
-  if (len == 0) {
-    tp_message("TIERPOOL_CONFIG=%s: cannot read the file; using defaults", path);
+  bool whole;
+  long r = tp_os_read_regular_file(path, text, sizeof text, &whole);
+  if (r < 0) {
+    tp_message("TIERPOOL_CONFIG=%s: %s; using defaults", path,
+               r == -EINVAL ? "not a regular file" : "cannot read the file");
     return;
+  }
+  size_t len = (size_t)r;
+  if (!whole) { /* the last line may be cut short: "limit = 1G" read as "limit = 1" */
+    char *last = memrchr(text, '\n', len);
+    len = last ? (size_t)(last - text) + 1 : 0;
+    unsigned lines = 0;
+    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    tp_message("TIERPOOL_CONFIG=%s: larger than %u KiB; lines from %u on ignored", path,
+               (unsigned)(sizeof text >> 10), lines + 1);
   }
   unsigned line_no = 0;
   for (size_t i = 0; i < len;) {

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -171,6 +173,30 @@ size_t tp_os_read_file(const char *path, char *buf, size_t cap) {
   TP_SYS(SYS_close, fd);
   buf[len] = '\0';
   return len;
+}
+
+/* Reads the regular file at path into buf, NUL-terminated: its length, or
+ * -errno; -EINVAL when it is not a regular file (a FIFO or a terminal would
+ * block the read, and with it the program's first malloc) nor /dev/null,
+ * which reads empty.  *whole is false when the file did not fit. */
+long tp_os_read_regular_file(const char *path, char *buf, size_t cap, bool *whole) {
+  int fd = (int)TP_SYS(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return fd;
+  struct stat st;
+  long r = TP_SYS(SYS_fstat, fd, &st);
+  if (r == 0 && !S_ISREG(st.st_mode) && !(S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))) r = -EINVAL;
+  size_t len = 0;
+  while (r >= 0 && len + 1 < cap) {
+    r = TP_SYS(SYS_read, fd, buf + len, cap - 1 - len);
+    if (r == -EINTR) r = 0;
+    else if (r == 0) break;
+    else if (r > 0) len += (size_t)r;
+  }
+  char more;
+  *whole = r < 0 || len + 1 < cap || TP_SYS(SYS_read, fd, &more, 1) <= 0;
+  TP_SYS(SYS_close, fd);
+  buf[len] = '\0';
+  return r < 0 ? r : (long)len;
 }
 
 /* From /proc/self/stat: its thread count (field 20) less the group leader

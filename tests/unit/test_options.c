@@ -1,6 +1,10 @@
 /* test_options.c — the option table, config files, environment overrides and
  * their diagnostics. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "unit.h"
 
@@ -79,6 +83,50 @@ static void test_bad_keys_and_values(void **state) {
   }
 }
 
+/* A file larger than the parser's 64 KiB: the line cut at the edge is not
+ * read as a shorter value ("limit = 1G" as "limit = 1", a one-byte budget that
+ * refuses every malloc); the lines from it on are reported ignored. */
+static void test_config_too_large(void **state) {
+  (void)state;
+  enum { SIZE = (64 << 10) + 100 };
+  char *text = malloc(SIZE + 1);
+  assert_non_null(text);
+  size_t len = 0;
+  len += (size_t)sprintf(text + len, "large_cache_ms = 700\n");
+  while (len < (64 << 10) - 40) len += (size_t)sprintf(text + len, "# %s\n", "padding padding padding padding");
+  while (len < (64 << 10) - 5) text[len++] = '#';
+  text[len++] = '\n';
+  len += (size_t)sprintf(text + len, "limit = 1G\n"); /* straddles the 64 KiB edge */
+  text[len] = '\0';
+  const char *err = unit_load_options(text, NULL);
+  assert_non_null(strstr(err, "larger than 64 KiB; lines from"));
+  assert_int_equal(tp_opt.large_cache_ms, 700);
+  assert_int_equal(tp_opt.limit, 0); /* neither 1 nor 1G: the line was not read */
+  free(text);
+  unit_load_options(NULL, NULL);
+}
+
+/* An empty file (or /dev/null) is a configuration of defaults, said nothing
+ * about; a FIFO is refused at once (a read would block the program's first
+ * malloc). */
+static void test_config_empty_and_fifo(void **state) {
+  (void)state;
+  assert_string_equal(unit_load_options("", NULL), "");
+  const char *null_env[] = {"TIERPOOL_CONFIG=/dev/null", NULL};
+  assert_string_equal(unit_load_options(NULL, null_env), "");
+  char dir[] = "/tmp/tierpool-unit-fifo-XXXXXX", fifo[64];
+  assert_non_null(mkdtemp(dir));
+  snprintf(fifo, sizeof fifo, "%s/config", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  const char *env[] = {NULL, NULL};
+  char var[96];
+  snprintf(var, sizeof var, "TIERPOOL_CONFIG=%s", fifo);
+  env[0] = var;
+  const char *err = unit_load_options(NULL, env);
+  assert_non_null(strstr(err, "not a regular file; using defaults"));
+  unlink(fifo), rmdir(dir);
+}
+
 static void test_bad_classes(void **state) {
   (void)state;
   static const char *const bad[] = {
@@ -124,6 +172,8 @@ int main(void) {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_config_file_and_env),
       cmocka_unit_test(test_bad_keys_and_values),
+      cmocka_unit_test(test_config_too_large),
+      cmocka_unit_test(test_config_empty_and_fifo),
       cmocka_unit_test(test_bad_classes),
       cmocka_unit_test(test_buddy_max_below_largest_class),
       cmocka_unit_test(test_format_round_trip),
