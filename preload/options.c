@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -248,6 +249,33 @@ static void tp_options_from_env(void) {
   }
 }
 
+/* TIERPOOL_ variables read besides the options: the config file, an exec'd
+ * image's trace index, and the library's path for the tools and tests. */
+static const char *const tp_env_other[] = {"CONFIG", "TRACE_INDEX", "LIB", "CLI"};
+
+/* Whether `name` (len bytes, after TIERPOOL_) is the option key upper-cased. */
+static bool tp_env_names_key(const char *name, size_t len, const char *key) {
+  size_t i = 0;
+  for (; i < len && key[i]; i++)
+    if (name[i] != (key[i] >= 'a' && key[i] <= 'z' ? key[i] - 32 : key[i])) return false;
+  return i == len && !key[i];
+}
+
+/* A TIERPOOL_ variable that names nothing is most likely a typo, which the
+ * program would otherwise run without a word about (TIERPOOL_LIMT=1G). */
+static void tp_options_unknown_env(void) {
+  for (char **e = __environ; e && *e; e++) {
+    if (strncmp(*e, "TIERPOOL_", 9) != 0) continue;
+    const char *name = *e + 9, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    bool known = false;
+    for (size_t i = 0; i < TP_OPTION_COUNT && !known; i++) known = tp_env_names_key(name, len, tp_option_table[i].key);
+    for (size_t i = 0; i < sizeof tp_env_other / sizeof *tp_env_other && !known; i++)
+      known = tp_env_names_key(name, len, tp_env_other[i]);
+    if (!known) tp_message("environment: unknown variable TIERPOOL_%.*s (ignored)", (int)len, name);
+  }
+}
+
 /* Cross-option rules, checked after every source has been applied. */
 static void tp_options_check(void) {
   if (tp_opt.buddy_max < tp_classes.max_size) {
@@ -268,6 +296,7 @@ void tp_options_init(void) {
   const char *config = getenv("TIERPOOL_CONFIG");
   if (config && *config) tp_config_file_load(config);
   tp_options_from_env();
+  tp_options_unknown_env();
   tp_options_check();
 }
 

@@ -53,7 +53,7 @@ static void test_config_file_and_env(void **state) {
 
 static void test_bad_keys_and_values(void **state) {
   (void)state;
-  const char *env[] = {"TIERPOOL_BUDDY_MAX=lots", NULL};
+  const char *env[] = {"TIERPOOL_BUDDY_MAX=lots", "TIERPOOL_LIMT=1G", "TIERPOOL_limit=1G", NULL};
   const char *err = unit_load_options(
       "no_such_key = 1\n"
       "grow_chunk = 12Q\n"
@@ -69,6 +69,9 @@ static void test_bad_keys_and_values(void **state) {
   assert_non_null(strstr(err, "expected 'key = value'"));
   assert_non_null(strstr(err, "bad value '99999999999999999999999' for large_cache_max"));
   assert_non_null(strstr(err, "TIERPOOL_BUDDY_MAX: bad value 'lots' for buddy_max"));
+  assert_non_null(strstr(err, "unknown variable TIERPOOL_LIMT (ignored)"));  /* a typo */
+  assert_non_null(strstr(err, "unknown variable TIERPOOL_limit (ignored)")); /* names are upper case */
+  assert_null(strstr(err, "TIERPOOL_BUDDY_MAX (ignored)"));
   /* ... and the defaults stay. */
   assert_int_equal(tp_opt.grow_chunk, 1u << 20);
   assert_int_equal(tp_opt.buddy_max, 4u << 20);
