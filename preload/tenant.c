@@ -495,6 +495,11 @@ void tp_tenant_fork_unlock(void) {
 void tp_tenant_fork_child(void) {
   tp_lock_init(&tp_budget_lock);
   tp_lock_init(&tp_tenant_lock);
+  /* The child holds no share of the node budget (its slot is its own, made
+   * at its first draw): what the parent drew stays the parent's, or the
+   * child's frees of inherited memory would give back what the child draws. */
+  for (uint32_t i = 0; i < tp_heap_count; i++)
+    if (tp_heaps[i]) tp_heaps[i]->budget.node_held = 0;
 }
 
 /* ---- statistics and the API ----------------------------------------------- */
