@@ -144,12 +144,27 @@ static void nb_recount(tp_nb_segment *seg) {
   seg->used = used;
 }
 
+/* The segment's lock is held for a few instructions; a holder that keeps it
+ * longer is stopped (a debugger, SIGSTOP, a frozen cgroup), and every
+ * allocation of this process past its reserve would wait with it. */
+#define TP_NB_LOCK_WAIT_S 1
+
 static bool nb_lock(tp_nb_segment *seg) {
-  int r = pthread_mutex_lock(&seg->lock);
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += TP_NB_LOCK_WAIT_S;
+  int r = pthread_mutex_clocklock(&seg->lock, CLOCK_MONOTONIC, &deadline);
   if (r == EOWNERDEAD) { /* the holder died mid-update: slots are the truth */
     nb_recount(seg);
     pthread_mutex_consistent(&seg->lock);
     return true;
+  }
+  if (r == ETIMEDOUT) { /* this request is refused; the next one tries again */
+    static _Atomic bool reported;
+    if (!atomic_exchange(&reported, true))
+      tp_message("node budget \"%s\": another process has held its lock for over %d s (stopped?); "
+                 "counted as spent meanwhile", tp_nb.name, TP_NB_LOCK_WAIT_S);
+    return false;
   }
   if (r != 0) {
     static _Atomic bool reported;

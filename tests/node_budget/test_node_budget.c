@@ -228,6 +228,25 @@ static void test_kill(void) {
   CHECK(tp_node_budget_used() == total, "used");
   tp_node_budget_give(total);
 
+  /* A holder that keeps the lock (stopped, say) costs a request, not a hang:
+   * refused after about a second. */
+  int p[2];
+  CHECK(pipe(p) == 0, "pipe");
+  holder_arg h = {p[1], 10 * MiB, HOLD_LOCK};
+  pid_t stuck = spawn(holder, &h);
+  wait_byte(p[0]);
+  close(p[0]), close(p[1]);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  CHECK(!tp_node_budget_take(MiB), "took while another process holds the lock");
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  CHECK(waited >= 0.5 && waited < 10, "waited %.2f s for a held lock", waited);
+  kill(stuck, SIGKILL);
+  reap(stuck);
+  CHECK(tp_node_budget_take(total), "the whole budget once the holder is gone");
+  tp_node_budget_give(total);
+
   kill_holder(10 * MiB, HOLD_LOCK); /* dies holding the lock: EOWNERDEAD next */
   CHECK(tp_node_budget_take(total), "the whole budget after SIGKILL with the lock held");
   tp_node_budget_give(total);
