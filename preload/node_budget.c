@@ -247,11 +247,20 @@ static bool nb_name_valid(const char *name) {
   return true;
 }
 
-/* Maps an existing segment and checks its layout.  NULL (after one line) when foreign. */
-static tp_nb_segment *nb_attach(int fd, const char *path) {
+/* Maps an existing segment and checks its owner and layout.  NULL (after
+ * one line) when foreign.  A segment of another user is used only when this
+ * process's node_budget_mode shares across users too: with 0600, another
+ * user's segment (mode 0666, say) is not one this process meant to join, and
+ * whoever made it holds its lock. */
+static tp_nb_segment *nb_attach(int fd, const char *path, unsigned mode) {
   struct stat st;
   if (fstat(fd, &st) != 0) {
     tp_message("node budget: %s: %s (node budget off)", path, nb_error_text(errno));
+    return NULL;
+  }
+  if (st.st_uid != geteuid() && !(mode & 0066u)) {
+    tp_message("node budget: %s: owned by uid %u, not this process's %u, and node_budget_mode %04o "
+               "shares with no one else (node budget off)", path, (unsigned)st.st_uid, (unsigned)geteuid(), mode);
     return NULL;
   }
   if ((uint64_t)st.st_size < sizeof(uint64_t) + sizeof(uint32_t)) {
@@ -353,7 +362,7 @@ bool tp_node_budget_open(const char *name, uint64_t total_bytes, unsigned mode) 
   for (int attempt = 0; attempt < 3 && !seg; attempt++) {
     int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd >= 0) {
-      seg = nb_attach(fd, path);
+      seg = nb_attach(fd, path, mode);
       close(fd);
       if (!seg) break;
     } else if (errno != ENOENT) {

@@ -447,6 +447,16 @@ static void test_bad(void) {
   name = unique_name("foreign");
   write_file(name, "hello, I am somebody else's file", 32);
   expect_refused(name, "not a tierpool node budget");
+  /* A sound segment of another user, open to all (0666): not one a process
+   * configured 0600 meant to join (its maker holds the lock). */
+  if (geteuid() == 0) {
+    char path[128];
+    name = unique_name("other-user");
+    write_file(name, &image, sizeof image); /* the right version and size */
+    segment_path(name, path, sizeof path);
+    CHECK(chown(path, 65534, 65534) == 0 && chmod(path, 0666) == 0, "chown %s", path);
+    expect_refused(name, "owned by uid 65534, not this process's 0");
+  }
   name = unique_name("tiny");
   write_file(name, "x", 1);
   expect_refused(name, "not a tierpool node budget");
