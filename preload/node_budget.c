@@ -128,11 +128,18 @@ static uint64_t nb_start_time(int32_t pid, bool *gone) {
 }
 
 static bool nb_slot_alive(const tp_nb_slot *s) {
-  if (kill(s->pid, 0) != 0 && errno == ESRCH) return false;
+  bool denied = false; /* the pid exists, another user's */
+  if (kill(s->pid, 0) != 0) {
+    if (errno == ESRCH) return false;
+    denied = errno == EPERM;
+  }
   if (!s->start) return true; /* no /proc when it was claimed: kill alone decides */
   bool gone;
   uint64_t now = nb_start_time(s->pid, &gone);
-  return !gone && (now == 0 || now == s->start);
+  /* /proc mounted hidepid=2 hides other users' processes: a missing entry of
+   * a pid that exists is hidden, not gone (its reuse cannot be told then). */
+  if (gone) return denied;
+  return now == 0 || now == s->start;
 }
 
 /* ---- the lock ---------------------------------------------------------------- */
