@@ -475,6 +475,13 @@ int tp_trace_next(tp_trace_reader *r, Tierpool__Trace__Record **out) {
     case TIERPOOL__TRACE__RECORD__KIND_STACKS:
       start_batch(r, rec); /* takes rec; on error, the loop returns -1 */
       continue;
+    case TIERPOOL__TRACE__RECORD__KIND_STACK: /* format 1: as deep as a Stacks record allows, no deeper */
+      if (rec->stack->n_frames > TP_TRACE_MAX_STACK_DEPTH) {
+        tp_trace_record_free(rec);
+        return fail(r, "corrupt Stack record in frame at offset %llu: more than %u frames",
+                    (unsigned long long)r->frame_offset, TP_TRACE_MAX_STACK_DEPTH);
+      }
+      break;
     case TIERPOOL__TRACE__RECORD__KIND_PROCESS: /* node numbers and stack and sample ids are the section's */
       r->n_nodes = 0;
       r->frames_out = 0;

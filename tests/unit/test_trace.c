@@ -775,6 +775,23 @@ static void test_stacks_fan_out(void **state) {
   readback_free(&rb);
   trace_reset(&t);
   free(from), free(count);
+  /* A format-1 Stack record deeper than a Stacks record may be is refused too
+   * (tierpool compact would write it as a Stacks record no reader takes). */
+  static uint64_t deep[TP_TRACE_MAX_STACK_DEPTH + 1];
+  Tierpool__Trace__Stack stack = TIERPOOL__TRACE__STACK__INIT;
+  stack.id = 1, stack.n_frames = TP_TRACE_MAX_STACK_DEPTH + 1, stack.frames = deep;
+  Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
+  rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_STACK;
+  rec.stack = &stack;
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+  add_process(&t);
+  add_record(&t, &rec);
+  end_frame(&t);
+  read_trace(write_file(t.data, t.len), &rb);
+  assert_int_equal(rb.rc, -1);
+  assert_string_equal(message(&rb), "corrupt Stack record in frame at offset 0: more than 65536 frames");
+  readback_free(&rb);
+  trace_reset(&t);
 }
 
 /* --- Fuzzing, a little --------------------------------------------------- */
