@@ -361,6 +361,13 @@ static void print_missing(const char *label, const uint32_t *a, size_t na, const
   printf("%s\n", shown ? "" : "none");
 }
 
+#define PROPOSE_TRACES_LISTED 20
+
+/* Text in a '#' comment: a newline in a path would start a line of its own. */
+static void comment_text(FILE *f, const char *text) {
+  for (const unsigned char *c = (const unsigned char *)text; *c; c++) fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, f);
+}
+
 /* Writes the config whole or not at all (outfile.h). */
 static int write_config(const struct propose_options *o, const struct tp_profile *p, const uint32_t *classes,
                         size_t n, const struct tuned *t, const char *mode, const struct set_row *cur,
@@ -375,12 +382,8 @@ static int write_config(const struct propose_options *o, const struct tp_profile
   time_t now = time(NULL);
   strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
   fprintf(f, "# tierpool configuration proposed by `tierpool propose` on %s\n", date);
-  for (size_t i = 0; i < p->n_processes; i++) {
-    const struct tp_prof_process *q = &p->processes[i];
-    fprintf(f, "# trace %s: pid %" PRIu32 " (%s), %" PRIu64 " allocations, %" PRIu64 " samples\n",
-            q->source ? q->source : "?", q->pid, q->executable ? q->executable : "?", q->allocations, q->samples);
-  }
-  fprintf(f, "# %" PRIu64 " allocations in the size histogram; %s\n", tp_profile_total_allocs(p), mode);
+  fprintf(f, "# %" PRIu64 " allocations in the size histogram of %zu process%s; %s\n", tp_profile_total_allocs(p),
+          p->n_processes, p->n_processes == 1 ? "" : "es", mode);
   fprintf(f, "# expected waste: %.1f%% with the current classes, %.1f%% with these (slab tier: %.1f%% of allocations)\n",
           tp_waste_percent(&cur->fit), tp_waste_percent(&prop->fit), 100.0 * tp_waste_coverage(&prop->fit));
   fprintf(f, "size_classes = ");
@@ -388,6 +391,18 @@ static int write_config(const struct propose_options *o, const struct tp_profile
   fprintf(f, "\n# %s\nbuddy_max = %s\n", t->why_buddy, size_text(t->buddy_max, a));
   fprintf(f, "# %s\ncoalesce_delay_ms = %" PRIu64 "\n", t->why_coalesce, t->coalesce_ms);
   fprintf(f, "# %s\nrelease_threshold = %.2f\n", t->why_release, t->release_threshold);
+  /* The traces last, and a few of them: the pool reads 64 KiB of a config
+   * (a fleet of a thousand processes once pushed every key past it). */
+  for (size_t i = 0; i < p->n_processes && i < PROPOSE_TRACES_LISTED; i++) {
+    const struct tp_prof_process *q = &p->processes[i];
+    fprintf(f, "# trace ");
+    comment_text(f, q->source ? q->source : "?");
+    fprintf(f, ": pid %" PRIu32 " (", q->pid);
+    comment_text(f, q->executable ? q->executable : "?");
+    fprintf(f, "), %" PRIu64 " allocations, %" PRIu64 " samples\n", q->allocations, q->samples);
+  }
+  if (p->n_processes > PROPOSE_TRACES_LISTED)
+    fprintf(f, "# ... and %zu more processes\n", p->n_processes - PROPOSE_TRACES_LISTED);
   return tp_outfile_commit(&out, err, sizeof err) < 0 ? fail("%s", err) : 0;
 }
 
