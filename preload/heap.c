@@ -124,6 +124,10 @@ static uint64_t tp_heap_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, bool h
 }
 
 void tp_heap_maintain(tp_heap *h, uint64_t now) {
+  /* Freed large mappings expire here too: without the background thread,
+   * only the next large free looked at them, and a program done with its big
+   * buffers kept up to large_cache_max of dead pages for good. */
+  tp_large_maintain(now);
   if (h->frees_since_coalesce && now - h->last_coalesce_ms >= tp_opt.coalesce_delay_ms) {
     tp_buddy_coalesce(h);
     h->last_coalesce_ms = now;

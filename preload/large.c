@@ -36,6 +36,7 @@ typedef struct tp_cached_mapping {
 static tp_lock tp_large_lock_ = TP_LOCK_INITIALIZER;
 static tp_large_entry *tp_table;
 static size_t tp_table_capacity, tp_table_used; /* used counts deleted slots too */
+static size_t tp_table_live;                     /* entries of live mappings */
 static tp_cached_mapping tp_cache[TP_LARGE_CACHE_SLOTS];
 static uint32_t tp_cache_count;
 static size_t tp_cache_bytes;
@@ -56,13 +57,18 @@ static tp_large_entry *tp_table_find(uintptr_t address) {
 
 static bool tp_table_insert(uintptr_t address, size_t map_size, uint32_t owner);
 
+/* Rebuilds the table without its deleted slots: at the same size when they
+ * are what filled it (a program that maps and frees big blocks for ever:
+ * doubling each time grew the table with every mapping ever made), else
+ * twice as large. */
 static bool tp_table_grow(void) {
-  size_t old_capacity = tp_table_capacity, capacity = old_capacity ? old_capacity * 2 : 1024;
+  size_t old_capacity = tp_table_capacity;
+  size_t capacity = !old_capacity ? 1024 : (tp_table_live + 1) * 4 <= old_capacity ? old_capacity : old_capacity * 2;
   tp_large_entry *old = tp_table, *fresh = tp_os_map(capacity * sizeof *fresh);
   if (!fresh) return false;
   tp_table = fresh;
   tp_table_capacity = capacity;
-  tp_table_used = 0;
+  tp_table_used = tp_table_live = 0;
   for (size_t i = 0; i < old_capacity; i++)
     if (old[i].address > TP_LARGE_DELETED) tp_table_insert(old[i].address, old[i].map_size, old[i].owner);
   if (old) tp_os_unmap(old, old_capacity * sizeof *old);
@@ -74,6 +80,7 @@ static bool tp_table_insert(uintptr_t address, size_t map_size, uint32_t owner) 
   size_t i = tp_hash(address, tp_table_capacity);
   while (tp_table[i].address > TP_LARGE_DELETED) i = (i + 1) & (tp_table_capacity - 1);
   if (tp_table[i].address == 0) tp_table_used++;
+  tp_table_live++;
   tp_table[i].address = address;
   tp_table[i].map_size = map_size;
   tp_table[i].owner = owner;
@@ -255,6 +262,7 @@ bool tp_large_free(void *p) {
   size_t size = e->map_size;
   tp_heap *owner = tp_tenant_heap(e->owner);
   e->address = TP_LARGE_DELETED;
+  tp_table_live--;
   tp_large_count_free(owner, size);
   /* Like glibc's dynamic mmap threshold, the cache learns from the first
    * free: a mapping is kept only when one at least half its size was freed
@@ -302,6 +310,7 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
     return p;
   }
   e->address = TP_LARGE_DELETED; /* nobody else may free p while it moves */
+  tp_table_live--;
   tp_lock_release(&tp_large_lock_);
   bool grow = size > old_size;
   if (grow && !tp_budget_charge(owner, size - old_size)) {
@@ -346,9 +355,13 @@ uint32_t tp_large_owner(const void *p) {
   return owner;
 }
 
+/* Expires old cached mappings.  Runs in maintenance, which a signal
+ * handler's mmap may start (tp_heap_host_grows) while its thread holds the
+ * large lock: a busy lock is skipped, this is no more than a look. */
 void tp_large_maintain(uint64_t now) {
+  if (__atomic_load_n(&tp_cache_count, __ATOMIC_RELAXED) == 0) return;
   tp_cached_mapping victims[TP_LARGE_CACHE_SLOTS + 1];
-  tp_lock_acquire(&tp_large_lock_);
+  if (pthread_mutex_trylock(&tp_large_lock_) != 0) return;
   uint32_t n = tp_cache_evict(now, 0, victims);
   tp_lock_release(&tp_large_lock_);
   tp_unmap_victims(victims, n);

@@ -303,6 +303,36 @@ static void t_host_growth(void) {
   munmap(host, 4 * MiB);
 }
 
+/* A freed large mapping is cached for large_cache_ms (100 ms here), then unmapped, also
+ * without the background thread: the pool's maintenance on its other paths expires it.
+ * (Only the next large free did, so a program done with its big buffers kept up to
+ * large_cache_max of dead pages for good.) */
+static void t_large_cache_expires(void) {
+  struct tierpool_api tp = tierpool_lookup();
+  if (!tp.stats_get) {
+    skip("tierpool not loaded");
+    return;
+  }
+  for (int i = 0; i < 2; i++) { /* the cache learns from the first free: the second is kept */
+    char *p = malloc(opaque(8 * MiB));
+    REQUIRE(p);
+    memset(p, 1, 8 * MiB);
+    free(p);
+  }
+  tierpool_stats_t cached, later;
+  REQUIRE(tp.stats_get(&cached) == 0);
+  CHECK(cached.tier[TIERPOOL_TIER_LARGE].resident_bytes >= 8 * MiB, "the freed 8 MiB mapping was not cached (%llu KiB)",
+        (unsigned long long)cached.tier[TIERPOOL_TIER_LARGE].resident_bytes >> 10);
+  usleep(300 * 1000);
+  for (int i = 0; i < 50; i++) { /* buddy traffic, a millisecond apart: maintenance runs */
+    free(malloc(opaque(64 * KiB)));
+    usleep(1000);
+  }
+  REQUIRE(tp.stats_get(&later) == 0);
+  CHECK(later.tier[TIERPOOL_TIER_LARGE].resident_bytes == 0, "a freed mapping still cached after 350 ms: %llu KiB",
+        (unsigned long long)later.tier[TIERPOOL_TIER_LARGE].resident_bytes >> 10);
+}
+
 /* ... but not when each such purge is undone right away: a program that maps memory of its
  * own between freeing and reallocating the same blocks (Python maps an arena whenever its
  * objects need one) would have them released and faulted in again every time.  Regretted
@@ -718,6 +748,7 @@ static const struct test tests[] = {
     {"stats", t_stats},
     {"host_growth", t_host_growth},
     {"host_growth_regret", t_host_growth_regret},
+    {"large_cache_expires", t_large_cache_expires},
     {"malloc_zero", t_malloc_zero},
     {"malloc_sizes", t_malloc_sizes},
     {"distinct", t_distinct},
