@@ -309,6 +309,7 @@ tp_heap *tp_current_heap(void);                     /* the calling thread's tena
 /* Budgets: charging fails (false, after counting a limit hit) when a limit or
  * the overflow would be passed; with on_limit = abort it does not return. */
 bool tp_budget_charge(tp_heap *h, uint64_t bytes);
+bool tp_budget_charge_optional(tp_heap *h, uint64_t bytes); /* refused quietly, never aborts */
 void tp_budget_uncharge(tp_heap *h, uint64_t bytes);
 void tp_budget_settle_pool(tp_heap *h);             /* buddy lock held: charge = resident pages */
 bool tp_budget_busy_here(void);                     /* this thread is amid a budget update */

@@ -212,9 +212,11 @@ void *tp_large_alloc(tp_heap *h, size_t size, size_t align, size_t requested, bo
   size_t map_size = size;
   if (!tp_budget_charge(h, size)) return NULL;
   void *base = tp_large_obtain(h, &map_size, align, want_zero, zeroed);
-  if (base && map_size > size && !tp_budget_charge(h, map_size - size)) { /* a larger cached one */
-    tp_os_unmap(base, map_size);
-    base = NULL;
+  if (base && map_size > size && !tp_budget_charge_optional(h, map_size - size)) {
+    /* A larger cached mapping than the budget has room for: its tail goes,
+     * the request (which fits) is served from the rest. */
+    tp_os_unmap((char *)base + size, map_size - size);
+    map_size = size;
   }
   if (!base) {
     tp_budget_uncharge(h, size);

@@ -401,15 +401,19 @@ static uint64_t tp_overflow_need(const tp_budget *b, uint64_t charged) {
   return charged > b->reserve ? charged - b->reserve : 0;
 }
 
-static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse);
+static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse, bool quiet);
 
-bool tp_budget_charge(tp_heap *h, uint64_t bytes) { return tp_budget_take(h, bytes, true); }
+bool tp_budget_charge(tp_heap *h, uint64_t bytes) { return tp_budget_take(h, bytes, true, false); }
+
+/* A charge the caller can do without (a larger cached mapping than asked
+ * for): refused without a word, never on_limit = abort. */
+bool tp_budget_charge_optional(tp_heap *h, uint64_t bytes) { return tp_budget_take(h, bytes, true, true); }
 
 /* Charges bytes a heap already holds (no refusal possible): the budget may
  * end up over its limit, and the next charge is refused. */
-static void tp_budget_force(tp_heap *h, uint64_t bytes) { tp_budget_take(h, bytes, false); }
+static void tp_budget_force(tp_heap *h, uint64_t bytes) { tp_budget_take(h, bytes, false, false); }
 
-static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse) {
+static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse, bool quiet) {
   tp_budget *b = &h->budget;
   if (!tp_budgets_active) {
     tp_budget_note_peak(b, atomic_fetch_add_explicit(&b->charged, bytes, memory_order_relaxed) + bytes);
@@ -445,7 +449,7 @@ static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse) {
   }
   tp_lock_release(&tp_budget_lock);
   tp_budget_mark_busy(false);
-  return refused ? tp_budget_refuse(h, refused, cap) : true;
+  return refused ? !quiet && tp_budget_refuse(h, refused, cap) : true;
 }
 
 void tp_budget_uncharge(tp_heap *h, uint64_t bytes) {

@@ -126,6 +126,37 @@ static void t_overflow(void) {
   CHECK(after.overflow_bytes == 0 || after.resident_bytes > 4 * MiB, "r1 keeps overflow it does not hold");
 }
 
+/* tenant.a.limit = 16M: a large request that fits is served even when the
+ * cached mapping it would reuse (here tenant b's 12 MiB) is larger than a's
+ * budget has room for — the mapping's tail goes; it was refused, or with
+ * on_limit = abort stopped the process. */
+static void t_cached_larger(void) {
+  if (!lookup()) return;
+  REQUIRE(tenant_set("a") == 0);
+  enum { HELD = 8 };
+  void *held[HELD];
+  for (int i = 0; i < HELD; i++) { /* 8 MiB in the buddy tier (a's buddy_max: a quarter of 16M) */
+    REQUIRE(held[i] = malloc(opaque(MiB)));
+    memset(held[i], 1, MiB);
+  }
+  REQUIRE(tenant_set("b") == 0);
+  for (int i = 0; i < 2; i++) { /* the cache learns from the first free: the second 12 MiB is kept */
+    char *big = malloc(opaque(12 * MiB));
+    REQUIRE(big);
+    memset(big, 1, 12 * MiB);
+    free(big);
+  }
+  REQUIRE(tenant_set("a") == 0);
+  char *p = malloc(opaque(5 * MiB)); /* fits: about 14 of 16 MiB; the cached 12 MiB would not */
+  CHECK(p != NULL, "5 MiB refused with ~9 MiB held of a 16 MiB limit (errno %d)", errno);
+  if (p) memset(p, 1, 5 * MiB);
+  tierpool_tenant_stats_t a = stats_of("a");
+  CHECK(a.resident_bytes <= 16 * MiB, "a holds %llu", (unsigned long long)a.resident_bytes);
+  free(p);
+  for (int i = 0; i < HELD; i++) free(held[i]);
+  tenant_set(NULL);
+}
+
 /* An isolated tenant without a reserve (tenant.iso) never draws from the
  * shared overflow, so freeing must give none back: it once "gave" a wrapped
  * amount, which left the overflow counted as used by 8 MiB it never held, and
@@ -518,6 +549,7 @@ static const struct test tests[] = {
     {"process_limit", t_process_limit},
     {"fork", t_fork},
     {"isolated_free", t_isolated_free},
+    {"cached_larger", t_cached_larger},
     {"limit", t_limit},   {"overflow", t_overflow}, {"zero", t_zero},   {"cross_free", t_cross_free},
     {"globs", t_globs},
     {"switch", t_switch}, {"rules", t_rules},       {"abort", t_abort},  {"exit_counts", t_exit_counts},
