@@ -256,7 +256,17 @@ static void tune_coalesce(const struct tp_profile *p, struct tuned *t) {
              samples);
     return;
   }
-  double p90_us = tp_lifetime_quantile(p->lifetime[TIER_BUDDY], 0.90);
+  /* Blocks never freed are the longest lifetimes: the 90th percentile of
+   * all is the freed blocks' quantile 0.9 / (freed share), or past the run. */
+  double freed = 0, never = p->never_freed[TIER_BUDDY];
+  for (uint32_t b = 0; b < TP_LIFETIME_BUCKETS; b++) freed += p->lifetime[TIER_BUDDY][b];
+  if (freed <= 0 || 0.90 * (freed + never) > freed) {
+    t->coalesce_ms = 1000;
+    snprintf(t->why_coalesce, sizeof t->why_coalesce,
+             "more than 10%% of %" PRIu64 " sampled buddy-tier blocks were never freed: the longest delay", samples);
+    return;
+  }
+  double p90_us = tp_lifetime_quantile(p->lifetime[TIER_BUDDY], 0.90 * (freed + never) / freed);
   static const uint64_t steps[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
   uint64_t ms = 1000;
   for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
@@ -285,11 +295,16 @@ static double series_burstiness(const struct tp_series *s, double *weight) {
       last = i;
     }
   *weight = 0;
-  if (first == s->n || last - first + 1 < 4) return 0;
-  double sum = 0, sq = 0, n = last - first + 1;
-  for (uint32_t i = first; i <= last; i++) sum += (double)s->live[i];
+  /* A point at 0 inside the busy window is one no snapshot fell in (they
+   * come every 1.0-1.25 s, the points every 1 s), not a process at rest:
+   * counted, such gaps made steady work look bursty. */
+  double sum = 0, sq = 0, n = 0;
+  for (uint32_t i = first; i <= last && first < s->n; i++)
+    if (s->live[i]) sum += (double)s->live[i], n++;
+  if (n < 4) return 0;
   double mean = sum / n;
-  for (uint32_t i = first; i <= last; i++) sq += ((double)s->live[i] - mean) * ((double)s->live[i] - mean);
+  for (uint32_t i = first; i <= last; i++)
+    if (s->live[i]) sq += ((double)s->live[i] - mean) * ((double)s->live[i] - mean);
   *weight = mean;
   return mean > 0 ? sqrt(sq / n) / mean : 0;
 }

@@ -139,6 +139,24 @@ expect_line "release_threshold: steady" '^release_threshold = 0\.70$' "$WORK/ste
 expect_line "coalesce_delay_ms: too few samples" '^coalesce_delay_ms = 50$' "$WORK/steady.conf"
 expect_line "buddy_max: the default" '^buddy_max = 4M$' "$WORK/steady.conf"
 
+# Steady live bytes with snapshots 1.25 s apart, as the writer takes them (at
+# its first flush 1 s after the last): the 1 s points some snapshots skip are
+# gaps, not idle seconds — still steady, 0.70.  Its 30 sampled buddy blocks
+# were never freed: the longest coalesce_delay_ms, not 1 ms ("lived under 0 ms").
+{
+  echo "process pid=12 exe=/bin/gaps rate=0.5"
+  echo "module path=/nonexistent/libgaps.so build_id=0a0b0c0e bias=0x400000 seg=0:0x10000:0:1"
+  echo "stack id=1 frames=0x401234,0x405678"
+  for i in $(seq 1 30); do echo "sample id=$i t=$((i * 10000)) size=100000 stack=1 tier=1"; done
+  echo "alloc size=64 count=1000"
+  echo "flush t=400000"
+  for i in $(seq 1 16); do echo "snapshot t=$((i * 1250000)) tier=0:$(((100 << 20) + i * 4096)):$((120 << 20)):$((100 << 20))"; done
+  echo "end t=21000000"
+} | mk gaps
+run_cli gaps propose "$WORK/gaps.tpt" -o "$WORK/gaps.conf"
+expect_line "release_threshold: steady, with snapshot gaps" '^release_threshold = 0\.70$' "$WORK/gaps.conf"
+expect_line "coalesce_delay_ms: buddy blocks never freed" '^coalesce_delay_ms = 1000$' "$WORK/gaps.conf"
+
 # Several traces merge: two.tpt + other.tpt, pure 3: 48, 64, 1040 waste nothing.
 run_cli merged propose "$WORK/two.tpt" "$WORK/other.tpt" --classes 3 -o "$WORK/merged.conf"
 expect_line "two traces merged" '^size_classes = 48, 64, 1040$' "$WORK/merged.conf"
