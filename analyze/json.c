@@ -13,9 +13,16 @@ void tp_json_string(FILE *out, const char *s) {
   fputc('"', out);
   while (*p) {
     unsigned c = *p;
-    size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : (c & 0xf0) == 0xe0 ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
     bool valid = len > 0;
     for (size_t i = 1; i < len && valid; i++) valid = (p[i] & 0xc0) == 0x80;
+    /* RFC 3629's second bytes: no overlong forms, surrogates or code points
+     * past U+10FFFF, which strict decoders (Python's) refuse. */
+    if (valid && len > 2) {
+      unsigned d = p[1];
+      if ((c == 0xe0 && d < 0xa0) || (c == 0xed && d > 0x9f) || (c == 0xf0 && d < 0x90) || (c == 0xf4 && d > 0x8f))
+        valid = false;
+    }
     if (!valid) { /* not UTF-8 (an argv can hold anything): the replacement character */
       fputs("\\ufffd", out);
       p++;

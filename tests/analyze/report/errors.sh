@@ -56,6 +56,15 @@ fi
 expect_json "truncated late" "$WORK/late.json" \
   'r["processes"][0]["truncated"] is True and r["totals"]["allocations"] == 100 and r["totals"]["samples"] >= 1'
 
+# An executable path that is not UTF-8 (an overlong form, a surrogate, a code
+# point past U+10FFFF): the JSON stays valid UTF-8 for strict decoders, with a
+# replacement character for each bad byte.
+{ printf 'process pid=1 rate=0.5 exe=/bin/x\xc1\xa9y\xed\xa0\x80z\xf4\x90\x80\x80\n'; sed 1d "$WORK/ok.spec"; } >"$WORK/latin.spec"
+trace latin
+"$REPORT_CLI" report --json "$WORK/latin.tpt" >"$WORK/latin.json" 2>"$WORK/latin.err" || true
+expect_json "not UTF-8 in a path" "$WORK/latin.json" \
+  '"\ufffd" in r["processes"][0]["executable"] and r["processes"][0]["executable"].startswith("/bin/x")'
+
 # Among several, those with no complete frame are skipped, a warning each.
 rc=0
 "$REPORT_CLI" report --json "$WORK/empty.tpt" "$WORK/ok.tpt" "$WORK/cut-early.tpt" >"$WORK/skip.json" 2>"$WORK/skip.err" || rc=$?
