@@ -195,13 +195,20 @@ static void holder(void *arg) {
   for (;;) pause(); /* until SIGKILL */
 }
 
-static void kill_holder(uint64_t bytes, int mode) {
+/* Starts fn (holder or sleeper) in a process of its own; returns once it
+ * holds its share (and the lock, as mode says). */
+static pid_t start_holder(void (*fn)(void *), uint64_t bytes, int mode) {
   int p[2];
   CHECK(pipe(p) == 0, "pipe");
   holder_arg h = {p[1], bytes, mode};
-  pid_t pid = spawn(holder, &h);
+  pid_t pid = spawn(fn, &h);
   wait_byte(p[0]);
   close(p[0]), close(p[1]);
+  return pid;
+}
+
+static void kill_holder(uint64_t bytes, int mode) {
+  pid_t pid = start_holder(holder, bytes, mode);
   if (mode == HOLD_SHARE) {
     CHECK(!tp_node_budget_take(64 * MiB - bytes + 4096), "took past a live holder's share");
     CHECK(tp_node_budget_used() == bytes, "used %llu while holder lives", (unsigned long long)tp_node_budget_used());
@@ -230,12 +237,7 @@ static void test_kill(void) {
 
   /* A holder that keeps the lock (stopped, say) costs a request, not a hang:
    * refused after about a second. */
-  int p[2];
-  CHECK(pipe(p) == 0, "pipe");
-  holder_arg h = {p[1], 10 * MiB, HOLD_LOCK};
-  pid_t stuck = spawn(holder, &h);
-  wait_byte(p[0]);
-  close(p[0]), close(p[1]);
+  pid_t stuck = start_holder(holder, 10 * MiB, HOLD_LOCK);
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   CHECK(!tp_node_budget_take(MiB), "took while another process holds the lock");
@@ -308,12 +310,7 @@ static void test_stale(void) {
   CHECK(tp_node_budget_take(30 * MiB), "the dead pid's share came back");
   tp_node_budget_give(30 * MiB);
 
-  int p[2];
-  CHECK(pipe(p) == 0, "pipe");
-  holder_arg h = {p[1], 50 * MiB, HOLD_SHARE};
-  pid_t live = spawn(sleeper, &h);
-  wait_byte(p[0]);
-  close(p[0]), close(p[1]);
+  pid_t live = start_holder(sleeper, 50 * MiB, HOLD_SHARE);
   CHECK(!tp_node_budget_take(30 * MiB), "a live process's share was taken");
   CHECK(tp_node_budget_used() == 50 * MiB, "live share kept: %llu", (unsigned long long)tp_node_budget_used());
   kill(live, SIGKILL);
