@@ -37,6 +37,7 @@ static tp_lock tp_large_lock_ = TP_LOCK_INITIALIZER;
 static tp_large_entry *tp_table;
 static size_t tp_table_capacity, tp_table_used; /* used counts deleted slots too */
 static size_t tp_table_live;                     /* entries of live mappings */
+static size_t tp_table_reserved;                 /* slots kept for mappings being moved (realloc) */
 static tp_cached_mapping tp_cache[TP_LARGE_CACHE_SLOTS];
 static uint32_t tp_cache_count;
 static size_t tp_cache_bytes;
@@ -76,7 +77,7 @@ static bool tp_table_grow(void) {
 }
 
 static bool tp_table_insert(uintptr_t address, size_t map_size, uint32_t owner) {
-  if ((tp_table_used + 1) * 2 > tp_table_capacity && !tp_table_grow()) return false;
+  if ((tp_table_used + tp_table_reserved + 1) * 2 > tp_table_capacity && !tp_table_grow()) return false;
   size_t i = tp_hash(address, tp_table_capacity);
   while (tp_table[i].address > TP_LARGE_DELETED) i = (i + 1) & (tp_table_capacity - 1);
   if (tp_table[i].address == 0) tp_table_used++;
@@ -236,7 +237,7 @@ void *tp_large_alloc(tp_heap *h, size_t size, size_t align, size_t requested, bo
 
 bool tp_large_reserve(void) {
   tp_lock_acquire(&tp_large_lock_);
-  bool ok = (tp_table_used + 2) * 2 <= tp_table_capacity || tp_table_grow();
+  bool ok = (tp_table_used + tp_table_reserved + 2) * 2 <= tp_table_capacity || tp_table_grow();
   tp_lock_release(&tp_large_lock_);
   return ok;
 }
@@ -311,12 +312,23 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
     tp_lock_release(&tp_large_lock_);
     return p;
   }
+  /* Its entry comes back (at q, or p) after the move, outside the lock: the
+   * slot is kept now, so that no table growth (an mmap that may fail) is
+   * needed then — a failed insert would lose a live block. */
+  if ((tp_table_used + tp_table_reserved + 2) * 2 > tp_table_capacity && !tp_table_grow()) {
+    tp_lock_release(&tp_large_lock_);
+    errno = ENOMEM;
+    return NULL;
+  }
+  tp_table_reserved++;
+  e = tp_table_find((uintptr_t)p); /* a growth moved it */
   e->address = TP_LARGE_DELETED; /* nobody else may free p while it moves */
   tp_table_live--;
   tp_lock_release(&tp_large_lock_);
   bool grow = size > old_size;
   if (grow && !tp_budget_charge(owner, size - old_size)) {
     tp_lock_acquire(&tp_large_lock_);
+    tp_table_reserved--;
     tp_table_insert((uintptr_t)p, old_size, owner->index);
     tp_lock_release(&tp_large_lock_);
     return NULL;
@@ -329,6 +341,7 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
   if (!q && grow) tp_budget_uncharge(owner, size - old_size);
   if (q && !grow) tp_budget_uncharge(owner, old_size - size);
   tp_lock_acquire(&tp_large_lock_);
+  tp_table_reserved--;
   if (!q) {
     tp_table_insert((uintptr_t)p, old_size, owner->index);
   } else {
