@@ -255,8 +255,10 @@ void tp_large_adopt(tp_heap *h, void *base, size_t size, size_t requested) {
 bool tp_large_free(void *p) {
   tp_cached_mapping victims[TP_LARGE_CACHE_SLOTS + 1];
   uint32_t n = 0;
-  uint64_t now = tp_os_now_ms();
   tp_lock_acquire(&tp_large_lock_);
+  /* Read under the lock: a time read before it, older than a mapping another
+   * thread cached meanwhile, made now - freed_ms wrap and evict that one. */
+  uint64_t now = tp_os_now_ms();
   tp_large_entry *e = tp_table_find((uintptr_t)p);
   if (!e) {
     tp_lock_release(&tp_large_lock_);
