@@ -129,13 +129,19 @@ static bool tp_run_is_free(tp_segment *seg, uint32_t from, uint32_t to, bool res
   return true;
 }
 
-/* Takes the free blocks covering [from, to); the last one's excess goes back. */
+/* Takes the free blocks covering [from, to); the last one's excess goes back.
+ * Purged pages taken are retakes, as in tp_buddy_take: the release delay and
+ * the host-purge backoff judge releases by them. */
 static void tp_take_run(tp_heap *h, tp_segment *seg, uint32_t from, uint32_t to) {
   uint32_t state = 0;
   while (from < to) {
     tp_span *span = tp_free_span_at(seg, from);
+    uint32_t at = from;
     from += span->pages;
     state = tp_free_list_remove(h, seg, span);
+    uint32_t taken = (from < to ? from : to) - at;
+    if (state & TP_FREE_HOST_PURGED) h->host_retaken_pages += taken;
+    else if (state & TP_FREE_PURGED) h->retaken_pages += taken;
   }
   tp_free_range(h, seg, to, from, state);
 }
