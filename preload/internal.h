@@ -332,6 +332,7 @@ bool tp_node_budget_open(const char *name, uint64_t total_bytes, unsigned mode);
 bool tp_node_budget_take(uint64_t bytes);  /* false: the node budget is spent */
 void tp_node_budget_give(uint64_t bytes);
 uint64_t tp_node_budget_held(void);        /* this process's share */
+extern atomic_bool tp_node_budget_share_lost; /* another process reclaimed it: the heaps' node_held is void */
 uint64_t tp_node_budget_used(void);        /* every live process's shares */
 uint64_t tp_node_budget_total(void);       /* the segment's (its creator's) total */
 void tp_node_budget_after_fork_child(void); /* the child starts with no share */

@@ -210,6 +210,8 @@ static void nb_know_self(void) {
   tp_nb.start = nb_start_time(tp_nb.pid, NULL);
 }
 
+atomic_bool tp_node_budget_share_lost;
+
 /* Whether tp_nb.slot is still ours (lock held); if another process freed it,
  * our share is gone with it. */
 static bool nb_slot_mine(tp_nb_segment *seg) {
@@ -217,6 +219,7 @@ static bool nb_slot_mine(tp_nb_segment *seg) {
   tp_nb_slot *s = &seg->slots[tp_nb.slot];
   if (s->pid == tp_nb.pid && s->start == tp_nb.start) return true;
   tp_message("node budget \"%s\": another process reclaimed this process's share", tp_nb.name);
+  atomic_store_explicit(&tp_node_budget_share_lost, true, memory_order_relaxed);
   tp_nb.slot = -1;
   atomic_store_explicit(&tp_nb.held, 0, memory_order_relaxed);
   return false;

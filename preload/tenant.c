@@ -413,6 +413,15 @@ bool tp_budget_charge_optional(tp_heap *h, uint64_t bytes) { return tp_budget_ta
  * end up over its limit, and the next charge is refused. */
 static void tp_budget_force(tp_heap *h, uint64_t bytes) { tp_budget_take(h, bytes, false, false); }
 
+/* Another process reclaimed this one's node share (it looked dead): what the
+ * heaps held of it is gone, or their frees would give back later draws.
+ * Budget lock held. */
+static void tp_budget_forget_lost_share(void) {
+  if (!atomic_exchange_explicit(&tp_node_budget_share_lost, false, memory_order_relaxed)) return;
+  for (uint32_t i = 0; i < tp_heap_count; i++)
+    if (tp_heaps[i]) tp_heaps[i]->budget.node_held = 0;
+}
+
 static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse, bool quiet) {
   tp_budget *b = &h->budget;
   if (!tp_budgets_active) {
@@ -439,6 +448,7 @@ static bool tp_budget_take(tp_heap *h, uint64_t bytes, bool may_refuse, bool qui
     refused = NULL;
     if (extra && tp_opt.node_budget && !node_taken) node_taken = tp_node_budget_take(extra);
   }
+  tp_budget_forget_lost_share();
   if (node_taken) b->node_held += extra;
   if (!refused) {
     b->overflow_held += extra;
@@ -469,6 +479,7 @@ void tp_budget_uncharge(tp_heap *h, uint64_t bytes) {
   tp_overflow_used -= give;
   tp_process_charged -= charged - after;
   atomic_store_explicit(&b->charged, after, memory_order_relaxed);
+  tp_budget_forget_lost_share();
   uint64_t node_give = give < b->node_held ? give : b->node_held;
   b->node_held -= node_give;
   tp_lock_release(&tp_budget_lock);
