@@ -164,6 +164,9 @@ static const tp_option_desc *tp_option_find(const char *key, size_t len) {
   return NULL;
 }
 
+/* Which options a source has set: a bad value later keeps that one, not the default. */
+static bool tp_option_set_before[TP_OPTION_COUNT];
+
 bool tp_option_set(const char *key, size_t key_len, const char *value, size_t value_len,
                    const char *source) {
   if (key_len > 7 && memcmp(key, "tenant.", 7) == 0) /* tenant.NAME.KEY */
@@ -173,12 +176,18 @@ bool tp_option_set(const char *key, size_t key_len, const char *value, size_t va
     tp_message("%s: unknown key '%.*s' (ignored)", source, (int)key_len, key);
     return false;
   }
+  size_t index = (size_t)(o - tp_option_table);
   const char *why = "bad value";
   if (!tp_option_parse(o, value, value_len, &why)) {
-    tp_message("%s: bad value '%.*s' for %s (%s); using %s", source, (int)value_len, value, o->key,
-               why, o->default_text);
+    if (tp_option_set_before[index])
+      tp_message("%s: bad value '%.*s' for %s (%s); keeping the value set before", source, (int)value_len, value,
+                 o->key, why);
+    else
+      tp_message("%s: bad value '%.*s' for %s (%s); using %s", source, (int)value_len, value, o->key, why,
+                 o->default_text);
     return false;
   }
+  tp_option_set_before[index] = true;
   return true;
 }
 
@@ -228,6 +237,7 @@ static void tp_config_file_load(const char *path) {
 }
 
 static void tp_options_defaults(void) {
+  memset(tp_option_set_before, 0, sizeof tp_option_set_before);
   for (size_t i = 0; i < TP_OPTION_COUNT; i++) {
     const tp_option_desc *o = &tp_option_table[i];
     const char *why;

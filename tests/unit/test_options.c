@@ -86,6 +86,18 @@ static void test_bad_keys_and_values(void **state) {
   }
 }
 
+/* A bad value in the environment after a good one in the file: the file's
+ * value stays, and the message says so (it named the built-in default). */
+static void test_bad_value_keeps_earlier(void **state) {
+  (void)state;
+  const char *env[] = {"TIERPOOL_LARGE_CACHE_MS=soon", NULL};
+  const char *err = unit_load_options("large_cache_ms = 700\n", env);
+  assert_non_null(strstr(err, "bad value 'soon' for large_cache_ms"));
+  assert_non_null(strstr(err, "; keeping the value set before"));
+  assert_int_equal(tp_opt.large_cache_ms, 700);
+  unit_load_options(NULL, NULL);
+}
+
 /* A file larger than the parser's 64 KiB: the line cut at the edge is not
  * read as a shorter value ("limit = 1G" as "limit = 1", a one-byte budget that
  * refuses every malloc); the lines from it on are reported ignored. */
@@ -175,6 +187,7 @@ int main(void) {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_config_file_and_env),
       cmocka_unit_test(test_bad_keys_and_values),
+      cmocka_unit_test(test_bad_value_keeps_earlier),
       cmocka_unit_test(test_config_too_large),
       cmocka_unit_test(test_config_empty_and_fifo),
       cmocka_unit_test(test_bad_classes),
