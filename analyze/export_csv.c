@@ -177,9 +177,12 @@ static void put_row(struct row_pass *rp, const struct tp_sample_event *s, bool f
           tp_export_tier_name(s->tier, tier_buf, sizeof tier_buf));
   if (s->tenant < rp->n_tenants && rp->tenants[s->tenant]) put_field(rp->out, rp->tenants[s->tenant]);
   else if (s->tenant == 0) fputs("default", rp->out);
-  else fprintf(rp->out, "%" PRIu32, s->tenant);
+  else fprintf(rp->out, "tenant-%" PRIu32, s->tenant); /* as the other exports name a tenant the trace never named */
+  /* The thread's tid; empty when the trace has no Thread record for it (its
+   * index in the trace is no tid). */
   uint32_t tid = s->thread < rp->n_tids ? rp->tids[s->thread] : 0;
-  fprintf(rp->out, ",%" PRIu32 ",%.10g,%d,", tid ? tid : s->thread, s->weight, (int)freed);
+  if (tid) fprintf(rp->out, ",%" PRIu32 ",%.10g,%d,", tid, s->weight, (int)freed);
+  else fprintf(rp->out, ",,%.10g,%d,", s->weight, (int)freed);
   if (freed) fprintf(rp->out, "%" PRIu64, free_us > s->time_us ? free_us - s->time_us : 0);
   fputc(',', rp->out);
   put_field(rp->out, stack_name(rp, s->stack));

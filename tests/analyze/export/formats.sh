@@ -112,8 +112,8 @@ expect_eq "csv: a live row of tenant blue, no lifetime" \
   "$(grep -c '^100,2,20,200,0,16,slab,blue,101,100,0,,alpha+0x1233;alpha+0x1fff$' "$WORK/a.csv")" 1
 expect_eq "csv: a truncated stack ends with [truncated]" \
   "$(grep -c '^100,4,40,2000000,.*,large,.*,1,1000,libfoo.so+0x1ff;libfoo.so+0x2ff;\[truncated\]$' "$WORK/a.csv")" 1
-expect_eq "csv: stack ids are scoped to their section" \
-  "$(grep -c '^200,1,5,10000,0,16,slab,default,0,2.25,0,,alpha+0x1233;alpha+0x1fff$' "$WORK/a.csv")" 1
+expect_eq "csv: stack ids are scoped to their section; a thread with no Thread record has no tid" \
+  "$(grep -c '^200,1,5,10000,0,16,slab,default,,2.25,0,,alpha+0x1233;alpha+0x1fff$' "$WORK/a.csv")" 1
 
 # ---- frames named alike by the loader (folded) and the CSV's own pass -------
 # Records before the first Process (an implicit section of pid 0), JIT code
