@@ -162,6 +162,21 @@ static inline void tp_lock_init(tp_lock *l) { *l = (tp_lock)TP_LOCK_INITIALIZER;
 static inline void tp_lock_acquire(tp_lock *l) { pthread_mutex_lock(l); }
 static inline void tp_lock_release(tp_lock *l) { pthread_mutex_unlock(l); }
 
+/* What a pointer is, found through the segment bitmap, the page map and the
+ * large table.  Anything else is not ours. */
+typedef enum { TP_PTR_INVALID, TP_PTR_DOUBLE_FREE, TP_PTR_SLAB, TP_PTR_BUDDY, TP_PTR_LARGE } tp_ptr_kind;
+
+typedef struct tp_ptr_info {
+  tp_ptr_kind kind;
+  tp_segment *seg;
+  tp_span *slab;
+  uint32_t page;
+  size_t usable;
+  bool sampled; /* a block of the heap's sampled slabs */
+} tp_ptr_info;
+
+tp_ptr_info tp_classify(void *p); /* segment.c */
+
 /* ---- segments (segment.c) ------------------------------------------------ */
 extern _Atomic uint64_t tp_segment_bitmap[TP_SEGMENT_MAP_BITS / 64];
 tp_segment *tp_segment_create(tp_heap *heap);

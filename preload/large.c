@@ -235,9 +235,12 @@ void *tp_large_alloc(tp_heap *h, size_t size, size_t align, size_t requested, bo
   return base;
 }
 
+/* Room for one more entry without a growth (large lock held), grown if need be. */
+static bool tp_table_room(void) { return (tp_table_used + tp_table_reserved + 2) * 2 <= tp_table_capacity || tp_table_grow(); }
+
 bool tp_large_reserve(void) {
   tp_lock_acquire(&tp_large_lock_);
-  bool ok = (tp_table_used + tp_table_reserved + 2) * 2 <= tp_table_capacity || tp_table_grow();
+  bool ok = tp_table_room();
   tp_lock_release(&tp_large_lock_);
   return ok;
 }
@@ -317,13 +320,14 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
   /* Its entry comes back (at q, or p) after the move, outside the lock: the
    * slot is kept now, so that no table growth (an mmap that may fail) is
    * needed then — a failed insert would lose a live block. */
-  if ((tp_table_used + tp_table_reserved + 2) * 2 > tp_table_capacity && !tp_table_grow()) {
+  const tp_large_entry *table = tp_table;
+  if (!tp_table_room()) {
     tp_lock_release(&tp_large_lock_);
     errno = ENOMEM;
     return NULL;
   }
   tp_table_reserved++;
-  e = tp_table_find((uintptr_t)p); /* a growth moved it */
+  if (tp_table != table) e = tp_table_find((uintptr_t)p); /* rebuilt elsewhere */
   e->address = TP_LARGE_DELETED; /* nobody else may free p while it moves */
   tp_table_live--;
   tp_lock_release(&tp_large_lock_);

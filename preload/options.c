@@ -246,14 +246,21 @@ static void tp_options_defaults(void) {
   }
 }
 
+/* TIERPOOL_ and the key upper-cased: the option's environment variable. */
+#define TP_ENV_NAME_MAX 64
+static void tp_env_name(const char *key, char name[TP_ENV_NAME_MAX]) {
+  size_t n = 9;
+  memcpy(name, "TIERPOOL_", n);
+  for (const char *k = key; *k && n + 1 < TP_ENV_NAME_MAX; k++)
+    name[n++] = (char)(*k >= 'a' && *k <= 'z' ? *k - 32 : *k);
+  name[n] = '\0';
+}
+
 static void tp_options_from_env(void) {
   for (size_t i = 0; i < TP_OPTION_COUNT; i++) {
     const tp_option_desc *o = &tp_option_table[i];
-    char name[64] = "TIERPOOL_";
-    size_t n = strlen(name);
-    for (const char *k = o->key; *k && n + 1 < sizeof name; k++)
-      name[n++] = (char)(*k >= 'a' && *k <= 'z' ? *k - 32 : *k);
-    name[n] = '\0';
+    char name[TP_ENV_NAME_MAX];
+    tp_env_name(o->key, name);
     const char *value = getenv(name);
     if (value) tp_option_set(o->key, strlen(o->key), value, strlen(value), name);
   }
@@ -263,12 +270,12 @@ static void tp_options_from_env(void) {
  * image's trace index, and the library's path for the tools and tests. */
 static const char *const tp_env_other[] = {"CONFIG", "TRACE_INDEX", "LIB", "CLI"};
 
-/* Whether `name` (len bytes, after TIERPOOL_) is the option key upper-cased. */
-static bool tp_env_names_key(const char *name, size_t len, const char *key) {
-  size_t i = 0;
-  for (; i < len && key[i]; i++)
-    if (name[i] != (key[i] >= 'a' && key[i] <= 'z' ? key[i] - 32 : key[i])) return false;
-  return i == len && !key[i];
+/* Whether the environment entry e ("NAME=value") is the variable of key. */
+static bool tp_env_is(const char *e, const char *key) {
+  char name[TP_ENV_NAME_MAX];
+  tp_env_name(key, name);
+  size_t len = strlen(name);
+  return strncmp(e, name, len) == 0 && (e[len] == '=' || e[len] == '\0');
 }
 
 /* A TIERPOOL_ variable that names nothing is most likely a typo, which the
@@ -276,13 +283,12 @@ static bool tp_env_names_key(const char *name, size_t len, const char *key) {
 static void tp_options_unknown_env(void) {
   for (char **e = __environ; e && *e; e++) {
     if (strncmp(*e, "TIERPOOL_", 9) != 0) continue;
-    const char *name = *e + 9, *eq = strchr(name, '=');
-    size_t len = eq ? (size_t)(eq - name) : strlen(name);
     bool known = false;
-    for (size_t i = 0; i < TP_OPTION_COUNT && !known; i++) known = tp_env_names_key(name, len, tp_option_table[i].key);
+    for (size_t i = 0; i < TP_OPTION_COUNT && !known; i++) known = tp_env_is(*e, tp_option_table[i].key);
     for (size_t i = 0; i < sizeof tp_env_other / sizeof *tp_env_other && !known; i++)
-      known = tp_env_names_key(name, len, tp_env_other[i]);
-    if (!known) tp_message("environment: unknown variable TIERPOOL_%.*s (ignored)", (int)len, name);
+      known = tp_env_is(*e, tp_env_other[i]);
+    size_t len = strcspn(*e, "=");
+    if (!known) tp_message("environment: unknown variable %.*s (ignored)", (int)len, *e);
   }
 }
 

@@ -160,18 +160,28 @@ void tp_os_write(int fd, const char *s, size_t n) {
 
 pid_t tp_os_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
-size_t tp_os_read_file(const char *path, char *buf, size_t cap) {
-  int fd = (int)TP_SYS(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+/* Reads fd into buf, NUL-terminated, to its end or cap - 1 bytes: the length
+ * read; *error is -errno of a failed read, else 0. */
+static size_t tp_os_read_fd(int fd, char *buf, size_t cap, long *error) {
   size_t len = 0;
+  *error = 0;
   while (len + 1 < cap) {
     long r = TP_SYS(SYS_read, fd, buf + len, cap - 1 - len);
     if (r == -EINTR) continue;
+    if (r < 0) *error = r;
     if (r <= 0) break;
     len += (size_t)r;
   }
-  TP_SYS(SYS_close, fd);
   buf[len] = '\0';
+  return len;
+}
+
+size_t tp_os_read_file(const char *path, char *buf, size_t cap) {
+  int fd = (int)TP_SYS(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  long error;
+  size_t len = tp_os_read_fd(fd, buf, cap, &error);
+  TP_SYS(SYS_close, fd);
   return len;
 }
 
@@ -186,16 +196,11 @@ long tp_os_read_regular_file(const char *path, char *buf, size_t cap, bool *whol
   long r = TP_SYS(SYS_fstat, fd, &st);
   if (r == 0 && !S_ISREG(st.st_mode) && !(S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))) r = -EINVAL;
   size_t len = 0;
-  while (r >= 0 && len + 1 < cap) {
-    r = TP_SYS(SYS_read, fd, buf + len, cap - 1 - len);
-    if (r == -EINTR) r = 0;
-    else if (r == 0) break;
-    else if (r > 0) len += (size_t)r;
-  }
+  if (r == 0) len = tp_os_read_fd(fd, buf, cap, &r);
   char more;
   *whole = r < 0 || len + 1 < cap || TP_SYS(SYS_read, fd, &more, 1) <= 0;
   TP_SYS(SYS_close, fd);
-  buf[len] = '\0';
+  if (r < 0) buf[0] = '\0';
   return r < 0 ? r : (long)len;
 }
 

@@ -54,3 +54,40 @@ bool tp_in_sampled_slab(const void *p) {
   tp_segment *seg = tp_segment_of((void *)p);
   return TP_PAGE_KIND(seg->page_map[tp_page_index(seg, (void *)p)]) == TP_PAGE_SAMPLED_SLAB;
 }
+
+/* What a pointer is, found through the segment bitmap, the page map and the
+ * large table (internal.h): the free path's slow side, and a fork child's
+ * check of other threads' caches. */
+tp_ptr_info tp_classify(void *p) {
+  tp_ptr_info info = {TP_PTR_INVALID, NULL, NULL, 0, 0, false};
+  if (tp_segment_is_ours(p)) {
+    tp_segment *seg = info.seg = tp_segment_of(p);
+    uint32_t page = info.page = tp_page_index(seg, p);
+    uint32_t entry = seg->page_map[page];
+    bool page_start = ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0;
+    switch (TP_PAGE_KIND(entry)) {
+      case TP_PAGE_SLAB:
+      case TP_PAGE_SAMPLED_SLAB: {
+        tp_span *slab = info.slab = &seg->spans[TP_SLAB_SLOT(entry)];
+        uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_SLAB_FIRST(entry));
+        uint64_t index = (offset * slab->div_magic) >> 40;
+        if (index * slab->block_size != offset || index >= slab->capacity) break;
+        info.kind = ((void **)p)[1] == tp_free_mark(p) ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
+        info.usable = slab->block_size;
+        info.sampled = TP_PAGE_KIND(entry) == TP_PAGE_SAMPLED_SLAB;
+        break;
+      }
+      case TP_PAGE_BUDDY:
+        if (page_start) info.kind = TP_PTR_BUDDY, info.usable = (size_t)TP_PAGE_DATA(entry) << TP_PAGE_SHIFT;
+        break;
+      case TP_PAGE_FREE:
+        if (page_start) info.kind = TP_PTR_DOUBLE_FREE;
+        break;
+      default: break;
+    }
+    return info;
+  }
+  if (p && ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0 && (info.usable = tp_large_usable_size(p)))
+    info.kind = TP_PTR_LARGE;
+  return info;
+}

@@ -247,14 +247,9 @@ void tp_tcache_registry_unlock(void) { tp_lock_release(&tp_registry_lock); }
 static uint32_t tp_orphan_bin_sound(const tp_tcache *tc, uint32_t cls) {
   uint32_t n = 0;
   for (void **b = tc->bins[cls].head; b && n < tc->bins[cls].count; b = b[0], n++) {
-    if (!tp_segment_is_ours(b)) break;
-    tp_segment *seg = tp_segment_of(b);
-    uint32_t entry = seg->page_map[tp_page_index(seg, b)];
-    if (seg->heap != tc->heap || TP_PAGE_KIND(entry) != TP_PAGE_SLAB) break;
-    const tp_span *slab = &seg->spans[TP_SLAB_SLOT(entry)];
-    uintptr_t offset = (uintptr_t)b - (uintptr_t)tp_page_address(seg, TP_SLAB_FIRST(entry));
-    if (slab->class_idx != cls || offset % slab->block_size != 0 || offset / slab->block_size >= slab->capacity ||
-        b[1] != tp_free_mark(b))
+    tp_ptr_info info = tp_classify(b); /* a free slab block reads as a double free */
+    if (info.kind != TP_PTR_DOUBLE_FREE || !info.slab || info.sampled || info.seg->heap != tc->heap ||
+        info.slab->class_idx != cls)
       break;
   }
   return n;
