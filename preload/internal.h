@@ -180,6 +180,7 @@ tp_ptr_info tp_classify(void *p); /* segment.c */
 /* ---- segments (segment.c) ------------------------------------------------ */
 extern _Atomic uint64_t tp_segment_bitmap[TP_SEGMENT_MAP_BITS / 64];
 tp_segment *tp_segment_create(tp_heap *heap);
+uintptr_t tp_segment_in_range(uintptr_t lo, uintptr_t hi); /* a segment's address, or 0 */
 
 static inline tp_segment *tp_segment_of(const void *p) {
   return (tp_segment *)((uintptr_t)p & ~(TP_SEGMENT_SIZE - 1));
@@ -309,6 +310,7 @@ void tp_large_maintain(uint64_t now_ms);
 size_t tp_large_cache_flush(void);
 void tp_large_stats(tierpool_tier_stats_t *out);
 uint32_t tp_large_owner(const void *p); /* tenant index of a live large block (0: unknown) */
+uintptr_t tp_large_in_range(uintptr_t lo, uintptr_t hi); /* a large mapping's address, or 0 */
 void tp_large_lock(void);
 void tp_large_unlock(void);
 void tp_large_reinit_lock(void);

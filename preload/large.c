@@ -368,6 +368,28 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
   return q;
 }
 
+/* The first large mapping, live or cached, that meets [lo, hi), or 0 (mmap.c).
+ * A block realloc is moving is in neither place, and the lock busy is a miss
+ * too: missed, never refused wrongly. */
+uintptr_t tp_large_in_range(uintptr_t lo, uintptr_t hi) {
+  if (__atomic_load_n(&tp_table_live, __ATOMIC_RELAXED) == 0 && __atomic_load_n(&tp_cache_count, __ATOMIC_RELAXED) == 0)
+    return 0;
+  /* A look, not a wait: a signal handler's munmap may run on a thread that
+   * holds the lock. */
+  if (pthread_mutex_trylock(&tp_large_lock_) != 0) return 0;
+  uintptr_t found = 0;
+  for (size_t i = 0; i < tp_table_capacity && !found; i++) {
+    uintptr_t a = tp_table[i].address;
+    if (a > TP_LARGE_DELETED && a < hi && lo < a + tp_table[i].map_size) found = a;
+  }
+  for (uint32_t i = 0; i < tp_cache_count && !found; i++) {
+    uintptr_t a = (uintptr_t)tp_cache[i].base;
+    if (a < hi && lo < a + tp_cache[i].size) found = a;
+  }
+  tp_lock_release(&tp_large_lock_);
+  return found;
+}
+
 uint32_t tp_large_owner(const void *p) {
   tp_lock_acquire(&tp_large_lock_);
   tp_large_entry *e = tp_table_find((uintptr_t)p);

@@ -22,8 +22,25 @@ static inline void tp_host_growth(size_t length, int prot) {
     tp_heap_host_grows();
 }
 
+/* A host call that would unmap or replace the pool's memory (a munmap of a
+ * freed block, a stale pointer given to MAP_FIXED): the pool would go on
+ * handing out pages that are gone or someone else's.  Refused, said in one
+ * line, EINVAL; glibc lets it through and corrupts later.  True: refuse. */
+static bool tp_refuse_range(const char *call, const void *addr, size_t length) {
+  uintptr_t lo = (uintptr_t)addr, hi = lo + length < lo ? UINTPTR_MAX : lo + length;
+  uintptr_t ours = tp_segment_in_range(lo, hi);
+  const char *what = "heap segment";
+  if (!ours && (ours = tp_large_in_range(lo, hi))) what = "large block";
+  if (!ours) return false;
+  tp_message("%s(%p, %zu): the range holds the pool's memory (%s at 0x%lx); refused", call, addr, length, what,
+             (unsigned long)ours);
+  errno = EINVAL;
+  return true;
+}
+
 TP_API void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
   tp_stat_inc(tp_os_stats.host_mmap);
+  if (tp_unlikely(flags & MAP_FIXED) && tp_refuse_range("mmap", addr, length)) return MAP_FAILED;
   tp_host_growth(length, prot);
   void *p = tp_syscall_pointer(syscall(SYS_mmap, addr, length, prot, flags, fd, offset));
   if (tp_unlikely(tp_rec_active) && p != MAP_FAILED) tp_rec_mmap(TP_REC_MMAP, p, length, prot, flags, NULL);
@@ -36,6 +53,7 @@ TP_API void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off6
 
 TP_API int munmap(void *addr, size_t length) {
   tp_stat_inc(tp_os_stats.host_munmap);
+  if (tp_refuse_range("munmap", addr, length)) return -1;
   int r = (int)syscall(SYS_munmap, addr, length);
   if (tp_unlikely(tp_rec_active) && r == 0) tp_rec_mmap(TP_REC_MUNMAP, addr, length, 0, 0, NULL);
   return r;
@@ -50,6 +68,9 @@ TP_API void *mremap(void *old_address, size_t old_size, size_t new_size, int fla
     va_end(ap);
   }
   tp_stat_inc(tp_os_stats.host_mremap);
+  if (tp_refuse_range("mremap", old_address, old_size) ||
+      ((flags & MREMAP_FIXED) && tp_refuse_range("mremap", new_address, new_size)))
+    return MAP_FAILED;
   void *p = tp_syscall_pointer(syscall(SYS_mremap, old_address, old_size, new_size, flags, new_address));
   if (tp_unlikely(tp_rec_active) && p != MAP_FAILED) tp_rec_mmap(TP_REC_MREMAP, p, new_size, 0, flags, old_address);
   return p;

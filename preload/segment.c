@@ -42,6 +42,23 @@ tp_segment *tp_segment_create(tp_heap *h) {
   return seg;
 }
 
+/* The first segment in [lo, hi), or 0: a host's munmap or MAP_FIXED mmap
+ * must not take the pool's memory (mmap.c).  Segments are never unmapped, so
+ * a set bit is always the pool's.  Word by word: at most the bitmap's 1 MiB. */
+uintptr_t tp_segment_in_range(uintptr_t lo, uintptr_t hi) {
+  if (hi <= lo) return 0;
+  uintptr_t first = lo >> TP_SEGMENT_SHIFT, last = (hi - 1) >> TP_SEGMENT_SHIFT;
+  if (first >= TP_SEGMENT_MAP_BITS) return 0;
+  if (last >= TP_SEGMENT_MAP_BITS) last = TP_SEGMENT_MAP_BITS - 1;
+  for (uintptr_t index = first; index <= last; index = (index | 63) + 1) {
+    uint64_t word = atomic_load_explicit(&tp_segment_bitmap[index >> 6], memory_order_relaxed);
+    word &= ~(uint64_t)0 << (index & 63); /* from index on */
+    if ((last >> 6) == (index >> 6) && (last & 63) != 63) word &= ((uint64_t)1 << ((last & 63) + 1)) - 1;
+    if (word) return ((index & ~(uintptr_t)63) + (uintptr_t)__builtin_ctzll(word)) << TP_SEGMENT_SHIFT;
+  }
+  return 0;
+}
+
 /* The tier that served p: the recorder asks only for the blocks it samples. */
 tierpool_tier_t tp_tier_of(const void *p) {
   if (!tp_segment_is_ours((void *)p)) return TIERPOOL_TIER_LARGE;

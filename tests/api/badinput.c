@@ -155,6 +155,66 @@ static void t_realloc_invalid(void) {
   interior("realloc", act_realloc, 100, 16, INVALID_REALLOC);
 }
 
+/* The program unmapping or mapping over the pool's memory (a block taken for a mapping of
+ * its own): refused with EINVAL and one line naming the call, the block lives on.  glibc
+ * lets it through (and faults later): tierpool only. */
+static int refused_with_line(const char *call, int failed, FILE *err, long *seen) {
+  fflush(stderr);
+  static char text[4096];
+  long end = ftell(err);
+  size_t got = 0;
+  if (end > *seen && fseek(err, *seen, SEEK_SET) == 0) got = fread(text, 1, sizeof text - 1, err);
+  text[got] = 0;
+  *seen = end;
+  char want[64];
+  snprintf(want, sizeof want, "tierpool: %s(0x", call);
+  int lines = 0;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+    lines += strstr(line, want) && strstr(line, "the pool's memory") && strstr(line, "refused");
+  CHECK(failed && errno == EINVAL, "%s over the pool's memory: not refused with EINVAL (errno %d)", call, errno);
+  CHECK(lines == 1, "%s: %d diagnostic lines, expected one: %s", call, lines, text);
+  return failed && lines == 1;
+}
+
+static void t_host_unmap(void) {
+  if (!tierpool_loaded()) {
+    skip("not tierpool (glibc lets the call through)");
+    return;
+  }
+  FILE *err = tmpfile();
+  REQUIRE(err);
+  fflush(stderr);
+  int saved = dup(2);
+  REQUIRE(saved >= 0 && dup2(fileno(err), 2) == 2);
+  long seen = 0;
+  size_t sizes[] = {100, 100 * KiB, 8 * MiB};
+  for (size_t i = 0; i < 3; i++) {
+    size_t n = sizes[i];
+    unsigned char *p = malloc(opaque(n));
+    REQUIRE(p);
+    memset(p, 0x5a, n);
+    unsigned char *page = (unsigned char *)((uintptr_t)p & ~(uintptr_t)(page_size() - 1));
+    refused_with_line("munmap", munmap(page, page_size()) != 0, err, &seen);
+    refused_with_line("mmap", mmap(page, page_size(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED,
+                      err, &seen);
+    refused_with_line("mremap", mremap(page, page_size(), 2 * page_size(), MREMAP_MAYMOVE) == MAP_FAILED, err, &seen);
+    size_t intact = 0;
+    while (intact < n && p[intact] == 0x5a) intact++;
+    CHECK(intact == n, "block of %zu B: byte %zu changed after the refused calls", n, intact);
+    free(p);
+  }
+  /* The program's own mappings are its own: unmapped and replaced as asked, silently. */
+  char *own = mmap(NULL, 4 * page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(own != MAP_FAILED);
+  CHECK(mmap(own, page_size(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == own, "MAP_FIXED over own mapping");
+  CHECK(munmap(own, 4 * page_size()) == 0, "munmap of own mapping");
+  fflush(stderr);
+  CHECK(ftell(err) == seen, "a diagnostic for the program's own mappings");
+  dup2(saved, 2);
+  close(saved);
+  fclose(err);
+}
+
 static const struct test tests[] = {
     {"free_stack", t_free_stack},
     {"free_interior_small", t_free_interior_small},
@@ -165,6 +225,7 @@ static const struct test tests[] = {
     {"double_free_buddy", t_double_free_buddy},
     {"double_free_large", t_double_free_large},
     {"realloc_invalid", t_realloc_invalid},
+    {"host_unmap", t_host_unmap},
 };
 
 int main(int argc, char **argv) { return RUN_TESTS(tests, argc, argv); }
