@@ -189,8 +189,9 @@ void dump_record(FILE *out, const Tierpool__Trace__Record *rec) {
     fputc('\n', out);
     break;
   case TIERPOOL__TRACE__RECORD__KIND_END:
-    fprintf(out, "end time_us=%" PRIu64 " samples=%" PRIu64 " dropped=%" PRIu64 " allocations=%" PRIu64 "\n",
-            rec->end->time_us, rec->end->samples, rec->end->dropped, rec->end->allocations);
+    fprintf(out, "end time_us=%" PRIu64 " samples=%" PRIu64 " dropped=%" PRIu64 " allocations=%" PRIu64 "%s\n",
+            rec->end->time_us, rec->end->samples, rec->end->dropped, rec->end->allocations,
+            rec->end->cut_short ? " cut_short=1" : "");
     break;
   default: fprintf(out, "unknown (a record kind this version does not know)\n"); break;
   }

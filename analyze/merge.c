@@ -131,6 +131,15 @@ static int copy_trace(tp_compactor *compact, const char *path, uint64_t *section
     snprintf(err, errlen, "%s", tp_trace_error(r));
     status = tp_trace_truncated(r) ? 1 : -1;
   }
+  /* The merged file is whole: its last section says it was cut short. */
+  if (status == 1 && copied > 0) {
+    Tierpool__Trace__End end = TIERPOOL__TRACE__END__INIT;
+    end.cut_short = true;
+    Tierpool__Trace__Record end_rec = TIERPOOL__TRACE__RECORD__INIT;
+    end_rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_END;
+    end_rec.end = &end;
+    if (tp_compactor_record(compact, &end_rec) < 0) status = -2;
+  }
   if (status >= 0 && tp_compactor_flush(compact) < 0) status = -2;
   if (status == 0 && copied == 0) {
     snprintf(err, errlen, "%s: empty trace (no process in it)", path);

@@ -483,7 +483,8 @@ static int on_end(void *ctx, const Tierpool__Trace__End *r) {
   need_section(L);
   saw_time(L, r->time_us);
   struct tp_prof_process *proc = &L->p->processes[L->process];
-  proc->ended = true;
+  if (r->cut_short) proc->truncated = true; /* a merged copy of a truncated trace */
+  else proc->ended = true;
   /* Samples and allocations are counted from the events: a process killed
    * or exec'd away has no End, and its counts are no less real. */
   proc->dropped += r->dropped;

@@ -56,6 +56,14 @@ fi
 expect_json "truncated late" "$WORK/late.json" \
   'r["processes"][0]["truncated"] is True and r["totals"]["allocations"] == 100 and r["totals"]["samples"] >= 1'
 
+# Merged, it stays a trace cut short (the merged file itself is whole), and so
+# does a merge of that merge.
+"$TIERPOOL_CLI" merge -o "$WORK/late-merged.tpt" "$WORK/cut-late.tpt" 2>/dev/null
+"$TIERPOOL_CLI" merge -o "$WORK/late-merged2.tpt" "$WORK/late-merged.tpt" "$WORK/ok.tpt" 2>/dev/null
+"$REPORT_CLI" report --json "$WORK/late-merged2.tpt" >"$WORK/late-merged.json" 2>/dev/null
+expect_json "truncated late, merged twice" "$WORK/late-merged.json" \
+  'r["processes"][0]["truncated"] is True and r["processes"][0]["ended"] is False and r["processes"][1]["ended"] is True'
+
 # An executable path that is not UTF-8 (an overlong form, a surrogate, a code
 # point past U+10FFFF): the JSON stays valid UTF-8 for strict decoders, with a
 # replacement character for each bad byte.
