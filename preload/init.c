@@ -77,6 +77,7 @@ void tp_init_slow(void) {
     return;
   }
   tp_options_init();
+  tp_prom_init();
   tp_classes_finish(&tp_classes); /* per-class cache sizes depend on tcache_bytes */
   tp_free_key = tp_random_key();
   tp_heap_init(&tp_main_heap, "default");

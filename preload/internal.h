@@ -356,6 +356,7 @@ void tp_node_budget_after_fork_child(void); /* the child starts with no share */
 
 /* ---- Prometheus text file (prom.c) ---------------------------------------- */
 bool tp_prom_write(const char *path);      /* whole file, atomically (rename) */
+void tp_prom_init(void);                   /* a relative prom_file made absolute */
 void tp_prom_tick(uint64_t now_ms);        /* rewrites prom_file every prom_interval_ms */
 
 /* ---- statistics (stats.c) ------------------------------------------------ */

@@ -253,6 +253,28 @@ static int prom_write_locked(const char *template) {
   return o->error;
 }
 
+/* A relative prom_file is taken from the directory the program started in: a
+ * program that changes directory later would scatter its files.  (The
+ * directory's own '%' are doubled: the path is a template.) */
+void tp_prom_init(void) {
+  if (!tp_opt.prom_file[0] || tp_opt.prom_file[0] == '/') return;
+  char dir[TP_OPTION_PATH_MAX], path[sizeof tp_opt.prom_file];
+  long got = prom_sys(SYS_getcwd, (long)dir, sizeof dir, 0, 0, 0);
+  size_t n = 0;
+  const char *d = dir;
+  for (; got > 0 && *d && n + 2 < sizeof path; d++) {
+    if (*d == '%') path[n++] = '%';
+    path[n++] = *d;
+  }
+  int w = got > 0 && !*d ? snprintf(path + n, sizeof path - n, "/%s", tp_opt.prom_file) : -1;
+  if (w < 0 || n + (size_t)w >= sizeof path) {
+    tp_message("prom_file %s: the working directory cannot be put in front (%s); the path follows it",
+               tp_opt.prom_file, got > 0 ? "too long" : "cannot read it");
+    return;
+  }
+  memcpy(tp_opt.prom_file, path, n + (size_t)w + 1);
+}
+
 /* false with errno set when the file could not be written (EBUSY: another
  * thread is writing it now). */
 bool tp_prom_write(const char *path) {

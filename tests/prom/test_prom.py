@@ -7,6 +7,7 @@
     test_prom.py numbers PROM_DIRECT       the file equals the statistics
     test_prom.py atomic PROM_DIRECT        1000 reads during rewrites: never partial
     test_prom.py preload PROM_PRELOAD LIB  the pool keeps TIERPOOL_PROM_FILE current
+    test_prom.py relative LIB              a relative path stays where the program started
 
 Exit 0 pass, 1 fail.
 """
@@ -281,9 +282,25 @@ def test_preload(prog, lib):
     return finish()
 
 
+def test_relative(lib):
+    """A relative prom_file is where the program started, though it changes directory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.mkdir(os.path.join(tmp, "sub"))
+        env = dict(os.environ, LD_PRELOAD=lib, TIERPOOL_PROM_FILE="rel-%p.prom", TIERPOOL_PROM_INTERVAL_MS="100")
+        run = subprocess.run([sys.executable, "-c", "import os; print(os.getpid()); os.chdir('sub')"], cwd=tmp, env=env,
+                             capture_output=True, text=True)
+        check(run.returncode == 0, f"python ran ({run.stderr.strip()})")
+        pid = run.stdout.strip()
+        check(os.path.exists(os.path.join(tmp, f"rel-{pid}.prom")), "written in the starting directory")
+        check(os.listdir(os.path.join(tmp, "sub")) == [], f"nothing in the directory it moved to "
+              f"({os.listdir(os.path.join(tmp, 'sub'))})")
+    return finish()
+
+
 def main(argv):
     tests = {"checker": (test_checker, 0), "format": (test_format, 1), "behaviour": (test_behaviour, 1),
-             "numbers": (test_numbers, 1), "atomic": (test_atomic, 1), "preload": (test_preload, 2)}
+             "numbers": (test_numbers, 1), "atomic": (test_atomic, 1), "preload": (test_preload, 2),
+             "relative": (test_relative, 1)}
     if len(argv) < 2 or argv[1] not in tests or len(argv) != 2 + tests[argv[1]][1]:
         print(__doc__.strip(), file=sys.stderr)
         return 2
