@@ -213,7 +213,7 @@ void *tp_buddy_take(tp_heap *h, uint32_t pages, uint32_t align_order, bool *zero
   tp_segment *seg = tp_segment_of(span);
   /* Pages not resident become the tenant's now: its budget may refuse them. */
   if (tp_span_released(seg, span)) {
-    if (!tp_budget_charge(h, (uint64_t)pages << TP_PAGE_SHIFT)) return NULL;
+    if (!tp_heap_charge(h, (uint64_t)pages << TP_PAGE_SHIFT, true)) return NULL;
     h->budget.pool_charged += (uint64_t)pages << TP_PAGE_SHIFT;
   }
   uint32_t first = span->first;
@@ -369,14 +369,15 @@ size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_o
  * pages after it are free blocks; the excess of the last one goes back. */
 bool tp_buddy_extend(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages, uint32_t new_pages) {
   if (!tp_run_is_free(seg, first + pages, first + new_pages, false)) return false;
-  /* Released pages of the run become the tenant's: its budget may refuse them. */
+  /* Released pages of the run become the tenant's: its budget may refuse them,
+   * quietly (realloc has other ways; the one that fails last says so). */
   uint64_t faulted = 0;
   for (uint32_t at = first + pages, end = first + new_pages; at < end;) {
     uint32_t data = TP_PAGE_DATA(seg->page_map[at]), next = at + (1u << (data & TP_FREE_ORDER_MASK));
     if (data & TP_FREE_RELEASED) faulted += (uint64_t)((next < end ? next : end) - at) << TP_PAGE_SHIFT;
     at = next;
   }
-  if (faulted && !tp_budget_charge(h, faulted)) return false;
+  if (faulted && !tp_budget_charge_optional(h, faulted)) return false;
   h->budget.pool_charged += faulted;
   tp_take_run(h, seg, first + pages, first + new_pages);
   return true;

@@ -280,6 +280,24 @@ bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t ne
   return done;
 }
 
+/* Fresh pages for h.  A capped heap is charged for its free resident pages
+ * too, so when its budget has no room they go back first, as many as the
+ * request needs, and the charge is asked again: refused (on_limit) only
+ * when the heap has no room even then. */
+bool tp_heap_charge(tp_heap *h, uint64_t bytes, bool buddy_locked) {
+  if (tp_budget_charge_optional(h, bytes)) return true;
+  if (h->budget.capped && tp_os_can_release()) {
+    if (!buddy_locked) {
+      tp_central_release_spares(h); /* empty slabs first: central locks come before the buddy lock */
+      tp_lock_acquire(&h->buddy_lock);
+    }
+    uint64_t resident = h->frontier_pages - h->released_pages, need = tp_align_up(bytes, TP_PAGE_SIZE) >> TP_PAGE_SHIFT;
+    tp_buddy_release_free(h, resident > need ? resident - need : 0);
+    if (!buddy_locked) tp_lock_release(&h->buddy_lock);
+  }
+  return tp_budget_charge(h, bytes);
+}
+
 /* Grows a buddy block in place when the pages after it are free. */
 bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size) {
   uint32_t new_pages = (uint32_t)(new_size >> TP_PAGE_SHIFT);
@@ -305,15 +323,18 @@ bool tp_heap_grow_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_
  * into a mapping of their own with mremap, so nothing is copied or faulted
  * again (glibc's mmapped chunks grow the same way).  The block's range in
  * the segment stays mapped, empty, and goes back to the buddy as fresh.
- * Returns the new block (new_size bytes) or NULL: the caller copies then. */
+ * Returns the new block (new_size bytes) or NULL: the caller copies then
+ * (a budget with no room for the growth is left to that copy to refuse). */
 void *tp_heap_move_out(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_size) {
   void *moved = NULL;
-  /* The mapping is charged whole now; the pages leaving the segment are
-   * uncharged when they go back to the buddy as fresh. */
-  if (!tp_budget_charge(h, new_size)) return NULL;
+  uint64_t extra = 0;
   tp_lock_acquire(&h->buddy_lock);
   uint32_t entry = seg->page_map[first];
-  if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY) {
+  /* Only the growth is charged: the block's pages take their charge with them
+   * (out of pool_charged, so that giving their range back fresh does not
+   * uncharge them again). */
+  if (TP_PAGE_KIND(entry) == TP_PAGE_BUDDY && ((size_t)TP_PAGE_DATA(entry) << TP_PAGE_SHIFT) < new_size &&
+      tp_budget_charge_optional(h, extra = new_size - ((size_t)TP_PAGE_DATA(entry) << TP_PAGE_SHIFT))) {
     uint32_t pages = TP_PAGE_DATA(entry);
     size_t size = (size_t)pages << TP_PAGE_SHIFT;
     void *p = tp_page_address(seg, first);
@@ -323,14 +344,16 @@ void *tp_heap_move_out(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_s
       tp_fatal("realloc(): cannot move the block at %p back", p);
     if (moved) {
       seg->page_map[first] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
+      h->budget.pool_charged -= size;
       tp_buddy_give_fresh(h, seg, first, pages);
       h->buddy_frees++;
       h->buddy_live_bytes -= size;
       tp_heap_tick(h);
+    } else {
+      tp_budget_uncharge(h, extra);
     }
   }
   tp_lock_release(&h->buddy_lock);
-  if (!moved) tp_budget_uncharge(h, new_size);
   return moved;
 }
 
@@ -346,13 +369,32 @@ size_t tp_heap_release_all(tp_heap *h) {
   return released;
 }
 
+/* mincore's answers for a window of a segment's pages, refilled as a walk in
+ * page order moves on: on the stack, as two heaps' walks (each under its own
+ * buddy lock) may run at once. */
+#define TP_RESIDENCY_WINDOW 512
+typedef struct tp_residency_window {
+  unsigned char bits[TP_RESIDENCY_WINDOW];
+  uint32_t first, count; /* pages [first, first + count) of the segment */
+} tp_residency_window;
+
+static bool tp_page_resident(tp_segment *seg, uint32_t page, tp_residency_window *w) {
+  if (page - w->first >= w->count) {
+    uint32_t count = seg->frontier - page < TP_RESIDENCY_WINDOW ? seg->frontier - page : TP_RESIDENCY_WINDOW;
+    w->first = page;
+    w->count = count;
+    if (!tp_os_mincore(tp_page_address(seg, page), (size_t)count << TP_PAGE_SHIFT, w->bits))
+      memset(w->bits, 0, count); /* unknown: counted as not resident */
+  }
+  return w->bits[page - w->first] & 1;
+}
+
 /* Measures which of the heap's pages are really resident (mincore), by what
  * holds them: out[0] headers, [1] slabs, [2] buddy blocks, [3] free blocks. */
 void tp_heap_residency(tp_heap *h, uint64_t out[4]) {
-  static unsigned char vec[TP_SEGMENT_PAGES]; /* under the buddy lock */
   tp_lock_acquire(&h->buddy_lock);
   for (tp_segment *seg = h->segments; seg; seg = seg->next) {
-    if (!tp_os_mincore(seg, (size_t)seg->frontier << TP_PAGE_SHIFT, vec)) continue;
+    tp_residency_window window = {.count = 0};
     for (uint32_t page = 0; page < seg->frontier;) {
       uint32_t entry = seg->page_map[page], span, slot;
       switch (TP_PAGE_KIND(entry)) {
@@ -364,7 +406,7 @@ void tp_heap_residency(tp_heap *h, uint64_t out[4]) {
         default: span = 1, slot = 0; break; /* cannot happen: every page is covered */
       }
       for (uint32_t i = 0; i < span && page + i < seg->frontier; i++)
-        out[slot] += (uint64_t)(vec[page + i] & 1) << TP_PAGE_SHIFT;
+        out[slot] += (uint64_t)tp_page_resident(seg, page + i, &window) << TP_PAGE_SHIFT;
       page += span ? span : 1; /* a zero would walk forever, with the lock held */
     }
   }

@@ -241,6 +241,7 @@ void tp_heap_purge_before_growth(tp_heap *h);
 void tp_heap_host_grows(void);                     /* the host maps or unprotects memory */
 size_t tp_heap_release_all(tp_heap *h);
 uint64_t tp_heap_resident_bytes(tp_heap *h);
+bool tp_heap_charge(tp_heap *h, uint64_t bytes, bool buddy_locked); /* fresh pages; frees room first */
 void tp_heap_residency(tp_heap *h, uint64_t out[4]);
 void tp_heap_lock_all(tp_heap *h);
 void tp_heap_unlock_all(tp_heap *h);

@@ -211,7 +211,7 @@ void *tp_large_alloc(tp_heap *h, size_t size, size_t align, size_t requested, bo
   if (size > PTRDIFF_MAX - TP_PAGE_SIZE) return NULL;
   size = tp_align_up(size, TP_PAGE_SIZE);
   size_t map_size = size;
-  if (!tp_budget_charge(h, size)) return NULL;
+  if (!tp_heap_charge(h, size, false)) return NULL;
   void *base = tp_large_obtain(h, &map_size, align, want_zero, zeroed);
   if (base && map_size > size && !tp_budget_charge_optional(h, map_size - size)) {
     /* A larger cached mapping than the budget has room for: its tail goes,

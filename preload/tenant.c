@@ -264,11 +264,13 @@ void tp_tenant_init_default(void) {
   strcpy(tp_heap_names[0], "default");
   tp_main_heap.name = tp_heap_names[0];
   tp_main_heap.index = 0;
+  /* The node budget first: one that cannot be opened is off, and the heap
+   * must not stay capped by it (a capped heap keeps free slab pages). */
+  if (tp_opt.node_budget && !tp_node_budget_open(tp_opt.node_budget_name, tp_opt.node_budget, tp_node_budget_mode()))
+    tp_opt.node_budget = 0;
   tp_heap_configure(&tp_main_heap);
   tp_heaps[0] = &tp_main_heap;
   atomic_store_explicit(&tp_heap_count, 1, memory_order_release);
-  if (tp_opt.node_budget && !tp_node_budget_open(tp_opt.node_budget_name, tp_opt.node_budget, tp_node_budget_mode()))
-    tp_opt.node_budget = 0;
 }
 
 static tp_heap *tp_heap_lookup(const char *name, size_t len) {

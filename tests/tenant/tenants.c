@@ -157,6 +157,58 @@ static void t_cached_larger(void) {
   tenant_set(NULL);
 }
 
+/* tenant.a.limit = 16M counts a's free resident pages too: a request the
+ * budget cannot take gives those back first, and is served when that makes
+ * room.  14 blocks of 1 MiB, every other one freed (the halves cannot merge:
+ * their buddies live), then 8 MiB: it was refused with 7 MiB free. */
+static void t_refused_frees_room(void) {
+  if (!lookup()) return;
+  REQUIRE(tenant_set("a") == 0);
+  enum { BLOCKS = 14 };
+  void *blocks[BLOCKS];
+  for (int i = 0; i < BLOCKS; i++) {
+    REQUIRE(blocks[i] = malloc(opaque(MiB)), "block %d of 1 MiB refused", i);
+    memset(blocks[i], 1, MiB);
+  }
+  for (int i = 0; i < BLOCKS; i += 2) free(blocks[i]);
+  char *big = malloc(opaque(8 * MiB));
+  CHECK(big != NULL, "8 MiB refused with 7 MiB held and 7 MiB free of a 16 MiB limit (errno %d)", errno);
+  if (big) memset(big, 1, 8 * MiB);
+  tierpool_tenant_stats_t a = stats_of("a");
+  CHECK(a.resident_bytes <= 16 * MiB, "a holds %llu", (unsigned long long)a.resident_bytes);
+  free(big);
+  for (int i = 1; i < BLOCKS; i += 2) free(blocks[i]);
+  tenant_set(NULL);
+}
+
+/* A buddy block that realloc moves out into a mapping of its own takes its
+ * pages along: only the growth is charged.  a holds 12 MiB of 16 and grows a
+ * 3 MiB block to 5 MiB (past a's buddy_max, 4M): 14 MiB.  It was charged as
+ * 12 + 5 and refused. */
+static void t_move_out_charge(void) {
+  if (!lookup()) return;
+  REQUIRE(tenant_set("a") == 0);
+  enum { HELD = 9 };
+  void *held[HELD];
+  for (int i = 0; i < HELD; i++) {
+    REQUIRE(held[i] = malloc(opaque(MiB)), "block %d of 1 MiB refused", i);
+    memset(held[i], 1, MiB);
+  }
+  char *p = malloc(opaque(3 * MiB));
+  REQUIRE(p);
+  memset(p, 7, 3 * MiB);
+  char *q = realloc(p, opaque(5 * MiB));
+  CHECK(q != NULL, "realloc 3 -> 5 MiB refused at 12 MiB of a 16 MiB limit (errno %d)", errno);
+  if (q) {
+    CHECK(q[0] == 7 && q[3 * MiB - 1] == 7, "contents lost in the move");
+    p = q;
+  }
+  free(p);
+  for (int i = 0; i < HELD; i++) free(held[i]);
+  CHECK(stats_of("a").limit_bytes == 16 * MiB);
+  tenant_set(NULL);
+}
+
 /* An isolated tenant without a reserve (tenant.iso) never draws from the
  * shared overflow, so freeing must give none back: it once "gave" a wrapped
  * amount, which left the overflow counted as used by 8 MiB it never held, and
@@ -550,6 +602,8 @@ static const struct test tests[] = {
     {"fork", t_fork},
     {"isolated_free", t_isolated_free},
     {"cached_larger", t_cached_larger},
+    {"refused_frees_room", t_refused_frees_room},
+    {"move_out_charge", t_move_out_charge},
     {"limit", t_limit},   {"overflow", t_overflow}, {"zero", t_zero},   {"cross_free", t_cross_free},
     {"globs", t_globs},
     {"switch", t_switch}, {"rules", t_rules},       {"abort", t_abort},  {"exit_counts", t_exit_counts},
