@@ -4,14 +4,11 @@
  * The l-variants build their argv here, as glibc's do, and go through the
  * v-variants so that each call flushes once. */
 #include <dlfcn.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "recorder.h"
-
-#define TP_EXEC_MAX_ARGS 4096
 
 typedef int (*tp_execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*tp_execvp_fn)(const char *, char *const[]);
@@ -63,45 +60,45 @@ TP_API int fexecve(int fd, char *const argv[], char *const envp[]) {
   return tp_next_fexecve(fd, argv, envp);
 }
 
-/* Collects the NULL-terminated argument list that follows `first`; for
- * execle, *envp receives the pointer after the NULL. */
-static int tp_collect_args(char **argv, const char *first, va_list ap, char ***envp) {
-  int argc = 0;
-  argv[argc++] = (char *)first;
-  while (argv[argc - 1] != NULL) {
-    if (argc == TP_EXEC_MAX_ARGS) {
-      errno = E2BIG;
-      return -1;
-    }
-    argv[argc++] = va_arg(ap, char *);
-  }
-  if (envp) *envp = va_arg(ap, char **);
-  return 0;
+/* The l-variants count their arguments first and build argv on the stack,
+ * as glibc does: as much stack as the call needs (a fixed array would be
+ * too much for a signal handler's alternate stack, and too little for a
+ * long argument list).  argc: the arguments before the NULL. */
+static size_t tp_count_args(const char *first, va_list *ap) {
+  size_t argc = 0;
+  for (const char *arg = first; arg; arg = va_arg(*ap, const char *)) argc++;
+  return argc;
 }
 
+static void tp_fill_args(char **argv, size_t argc, const char *first, va_list *ap) {
+  argv[0] = (char *)first;
+  for (size_t i = 1; i <= argc; i++) argv[i] = va_arg(*ap, char *); /* argv[argc]: the NULL */
+}
+
+#define TP_EXEC_ARGS(first, ap, argv)            \
+  va_list ap, ap_count;                          \
+  va_start(ap, first);                           \
+  va_copy(ap_count, ap);                         \
+  size_t argc = tp_count_args(first, &ap_count); \
+  va_end(ap_count);                              \
+  char *argv[argc + 1];                          \
+  tp_fill_args(argv, argc, first, &ap)
+
 TP_API int execl(const char *path, const char *arg, ...) {
-  char *argv[TP_EXEC_MAX_ARGS];
-  va_list ap;
-  va_start(ap, arg);
-  int ok = tp_collect_args(argv, arg, ap, NULL);
+  TP_EXEC_ARGS(arg, ap, argv);
   va_end(ap);
-  return ok < 0 ? -1 : execv(path, argv);
+  return execv(path, argv);
 }
 
 TP_API int execlp(const char *file, const char *arg, ...) {
-  char *argv[TP_EXEC_MAX_ARGS];
-  va_list ap;
-  va_start(ap, arg);
-  int ok = tp_collect_args(argv, arg, ap, NULL);
+  TP_EXEC_ARGS(arg, ap, argv);
   va_end(ap);
-  return ok < 0 ? -1 : execvp(file, argv);
+  return execvp(file, argv);
 }
 
 TP_API int execle(const char *path, const char *arg, ...) {
-  char *argv[TP_EXEC_MAX_ARGS], **envp;
-  va_list ap;
-  va_start(ap, arg);
-  int ok = tp_collect_args(argv, arg, ap, &envp);
+  TP_EXEC_ARGS(arg, ap, argv);
+  char **envp = va_arg(ap, char **);
   va_end(ap);
-  return ok < 0 ? -1 : execve(path, argv, envp);
+  return execve(path, argv, envp);
 }

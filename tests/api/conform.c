@@ -8,6 +8,7 @@
 
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 /* Sizes on both sides of each tier boundary: slab up to 32 KiB, buddy up to 4 MiB, large. */
 static const size_t tier_sizes[] = {
@@ -697,6 +698,50 @@ static void t_valloc_pvalloc(void) {
   free(p);
 }
 
+/* The l-variants of exec, which the library builds an argv for: the
+ * arguments and execle's environment arrive whole, 5000 arguments too (a
+ * fixed 4096-slot array refused them with E2BIG). */
+static void exec_l_check(const char *what, int variant, const char *want) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    char *env[] = {"TP_EXEC_CHECK=le", NULL};
+    if (variant == 0) execl("/bin/sh", "sh", "-c", "echo $0 $1", "l", "one", (char *)NULL);
+    if (variant == 1) execlp("sh", "sh", "-c", "echo $0 $1", "lp", "two", (char *)NULL);
+    if (variant == 2) execle("/bin/sh", "sh", "-c", "echo $TP_EXEC_CHECK", (char *)NULL, env);
+    if (variant == 3) { /* 5000 arguments through execl: the literal list, built by a macro */
+#define A10 "x", "x", "x", "x", "x", "x", "x", "x", "x", "x"
+#define A100 A10, A10, A10, A10, A10, A10, A10, A10, A10, A10
+#define A1000 A100, A100, A100, A100, A100, A100, A100, A100, A100, A100
+      execl("/bin/sh", "sh", "-c", "echo $#", A1000, A1000, A1000, A1000, A1000, (char *)NULL);
+    }
+    _exit(127);
+  }
+  close(fds[1]);
+  char out[256] = {0};
+  size_t len = 0;
+  ssize_t r;
+  while (len < sizeof out - 1 && ((r = read(fds[0], out + len, sizeof out - 1 - len)) > 0 || (r < 0 && errno == EINTR)))
+    len += r > 0 ? (size_t)r : 0;
+  close(fds[0]);
+  int status;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strcmp(out, want) == 0, "%s: printed \"%s\", status %d", what,
+        out, status);
+}
+
+static void t_exec_l(void) {
+  exec_l_check("execl", 0, "l one\n");
+  exec_l_check("execlp", 1, "lp two\n");
+  exec_l_check("execle", 2, "le\n");
+  exec_l_check("execl with 5000 arguments", 3, "4999\n");
+}
+
 /* glibc's other names for its allocator (__libc_malloc & co; cfree, which
  * old binaries call): the same heap as malloc's, so that a block passes from
  * one set of names to the other (under a preload that left them to glibc,
@@ -745,6 +790,7 @@ static void t_libc_names(void) {
 static const struct test tests[] = {
     {"active", t_active},
     {"libc_names", t_libc_names},
+    {"exec_l", t_exec_l},
     {"stats", t_stats},
     {"host_growth", t_host_growth},
     {"host_growth_regret", t_host_growth_regret},
