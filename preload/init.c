@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,13 @@
 
 _Atomic int tp_init_state;
 static int tp_stats_fd = 2;
+static dev_t tp_stats_dev; /* what tp_stats_fd was: a program that closed it may have the number for a file of its own */
+static ino_t tp_stats_ino;
+
+static bool tp_stats_fd_intact(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && st.st_dev == tp_stats_dev && st.st_ino == tp_stats_ino;
+}
 
 
 
@@ -94,7 +102,13 @@ void tp_init_slow(void) {
    * for the report, only when one was asked for. */
   if (tp_opt.stats) {
     int fd = fcntl(2, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0) tp_stats_fd = tp_os_fd_out_of_the_way(fd);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+      tp_stats_fd = tp_os_fd_out_of_the_way(fd);
+      tp_stats_dev = st.st_dev, tp_stats_ino = st.st_ino;
+    } else if (fd >= 0) {
+      close(fd);
+    }
   }
 }
 
@@ -123,7 +137,10 @@ __attribute__((constructor)) static void tp_constructor(void) {
 __attribute__((destructor)) static void tp_destructor(void) {
   tp_rec_finish();
   if (atomic_load(&tp_init_state) != 2) return;
-  if (tp_opt.stats) tierpool_stats_print(tp_stats_fd);
+  if (tp_opt.stats) { /* to the copy of stderr, or stderr, whichever is still what stderr was */
+    if (tp_stats_fd != 2 && !tp_stats_fd_intact(tp_stats_fd)) tp_stats_fd = tp_stats_fd_intact(2) ? 2 : -1;
+    if (tp_stats_fd >= 0) tierpool_stats_print(tp_stats_fd);
+  }
   if (tp_opt.prom_file[0]) tp_prom_write(tp_opt.prom_file); /* the final numbers */
 }
 

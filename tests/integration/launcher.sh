@@ -38,4 +38,17 @@ expect "--config=FILE" 0 "^config=$config\$" "$tierpool" run --config="$config" 
 expect "the program runs on the pool" 0 '^tierpool:' \
   env TIERPOOL_STATS=1 "$tierpool" run -- bash -c 'echo ran'
 
+# A program that closes every descriptor and opens a file of its own at the
+# number the statistics' copy of stderr had (1000): the report goes to stderr,
+# never into the program's file.
+stats_file=$WORK/own-file
+expect "the statistics never go into the program's own descriptor" 0 '^tierpool: statistics' \
+  env TIERPOOL_STATS=1 "$tierpool" run -- python3 -c "
+import os
+os.closerange(3, 4096)
+fd = os.open('$stats_file', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.dup2(fd, 1000)
+"
+if [ -s "$stats_file" ]; then fail_check "the report went into the program's descriptor 1000: $(head -c 200 "$stats_file")"
+else pass_check "the program's descriptor 1000 holds nothing of ours"; fi
 finish
