@@ -95,8 +95,9 @@ static bool tp_uw_parse_cie(const uint8_t *cie, tp_uw_cie *out) {
   uint32_t length, id;
   memcpy(&length, cie, 4);
   memcpy(&id, cie + 4, 4);
-  if (length == 0 || length == 0xffffffffu || id != 0) return false;
+  if (length < 4 || length >= TP_UW_SPAN || id != 0) return false;
   const uint8_t *p = cie + 8, *end = cie + 4 + length;
+  if (p >= end) return false;
   uint8_t version = *p++;
   if (version != 1 && version != 3) return false;
   const char *augmentation = (const char *)p;
@@ -106,24 +107,30 @@ static bool tp_uw_parse_cie(const uint8_t *cie, tp_uw_cie *out) {
   *out = (tp_uw_cie){.end = end, .fde_encoding = 0x00, .augmented = augmentation[0] == 'z'};
   out->code_align = tp_uw_uleb(&p, end);
   out->data_align = tp_uw_sleb(&p, end);
+  if (version == 1 && p >= end) return false;
   out->ra_column = version == 1 ? *p++ : tp_uw_uleb(&p, end);
   if (out->augmented) {
     uint64_t data_length = tp_uw_uleb(&p, end);
     const uint8_t *data = p;
-    if (data_length > (uint64_t)(end - p)) return false;
+    if (p > end || data_length > (uint64_t)(end - p)) return false;
+    const uint8_t *data_end = data + data_length; /* every byte read below stays before it */
     for (const char *a = augmentation + 1; *a; a++) {
+      if (*a == 'S') {
+        out->signal_frame = true;
+        continue;
+      }
+      if (p >= data_end) return false;
       if (*a == 'R') out->fde_encoding = *p++;
       else if (*a == 'L') p++;
-      else if (*a == 'S') out->signal_frame = true;
       else if (*a == 'P') {
         uint8_t encoding = *p++;
         uint64_t ignored;
-        if (!tp_uw_encoded(&p, end, encoding & 0x7f, 0, &ignored)) return false;
+        if (!tp_uw_encoded(&p, data_end, encoding & 0x7f, 0, &ignored)) return false;
       } else {
         return false;
       }
     }
-    p = data + data_length;
+    p = data_end;
   }
   out->insns = p;
   return p <= end;

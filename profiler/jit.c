@@ -12,31 +12,37 @@ typedef void (*tp_frame_fn)(void *);
 /* Code ranges registered now, for the unwinder's "did this stack go through
  * JIT code" test: a few at a time (one per wasmtime module). */
 #define TP_REC_JIT_SLOTS 256
+#define TP_REC_JIT_CLAIMED ((uintptr_t)1) /* an end being filled in */
 static struct {
   _Atomic uintptr_t start, end;
 } tp_rec_jit_ranges[TP_REC_JIT_SLOTS];
 
 bool tp_rec_in_jit(uintptr_t pc) {
   for (int i = 0; i < TP_REC_JIT_SLOTS; i++) {
-    uintptr_t end = atomic_load_explicit(&tp_rec_jit_ranges[i].end, memory_order_relaxed);
-    if (end && pc < end && pc >= atomic_load_explicit(&tp_rec_jit_ranges[i].start, memory_order_relaxed))
+    uintptr_t end = atomic_load_explicit(&tp_rec_jit_ranges[i].end, memory_order_acquire);
+    if (end > TP_REC_JIT_CLAIMED && pc < end && pc >= atomic_load_explicit(&tp_rec_jit_ranges[i].start, memory_order_relaxed))
       return true;
   }
   return false;
 }
 
+/* A slot is claimed by moving its end from 0 to 1 (two threads registering
+ * at once take two slots), then filled start first: a reader that sees the
+ * end sees the start that goes with it. */
 static void tp_rec_jit_ranges_update(uintptr_t start, uintptr_t end, bool removed) {
   for (int i = 0; i < TP_REC_JIT_SLOTS; i++) {
     _Atomic uintptr_t *slot_end = &tp_rec_jit_ranges[i].end;
     if (removed) {
-      if (atomic_load(&tp_rec_jit_ranges[i].start) == start && atomic_load(slot_end) == end) {
-        atomic_store(slot_end, 0);
+      if (atomic_load(slot_end) == end && atomic_load(&tp_rec_jit_ranges[i].start) == start &&
+          atomic_compare_exchange_strong(slot_end, &end, 0))
+        return;
+    } else {
+      uintptr_t empty = 0;
+      if (atomic_load(slot_end) == 0 && atomic_compare_exchange_strong(slot_end, &empty, TP_REC_JIT_CLAIMED)) {
+        atomic_store(&tp_rec_jit_ranges[i].start, start);
+        atomic_store_explicit(slot_end, end, memory_order_release);
         return;
       }
-    } else if (atomic_load(slot_end) == 0) {
-      atomic_store(&tp_rec_jit_ranges[i].start, start);
-      atomic_store(slot_end, end);
-      return;
     }
   }
 }
@@ -143,6 +149,7 @@ static void tp_rec_jit_note(void *begin, bool removed) {
   uint64_t lo, hi;
   if (!tp_rec_active || tp_rec_self.busy || !begin || !tp_rec_eh_frame_range(begin, &lo, &hi)) return;
   tp_rec_jit_ranges_update(lo, hi, removed);
+  bool was_own = tp_rec_own_begin(); /* busy while holding the lock: a signal handler's mmap would wait for it */
   tp_lock_acquire(&tp_rec.lock);
   tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
   if (batch->jit_count < TP_REC_BATCH_MAX)
@@ -150,6 +157,7 @@ static void tp_rec_jit_note(void *begin, bool removed) {
   else
     tp_rec.dropped++;
   tp_lock_release(&tp_rec.lock);
+  tp_rec_own_end(was_own);
 }
 
 TP_API void __register_frame(void *begin) {

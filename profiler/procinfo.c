@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "recorder_private.h"
@@ -16,7 +17,7 @@
 #define TP_REC_MODULES_MAX 4096
 #define TP_REC_PERF_MAP_CHUNK (1u << 20)
 
-static uintptr_t tp_rec_modules_seen[TP_REC_MODULES_MAX]; /* load address of each emitted module */
+static uint64_t tp_rec_modules_seen[TP_REC_MODULES_MAX]; /* each emitted module: load address and name (tp_rec_module_visit) */
 static uint32_t tp_rec_modules_seen_count;
 static unsigned long long tp_rec_modules_adds = ~0ull;
 static uint64_t tp_rec_perf_map_offset;
@@ -106,10 +107,16 @@ static size_t tp_rec_build_id(const struct dl_phdr_info *info, const uint8_t **i
 static int tp_rec_module_visit(struct dl_phdr_info *info, size_t size, void *data) {
   (void)size;
   tp_rec_out *out = data;
+  /* Known by address (+1: the executable's bias may be 0) and name, in the
+   * top bits user addresses never use: a library loaded where an unloaded
+   * one was is another module. */
+  uint64_t name_hash = 0xcbf29ce484222325ull;
+  for (const char *c = info->dlpi_name; c && *c; c++) name_hash = (name_hash ^ (uint8_t)*c) * 0x100000001b3ull;
+  uint64_t key = (info->dlpi_addr + 1) ^ (name_hash << 48);
   for (uint32_t i = 0; i < tp_rec_modules_seen_count; i++)
-    if (tp_rec_modules_seen[i] == info->dlpi_addr + 1) return 0; /* +1: the executable's bias may be 0 */
+    if (tp_rec_modules_seen[i] == key) return 0;
   if (tp_rec_modules_seen_count == TP_REC_MODULES_MAX) return 1;
-  tp_rec_modules_seen[tp_rec_modules_seen_count++] = info->dlpi_addr + 1;
+  tp_rec_modules_seen[tp_rec_modules_seen_count++] = key;
   Tierpool__Trace__Module module = TIERPOOL__TRACE__MODULE__INIT;
   uint64_t vaddr[16], memsz[16];
   int64_t offset_gap[16];
@@ -278,19 +285,29 @@ void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us, uint32_t tenant_cou
 }
 
 /* New complete lines of /tmp/perf-PID.map (node --perf-basic-prof, wasmtime
- * --profile=perfmap): the analyzer names JIT frames from them. */
+ * --profile=perfmap): the analyzer names JIT frames from them.  All of them
+ * at each flush, a chunk a record.  Only a regular file of this user written
+ * since the recording started: runtimes leave their maps behind, and a dead
+ * process's may carry this pid. */
+#define TP_REC_PERF_MAP_FLUSH_MAX ((size_t)64 << 20)
 void tp_rec_emit_perf_map(tp_rec_out *out) {
   char path[64];
   snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
   if (fd < 0) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+      (uint64_t)st.st_mtime + 1 < tp_rec.start_unix_ns / 1000000000u) {
+    close(fd);
+    return;
+  }
   char *chunk = malloc(TP_REC_PERF_MAP_CHUNK);
-  ssize_t n = chunk ? pread(fd, chunk, TP_REC_PERF_MAP_CHUNK, (off_t)tp_rec_perf_map_offset) : -1;
-  close(fd);
-  size_t complete = 0;
-  for (ssize_t i = 0; i < n; i++)
-    if (chunk[i] == '\n') complete = (size_t)i + 1;
-  if (complete) {
+  for (size_t copied = 0; chunk && copied < TP_REC_PERF_MAP_FLUSH_MAX;) {
+    ssize_t n = pread(fd, chunk, TP_REC_PERF_MAP_CHUNK, (off_t)tp_rec_perf_map_offset);
+    size_t complete = 0;
+    for (ssize_t i = 0; i < n; i++)
+      if (chunk[i] == '\n') complete = (size_t)i + 1;
+    if (!complete) break;
     Tierpool__Trace__PerfMap map = TIERPOOL__TRACE__PERF_MAP__INIT;
     map.text.data = (uint8_t *)chunk;
     map.text.len = complete;
@@ -299,6 +316,8 @@ void tp_rec_emit_perf_map(tp_rec_out *out) {
     record.perf_map = &map;
     tp_rec_out_record(out, &record);
     tp_rec_perf_map_offset += complete;
+    copied += complete;
   }
+  close(fd);
   free(chunk);
 }

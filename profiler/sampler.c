@@ -572,6 +572,9 @@ static void tp_rec_leak_report(void) {
   tp_rec_leak *by_stack = tp_rec_map((size_t)(stacks + 1) * sizeof *by_stack);
   if (!by_stack) return;
   uint64_t total_bytes = 0, total_count = 0;
+  /* Under the lock: threads still allocating may grow the table (and unmap
+   * the old one) meanwhile.  Counting only, no I/O. */
+  tp_lock_acquire(&tp_rec.lock);
   for (uint64_t i = 0; i < tp_rec.live_capacity; i++) {
     tp_rec_live *e = &tp_rec.live[i];
     if (!e->address || e->stack > stacks) continue;
@@ -581,6 +584,7 @@ static void tp_rec_leak_report(void) {
     total_bytes += e->size;
     total_count++;
   }
+  tp_lock_release(&tp_rec.lock);
   char line[200];
   int n = snprintf(line, sizeof line, "tierpool: %llu bytes in %llu blocks still allocated at exit (top stacks):\n",
                    (unsigned long long)total_bytes, (unsigned long long)total_count);
@@ -644,7 +648,9 @@ void tp_rec_finish(void) {
 /* Before an exec replaces the program: everything so far goes to the trace
  * (no End record: the exec may fail and the program go on). */
 void tp_rec_before_exec(void) {
-  if (!tp_rec_active) return;
+  /* Busy: a signal handler's exec interrupted the recorder, whose locks this
+   * thread may hold; the frames written so far are all the trace gets. */
+  if (!tp_rec_active || tp_rec_self.busy) return;
   tp_rec_enter(&tp_rec_self);
   tp_rec_writer_flush(TP_REC_FLUSH_EXEC);
   tp_rec_leave(&tp_rec_self);

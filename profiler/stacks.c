@@ -116,8 +116,10 @@ static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t dep
   memcpy(&tp_rec_frames[tp_rec_frames_used], frames, depth * sizeof *frames);
   tp_rec_stacks[id] = (tp_rec_stack){key, tp_rec_frames_used, (uint16_t)depth, truncated};
   tp_rec_frames_used += depth;
-  tp_rec_slot_fill(&index->slots[slot], key, id);
+  /* Counted before it can be found: a sample that finds id (without the
+   * lock) and is swapped into a frame sees it among the frame's stacks. */
   atomic_store_explicit(&tp_rec_stacks_count, id, memory_order_release);
+  tp_rec_slot_fill(&index->slots[slot], key, id);
   return id;
 }
 

@@ -52,10 +52,38 @@ typedef uintptr_t (*tp_gcc_get_ip_fn)(struct _Unwind_Context *);
 static _Atomic(tp_gcc_backtrace_fn) tp_rec_gcc_backtrace;
 static tp_gcc_get_ip_fn tp_rec_gcc_get_ip;
 
+/* The executable segment holding `probe`. */
+typedef struct tp_rec_code_range {
+  uintptr_t probe, lo, hi;
+} tp_rec_code_range;
+
+static int tp_rec_find_code(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  tp_rec_code_range *range = data;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (range->probe >= lo && range->probe < hi) {
+      range->lo = lo, range->hi = hi;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* libgcc_s's code: an allocation made inside its unwinder (which mallocs
+ * holding its own lock) must not be walked by that unwinder again. */
+static uintptr_t tp_rec_gcc_lo, tp_rec_gcc_hi;
+
 /* Called by jit.c with the libgcc_s that received __register_frame. */
 void tp_rec_stacks_use_libgcc(void *libgcc) {
   tp_rec_gcc_get_ip = (tp_gcc_get_ip_fn)dlsym(libgcc, "_Unwind_GetIP");
-  if (tp_rec_gcc_get_ip) atomic_store(&tp_rec_gcc_backtrace, (tp_gcc_backtrace_fn)dlsym(libgcc, "_Unwind_Backtrace"));
+  void *backtrace = dlsym(libgcc, "_Unwind_Backtrace");
+  tp_rec_code_range range = {(uintptr_t)backtrace, 0, 0};
+  if (!tp_rec_gcc_get_ip || !backtrace || !dl_iterate_phdr(tp_rec_find_code, &range)) return;
+  tp_rec_gcc_lo = range.lo, tp_rec_gcc_hi = range.hi;
+  atomic_store(&tp_rec_gcc_backtrace, (tp_gcc_backtrace_fn)backtrace);
 }
 
 typedef struct tp_rec_walk {
@@ -80,6 +108,14 @@ static bool tp_rec_walk_suspect(void **raw, int n) {
   return false;
 }
 
+/* The allocation was made by libgcc's unwinder itself (a panic's backtrace),
+ * maybe holding the lock its walk would take again. */
+static bool tp_rec_walk_in_libgcc(void **raw, int n) {
+  for (int i = 0; i < n; i++)
+    if ((uintptr_t)raw[i] >= tp_rec_gcc_lo && (uintptr_t)raw[i] < tp_rec_gcc_hi) return true;
+  return false;
+}
+
 /* The capture before the walk: libunwind, and libgcc again through JIT code. */
 static TP_NOINLINE uint32_t tp_rec_capture_libunwind(uintptr_t *frames, uint32_t max, bool *truncated) {
   enum { CAP = TP_REC_MAX_DEPTH + 8 };
@@ -88,7 +124,7 @@ static TP_NOINLINE uint32_t tp_rec_capture_libunwind(uintptr_t *frames, uint32_t
   tp_unw_backtrace_fn unw_backtrace = atomic_load_explicit(&tp_rec_unw_backtrace, memory_order_acquire);
   int n = unw_backtrace ? unw_backtrace(raw, want) : 0;
   tp_gcc_backtrace_fn gcc = atomic_load_explicit(&tp_rec_gcc_backtrace, memory_order_acquire);
-  if (gcc && tp_rec_walk_suspect(raw, n)) {
+  if (gcc && tp_rec_walk_suspect(raw, n) && !tp_rec_walk_in_libgcc(raw, n)) {
     tp_rec_walk walk = {again, 0, want};
     gcc(tp_rec_gcc_frame, &walk);
     if (walk.count > n || (n && (uintptr_t)raw[n - 1] < TP_REC_BOGUS_PC && walk.count >= n - 1)) {
@@ -375,22 +411,6 @@ static TP_NOINLINE tp_uw_walk_result tp_uw_walk(uintptr_t *frames, uint32_t max,
 
 /* ---- the entry points -------------------------------------------------------- */
 
-static int tp_rec_find_self(struct dl_phdr_info *info, size_t size, void *data) {
-  (void)size;
-  uintptr_t probe = (uintptr_t)data;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (probe >= lo && probe < hi) {
-      tp_rec_self_lo = lo;
-      tp_rec_self_hi = hi;
-      return 1;
-    }
-  }
-  return 0;
-}
-
 /* The walk needs _dl_find_object, the bounds of the main thread's stack and
  * the rule table; without them every capture goes to libunwind. */
 static void tp_uw_init(void) {
@@ -408,7 +428,9 @@ static void tp_uw_init(void) {
 }
 
 bool tp_rec_stacks_init(void) {
-  dl_iterate_phdr(tp_rec_find_self, (void *)(uintptr_t)tp_rec_stacks_init);
+  tp_rec_code_range self = {(uintptr_t)tp_rec_stacks_init, 0, 0};
+  dl_iterate_phdr(tp_rec_find_code, &self);
+  tp_rec_self_lo = self.lo, tp_rec_self_hi = self.hi;
   tp_uw_init();
 #ifdef TP_REC_UNWIND_COMPARE /* every capture is compared with libunwind's: it must be there from the start */
   tp_rec_stacks_load_libunwind();

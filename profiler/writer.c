@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,6 +223,8 @@ static bool tp_rec_write_frame(tp_rec_out *out) {
   return size != 0;
 }
 
+static bool tp_rec_forked; /* a fork child's trace: tp_rec.path still names the parent's until it opens its own */
+
 /* Opens a new file (never overwriting: an exec'd program of the same name
  * and pid gets "name.1"; a device or pipe such as /dev/null is written as it
  * is) and writes the first frame: header, process, modules. */
@@ -230,8 +233,29 @@ bool tp_rec_writer_open(void) {
   tp_rec_expand_path(base, sizeof base, tp_opt.trace);
   struct stat st;
   if (stat(base, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) { /* /dev/null, a pipe */
+    /* The parent's stream (no %p in the path): two writers would interleave
+     * their frames, or the child's open would wait for a reader gone. */
+    bool dev_null = S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
+    if (tp_rec_forked && !dev_null && strcmp(base, tp_rec.path) == 0) {
+      tp_message("profiler: %s is the stream the parent's trace goes to; pid %d records none (put %%p in the path)",
+                 base, (int)getpid());
+      return false;
+    }
     snprintf(tp_rec.path, sizeof tp_rec.path, "%s", base);
-    tp_rec.fd = open(tp_rec.path, O_WRONLY | O_CLOEXEC);
+    /* A reader is waited for a second at most: one started beside the
+     * program may come a little late, one that has gone (it read an exec'd
+     * image's trace to its end) would hold the program up for ever. */
+    for (int waited_ms = 0;; waited_ms += 10) {
+      tp_rec.fd = open(tp_rec.path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+      if (tp_rec.fd >= 0 || errno != ENXIO || waited_ms >= 1000) break;
+      struct timespec pause = {0, 10 * 1000000L};
+      nanosleep(&pause, NULL);
+    }
+    if (tp_rec.fd >= 0) fcntl(tp_rec.fd, F_SETFL, 0);
+    else if (errno == ENXIO) {
+      tp_message("profiler: %s is a pipe nobody reads; pid %d records none", base, (int)getpid());
+      return false;
+    }
   } else {
     for (int attempt = 0; attempt < 100; attempt++) {
       if (attempt)
@@ -685,7 +709,11 @@ static void *tp_rec_writer_main(void *name) {
     if (!beat && tp_rec_pending_events() < TP_REC_FLUSH_EVENTS) continue;
     tp_rec_writer_flush(TP_REC_FLUSH_PERIODIC);
     waited_ms = 0;
-    if (beat) tp_helper_check(); /* the program's last thread may have gone: then its exit, here */
+    if (beat) { /* the program's last thread may have gone: then its exit, here, and its exit handlers' frees are the program's */
+      tp_rec_leave(&tp_rec_self);
+      tp_helper_check();
+      tp_rec_enter(&tp_rec_self);
+    }
   }
   __atomic_store_n(&tp_rec.writer_running, false, __ATOMIC_RELEASE); /* before it uncounts itself */
   tp_helper_stopping();
@@ -708,6 +736,7 @@ void tp_rec_writer_restart(void) {
  * starts from here, with everything (threads, stacks, modules) said again. */
 void tp_rec_writer_after_fork_child(void) {
   tp_rec.pid = getpid(); /* the child's trace, opened at its first flush */
+  tp_rec_forked = true;
   tp_lock_init(&tp_rec_writer_lock);
   tp_rec_fd_give_up(); /* the parent's, and not ours to write */
   tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;

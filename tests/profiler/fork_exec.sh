@@ -50,4 +50,29 @@ else
   fail_check "exec: expected NAME and NAME.1, record named ${#TRACES[@]}: ${TRACES[*]}"
   show "$WORK/exec.err"
 fi
+# The trace into a pipe (-o FIFO) through an exec and a fork: the reader
+# has the first image's trace, the exec'd image and the forked child (whose
+# stream would be the parent's) record none and say so; nothing waits for a
+# reader that is gone (the exec'd image's open did, for ever).
+fifo=$WORK/trace.fifo
+mkfifo "$fifo"
+cat "$fifo" >"$WORK/fifo.tpt" &
+reader=$!
+# The reader must be at its open (waiting for a writer) before the recording
+# starts: a pipe nobody reads yet is one the recorder writes nothing to.
+for _ in $(seq 500); do
+  [ "$(cat "/proc/$reader/wchan" 2>/dev/null)" = wait_for_partner ] && break
+  sleep 0.01
+done
+rc=0
+timeout 30 "$TIERPOOL_CLI" record -o "$fifo" -- "$SUBJECT" exec >"$WORK/fifo.out" 2>"$WORK/fifo.err" || rc=$?
+wait "$reader"
+expect_status "record -o FIFO of subject exec, within 30 s" 0 "$rc"
+expect_summary "$WORK/fifo.tpt" 'processes == 1' 'truncated == 0'
+if grep -q "is a pipe nobody reads; pid [0-9]* records none" "$WORK/fifo.err"; then
+  pass_check "the exec'd image says it records none"
+else
+  fail_check "no word from the exec'd image about the pipe"
+  show "$WORK/fifo.err"
+fi
 finish
