@@ -27,6 +27,10 @@ static _Atomic bool tp_background_running;
 static _Atomic int tp_helpers_alive, tp_helpers_running;
 static _Atomic bool tp_helper_exiting, tp_helpers_paused;
 static _Atomic uint32_t tp_helper_wake; /* bumped, and futex-woken, to cut helpers' sleeps short */
+/* The process the counts are about: a child made without fork's handlers
+ * (vfork, _Fork, a raw clone) has none of the helpers, and a vfork child
+ * shares the parent's memory — it must not stop the parent's. */
+static _Atomic pid_t tp_helpers_pid;
 
 /* A helper blocks every signal (it inherits the mask it is created with): a
  * signal sent to the process must reach a thread of the program, or stay
@@ -39,6 +43,7 @@ bool tp_helper_spawn(void *(*main)(void *), const char *name) {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   atomic_fetch_add(&tp_helpers_alive, 1);
+  atomic_store(&tp_helpers_pid, getpid());
   pthread_sigmask(SIG_SETMASK, &all, &old);
   /* The thread names itself: a detached one may be gone before its handle is used. */
   bool was_own = tp_rec_own_begin(); /* its TLS, which glibc allocates, is not the program's */
@@ -78,6 +83,7 @@ void tp_helper_check(void) {
 /* Some calls want a single-threaded caller (unshare and setns of a user or
  * mount namespace fail with EINVAL otherwise): the helpers end for them. */
 bool tp_helpers_pause(void) {
+  if (atomic_load(&tp_helpers_pid) != getpid()) return false;
   int helpers = atomic_load(&tp_helpers_alive), before = tp_os_running_threads();
   if (helpers == 0) return false;
   atomic_store(&tp_helpers_paused, true);
@@ -128,6 +134,7 @@ void tp_background_start(void) {
 
 /* In a forked child only the forking thread lives on. */
 void tp_helpers_after_fork_child(void) {
+  atomic_store(&tp_helpers_pid, getpid());
   atomic_store(&tp_background_running, false);
   atomic_store(&tp_helpers_alive, 0);
   atomic_store(&tp_helpers_running, 0);

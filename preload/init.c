@@ -119,8 +119,9 @@ static bool tp_environment_configures(void) {
   /* __environ, not environ: the loader finds environ in the executable (a
    * copy relocation), reading a page of its symbol table — 64 KiB of node's
    * RSS with fault-around; libc looks __environ up already. */
-  for (char **e = __environ; e && *e; e++)
-    if (strncmp(*e, "TIERPOOL_", 9) == 0) return true;
+  for (char **e = __environ; e && *e; e++) /* TIERPOOL_LIB and _CLI are the tools', not options */
+    if (strncmp(*e, "TIERPOOL_", 9) == 0 && strncmp(*e + 9, "LIB=", 4) != 0 && strncmp(*e + 9, "CLI=", 4) != 0)
+      return true;
   return false;
 }
 
@@ -133,7 +134,10 @@ __attribute__((constructor)) static void tp_constructor(void) {
   tp_background_start();
 }
 
-/* Preloaded libraries are finalised last, so this sees the program's whole run. */
+/* After the program's own destructors and exit handlers; but before those of
+ * the shared libraries it loaded (ld.so finalises the preloaded library right
+ * after the executable): what they free at exit is neither counted in the
+ * statistics nor in the trace, and validation's leak report lists it. */
 __attribute__((destructor)) static void tp_destructor(void) {
   tp_rec_finish();
   if (atomic_load(&tp_init_state) != 2) return;

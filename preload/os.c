@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -59,9 +60,23 @@ void *tp_os_map_aligned(size_t size, size_t align) {
 /* Aligned mappings in one system call where possible: the kernel takes an
  * address hint when that range is free, and the next hint follows the last
  * mapping, so aligned hints keep succeeding.  Otherwise: over-map and trim. */
+#define TP_OS_HINT_TOP ((uintptr_t)0x3f0000000000ULL) /* below the usual mmap base and PIE programs */
+#define TP_OS_HINT_SLOTS ((uintptr_t)1 << 19)           /* 32 MiB apart: up to 16 TiB lower */
+
+/* Where the first segment goes: a random 32 MiB slot below TP_OS_HINT_TOP,
+ * as ASLR places glibc's heap (a fixed address would be the same in every
+ * process). */
+static uintptr_t tp_os_first_hint(void) {
+  uint64_t random = 0;
+  if (TP_SYS(SYS_getrandom, &random, sizeof random, GRND_NONBLOCK) != (long)sizeof random)
+    random = (uint64_t)(uintptr_t)&random ^ tp_os_now_ms();
+  return TP_OS_HINT_TOP - (uintptr_t)(random % TP_OS_HINT_SLOTS) * TP_SEGMENT_SIZE;
+}
+
 void *tp_os_map_at_hint(size_t size, size_t align) {
-  static _Atomic uintptr_t hint = (uintptr_t)0x3f0000000000ULL; /* below the usual mmap base */
+  static _Atomic uintptr_t hint;
   uintptr_t want = atomic_load_explicit(&hint, memory_order_relaxed);
+  if (!want) want = tp_os_first_hint();
   tp_stat_inc(tp_os_stats.pool_mmap);
   long r = TP_SYS(SYS_mmap, (void *)want, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
