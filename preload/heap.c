@@ -283,16 +283,23 @@ bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t ne
 /* Fresh pages for h.  A capped heap is charged for its free resident pages
  * too, so when its budget has no room they go back first, as many as the
  * request needs, and the charge is asked again: refused (on_limit) only
- * when the heap has no room even then. */
+ * when the heap has no room even then.  Once a release delay at most: a
+ * tenant that lives at its limit would otherwise trade every refusal for
+ * madvise calls and page faults, and crowd its neighbours' CPUs. */
 bool tp_heap_charge(tp_heap *h, uint64_t bytes, bool buddy_locked) {
   if (tp_budget_charge_optional(h, bytes)) return true;
-  if (h->budget.capped && tp_os_can_release()) {
+  uint64_t now = tp_os_now_ms();
+  /* The last shed's time read before the lock is a hint; it is decided under the lock. */
+  if (h->budget.capped && tp_os_can_release() && now - __atomic_load_n(&h->last_shed_ms, __ATOMIC_RELAXED) >= h->release_delay_ms) {
     if (!buddy_locked) {
       tp_central_release_spares(h); /* empty slabs first: central locks come before the buddy lock */
       tp_lock_acquire(&h->buddy_lock);
     }
-    uint64_t resident = h->frontier_pages - h->released_pages, need = tp_align_up(bytes, TP_PAGE_SIZE) >> TP_PAGE_SHIFT;
-    tp_buddy_release_free(h, resident > need ? resident - need : 0);
+    if (now - h->last_shed_ms >= h->release_delay_ms && h->free_pages > h->released_pages) {
+      __atomic_store_n(&h->last_shed_ms, now, __ATOMIC_RELAXED);
+      uint64_t resident = h->frontier_pages - h->released_pages, need = tp_align_up(bytes, TP_PAGE_SIZE) >> TP_PAGE_SHIFT;
+      tp_buddy_release_free(h, resident > need ? resident - need : 0);
+    }
     if (!buddy_locked) tp_lock_release(&h->buddy_lock);
   }
   return tp_budget_charge(h, bytes);

@@ -210,6 +210,7 @@ typedef struct tp_heap {
   uint64_t last_coalesce_ms;
   uint64_t below_threshold_since_ms;    /* 0: utilisation is fine              */
   uint64_t last_release_ms;
+  uint64_t last_shed_ms;                /* a refused charge gave free pages back (tp_heap_charge) */
   uint64_t last_purge_ms;
   uint64_t release_delay_ms;            /* adaptive: tp_heap_adapt_release_delay */
   uint64_t released_window_pages;       /* released since the delay last adapted */
