@@ -286,34 +286,19 @@ static __thread int8_t tp_uw_main_thread; /* 0: not known yet, 1: on the initial
 /* The end of the current thread's stack above sp, 0 when sp is not on it
  * (a fiber, an alternate signal stack) or it is not known.  A pthread's
  * stack ends at its thread control block (glibc puts it, and the static TLS
- * below it, at the top of the stack block), and sp must be inside the block:
- * then all of [sp, end) is readable. */
-static __thread uintptr_t tp_uw_thread_lo; /* a pthread's stack block starts here; 1: not known */
-
-/* Where a pthread's stack block starts, asked once (glibc's answer may
- * allocate: the caller is busy).  Without it, a stack mapped just below the
- * thread's (wasmtime's signal stacks and fibers) would pass for part of it,
- * and the walk could read the guard page between them. */
-static uintptr_t tp_uw_thread_stack_lo(void) {
-  if (tp_uw_thread_lo) return tp_uw_thread_lo;
-  uintptr_t lo = 1;
-  pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-    void *address;
-    size_t size;
-    if (pthread_attr_getstack(&attr, &address, &size) == 0 && address) lo = (uintptr_t)address;
-    pthread_attr_destroy(&attr);
-  }
-  return tp_uw_thread_lo = lo;
-}
-
+ * below it, at the top of the stack block); all of [sp, end) is readable.
+ * (Not when a signal stack or fiber is mapped within reach below the
+ * thread's stack: the walk's loads could then reach the guard page between.
+ * pthread_getattr_np would tell the block's start, but cannot be asked from
+ * here: glibc holds the thread's lock while it allocates, Rust's std calls it
+ * as every thread starts, and a sample taken there deadlocked on that lock.) */
 static uintptr_t tp_uw_stack_top(uintptr_t sp) {
   if (!tp_uw_main_thread) tp_uw_main_thread = tp_os_gettid() == getpid() ? 1 : -1;
   if (tp_uw_main_thread > 0)
     return sp < tp_uw_stack_end && tp_uw_stack_end - sp <= tp_uw_main_stack_max ? tp_uw_stack_end : 0;
   uintptr_t tcb;
   __asm__("mov %%fs:0, %0" : "=r"(tcb));
-  return sp < tcb && tcb - sp <= TP_UW_THREAD_STACK_MAX && sp >= tp_uw_thread_stack_lo() ? tcb : 0;
+  return sp < tcb && tcb - sp <= TP_UW_THREAD_STACK_MAX ? tcb : 0;
 }
 
 typedef struct tp_uw_frame {
