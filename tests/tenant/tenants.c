@@ -126,6 +126,15 @@ static void t_overflow(void) {
   CHECK(after.overflow_bytes == 0 || after.resident_bytes > 4 * MiB, "r1 keeps overflow it does not hold");
 }
 
+/* n blocks of 1 MiB for the current tenant, every page written: buddy blocks
+ * under tenant a (its buddy_max is a quarter of its 16M limit). */
+static void hold_mib_blocks(void **blocks, int n) {
+  for (int i = 0; i < n; i++) {
+    REQUIRE(blocks[i] = malloc(opaque(MiB)), "block %d of 1 MiB refused", i);
+    memset(blocks[i], 1, MiB);
+  }
+}
+
 /* tenant.a.limit = 16M: a large request that fits is served even when the
  * cached mapping it would reuse (here tenant b's 12 MiB) is larger than a's
  * budget has room for — the mapping's tail goes; it was refused, or with
@@ -135,10 +144,7 @@ static void t_cached_larger(void) {
   REQUIRE(tenant_set("a") == 0);
   enum { HELD = 8 };
   void *held[HELD];
-  for (int i = 0; i < HELD; i++) { /* 8 MiB in the buddy tier (a's buddy_max: a quarter of 16M) */
-    REQUIRE(held[i] = malloc(opaque(MiB)));
-    memset(held[i], 1, MiB);
-  }
+  hold_mib_blocks(held, HELD);
   REQUIRE(tenant_set("b") == 0);
   for (int i = 0; i < 2; i++) { /* the cache learns from the first free: the second 12 MiB is kept */
     char *big = malloc(opaque(12 * MiB));
@@ -166,10 +172,7 @@ static void t_refused_frees_room(void) {
   REQUIRE(tenant_set("a") == 0);
   enum { BLOCKS = 14 };
   void *blocks[BLOCKS];
-  for (int i = 0; i < BLOCKS; i++) {
-    REQUIRE(blocks[i] = malloc(opaque(MiB)), "block %d of 1 MiB refused", i);
-    memset(blocks[i], 1, MiB);
-  }
+  hold_mib_blocks(blocks, BLOCKS);
   for (int i = 0; i < BLOCKS; i += 2) free(blocks[i]);
   char *big = malloc(opaque(8 * MiB));
   CHECK(big != NULL, "8 MiB refused with 7 MiB held and 7 MiB free of a 16 MiB limit (errno %d)", errno);
@@ -190,10 +193,7 @@ static void t_move_out_charge(void) {
   REQUIRE(tenant_set("a") == 0);
   enum { HELD = 9 };
   void *held[HELD];
-  for (int i = 0; i < HELD; i++) {
-    REQUIRE(held[i] = malloc(opaque(MiB)), "block %d of 1 MiB refused", i);
-    memset(held[i], 1, MiB);
-  }
+  hold_mib_blocks(held, HELD);
   char *p = malloc(opaque(3 * MiB));
   REQUIRE(p);
   memset(p, 7, 3 * MiB);
