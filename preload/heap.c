@@ -280,25 +280,31 @@ bool tp_heap_shrink_pages(tp_heap *h, tp_segment *seg, uint32_t first, size_t ne
   return done;
 }
 
+/* Whether a refused charge may give free pages back now: once a release
+ * delay (a clock read before the lock may be older than the last shed). */
+static bool tp_heap_shed_due(tp_heap *h, uint64_t now) {
+  uint64_t last = __atomic_load_n(&h->last_shed_ms, __ATOMIC_RELAXED);
+  return now >= last && now - last >= h->release_delay_ms;
+}
+
 /* Fresh pages for h.  A capped heap is charged for its free resident pages
- * too, so when its budget has no room they go back first, as many as the
- * request needs, and the charge is asked again: refused (on_limit) only
- * when the heap has no room even then.  Once a release delay at most: a
- * tenant that lives at its limit would otherwise trade every refusal for
- * madvise calls and page faults, and crowd its neighbours' CPUs. */
+ * too, so when its budget has no room they all go back first and the charge
+ * is asked again: refused (on_limit) only when the heap has no room even
+ * then.  Once a release delay at most: a tenant that lives at its limit
+ * would otherwise trade every refusal for madvise calls and page faults, and
+ * crowd its neighbours' CPUs; all of them, so that the requests that follow
+ * within the delay find the room too. */
 bool tp_heap_charge(tp_heap *h, uint64_t bytes, bool buddy_locked) {
   if (tp_budget_charge_optional(h, bytes)) return true;
   uint64_t now = tp_os_now_ms();
-  /* The last shed's time read before the lock is a hint; it is decided under the lock. */
-  if (h->budget.capped && tp_os_can_release() && now - __atomic_load_n(&h->last_shed_ms, __ATOMIC_RELAXED) >= h->release_delay_ms) {
+  if (h->budget.capped && tp_os_can_release() && tp_heap_shed_due(h, now)) {
     if (!buddy_locked) {
       tp_central_release_spares(h); /* empty slabs first: central locks come before the buddy lock */
       tp_lock_acquire(&h->buddy_lock);
     }
-    if (now - h->last_shed_ms >= h->release_delay_ms && h->free_pages > h->released_pages) {
+    if (tp_heap_shed_due(h, now) && h->free_pages > h->released_pages) {
       __atomic_store_n(&h->last_shed_ms, now, __ATOMIC_RELAXED);
-      uint64_t resident = h->frontier_pages - h->released_pages, need = tp_align_up(bytes, TP_PAGE_SIZE) >> TP_PAGE_SHIFT;
-      tp_buddy_release_free(h, resident > need ? resident - need : 0);
+      tp_buddy_release_free(h, h->frontier_pages - h->free_pages); /* down to the pages in use */
     }
     if (!buddy_locked) tp_lock_release(&h->buddy_lock);
   }

@@ -17,7 +17,7 @@
 #include "recorder.h"
 
 _Atomic int tp_init_state;
-static int tp_stats_fd = 2;
+static int tp_stats_fd = -1; /* the exit report's copy of stderr; -1: none (stderr was closed) */
 static dev_t tp_stats_dev; /* what tp_stats_fd was: a program that closed it may have the number for a file of its own */
 static ino_t tp_stats_ino;
 
@@ -107,7 +107,7 @@ void tp_init_slow(void) {
       tp_stats_fd = tp_os_fd_out_of_the_way(fd);
       tp_stats_dev = st.st_dev, tp_stats_ino = st.st_ino;
     } else if (fd >= 0) {
-      close(fd);
+      close(fd); /* no report: stderr's number may become a file of the program's */
     }
   }
 }
@@ -142,7 +142,7 @@ __attribute__((destructor)) static void tp_destructor(void) {
   tp_rec_finish();
   if (atomic_load(&tp_init_state) != 2) return;
   if (tp_opt.stats) { /* to the copy of stderr, or stderr, whichever is still what stderr was */
-    if (tp_stats_fd != 2 && !tp_stats_fd_intact(tp_stats_fd)) tp_stats_fd = tp_stats_fd_intact(2) ? 2 : -1;
+    if (tp_stats_fd >= 0 && !tp_stats_fd_intact(tp_stats_fd)) tp_stats_fd = tp_stats_fd_intact(2) ? 2 : -1;
     if (tp_stats_fd >= 0) tierpool_stats_print(tp_stats_fd);
   }
   if (tp_opt.prom_file[0]) tp_prom_write(tp_opt.prom_file); /* the final numbers */

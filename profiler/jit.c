@@ -33,8 +33,9 @@ static void tp_rec_jit_ranges_update(uintptr_t start, uintptr_t end, bool remove
   for (int i = 0; i < TP_REC_JIT_SLOTS; i++) {
     _Atomic uintptr_t *slot_end = &tp_rec_jit_ranges[i].end;
     if (removed) {
+      uintptr_t expected = end; /* a failed exchange writes the slot's value here */
       if (atomic_load(slot_end) == end && atomic_load(&tp_rec_jit_ranges[i].start) == start &&
-          atomic_compare_exchange_strong(slot_end, &end, 0))
+          atomic_compare_exchange_strong(slot_end, &expected, 0))
         return;
     } else {
       uintptr_t empty = 0;
