@@ -21,10 +21,7 @@ static int tp_stats_fd = -1; /* the exit report's copy of stderr; -1: none (stde
 static dev_t tp_stats_dev; /* what tp_stats_fd was: a program that closed it may have the number for a file of its own */
 static ino_t tp_stats_ino;
 
-static bool tp_stats_fd_intact(int fd) {
-  struct stat st;
-  return fstat(fd, &st) == 0 && st.st_dev == tp_stats_dev && st.st_ino == tp_stats_ino;
-}
+static bool tp_stats_fd_intact(int fd) { return tp_os_fd_is(fd, tp_stats_dev, tp_stats_ino); }
 
 
 

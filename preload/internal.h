@@ -129,6 +129,7 @@ size_t tp_os_read_file(const char *path, char *buf, size_t cap); /* 0 on error *
 long tp_os_read_regular_file(const char *path, char *buf, size_t cap, bool *whole); /* -EINVAL: not regular */
 int tp_os_running_threads(void); /* the process's threads not yet exited; -1 if unknown */
 int tp_os_fd_out_of_the_way(int fd); /* a close-on-exec copy from 1000 up; fd itself under a lower limit or none free */
+bool tp_os_fd_is(int fd, dev_t dev, ino_t ino); /* fd still names that file (not one the program opened since) */
 extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */
 #define tp_stat_inc(field) __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
 

@@ -268,6 +268,15 @@ void tp_fatal(const char *fmt, ...) {
   abort();
 }
 
+/* Programs close descriptors they did not open (daemons at start, a child
+ * before exec) and may open a file of their own under the same number: the
+ * library writes to one of its descriptors only while it still names the
+ * file it was. */
+bool tp_os_fd_is(int fd, dev_t dev, ino_t ino) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
 /* The library's own descriptors (the trace, the copy of stderr for the exit
  * report, libunwind's pipe) sit high: open(2) hands out the lowest free
  * number and programs count on it (a daemon opening its files after closing

@@ -126,13 +126,8 @@ static void tp_rec_expand_path(char *out, size_t cap, const char *template) {
   out[len] = '\0';
 }
 
-/* Whether tp_rec.fd still is the trace.  Programs close descriptors they did
- * not open (daemons at start, a child before exec) and may open a file of
- * their own under the same number: a write to it would corrupt their data. */
-static bool tp_rec_fd_is_trace(int fd) {
-  struct stat st;
-  return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == tp_rec.fd_dev && st.st_ino == tp_rec.fd_ino;
-}
+/* Whether fd still is the trace (tp_os_fd_is). */
+static bool tp_rec_fd_is_trace(int fd) { return tp_os_fd_is(fd, tp_rec.fd_dev, tp_rec.fd_ino); }
 
 static void tp_rec_fd_remember(void) {
   struct stat st;
