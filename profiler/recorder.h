@@ -40,6 +40,9 @@ bool tp_rec_in_recorder(void); /* the calling thread is doing the recorder's own
 bool tp_rec_own_begin(void);
 void tp_rec_own_end(bool was_own);
 void tp_rec_before_exec(void);
+/* The calling thread's signal stack, as sigaltstack set it (sigstack.c): a
+ * frame walk that starts on it keeps to it (unwind.c). */
+void tp_rec_note_signal_stack(uintptr_t base, size_t size, bool disabled);
 void tp_rec_writer_restart(void); /* after tp_helpers_pause (helpers.c) */
 void tp_rec_fork_prepare(void);
 void tp_rec_fork_parent(void);

@@ -283,16 +283,27 @@ static uintptr_t tp_uw_stack_end;     /* __libc_stack_end: the main thread's fra
 static uintptr_t tp_uw_main_stack_max; /* how far below it the main thread's stack may reach */
 static __thread int8_t tp_uw_main_thread; /* 0: not known yet, 1: on the initial stack, -1: a pthread */
 
-/* The end of the current thread's stack above sp, 0 when sp is not on it
- * (a fiber, an alternate signal stack) or it is not known.  A pthread's
- * stack ends at its thread control block (glibc puts it, and the static TLS
- * below it, at the top of the stack block); all of [sp, end) is readable.
- * (Not when a signal stack or fiber is mapped within reach below the
- * thread's stack: the walk's loads could then reach the guard page between.
+/* The thread's signal stack, [lo, hi); 0, 0 if none (sigaltstack). */
+static __thread uintptr_t tp_uw_signal_stack_lo, tp_uw_signal_stack_hi;
+
+void tp_rec_note_signal_stack(uintptr_t base, size_t size, bool disabled) {
+  tp_uw_signal_stack_lo = disabled ? 0 : base;
+  tp_uw_signal_stack_hi = disabled ? 0 : base + size;
+}
+
+/* The end of the stack sp is on, 0 when it is not known (a fiber).  A walk
+ * on the thread's signal stack keeps to it: the frames the signal
+ * interrupted are the fallback's (libunwind steps signal frames), and a
+ * signal stack mapped just below the thread's own would otherwise pass for
+ * part of it, up to the guard page between.  A pthread's stack ends at its
+ * thread control block (glibc puts it, and the static TLS below it, at the
+ * top of the stack block); all of [sp, end) is readable.  (A fiber within
+ * reach below the thread's stack can still pass for part of it:
  * pthread_getattr_np would tell the block's start, but cannot be asked from
  * here: glibc holds the thread's lock while it allocates, Rust's std calls it
  * as every thread starts, and a sample taken there deadlocked on that lock.) */
 static uintptr_t tp_uw_stack_top(uintptr_t sp) {
+  if (sp - tp_uw_signal_stack_lo < tp_uw_signal_stack_hi - tp_uw_signal_stack_lo) return tp_uw_signal_stack_hi;
   if (!tp_uw_main_thread) tp_uw_main_thread = tp_os_gettid() == getpid() ? 1 : -1;
   if (tp_uw_main_thread > 0)
     return sp < tp_uw_stack_end && tp_uw_stack_end - sp <= tp_uw_main_stack_max ? tp_uw_stack_end : 0;

@@ -34,6 +34,11 @@
  *                      (in-fork-child: all that in a forked child, the exit way)
  *   leak               10 x 4321 B from leak_here(), never freed
  *   double_free        frees a 100-byte block twice, from free_twice()
+ *   altstack           a thread whose signal stack lies just below its own stack, a
+ *                      guard page between; a handler on the signal stack allocates
+ *                      7777 B from machine code outside any module (walked by frame
+ *                      pointer) whose frame pointer points into the guard page
+ *                      (x86-64; 77 elsewhere)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +52,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -385,6 +392,61 @@ static int run_double_free(void) {
   return 0;
 }
 
+/* ---- altstack ---------------------------------------------------------------
+ * One mapping: [signal stack][guard page][the thread's stack, its TCB on top].
+ * A walk that bounds the handler's frames by the thread's TCB alone takes the
+ * guard page for stack and reads it. */
+#define ALT_SIGNAL_STACK (64 << 10)
+#define ALT_GUARD 4096
+#define ALT_THREAD_STACK (256 << 10)
+
+typedef void *(*alt_call_fn)(void *frame_pointer, size_t size, void *(*allocate)(size_t));
+static alt_call_fn alt_call;   /* in a mapping of its own: code outside any module */
+static void *alt_guard, *alt_block;
+
+static void alt_on_signal(int sig) {
+  (void)sig;
+  alt_block = alt_call(alt_guard, 7777, malloc);
+}
+
+static void *alt_thread(void *arg) {
+  char *base = arg;
+  stack_t ss = {.ss_sp = base, .ss_size = ALT_SIGNAL_STACK};
+  struct sigaction sa = {.sa_handler = alt_on_signal, .sa_flags = SA_ONSTACK};
+  if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0) return NULL;
+  raise(SIGUSR1);
+  return alt_block;
+}
+
+static int run_altstack(void) {
+#if defined(__x86_64__)
+  /* push rbp; mov rbp, rdi; mov rdi, rsi; call rdx; pop rbp; ret */
+  static const unsigned char code[] = {0x55, 0x48, 0x89, 0xfd, 0x48, 0x89, 0xf7, 0xff, 0xd2, 0x5d, 0xc3};
+  void *text = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *base = mmap(NULL, ALT_SIGNAL_STACK + ALT_GUARD + ALT_THREAD_STACK, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (text == MAP_FAILED || base == MAP_FAILED) return 1;
+  memcpy(text, code, sizeof code);
+  if (mprotect(text, 4096, PROT_READ | PROT_EXEC) != 0) return 1;
+  alt_call = (alt_call_fn)text;
+  alt_guard = base + ALT_SIGNAL_STACK + 256; /* a "frame" whose saved words are in the guard page */
+  if (mprotect(base + ALT_SIGNAL_STACK, ALT_GUARD, PROT_NONE) != 0) return 1;
+  pthread_attr_t attr;
+  pthread_t thread;
+  void *block = NULL;
+  pthread_attr_init(&attr);
+  pthread_attr_setstack(&attr, base + ALT_SIGNAL_STACK + ALT_GUARD, ALT_THREAD_STACK);
+  if (pthread_create(&thread, &attr, alt_thread, base) != 0 || pthread_join(thread, &block) != 0 || !block) {
+    fprintf(stderr, "subject: the handler on the signal stack allocated nothing\n");
+    return 1;
+  }
+  free(block);
+  return 0;
+#else
+  return 77;
+#endif
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   if (strcmp(mode, "histogram") == 0) return run_histogram();
@@ -404,6 +466,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "big-threads") == 0) return run_big_threads();
   if (strcmp(mode, "double_free") == 0) return run_double_free();
+  if (strcmp(mode, "altstack") == 0) return run_altstack();
   fprintf(stderr, "usage: subject histogram|small N|lifetimes|stacks|busy PIDFILE|fork|exec|leak|double_free\n");
   return 2;
 }
