@@ -162,7 +162,7 @@ static int merge(const char *out_path, char **inputs, int n_inputs) {
   int status = 0;
   uint64_t sections = 0;
   tp_compactor *compact = tp_compactor_new(put_compact, &w);
-  if (!compact || tp_trace_compressor_init(&w.zstd) < 0 || put_header(&w) < 0) {
+  if (!compact || tp_trace_compressor_init(&w.zstd, NULL, NULL) < 0 || put_header(&w) < 0) {
     fprintf(stderr, "tierpool merge: out of memory\n");
     status = EXIT_USAGE;
   }

@@ -28,15 +28,15 @@ void tp_rec_procinfo_reset(void) {
   tp_rec_perf_map_offset = 0;
 }
 
-/* Reads a whole small /proc file into a malloc'd buffer (NUL-terminated). */
+/* Reads a whole small /proc file into the writer's scratch (NUL-terminated). */
 static char *tp_rec_slurp(const char *path, size_t *len_out) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
   size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
+  char *buf = tp_rec_scratch_alloc(cap);
   while (buf) {
     if (len + 1 == cap) {
-      char *bigger = realloc(buf, cap * 2);
+      char *bigger = tp_rec_scratch_grow(buf, len, cap * 2);
       if (!bigger) break;
       buf = bigger, cap *= 2;
     }
@@ -81,7 +81,6 @@ void tp_rec_emit_process(tp_rec_out *out) {
   record.kind_case = TIERPOOL__TRACE__RECORD__KIND_PROCESS;
   record.process = &process;
   tp_rec_out_record(out, &record);
-  free(cmdline);
 }
 
 /* The GNU build-id note of a loaded module, read from its mapped PT_NOTE. */
@@ -228,7 +227,6 @@ static size_t tp_rec_reservations(Tierpool__Trace__Snapshot__Reservation *out, s
     out[count].size = run_end - run_start;
     out[count++].accessible = run_accessible;
   }
-  free(maps);
   return count;
 }
 
@@ -277,7 +275,6 @@ void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us, uint32_t tenant_cou
   unsigned long long size_pages, rss_pages;
   if (statm && sscanf(statm, "%llu %llu", &size_pages, &rss_pages) == 2)
     snapshot.process_rss = rss_pages * (uint64_t)sysconf(_SC_PAGESIZE);
-  free(statm);
   Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
   record.kind_case = TIERPOOL__TRACE__RECORD__KIND_SNAPSHOT;
   record.snapshot = &snapshot;
@@ -301,7 +298,7 @@ void tp_rec_emit_perf_map(tp_rec_out *out) {
     close(fd);
     return;
   }
-  char *chunk = malloc(TP_REC_PERF_MAP_CHUNK);
+  char *chunk = tp_rec_scratch_alloc(TP_REC_PERF_MAP_CHUNK);
   for (size_t copied = 0; chunk && copied < TP_REC_PERF_MAP_FLUSH_MAX;) {
     ssize_t n = pread(fd, chunk, TP_REC_PERF_MAP_CHUNK, (off_t)tp_rec_perf_map_offset);
     size_t complete = 0;
@@ -319,5 +316,4 @@ void tp_rec_emit_perf_map(tp_rec_out *out) {
     copied += complete;
   }
   close(fd);
-  free(chunk);
 }

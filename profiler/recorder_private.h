@@ -162,4 +162,18 @@ void *tp_rec_map(size_t size); /* zeroed pages for the recorder's own tables */
 void *tp_rec_map_table(size_t size); /* the same, resident at once: for hash tables */
 bool tp_rec_is_own_map(uintptr_t address); /* inside one of the recorder's big tables */
 
+/* scratch.c: the writer's working memory, not the pool's (tp_rec_writer_lock
+ * held).  Allocations live until the arena is restored to a mark saved
+ * before them. */
+typedef struct tp_rec_scratch_mark {
+  void *chunk;
+  size_t used;
+} tp_rec_scratch_mark;
+tp_rec_scratch_mark tp_rec_scratch_save(void);
+void tp_rec_scratch_restore(tp_rec_scratch_mark mark);
+void *tp_rec_scratch_alloc(size_t size);                          /* NULL: out of memory */
+void *tp_rec_scratch_grow(void *p, size_t old_size, size_t size); /* realloc */
+void *tp_rec_zstd_alloc(void *opaque, size_t size);               /* zstd's (ZSTD_customMem) */
+void tp_rec_zstd_free(void *opaque, void *address);
+
 #endif /* TP_RECORDER_PRIVATE_H */

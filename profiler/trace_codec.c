@@ -1,6 +1,7 @@
 /* trace_codec.c — varints, record packing and frame compression (trace_codec.h). */
 #include "trace_codec.h"
 
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCCtx_advanced */
 #include <zstd.h>
 
 size_t tp_trace_varint_size(uint64_t v) {
@@ -40,8 +41,9 @@ size_t tp_trace_record_pack(const Tierpool__Trace__Record *r, uint8_t *out) {
   return prefix + tierpool__trace__record__pack(r, out + prefix);
 }
 
-int tp_trace_compressor_init(tp_trace_compressor *c) {
-  c->cctx = ZSTD_createCCtx();
+int tp_trace_compressor_init(tp_trace_compressor *c, void *(*alloc)(void *opaque, size_t size),
+                             void (*release)(void *opaque, void *address)) {
+  c->cctx = alloc ? ZSTD_createCCtx_advanced((ZSTD_customMem){alloc, release, NULL}) : ZSTD_createCCtx();
   if (!c->cctx) return -1;
   /* The checksum lets a reader tell a damaged frame from a good one. */
   if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, TP_TRACE_ZSTD_LEVEL)) ||

@@ -72,8 +72,11 @@ typedef struct tp_trace_compressor {
   struct ZSTD_CCtx_s *cctx;
 } tp_trace_compressor;
 
-/* 0, or -1 if zstd could not make its context (out of memory). */
-int tp_trace_compressor_init(tp_trace_compressor *c);
+/* 0, or -1 if zstd could not make its context (out of memory).  alloc and
+ * release, if not NULL, are zstd's memory instead of malloc's (the recorder's
+ * are mapped: it may compress where the pool is not to be called). */
+int tp_trace_compressor_init(tp_trace_compressor *c, void *(*alloc)(void *opaque, size_t size),
+                             void (*release)(void *opaque, void *address));
 void tp_trace_compressor_fini(tp_trace_compressor *c);
 /* Room the frame of len bytes of records may need. */
 size_t tp_trace_frame_bound(size_t len);

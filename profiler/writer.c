@@ -91,7 +91,7 @@ void tp_rec_out_record(tp_rec_out *out, Tierpool__Trace__Record *record) {
   if (out->len + need > out->cap) {
     size_t cap = out->cap ? out->cap : 64 << 10;
     while (cap < out->len + need) cap *= 2;
-    uint8_t *data = realloc(out->data, cap);
+    uint8_t *data = tp_rec_scratch_grow(out->data, out->len, cap);
     if (!data) {
       out->failed = true;
       return;
@@ -208,13 +208,14 @@ static bool tp_rec_write_all(const uint8_t *data, size_t len) {
 static bool tp_rec_write_frame(tp_rec_out *out) {
   if (out->failed) return false;
   if (!out->len || tp_rec.fd < 0) return true;
-  if (!tp_rec_compressor.cctx && tp_trace_compressor_init(&tp_rec_compressor) != 0) return false;
+  if (!tp_rec_compressor.cctx &&
+      tp_trace_compressor_init(&tp_rec_compressor, tp_rec_zstd_alloc, tp_rec_zstd_free) != 0)
+    return false;
   size_t bound = tp_trace_frame_bound(out->len);
-  uint8_t *frame = malloc(bound);
+  uint8_t *frame = tp_rec_scratch_alloc(bound);
   if (!frame) return false;
   size_t size = tp_trace_compress_frame(&tp_rec_compressor, out->data, out->len, frame, bound);
   if (size) tp_rec_write_all(frame, size);
-  free(frame);
   return size != 0;
 }
 
@@ -280,6 +281,7 @@ bool tp_rec_writer_open(void) {
       close(fd);
     }
   }
+  tp_rec_scratch_mark scratch = tp_rec_scratch_save();
   tp_rec_out out = {0};
   Tierpool__Trace__Header header = TIERPOOL__TRACE__HEADER__INIT;
   header.magic = "tierpool-trace";
@@ -292,7 +294,7 @@ bool tp_rec_writer_open(void) {
   tp_rec_emit_process(&out);
   tp_rec_emit_new_modules(&out);
   tp_rec_write_frame(&out);
-  free(out.data);
+  tp_rec_scratch_restore(scratch);
   return true;
 }
 
@@ -316,12 +318,15 @@ static void tp_rec_emit_threads(tp_rec_out *out, uint32_t thread_count) {
 #define TP_REC_STACKS_PER_RECORD 4096u
 
 static void tp_rec_emit_stacks(tp_rec_out *out, uint32_t stack_count) {
+  if (tp_rec_stacks_emitted >= stack_count) return;
+  uint32_t most = stack_count - tp_rec_stacks_emitted;
+  if (most > TP_REC_STACKS_PER_RECORD) most = TP_REC_STACKS_PER_RECORD;
+  uint32_t *from = tp_rec_scratch_alloc(most * sizeof *from), *count = tp_rec_scratch_alloc(most * sizeof *count),
+           *truncated = tp_rec_scratch_alloc(most * sizeof *truncated);
+  uint64_t *frames = tp_rec_scratch_alloc((size_t)most * TP_REC_MAX_DEPTH * sizeof *frames);
   while (tp_rec_stacks_emitted < stack_count && !out->failed) {
     uint32_t n = stack_count - tp_rec_stacks_emitted;
-    if (n > TP_REC_STACKS_PER_RECORD) n = TP_REC_STACKS_PER_RECORD;
-    uint32_t *from = malloc(n * sizeof *from), *count = malloc(n * sizeof *count),
-             *truncated = malloc(n * sizeof *truncated);
-    uint64_t *frames = malloc((size_t)n * TP_REC_MAX_DEPTH * sizeof *frames);
+    if (n > most) n = most;
     if (from && count && truncated && frames) {
       Tierpool__Trace__Stacks stacks = TIERPOOL__TRACE__STACKS__INIT;
       stacks.first_id = tp_rec_stacks_emitted + 1;
@@ -345,7 +350,6 @@ static void tp_rec_emit_stacks(tp_rec_out *out, uint32_t stack_count) {
     } else {
       out->failed = true; /* the frame is lost: the trace stops (tp_rec_writer_flush) */
     }
-    free(from), free(count), free(truncated), free(frames);
   }
 }
 
@@ -369,13 +373,12 @@ static uint32_t tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b, tp_t
                                     uint64_t *id_max) {
   uint32_t n = b->sample_count, written = 0;
   if (!n) return 0;
-  uint64_t *ids = malloc(n * sizeof *ids), *times = malloc(n * sizeof *times), *sizes = malloc(n * sizeof *sizes),
-           *usable = malloc(n * sizeof *usable);
-  int32_t *stacks = malloc(n * sizeof *stacks);
-  uint32_t *threads = malloc(n * sizeof *threads),
-           *tiers = malloc(n * sizeof *tiers), *aligns = malloc(n * sizeof *aligns),
-           *tenants = malloc(n * sizeof *tenants);
-  double *weights = malloc(n * sizeof *weights);
+  uint64_t *ids = tp_rec_scratch_alloc(n * sizeof *ids), *times = tp_rec_scratch_alloc(n * sizeof *times),
+           *sizes = tp_rec_scratch_alloc(n * sizeof *sizes), *usable = tp_rec_scratch_alloc(n * sizeof *usable);
+  int32_t *stacks = tp_rec_scratch_alloc(n * sizeof *stacks);
+  uint32_t *threads = tp_rec_scratch_alloc(n * sizeof *threads), *tiers = tp_rec_scratch_alloc(n * sizeof *tiers),
+           *aligns = tp_rec_scratch_alloc(n * sizeof *aligns), *tenants = tp_rec_scratch_alloc(n * sizeof *tenants);
+  double *weights = tp_rec_scratch_alloc(n * sizeof *weights);
   if (ids && times && sizes && usable && stacks && threads && tiers && aligns && tenants && weights) {
     uint64_t prev_id = 0, prev_us = 0;
     bool tenanted = false;
@@ -408,8 +411,6 @@ static uint32_t tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b, tp_t
     for (uint32_t i = 0; i < n; i++)
       if (b->samples[i].id > *id_max) *id_max = b->samples[i].id;
   }
-  free(ids), free(times), free(sizes), free(usable), free(stacks), free(threads), free(tiers), free(aligns);
-  free(tenants), free(weights);
   return written;
 }
 
@@ -429,9 +430,9 @@ static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_batch *b, tp_trace_s
                               uint32_t mark_count) {
   uint32_t n = b->free_count;
   if (!n) return;
-  int64_t *ids = malloc(n * sizeof *ids), *ages = malloc(n * sizeof *ages);
-  uint64_t *times = malloc(n * sizeof *times);
-  uint32_t *stacks = malloc(n * sizeof *stacks);
+  int64_t *ids = tp_rec_scratch_alloc(n * sizeof *ids), *ages = tp_rec_scratch_alloc(n * sizeof *ages);
+  uint64_t *times = tp_rec_scratch_alloc(n * sizeof *times);
+  uint32_t *stacks = tp_rec_scratch_alloc(n * sizeof *stacks);
   if (ids && ages && times && stacks) {
     uint64_t prev_id = 0, prev_us = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -454,18 +455,17 @@ static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_batch *b, tp_trace_s
     record.frees = &frees;
     tp_rec_out_record(out, &record);
   }
-  free(ids), free(ages), free(times), free(stacks);
 }
 
 static void tp_rec_emit_mmaps(tp_rec_out *out, const tp_rec_batch *b) {
   uint32_t n = b->mmap_count;
   if (!n) return;
-  uint64_t *times = malloc(n * sizeof *times), *lengths = malloc(n * sizeof *lengths),
-           *olds = malloc(n * sizeof *olds);
-  int64_t *addrs = malloc(n * sizeof *addrs);
-  int32_t *stacks = malloc(n * sizeof *stacks);
-  uint32_t *kinds = malloc(n * sizeof *kinds), *prots = malloc(n * sizeof *prots),
-           *flags = malloc(n * sizeof *flags), *threads = malloc(n * sizeof *threads);
+  uint64_t *times = tp_rec_scratch_alloc(n * sizeof *times), *lengths = tp_rec_scratch_alloc(n * sizeof *lengths),
+           *olds = tp_rec_scratch_alloc(n * sizeof *olds);
+  int64_t *addrs = tp_rec_scratch_alloc(n * sizeof *addrs);
+  int32_t *stacks = tp_rec_scratch_alloc(n * sizeof *stacks);
+  uint32_t *kinds = tp_rec_scratch_alloc(n * sizeof *kinds), *prots = tp_rec_scratch_alloc(n * sizeof *prots),
+           *flags = tp_rec_scratch_alloc(n * sizeof *flags), *threads = tp_rec_scratch_alloc(n * sizeof *threads);
   if (times && addrs && lengths && olds && kinds && prots && flags && stacks && threads) {
     uint64_t prev_us = 0, prev_addr = 0;
     uint32_t prev_stack = 0;
@@ -488,8 +488,6 @@ static void tp_rec_emit_mmaps(tp_rec_out *out, const tp_rec_batch *b) {
     record.mmap_calls = &calls;
     tp_rec_out_record(out, &record);
   }
-  free(times), free(addrs), free(lengths), free(olds), free(kinds), free(prots), free(flags), free(stacks);
-  free(threads);
 }
 
 static void tp_rec_emit_jits(tp_rec_out *out, const tp_rec_batch *b) {
@@ -636,17 +634,17 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
   tp_lock_release(&tp_rec.lock);
   uint32_t tenant_count = tp_tenant_count(); /* after the swap: covers the batch's samples */
 
+  tp_rec_scratch_mark scratch = tp_rec_scratch_save();
   tp_rec_out out = {0};
   tp_rec_emit_tenants(&out, tenant_count);
   tp_rec_emit_threads(&out, thread_count);
   tp_rec_emit_stacks(&out, stack_count);
-  tp_trace_sample_mark *marks = malloc((full->sample_count + 1) * sizeof *marks);
+  tp_trace_sample_mark *marks = tp_rec_scratch_alloc((full->sample_count + 1) * sizeof *marks);
   uint64_t id_max = tp_rec_sample_id_max;
   uint32_t mark_count = tp_rec_emit_samples(&out, full, marks, &id_max);
   if (marks) tp_trace_marks_prepare(marks, mark_count);
   tp_rec_emit_frees(&out, full, marks, mark_count);
   tp_rec_sample_id_max = id_max; /* the next frames' prior */
-  free(marks);
   tp_rec_emit_mmaps(&out, full);
   tp_rec_emit_jits(&out, full);
   full->sample_count = full->free_count = full->mmap_count = full->jit_count = 0;
@@ -676,7 +674,7 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
     tp_message("profiler: out of memory writing %s; trace stops here", tp_rec.path);
     tp_rec_fd_give_up();
   }
-  free(out.data);
+  tp_rec_scratch_restore(scratch);
   tp_lock_release(&tp_rec_writer_lock);
 }
 

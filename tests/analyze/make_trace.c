@@ -679,7 +679,7 @@ int main(int argc, char **argv) {
   st.w.file = fopen(argv[2], "wb");
   if (!st.w.file) fail("cannot create %s: %s", argv[2], strerror(errno));
   out_path = argv[2];
-  if (tp_trace_compressor_init(&st.w.compressor) != 0) fail("zstd: out of memory");
+  if (tp_trace_compressor_init(&st.w.compressor, NULL, NULL) != 0) fail("zstd: out of memory");
 
   Tierpool__Trace__Header header = TIERPOOL__TRACE__HEADER__INIT;
   header.magic = TP_TRACE_MAGIC;

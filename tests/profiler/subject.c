@@ -12,6 +12,8 @@
  *   busy PIDFILE       writes its pid, then allocates and frees for 20 s (to be killed)
  *   fork               100 x 5001 B, then a child allocates 200 x 6007 B and exits
  *   exec               100 x 7003 B, then execs itself as `after-exec`: 100 x 8009 B
+ *   exec-from-handler  100 x 7013 B, then a signal handler execs (execv) itself as
+ *                      `after-exec`
  *   main-thread-exit   100 x 9011 B, then main ends with pthread_exit: the process
  *                      must end, status 0, when its last thread does (no helper of
  *                      the library may keep it alive)
@@ -323,6 +325,25 @@ static int run_exec(const char *self) {
   return 1;
 }
 
+static const char *exec_self;
+
+static void exec_on_signal(int sig) {
+  (void)sig;
+  char *argv[] = {(char *)exec_self, "after-exec", NULL};
+  execv("/proc/self/exe", argv);
+  _exit(1);
+}
+
+static int run_exec_from_handler(const char *self) {
+  void **mine = alloc_many(100, 7013);
+  (void)mine;
+  exec_self = self;
+  signal(SIGUSR2, exec_on_signal);
+  raise(SIGUSR2);
+  fprintf(stderr, "subject: the handler's exec returned\n");
+  return 1;
+}
+
 static int run_after_exec(void) {
   free_many(alloc_many(100, 8009), 100);
   return 0;
@@ -456,6 +477,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "busy") == 0 && argc > 2) return run_busy(argv[2]);
   if (strcmp(mode, "fork") == 0) return run_fork();
   if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
+  if (strcmp(mode, "exec-from-handler") == 0) return run_exec_from_handler(argv[0]);
   if (strcmp(mode, "main-thread-exit") == 0) return run_main_thread_exit();
   if (strcmp(mode, "fork-thread-exit") == 0) return run_fork_thread_exit();
   if (strcmp(mode, "unshare-user") == 0) return run_unshare_user();

@@ -16,7 +16,7 @@ char trace_path[64];
 
 int setup_compressor(void **state) {
   (void)state;
-  return tp_trace_compressor_init(&compressor);
+  return tp_trace_compressor_init(&compressor, NULL, NULL);
 }
 
 int teardown_compressor(void **state) {

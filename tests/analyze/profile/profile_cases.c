@@ -285,7 +285,7 @@ static const char *bad_bucket_trace(void) {
   r[2].kind_case = TIERPOOL__TRACE__RECORD__KIND_HISTOGRAM, r[2].histogram = &hist;
   for (int i = 0; i < 3; i++) len += tp_trace_record_pack(&r[i], records + len);
   tp_trace_compressor c;
-  if (tp_trace_compressor_init(&c) != 0) exit(2);
+  if (tp_trace_compressor_init(&c, NULL, NULL) != 0) exit(2);
   size_t size = tp_trace_compress_frame(&c, records, len, frame, sizeof frame);
   tp_trace_compressor_fini(&c);
   FILE *f = fopen(path, "wb");
