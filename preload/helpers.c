@@ -40,6 +40,7 @@ bool tp_helper_spawn(void *(*main)(void *), const char *name) {
   pthread_attr_t attr;
   sigset_t all, old;
   sigfillset(&all);
+  tp_os_proc_prepare(); /* the files the helpers read, opened while the program's threads are few */
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   atomic_fetch_add(&tp_helpers_alive, 1);

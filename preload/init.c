@@ -54,6 +54,7 @@ static void tp_fork_child(void) {
   tp_node_budget_after_fork_child();
   tp_tcache_registry_unlock(); /* held by this thread since prepare */
   tp_helpers_after_fork_child();
+  tp_os_after_fork_child();
   tp_tcache_after_fork_child();
   tp_rec_fork_child();
 }

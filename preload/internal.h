@@ -128,6 +128,13 @@ pid_t tp_os_gettid(void);
 size_t tp_os_read_file(const char *path, char *buf, size_t cap); /* 0 on error */
 long tp_os_read_regular_file(const char *path, char *buf, size_t cap, bool *whole); /* -EINVAL: not regular */
 int tp_os_running_threads(void); /* the process's threads not yet exited; -1 if unknown */
+/* /proc/self files kept open (high) and read with pread: the bytes read at
+ * offset (cap - 1 at most, NUL-terminated), 0 at the end, or -errno (-EBUSY:
+ * another thread is reading it). */
+typedef enum { TP_OS_PROC_STAT, TP_OS_PROC_STATM, TP_OS_PROC_MAPS, TP_OS_PROC_COUNT } tp_os_proc_file;
+long tp_os_proc_read(tp_os_proc_file which, char *buf, size_t cap, uint64_t offset);
+void tp_os_proc_prepare(void); /* all of them open, before a helper starts */
+void tp_os_after_fork_child(void);
 int tp_os_fd_out_of_the_way(int fd); /* a close-on-exec copy from 1000 up; fd itself under a lower limit or none free */
 bool tp_os_fd_is(int fd, dev_t dev, ino_t ino); /* fd still names that file (not one the program opened since) */
 extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */

@@ -219,12 +219,83 @@ long tp_os_read_regular_file(const char *path, char *buf, size_t cap, bool *whol
   return r < 0 ? r : (long)len;
 }
 
+/* The /proc files read again and again (the helpers' beat, the recorder's
+ * snapshots), kept open high and read with pread.  Opened for each read, each
+ * took the lowest free descriptor for a moment: the one a program between
+ * close(0) and open("/dev/null") counts on getting, or one the program closed
+ * and took again meanwhile (whose file was then closed under it).  A slot
+ * holds the descriptor and the pid that opened it (a fork child's copy reads
+ * its parent's file); a reader takes it out while it reads, and one that
+ * finds it taken reads nothing. */
+#define TP_OS_PROC_TAKEN UINT64_MAX
+static const char *const tp_os_proc_paths[TP_OS_PROC_COUNT] = {"/proc/self/stat", "/proc/self/statm",
+                                                                "/proc/self/maps"};
+static struct {
+  _Atomic uint64_t slot; /* 0: none; else pid << 32 | descriptor */
+  dev_t dev;             /* of the slot's descriptor, written by its taker */
+  ino_t ino;
+} tp_os_proc[TP_OS_PROC_COUNT];
+
+/* The file's descriptor, taken out of its slot (opened if need be), or
+ * -EBUSY when another thread has it, or -errno. */
+static int tp_os_proc_take(tp_os_proc_file which) {
+  uint64_t slot = atomic_exchange(&tp_os_proc[which].slot, TP_OS_PROC_TAKEN);
+  if (slot == TP_OS_PROC_TAKEN) return -EBUSY;
+  int fd = slot ? (int)(uint32_t)slot : -1;
+  bool parents = slot && (pid_t)(slot >> 32) != getpid();
+  if (fd >= 0 && (parents || !tp_os_fd_is(fd, tp_os_proc[which].dev, tp_os_proc[which].ino))) {
+    if (parents) TP_SYS(SYS_close, fd); /* copied by fork */
+    fd = -1;                            /* else the program closed it, and the number may be its own now */
+  }
+  struct stat st;
+  if (fd < 0) {
+    fd = tp_os_fd_out_of_the_way((int)TP_SYS(SYS_openat, AT_FDCWD, tp_os_proc_paths[which], O_RDONLY | O_CLOEXEC));
+    if (fd >= 0 && TP_SYS(SYS_fstat, fd, &st) == 0) tp_os_proc[which].dev = st.st_dev, tp_os_proc[which].ino = st.st_ino;
+  }
+  return fd;
+}
+
+static void tp_os_proc_give(tp_os_proc_file which, int fd) {
+  atomic_store(&tp_os_proc[which].slot, fd < 0 ? 0 : (uint64_t)getpid() << 32 | (uint32_t)fd);
+}
+
+long tp_os_proc_read(tp_os_proc_file which, char *buf, size_t cap, uint64_t offset) {
+  int fd = tp_os_proc_take(which);
+  if (fd == -EBUSY) {
+    buf[0] = '\0';
+    return -EBUSY;
+  }
+  long r = fd < 0 ? fd : -EINTR;
+  while (r == -EINTR) r = TP_SYS(SYS_pread64, fd, buf, cap - 1, offset);
+  buf[r > 0 ? r : 0] = '\0';
+  tp_os_proc_give(which, fd);
+  return r;
+}
+
+/* Opens them all now, as a helper thread starts: at the start, in a fork
+ * child, after unshare, the program has one thread, mostly, and the moment
+ * each open takes a low number cannot meet the program's own opens. */
+void tp_os_proc_prepare(void) {
+  for (int i = 0; i < TP_OS_PROC_COUNT; i++) {
+    int fd = tp_os_proc_take((tp_os_proc_file)i);
+    if (fd != -EBUSY) tp_os_proc_give((tp_os_proc_file)i, fd);
+  }
+}
+
+/* A reader in another thread at the fork never gives its slot back here. */
+void tp_os_after_fork_child(void) {
+  for (int i = 0; i < TP_OS_PROC_COUNT; i++) {
+    uint64_t taken = TP_OS_PROC_TAKEN;
+    atomic_compare_exchange_strong(&tp_os_proc[i].slot, &taken, 0);
+  }
+}
+
 /* From /proc/self/stat: its thread count (field 20) less the group leader
  * when that has exited, which stays a zombie, and counted, while other
  * threads live. */
 int tp_os_running_threads(void) {
   char buf[1024];
-  if (!tp_os_read_file("/proc/self/stat", buf, sizeof buf)) return -1;
+  if (tp_os_proc_read(TP_OS_PROC_STAT, buf, sizeof buf, 0) <= 0) return -1;
   const char *field = strrchr(buf, ')'); /* the name in parentheses may hold anything */
   if (!field || field[1] != ' ') return -1;
   field += 2; /* field 3: the state */

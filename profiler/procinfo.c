@@ -21,6 +21,11 @@ static uint64_t tp_rec_modules_seen[TP_REC_MODULES_MAX]; /* each emitted module:
 static uint32_t tp_rec_modules_seen_count;
 static unsigned long long tp_rec_modules_adds = ~0ull;
 static uint64_t tp_rec_perf_map_offset;
+/* The perf map, kept open high once found (tp_os_proc_read says why), with
+ * the process it was opened in (a fork child's map has another name). */
+static int tp_rec_perf_map_fd = -1;
+static pid_t tp_rec_perf_map_pid;
+static struct stat tp_rec_perf_map_stat;
 
 void tp_rec_procinfo_reset(void) {
   tp_rec_modules_seen_count = 0;
@@ -28,10 +33,12 @@ void tp_rec_procinfo_reset(void) {
   tp_rec_perf_map_offset = 0;
 }
 
-/* Reads a whole small /proc file into the writer's scratch (NUL-terminated). */
-static char *tp_rec_slurp(const char *path, size_t *len_out) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return NULL;
+/* Reads a whole /proc file into the writer's scratch (NUL-terminated): one
+ * the library keeps open (kept, read again each period), or path, opened for
+ * this one read (kept < 0). */
+static char *tp_rec_slurp(const char *path, int kept, size_t *len_out) {
+  int fd = -1;
+  if (kept < 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return NULL;
   size_t cap = 4096, len = 0;
   char *buf = tp_rec_scratch_alloc(cap);
   while (buf) {
@@ -40,11 +47,12 @@ static char *tp_rec_slurp(const char *path, size_t *len_out) {
       if (!bigger) break;
       buf = bigger, cap *= 2;
     }
-    ssize_t n = read(fd, buf + len, cap - len - 1);
+    ssize_t n = kept < 0 ? read(fd, buf + len, cap - len - 1)
+                         : tp_os_proc_read((tp_os_proc_file)kept, buf + len, cap - len, len);
     if (n <= 0) break;
     len += (size_t)n;
   }
-  close(fd);
+  if (fd >= 0) close(fd);
   if (buf) buf[len] = '\0';
   if (len_out) *len_out = len;
   return buf;
@@ -57,7 +65,7 @@ void tp_rec_emit_process(tp_rec_out *out) {
   if (n > 0) exe[n] = '\0';
   gethostname(host, sizeof host - 1);
   size_t cmdline_len = 0;
-  char *cmdline = tp_rec_slurp("/proc/self/cmdline", &cmdline_len);
+  char *cmdline = tp_rec_slurp("/proc/self/cmdline", -1, &cmdline_len);
   char *argv[256];
   size_t argc = 0;
   for (size_t i = 0; cmdline && i < cmdline_len && argc < 256; i += strlen(cmdline + i) + 1) argv[argc++] = cmdline + i;
@@ -196,7 +204,7 @@ static bool tp_rec_parse_maps_line(const char *line, uint64_t *start, uint64_t *
  * recorder's tables are left out. */
 static size_t tp_rec_reservations(Tierpool__Trace__Snapshot__Reservation *out, size_t cap) {
   size_t len = 0, count = 0;
-  char *maps = tp_rec_slurp("/proc/self/maps", &len);
+  char *maps = tp_rec_slurp(NULL, TP_OS_PROC_MAPS, &len);
   if (!maps) return 0;
   uint64_t run_start = 0, run_end = 0, run_accessible = 0;
   for (char *line = maps; line && *line;) {
@@ -271,7 +279,7 @@ void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us, uint32_t tenant_cou
   snapshot.n_reservations = tp_rec_reservations(reservations, 256);
   for (size_t i = 0; i < snapshot.n_reservations; i++) reservation_ptrs[i] = &reservations[i];
   snapshot.reservations = reservation_ptrs;
-  char *statm = tp_rec_slurp("/proc/self/statm", NULL);
+  char *statm = tp_rec_slurp(NULL, TP_OS_PROC_STATM, NULL);
   unsigned long long size_pages, rss_pages;
   if (statm && sscanf(statm, "%llu %llu", &size_pages, &rss_pages) == 2)
     snapshot.process_rss = rss_pages * (uint64_t)sysconf(_SC_PAGESIZE);
@@ -288,15 +296,27 @@ void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us, uint32_t tenant_cou
  * process's may carry this pid. */
 #define TP_REC_PERF_MAP_FLUSH_MAX ((size_t)64 << 20)
 void tp_rec_emit_perf_map(tp_rec_out *out) {
-  char path[64];
-  snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-  if (fd < 0) return;
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-      (uint64_t)st.st_mtime + 1 < tp_rec.start_unix_ns / 1000000000u) {
-    close(fd);
-    return;
+  int fd = tp_rec_perf_map_fd;
+  if (fd >= 0 && (tp_rec_perf_map_pid != getpid() ||
+                  !tp_os_fd_is(fd, tp_rec_perf_map_stat.st_dev, tp_rec_perf_map_stat.st_ino))) {
+    if (tp_rec_perf_map_pid != getpid()) close(fd); /* the parent's, copied by fork */
+    fd = tp_rec_perf_map_fd = -1;                   /* else the program closed it */
+  }
+  if (fd < 0) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
+    struct stat st; /* checked by name first: a stale map is not opened at every flush */
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        (uint64_t)st.st_mtime + 1 < tp_rec.start_unix_ns / 1000000000u)
+      return;
+    fd = tp_os_fd_out_of_the_way(open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
+    if (fd < 0) return;
+    if (fstat(fd, &tp_rec_perf_map_stat) != 0 || tp_rec_perf_map_stat.st_ino != st.st_ino ||
+        tp_rec_perf_map_stat.st_dev != st.st_dev) {
+      close(fd);
+      return;
+    }
+    tp_rec_perf_map_fd = fd, tp_rec_perf_map_pid = getpid();
   }
   char *chunk = tp_rec_scratch_alloc(TP_REC_PERF_MAP_CHUNK);
   for (size_t copied = 0; chunk && copied < TP_REC_PERF_MAP_FLUSH_MAX;) {
@@ -315,5 +335,4 @@ void tp_rec_emit_perf_map(tp_rec_out *out) {
     tp_rec_perf_map_offset += complete;
     copied += complete;
   }
-  close(fd);
 }

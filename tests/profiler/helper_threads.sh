@@ -20,7 +20,7 @@
 #    no user namespaces.
 # 4. The library's own descriptors (the trace, libunwind's pipe) sit high:
 #    the first open() of a recorded program gives the number it gives without
-#    the library.
+#    the library; none of the helpers' takes a low number even for a moment.
 # 5. A child made without fork's handlers (_Fork, as a raw clone) must not
 #    write the parent's events into the parent's trace a second time, at its
 #    exit or its exec, nor into a trace of its own when the parent (a forked
@@ -108,6 +108,13 @@ else
   fail_check "first-fd: open() gives '$got_fd' recorded, '$expected_fd' without the library"
 fi
 trace_check "first-fd: the trace is complete" facts "$WORK/first-fd.tpt" end=1
+
+# Nor do they take a low number for a moment: the helpers' beat (10 a second
+# with the background thread) read /proc/self/stat by opening it, and a
+# daemon's close(0) + open("/dev/null") then got another number.
+ends reopen-stdin env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 TIERPOOL_BACKGROUND_THREAD=on \
+  TIERPOOL_TRACE="$WORK/reopen-stdin.tpt" "$SUBJECT" reopen-stdin
+grep -q '^0 of' "$WORK/reopen-stdin.out" || show "$WORK/reopen-stdin.out"
 
 for how in exit exec; do
   ends "unforked-child-$how" env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 \

@@ -29,6 +29,8 @@
  *                      system allows none
  *   first-fd           prints the number open() gives (the lowest free); recorded, 1
  *                      unless libunwind (which makes a pipe) is loaded
+ *   reopen-stdin       for 1.5 s, closes 0 and opens /dev/null, which must give 0 (as
+ *                      daemons count on), allocating meanwhile; prints how often not
  *   unforked-child exit|exec|in-fork-child
  *                      100 x 9059 B, then a child by _Fork (no fork handlers, as a raw
  *                      clone) that ends with exit(0) or execs /bin/true; the parent
@@ -277,6 +279,25 @@ static int find_libunwind(struct dl_phdr_info *info, size_t size, void *found) {
   return 0;
 }
 
+static int run_reopen_stdin(void) {
+  struct timespec start, now;
+  long rounds = 0, missed = 0;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  do {
+    close(0);
+    int fd = open("/dev/null", O_RDONLY);
+    if (fd != 0) {
+      missed++;
+      if (fd > 0) dup2(fd, 0), close(fd);
+    }
+    free(must(malloc(64 + (size_t)(rounds & 1023)), 64));
+    rounds++;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < 1500);
+  printf("%ld of %ld opens did not give 0\n", missed, rounds);
+  return missed != 0;
+}
+
 static int run_first_fd(void) {
   bool loaded = !getenv("TIERPOOL_PROFILE"); /* recorded: loaded at the start, with its pipe */
   if (!loaded) dl_iterate_phdr(find_libunwind, &loaded);
@@ -485,6 +506,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "after-exec") == 0) return run_after_exec();
   if (strcmp(mode, "unforked-child") == 0 && argc > 2) return run_unforked_child(argv[2]);
   if (strcmp(mode, "first-fd") == 0) return run_first_fd();
+  if (strcmp(mode, "reopen-stdin") == 0) return run_reopen_stdin();
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "big-threads") == 0) return run_big_threads();
   if (strcmp(mode, "double_free") == 0) return run_double_free();
