@@ -127,6 +127,7 @@ void tp_os_write(int fd, const char *s, size_t n);
 pid_t tp_os_gettid(void);
 size_t tp_os_read_file(const char *path, char *buf, size_t cap); /* 0 on error */
 long tp_os_read_regular_file(const char *path, char *buf, size_t cap, bool *whole); /* -EINVAL: not regular */
+#define TP_OS_FD_FLOOR 1000 /* the library's own descriptors sit at or above, where the limit allows */
 int tp_os_running_threads(void); /* the process's threads not yet exited; -1 if unknown */
 /* /proc/self files kept open (high) and read with pread: the bytes read at
  * offset (cap - 1 at most, NUL-terminated), 0 at the end, or -errno (-EBUSY:
@@ -346,6 +347,7 @@ void tp_tenant_fork_child(void);
 uint32_t tp_tenant_count(void);
 tp_heap *tp_tenant_heap(uint32_t index);                 /* NULL beyond the count */
 void tp_tenant_stats(uint32_t index, tierpool_tenant_stats_t *out); /* index < count */
+const char *tp_tenant_name(uint32_t index); /* no lock: a tenant's name is set once, as it is made */
 uint32_t tp_tenant_index_of(const void *p);              /* owner of a live block */
 uint32_t tp_tenant_current_index(void);                  /* the calling thread's */
 

@@ -3,6 +3,7 @@
  * never depends on another library's state. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,14 +225,17 @@ long tp_os_read_regular_file(const char *path, char *buf, size_t cap, bool *whol
  * took the lowest free descriptor for a moment: the one a program between
  * close(0) and open("/dev/null") counts on getting, or one the program closed
  * and took again meanwhile (whose file was then closed under it).  A slot
- * holds the descriptor and the pid that opened it (a fork child's copy reads
- * its parent's file); a reader takes it out while it reads, and one that
- * finds it taken reads nothing. */
+ * holds the descriptor and the pid that opened it; a reader takes it out
+ * while it reads (its descriptor noted, for a fork meanwhile), and one that
+ * finds it taken reads nothing.  Under a soft RLIMIT_NOFILE below 1000 a
+ * descriptor stays where open put it, and is closed after each read rather
+ * than held low. */
 #define TP_OS_PROC_TAKEN UINT64_MAX
 static const char *const tp_os_proc_paths[TP_OS_PROC_COUNT] = {"/proc/self/stat", "/proc/self/statm",
                                                                 "/proc/self/maps"};
 static struct {
   _Atomic uint64_t slot; /* 0: none; else pid << 32 | descriptor */
+  int taken_fd;          /* the taker's descriptor, -1 if none */
   dev_t dev;             /* of the slot's descriptor, written by its taker */
   ino_t ino;
 } tp_os_proc[TP_OS_PROC_COUNT];
@@ -242,20 +246,22 @@ static int tp_os_proc_take(tp_os_proc_file which) {
   uint64_t slot = atomic_exchange(&tp_os_proc[which].slot, TP_OS_PROC_TAKEN);
   if (slot == TP_OS_PROC_TAKEN) return -EBUSY;
   int fd = slot ? (int)(uint32_t)slot : -1;
-  bool parents = slot && (pid_t)(slot >> 32) != getpid();
-  if (fd >= 0 && (parents || !tp_os_fd_is(fd, tp_os_proc[which].dev, tp_os_proc[which].ino))) {
-    if (parents) TP_SYS(SYS_close, fd); /* copied by fork */
-    fd = -1;                            /* else the program closed it, and the number may be its own now */
-  }
+  /* Another process's (a child made without fork's handlers), or one the
+   * program closed, whose number may be its own now: not ours to use or close. */
+  if (fd >= 0 && ((pid_t)(slot >> 32) != getpid() || !tp_os_fd_is(fd, tp_os_proc[which].dev, tp_os_proc[which].ino)))
+    fd = -1;
   struct stat st;
   if (fd < 0) {
     fd = tp_os_fd_out_of_the_way((int)TP_SYS(SYS_openat, AT_FDCWD, tp_os_proc_paths[which], O_RDONLY | O_CLOEXEC));
     if (fd >= 0 && TP_SYS(SYS_fstat, fd, &st) == 0) tp_os_proc[which].dev = st.st_dev, tp_os_proc[which].ino = st.st_ino;
   }
+  tp_os_proc[which].taken_fd = fd;
   return fd;
 }
 
 static void tp_os_proc_give(tp_os_proc_file which, int fd) {
+  tp_os_proc[which].taken_fd = -1;
+  if (fd >= 0 && fd < TP_OS_FD_FLOOR) TP_SYS(SYS_close, fd), fd = -1;
   atomic_store(&tp_os_proc[which].slot, fd < 0 ? 0 : (uint64_t)getpid() << 32 | (uint32_t)fd);
 }
 
@@ -282,11 +288,14 @@ void tp_os_proc_prepare(void) {
   }
 }
 
-/* A reader in another thread at the fork never gives its slot back here. */
+/* The parent's descriptors (they read the parent's files), taken or not,
+ * are closed while the child runs only the fork handlers. */
 void tp_os_after_fork_child(void) {
   for (int i = 0; i < TP_OS_PROC_COUNT; i++) {
-    uint64_t taken = TP_OS_PROC_TAKEN;
-    atomic_compare_exchange_strong(&tp_os_proc[i].slot, &taken, 0);
+    uint64_t slot = atomic_exchange(&tp_os_proc[i].slot, 0);
+    int fd = slot == TP_OS_PROC_TAKEN ? tp_os_proc[i].taken_fd : slot ? (int)(uint32_t)slot : -1;
+    if (fd >= 0) TP_SYS(SYS_close, fd);
+    tp_os_proc[i].taken_fd = -1;
   }
 }
 
@@ -295,7 +304,10 @@ void tp_os_after_fork_child(void) {
  * threads live. */
 int tp_os_running_threads(void) {
   char buf[1024];
-  if (tp_os_proc_read(TP_OS_PROC_STAT, buf, sizeof buf, 0) <= 0) return -1;
+  long r;
+  for (int tries = 0; (r = tp_os_proc_read(TP_OS_PROC_STAT, buf, sizeof buf, 0)) == -EBUSY && tries < 1000; tries++)
+    sched_yield(); /* another thread is reading it: a few microseconds */
+  if (r <= 0) return -1;
   const char *field = strrchr(buf, ')'); /* the name in parentheses may hold anything */
   if (!field || field[1] != ' ') return -1;
   field += 2; /* field 3: the state */
@@ -356,7 +368,6 @@ bool tp_os_fd_is(int fd, dev_t dev, ino_t ino) {
  * uses.  From 1000, when the soft limit allows; under a lower limit they stay
  * where open(2) put them (a program that lowered its limit may hold numbers
  * above it and count every number below as its own). */
-#define TP_OS_FD_FLOOR 1000
 
 int tp_os_fd_out_of_the_way(int fd) {
   if (fd < 0 || fd >= TP_OS_FD_FLOOR) return fd;

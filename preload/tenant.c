@@ -526,7 +526,7 @@ void tp_tenant_stats(uint32_t index, tierpool_tenant_stats_t *out) {
   tp_heap *h = tp_tenant_heap(index);
   if (!h) return;
   tp_heap_tenant_stats(h, out);
-  strcpy(out->name, h->name ? h->name : "default");
+  strcpy(out->name, tp_tenant_name(index));
   const tp_budget *b = &h->budget;
   out->resident_bytes = atomic_load_explicit(&b->charged, memory_order_relaxed);
   out->peak_bytes = b->peak > out->resident_bytes ? b->peak : out->resident_bytes;
@@ -535,6 +535,11 @@ void tp_tenant_stats(uint32_t index, tierpool_tenant_stats_t *out) {
   out->overflow_bytes = b->overflow_held;
   out->limit_hits = atomic_load_explicit(&b->limit_hits, memory_order_relaxed);
   out->isolated = b->isolated;
+}
+
+const char *tp_tenant_name(uint32_t index) {
+  tp_heap *h = tp_tenant_heap(index);
+  return h && h->name ? h->name : "default";
 }
 
 uint32_t tp_tenant_index_of(const void *p) {

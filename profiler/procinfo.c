@@ -21,16 +21,17 @@ static uint64_t tp_rec_modules_seen[TP_REC_MODULES_MAX]; /* each emitted module:
 static uint32_t tp_rec_modules_seen_count;
 static unsigned long long tp_rec_modules_adds = ~0ull;
 static uint64_t tp_rec_perf_map_offset;
-/* The perf map, kept open high once found (tp_os_proc_read says why), with
- * the process it was opened in (a fork child's map has another name). */
+/* The perf map, kept open high once found (tp_os_proc_read says why); a
+ * fork child closes its parent's (tp_rec_procinfo_reset). */
 static int tp_rec_perf_map_fd = -1;
-static pid_t tp_rec_perf_map_pid;
 static struct stat tp_rec_perf_map_stat;
 
 void tp_rec_procinfo_reset(void) {
   tp_rec_modules_seen_count = 0;
   tp_rec_modules_adds = ~0ull;
   tp_rec_perf_map_offset = 0;
+  if (tp_rec_perf_map_fd >= 0) close(tp_rec_perf_map_fd); /* the parent's map: the child's has its pid */
+  tp_rec_perf_map_fd = -1;
 }
 
 /* Reads a whole /proc file into the writer's scratch (NUL-terminated): one
@@ -297,11 +298,8 @@ void tp_rec_emit_snapshot(tp_rec_out *out, uint64_t time_us, uint32_t tenant_cou
 #define TP_REC_PERF_MAP_FLUSH_MAX ((size_t)64 << 20)
 void tp_rec_emit_perf_map(tp_rec_out *out) {
   int fd = tp_rec_perf_map_fd;
-  if (fd >= 0 && (tp_rec_perf_map_pid != getpid() ||
-                  !tp_os_fd_is(fd, tp_rec_perf_map_stat.st_dev, tp_rec_perf_map_stat.st_ino))) {
-    if (tp_rec_perf_map_pid != getpid()) close(fd); /* the parent's, copied by fork */
-    fd = tp_rec_perf_map_fd = -1;                   /* else the program closed it */
-  }
+  if (fd >= 0 && !tp_os_fd_is(fd, tp_rec_perf_map_stat.st_dev, tp_rec_perf_map_stat.st_ino))
+    fd = tp_rec_perf_map_fd = -1; /* the program closed it: the number may be its own now */
   if (fd < 0) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
@@ -316,7 +314,7 @@ void tp_rec_emit_perf_map(tp_rec_out *out) {
       close(fd);
       return;
     }
-    tp_rec_perf_map_fd = fd, tp_rec_perf_map_pid = getpid();
+    tp_rec_perf_map_fd = fd;
   }
   char *chunk = tp_rec_scratch_alloc(TP_REC_PERF_MAP_CHUNK);
   for (size_t copied = 0; chunk && copied < TP_REC_PERF_MAP_FLUSH_MAX;) {
@@ -335,4 +333,5 @@ void tp_rec_emit_perf_map(tp_rec_out *out) {
     tp_rec_perf_map_offset += complete;
     copied += complete;
   }
+  if (fd < TP_OS_FD_FLOOR) close(fd), tp_rec_perf_map_fd = -1; /* a low limit: not held low */
 }

@@ -171,6 +171,7 @@ typedef struct tp_rec_scratch_mark {
 } tp_rec_scratch_mark;
 tp_rec_scratch_mark tp_rec_scratch_save(void);
 void tp_rec_scratch_restore(tp_rec_scratch_mark mark);
+void tp_rec_scratch_reset(void); /* fork child: all of it gone but the first chunk */
 void *tp_rec_scratch_alloc(size_t size);                          /* NULL: out of memory */
 void *tp_rec_scratch_grow(void *p, size_t old_size, size_t size); /* realloc */
 void *tp_rec_zstd_alloc(void *opaque, size_t size);               /* zstd's (ZSTD_customMem) */

@@ -40,6 +40,10 @@ void tp_rec_scratch_restore(tp_rec_scratch_mark mark) {
   tp_rec_scratch_last = NULL;
 }
 
+/* In a fork child: a flush in another thread of the parent may have been in
+ * the middle; nothing of it is the child's. */
+void tp_rec_scratch_reset(void) { tp_rec_scratch_restore((tp_rec_scratch_mark){NULL, 0}); }
+
 void *tp_rec_scratch_alloc(size_t size) {
   size = tp_align_up(size ? size : 1, 16);
   tp_rec_scratch_chunk *c = tp_rec_scratch_newest;

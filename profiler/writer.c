@@ -12,6 +12,7 @@
  * (tp_rec_self.busy). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -511,12 +512,9 @@ static void tp_rec_emit_jits(tp_rec_out *out, const tp_rec_batch *b) {
 static void tp_rec_emit_tenants(tp_rec_out *out, uint32_t count) {
   if (count <= 1 || tp_rec_tenants_emitted >= count) return;
   for (; tp_rec_tenants_emitted < count && tp_rec_tenants_emitted < TP_MAX_TENANTS; tp_rec_tenants_emitted++) {
-    tierpool_tenant_stats_t stats;
-    tp_tenant_stats(tp_rec_tenants_emitted, &stats);
-    stats.name[TIERPOOL_TENANT_NAME_MAX] = '\0';
     Tierpool__Trace__Tenant tenant = TIERPOOL__TRACE__TENANT__INIT;
     tenant.id = tp_rec_tenants_emitted;
-    tenant.name = stats.name;
+    tenant.name = (char *)tp_tenant_name(tp_rec_tenants_emitted); /* no lock: at an exec, the pool's may be held */
     Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
     record.kind_case = TIERPOOL__TRACE__RECORD__KIND_TENANT;
     record.tenant = &tenant;
@@ -610,10 +608,28 @@ static bool tp_rec_child_has_events(void) {
  * before the trace is opened.  Read before any lock. */
 bool tp_rec_in_unforked_child(void) { return tp_rec.pid != getpid(); }
 
+/* An exec's flush may run in a signal handler that stopped its thread inside
+ * the pool, holding one of its locks: it takes none of them (no snapshot:
+ * the pool's statistics are read under its locks), and waits a second at
+ * most for the writer thread, which may be waiting for such a lock in its
+ * own snapshot.  The exec goes on either way. */
+static bool tp_rec_writer_lock_for(tp_rec_flush_mode mode) {
+  if (mode != TP_REC_FLUSH_EXEC) {
+    tp_lock_acquire(&tp_rec_writer_lock);
+    return true;
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 1;
+  int r;
+  while ((r = pthread_mutex_timedlock(&tp_rec_writer_lock, &until)) == EINTR) continue;
+  return r == 0;
+}
+
 void tp_rec_writer_flush(tp_rec_flush_mode mode) {
   if (tp_rec_in_unforked_child()) return;
   bool final = mode == TP_REC_FLUSH_FINAL;
-  tp_lock_acquire(&tp_rec_writer_lock);
+  if (!tp_rec_writer_lock_for(mode)) return;
   if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events())) {
     tp_rec_open_pending = false;
     tp_rec_writer_open();
@@ -653,7 +669,7 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
     tp_rec_emit_new_modules(&out);
     for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
       if (used >> k & 1) tp_rec_emit_histogram(&out, k, TP_US(now_ns));
-    tp_rec_emit_snapshot(&out, TP_US(now_ns), tenant_count);
+    if (mode != TP_REC_FLUSH_EXEC) tp_rec_emit_snapshot(&out, TP_US(now_ns), tenant_count);
     tp_rec_emit_perf_map(&out);
   }
   if (final) {
@@ -743,6 +759,7 @@ void tp_rec_writer_after_fork_child(void) {
   tp_rec_finished = false;
   tp_trace_compressor_fini(&tp_rec_compressor); /* the pool is consistent in the child */
   tp_rec_procinfo_reset();
+  tp_rec_scratch_reset(); /* a flush the fork cut in the middle held some */
   tp_rec_open_pending = true;
   tp_rec_writer_start();
 }

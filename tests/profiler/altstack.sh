@@ -4,7 +4,8 @@
 # allocates 7777 bytes from code whose frame pointer points into the guard
 # page.  The frame walk must keep to the signal stack: the program ends
 # normally (the walk took [sp, TCB) for the thread's stack and died reading
-# the guard page), and the trace holds the sample.
+# the guard page), and the trace holds the sample.  (The walk gives up at that
+# frame; libunwind, its fallback, checks each address before it reads it.)
 source "$(dirname "$0")/lib.sh"
 
 record_run altstack --rate 1 -- "$SUBJECT" altstack

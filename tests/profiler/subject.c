@@ -12,8 +12,12 @@
  *   busy PIDFILE       writes its pid, then allocates and frees for 20 s (to be killed)
  *   fork               100 x 5001 B, then a child allocates 200 x 6007 B and exits
  *   exec               100 x 7003 B, then execs itself as `after-exec`: 100 x 8009 B
- *   exec-from-handler  100 x 7013 B, then a signal handler execs (execv) itself as
- *                      `after-exec`
+ *   exec-from-handler [fork|in-lock]
+ *                      100 x 7013 B, then a signal handler execs (execv) itself as
+ *                      `after-exec`; fork: all that in a forked child (its trace not
+ *                      open yet), the parent waits for it; in-lock: the signal comes
+ *                      inside a 300 KiB malloc, with the pool's lock held (through
+ *                      exec_shim, which must be preloaded)
  *   main-thread-exit   100 x 9011 B, then main ends with pthread_exit: the process
  *                      must end, status 0, when its last thread does (no helper of
  *                      the library may keep it alive)
@@ -45,6 +49,7 @@
  *                      (x86-64; 77 elsewhere)
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -355,12 +360,30 @@ static void exec_on_signal(int sig) {
   _exit(1);
 }
 
-static int run_exec_from_handler(const char *self) {
+static int run_exec_from_handler(const char *self, const char *how) {
+  if (strcmp(how, "fork") == 0) {
+    pid_t child = fork();
+    if (child < 0) return 1;
+    if (child > 0) {
+      int status;
+      return waitpid(child, &status, 0) == child && WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    }
+  }
   void **mine = alloc_many(100, 7013);
   (void)mine;
   exec_self = self;
   signal(SIGUSR2, exec_on_signal);
-  raise(SIGUSR2);
+  if (strcmp(how, "in-lock") == 0) {
+    void (*raise_in_lock)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "exec_shim_raise_in_lock");
+    if (!raise_in_lock) {
+      fprintf(stderr, "subject: exec_shim is not preloaded\n");
+      return 2;
+    }
+    raise_in_lock(SIGUSR2);
+    free(must(malloc(300 << 10), 300 << 10));
+  } else {
+    raise(SIGUSR2);
+  }
   fprintf(stderr, "subject: the handler's exec returned\n");
   return 1;
 }
@@ -498,7 +521,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "busy") == 0 && argc > 2) return run_busy(argv[2]);
   if (strcmp(mode, "fork") == 0) return run_fork();
   if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
-  if (strcmp(mode, "exec-from-handler") == 0) return run_exec_from_handler(argv[0]);
+  if (strcmp(mode, "exec-from-handler") == 0) return run_exec_from_handler(argv[0], argc > 2 ? argv[2] : "");
   if (strcmp(mode, "main-thread-exit") == 0) return run_main_thread_exit();
   if (strcmp(mode, "fork-thread-exit") == 0) return run_fork_thread_exit();
   if (strcmp(mode, "unshare-user") == 0) return run_unshare_user();
