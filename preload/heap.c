@@ -288,12 +288,16 @@ static bool tp_heap_shed_due(tp_heap *h, uint64_t now) {
 }
 
 /* Fresh pages for h.  A capped heap is charged for its free resident pages
- * too, so when its budget has no room they all go back first and the charge
- * is asked again: refused (on_limit) only when the heap has no room even
- * then.  Once a release delay at most: a tenant that lives at its limit
- * would otherwise trade every refusal for madvise calls and page faults, and
- * crowd its neighbours' CPUs; all of them, so that the requests that follow
- * within the delay find the room too. */
+ * too, so when its budget has no room, as many as the request needs go back
+ * first (the largest free blocks) and the charge is asked again: refused
+ * (on_limit) only when the heap has no room even then.  Once a release delay
+ * at most, a delay that grows as the regular releases' does when what went
+ * back is faulted in again, and no more than the request: a tenant that
+ * lives at its limit would otherwise trade every refusal for madvise calls
+ * and page faults, and each madvise interrupts the other CPUs running the
+ * process (a TLB shootdown) — giving back all its free pages at each refusal,
+ * every 10 ms, took a quiet neighbour's p99 malloc latency from 0.96x to
+ * 1.79x its solo p99 (scripts/bench --only noisy, 5 rounds). */
 bool tp_heap_charge(tp_heap *h, uint64_t bytes, bool buddy_locked) {
   if (tp_budget_charge_optional(h, bytes)) return true;
   uint64_t now = tp_os_now_ms();
@@ -302,9 +306,13 @@ bool tp_heap_charge(tp_heap *h, uint64_t bytes, bool buddy_locked) {
       tp_central_release_spares(h); /* empty slabs first: central locks come before the buddy lock */
       tp_lock_acquire(&h->buddy_lock);
     }
-    if (tp_heap_shed_due(h, now) && h->free_pages > h->released_pages) {
+    uint64_t last = __atomic_load_n(&h->last_shed_ms, __ATOMIC_RELAXED);
+    if (tp_heap_shed_due(h, now) && h->free_pages > h->released_pages &&
+        tp_heap_adapt_release_delay(h, now, last)) {
       __atomic_store_n(&h->last_shed_ms, now, __ATOMIC_RELAXED);
-      tp_buddy_release_free(h, h->frontier_pages - h->free_pages); /* down to the pages in use */
+      uint64_t resident = h->frontier_pages - h->released_pages, in_use = h->frontier_pages - h->free_pages;
+      uint64_t need = (bytes + TP_PAGE_SIZE - 1) >> TP_PAGE_SHIFT;
+      tp_buddy_release_free(h, resident > in_use + need ? resident - need : in_use);
     }
     if (!buddy_locked) tp_lock_release(&h->buddy_lock);
   }
