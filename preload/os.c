@@ -361,14 +361,14 @@ bool tp_os_fd_is(int fd, dev_t dev, ino_t ino) {
 }
 
 /* The library's own descriptors (the trace, the copy of stderr for the exit
- * report, libunwind's pipe) sit high: open(2) hands out the lowest free
- * number and programs count on it (a daemon opening its files after closing
- * what it did not open, a test listing what a child inherited), and a number
- * the program closes and takes again should not be one the library still
- * uses.  From 1000, when the soft limit allows; under a lower limit they stay
+ * report, libunwind's pipe, the kept /proc files and perf map) sit high:
+ * open(2) hands out the lowest free number and programs count on it (a
+ * daemon opening its files after closing what it did not open, a test
+ * listing what a child inherited), and a number the program closes and takes
+ * again should not be one the library still uses.  From TP_OS_FD_FLOOR
+ * (internal.h), when the soft limit allows; under a lower limit they stay
  * where open(2) put them (a program that lowered its limit may hold numbers
  * above it and count every number below as its own). */
-
 int tp_os_fd_out_of_the_way(int fd) {
   if (fd < 0 || fd >= TP_OS_FD_FLOOR) return fd;
   long high = TP_SYS(SYS_fcntl, fd, F_DUPFD_CLOEXEC, TP_OS_FD_FLOOR);
