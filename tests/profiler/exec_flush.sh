@@ -39,9 +39,8 @@ exec_case() {
     fail_check "$name: expected $want traces, found ${#TRACES[@]}: ${TRACES[*]}"
     return
   fi
-  local first= last=
+  local last=
   for t in "${TRACES[@]}"; do
-    "$TIERPOOL_CLI" dump "$t" | grep -q ' argv=.*exec-from-handler' && [ -z "$first" ] && [[ $t != *.1 ]] && first=$t
     [[ $t = *.1 ]] && last=$t
   done
   trace_check "$name: the data before the exec, written in the handler" facts "${last%.1}" \
