@@ -169,7 +169,11 @@ else
 fi
 
 # ---- the command defines no allocator symbol: nothing of the pool is interposed ----
-if nm "$TIERPOOL_CLI" | grep -qE ' [TWtw] (malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim|mallopt|malloc_stats|mallinfo2?|__libc_[a-z]+|cfree)$'; then
+# nm's listing is read from a file: under pipefail, `nm | grep -q` reads false
+# when grep's early exit kills nm with SIGPIPE, and the check would pass.
+if ! nm "$TIERPOOL_CLI" >"$WORK/cli.nm"; then
+  fail_check "nm cannot read $TIERPOOL_CLI"
+elif grep -qE ' [TWtw] (malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|malloc_trim|mallopt|malloc_stats|mallinfo2?|__libc_[a-z]+|cfree)$' "$WORK/cli.nm"; then
   fail_check "tierpool defines a malloc-family symbol"
 else
   pass_check "tierpool defines no malloc-family symbol"
