@@ -324,6 +324,7 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record, size_t *old
           tp_large_adopt(h, q, need, size);
           return q;
         }
+        tp_large_unreserve();
       }
       break;
     }
@@ -335,8 +336,13 @@ static void *tp_realloc(void *p, size_t size, bool *freed_on_record, size_t *old
       if (size > tp_opt.buddy_max || size >= TP_REALLOC_MOVE_MIN) {
         bool found;
         void *q = tp_large_realloc(p, size, &found);
-        if (!q) errno = ENOMEM;
-        return q;
+        if (q) return q;
+        if (!found) { /* freed by another thread meanwhile: the program's race */
+          errno = ENOMEM;
+          return NULL;
+        }
+        /* mremap moves one mapping only: a block the program split (mlock,
+         * mprotect or madvise on part of it) is copied, as glibc does. */
       }
       break;
     default: break;

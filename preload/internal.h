@@ -121,6 +121,7 @@ void tp_os_release(void *p, size_t size);      /* MADV_DONTNEED; zeroed by hand 
 extern atomic_bool tp_os_release_refused;       /* memory locked: nothing goes back to the OS */
 static inline bool tp_os_can_release(void) { return !atomic_load_explicit(&tp_os_release_refused, memory_order_relaxed); }
 void tp_os_advise_huge(void *p, size_t size, bool huge);
+bool tp_os_make_plain(void *p, size_t size); /* read-write, forked, dumped, as mmap made it */
 bool tp_os_mincore(void *p, size_t size, unsigned char *vec);
 uint64_t tp_os_now_ms(void);
 void tp_os_write(int fd, const char *s, size_t n);
@@ -311,7 +312,8 @@ void tp_tcache_stats_add_heap(tp_heap *h, uint64_t *class_allocs, uint64_t *clas
 
 /* ---- large blocks (large.c) ---------------------------------------------- */
 void *tp_large_alloc(tp_heap *h, size_t size, size_t align, size_t requested, bool want_zero, bool *zeroed);
-bool tp_large_reserve(void);                          /* room in the table for one more */
+bool tp_large_reserve(void);                          /* a table slot kept for tp_large_adopt */
+void tp_large_unreserve(void);                        /* ... given back: nothing was adopted */
 void tp_large_adopt(tp_heap *h, void *base, size_t size, size_t requested);
 bool tp_large_free(void *p); /* false: not a large block */
 size_t tp_large_usable_size(const void *p); /* 0: not a large block */

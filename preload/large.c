@@ -64,7 +64,8 @@ static bool tp_table_insert(uintptr_t address, size_t map_size, uint32_t owner);
  * twice as large. */
 static bool tp_table_grow(void) {
   size_t old_capacity = tp_table_capacity;
-  size_t capacity = !old_capacity ? 1024 : (tp_table_live + 1) * 4 <= old_capacity ? old_capacity : old_capacity * 2;
+  size_t wanted = tp_table_live + tp_table_reserved + 1; /* so that no insert below grows it again */
+  size_t capacity = !old_capacity ? 1024 : wanted * 4 <= old_capacity ? old_capacity : old_capacity * 2;
   tp_large_entry *old = tp_table, *fresh = tp_os_map(capacity * sizeof *fresh);
   if (!fresh) return false;
   tp_table = fresh;
@@ -113,7 +114,8 @@ static bool tp_cache_take(tp_heap *h, size_t size, tp_cached_mapping *out) {
 static uint32_t tp_cache_evict(uint64_t now, size_t incoming, tp_cached_mapping *victims) {
   uint32_t n = 0;
   for (uint32_t i = 0; i < tp_cache_count;) {
-    if (now - tp_cache[i].freed_ms >= tp_opt.large_cache_ms) {
+    /* freed after the caller read `now` (maintenance reads it before the lock): young */
+    if (now >= tp_cache[i].freed_ms && now - tp_cache[i].freed_ms >= tp_opt.large_cache_ms) {
       victims[n++] = tp_cache[i];
       tp_cache_bytes -= tp_cache[i].size;
       tp_cache[i] = tp_cache[--tp_cache_count];
@@ -153,6 +155,10 @@ static void *tp_large_obtain(tp_heap *h, size_t *size_io, size_t align, bool fre
     tp_lock_acquire(&tp_large_lock_);
     hit = tp_cache_take(h, size, &cached);
     tp_lock_release(&tp_large_lock_);
+  }
+  if (hit && !tp_os_make_plain(cached.base, cached.size)) { /* part of it unmapped by the program */
+    tp_os_unmap(cached.base, cached.size);
+    hit = false;
   }
   if (hit && cached.owner != h->index) {
     tp_os_release(cached.base, cached.size); /* no data crosses tenants */
@@ -238,17 +244,27 @@ void *tp_large_alloc(tp_heap *h, size_t size, size_t align, size_t requested, bo
 /* Room for one more entry without a growth (large lock held), grown if need be. */
 static bool tp_table_room(void) { return (tp_table_used + tp_table_reserved + 2) * 2 <= tp_table_capacity || tp_table_grow(); }
 
+/* Keeps a slot for tp_large_adopt, which must not fail once the pages moved:
+ * other threads' blocks could fill the table between a mere check and it. */
 bool tp_large_reserve(void) {
   tp_lock_acquire(&tp_large_lock_);
   bool ok = tp_table_room();
+  if (ok) tp_table_reserved++;
   tp_lock_release(&tp_large_lock_);
   return ok;
 }
 
+void tp_large_unreserve(void) {
+  tp_lock_acquire(&tp_large_lock_);
+  tp_table_reserved--;
+  tp_lock_release(&tp_large_lock_);
+}
+
 /* Takes over a mapping made elsewhere (a buddy block of h moved out, already
- * charged to h by tp_heap_move_out). */
+ * charged to h by tp_heap_move_out) into the slot tp_large_reserve kept. */
 void tp_large_adopt(tp_heap *h, void *base, size_t size, size_t requested) {
   tp_lock_acquire(&tp_large_lock_);
+  tp_table_reserved--;
   bool inserted = tp_table_insert((uintptr_t)base, size, h->index);
   if (inserted) tp_large_count_alloc(h, size, requested);
   tp_lock_release(&tp_large_lock_);

@@ -149,6 +149,26 @@ void tp_os_populate(void *p, size_t size) {
   for (size_t offset = 0; offset < size; offset += TP_PAGE_SIZE) ((volatile char *)p)[offset] = 0;
 }
 
+/* A cached mapping goes to a new block as a fresh one would come: the program
+ * may have changed the old block's pages (mprotect'ed a guard page, madvise'd
+ * them DONTFORK, WIPEONFORK or DONTDUMP), and glibc unmaps such a block at
+ * free, so nothing of it can reach the next owner.  Each call is a no-op
+ * walk of one mapping when nothing was changed.  False when the range is no
+ * longer all mapped (the program unmapped part of it). */
+#ifndef MADV_KEEPONFORK
+#define MADV_KEEPONFORK 19
+#endif
+bool tp_os_make_plain(void *p, size_t size) {
+  tp_stat_inc(tp_os_stats.pool_mprotect);
+  if (TP_SYS(SYS_mprotect, p, size, PROT_READ | PROT_WRITE) != 0) return false;
+  static const int plain[] = {MADV_DOFORK, MADV_KEEPONFORK, MADV_DODUMP};
+  for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+    tp_stat_inc(tp_os_stats.pool_madvise);
+    TP_SYS(SYS_madvise, p, size, plain[i]); /* KEEPONFORK: EINVAL before Linux 4.14, where nothing set it */
+  }
+  return true;
+}
+
 void tp_os_advise_huge(void *p, size_t size, bool huge) {
   tp_stat_inc(tp_os_stats.pool_madvise);
   TP_SYS(SYS_madvise, p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);

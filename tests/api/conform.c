@@ -448,6 +448,56 @@ static void t_realloc_fail(void) {
   CHECK_FAILS(reallocarray(NULL, opaque(SIZE_MAX / 2 + 1), opaque(2)), ENOMEM);
 }
 
+/* The first page boundary 100 pages into a large block (glibc's mmapped chunks start 16 bytes in). */
+static char *page_inside(char *p) { return (char *)(((uintptr_t)p + 4095) & ~(uintptr_t)4095) + 100 * 4096; }
+
+/* A large block the program split into several mappings (madvise on one page
+ * of it) still grows: mremap refuses such a range, and realloc copies instead
+ * of failing, as glibc does. */
+static void t_realloc_split_large(void) {
+  size_t n = 8 * MiB;
+  char *p = malloc(opaque(n));
+  REQUIRE(p);
+  pattern_fill(p, n, 11);
+  REQUIRE(madvise(page_inside(p), 4096, MADV_DONTDUMP) == 0, "madvise: %s", strerror(errno));
+  errno = 0;
+  char *q = realloc(p, opaque(2 * n));
+  REQUIRE(q, "realloc of a split %zu-byte block to %zu failed: %s", n, 2 * n, strerror(errno));
+  CHECK(pattern_check(q, n, 11) == SIZE_MAX, "realloc of a split block lost its bytes");
+  free(q);
+}
+
+/* What the program did to a freed large block's pages does not reach the
+ * next block that gets them: a read-only page (a guard page of a stack the
+ * program malloc'ed) or a page wiped in fork children.  The pool's cache of
+ * freed mappings hands out plain ones.  (glibc fails this test: once a free
+ * has raised its mmap threshold, the block comes from the heap, and the next
+ * one gets the read-only page.) */
+static void t_large_reuse_plain(void) {
+  if (!tierpool_lookup().stats_get) {
+    skip("tierpool not loaded (glibc reuses the page as it was left)");
+    return;
+  }
+  size_t n = 8 * MiB;
+  for (int round = 0; round < 3; round++) free(malloc(opaque(n))); /* the cache knows the size */
+  char *b = malloc(opaque(n));
+  REQUIRE(b);
+  REQUIRE(mprotect(page_inside(b), 4096, PROT_READ) == 0, "mprotect: %s", strerror(errno));
+  REQUIRE(madvise(page_inside(b) + 4096, 4096, MADV_WIPEONFORK) == 0, "madvise: %s", strerror(errno));
+  free(b);
+  char *c = malloc(opaque(n));
+  REQUIRE(c);
+  memset(c, 0x5a, n); /* SIGSEGV on a page left read-only */
+  fflush(NULL);
+  pid_t child = fork();
+  REQUIRE(child >= 0, "fork: %s", strerror(errno));
+  if (child == 0) _exit(c[page_inside(c) + 4096 - c] == 0x5a && c[n - 1] == 0x5a ? 0 : 3);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a fork child saw the reused block's page wiped");
+  free(c);
+}
+
 static void t_reallocarray(void) {
   uint64_t seed = 3;
   char *p = reallocarray(NULL, opaque(10), opaque(10));
@@ -804,6 +854,8 @@ static const struct test tests[] = {
     {"copy_stale_words", t_copy_stale_words},
     {"realloc_null_and_zero", t_realloc_null_and_zero},
     {"realloc_fail", t_realloc_fail},
+    {"realloc_split_large", t_realloc_split_large},
+    {"large_reuse_plain", t_large_reuse_plain},
     {"reallocarray", t_reallocarray},
     {"calloc_recycled", t_calloc_recycled},
     {"calloc_edges", t_calloc_edges},
