@@ -118,6 +118,7 @@ void *tp_os_remap(void *p, size_t old_size, size_t new_size); /* NULL on failure
 void *tp_os_move_pages(void *p, size_t size);  /* old range stays, zeroed */
 bool tp_os_move_pages_to(void *from, size_t size, void *to);
 void tp_os_release(void *p, size_t size);      /* MADV_DONTNEED; zeroed by hand if refused */
+extern atomic_bool tp_os_memory_locked;          /* the program called mlockall (mmap.c) */
 extern atomic_bool tp_os_release_refused;       /* memory locked: nothing goes back to the OS */
 static inline bool tp_os_can_release(void) { return !atomic_load_explicit(&tp_os_release_refused, memory_order_relaxed); }
 void tp_os_advise_huge(void *p, size_t size, bool huge);

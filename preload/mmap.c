@@ -1,6 +1,7 @@
 /* mmap.c — the host program's mmap family, passed through unchanged and
  * counted, so that later tools can follow a runtime's own mappings (V8's Wasm
- * reservations and their growth go through libc's mmap64/mprotect).
+ * reservations and their growth go through libc's mmap64/mprotect); and
+ * mlockall, which the pool must know of (tp_os_move_pages).
  * wasmtime maps through raw system calls (rustix), which no preload sees. */
 #undef _FILE_OFFSET_BITS /* mmap and mmap64 are both defined here */
 #include <errno.h>
@@ -88,5 +89,17 @@ TP_API int madvise(void *addr, size_t length, int advice) {
   tp_stat_inc(tp_os_stats.host_madvise);
   int r = (int)syscall(SYS_madvise, addr, length, advice);
   if (tp_unlikely(tp_rec_active) && r == 0) tp_rec_mmap(TP_REC_MADVISE, addr, length, advice, 0, NULL);
+  return r;
+}
+
+TP_API int mlockall(int flags) {
+  int r = (int)syscall(SYS_mlockall, flags);
+  if (r == 0) atomic_store_explicit(&tp_os_memory_locked, true, memory_order_relaxed);
+  return r;
+}
+
+TP_API int munlockall(void) {
+  int r = (int)syscall(SYS_munlockall);
+  if (r == 0) atomic_store_explicit(&tp_os_memory_locked, false, memory_order_relaxed);
   return r;
 }

@@ -102,9 +102,15 @@ void *tp_os_remap(void *p, size_t old_size, size_t new_size) {
   return r < 0 ? NULL : (void *)r;
 }
 
+atomic_bool tp_os_memory_locked;
+
 /* Moves the pages of [p, p+size) to a new address; the old range stays
- * mapped and reads as zero (MREMAP_DONTUNMAP, Linux 5.7).  NULL on failure. */
+ * mapped and reads as zero (MREMAP_DONTUNMAP, Linux 5.7).  NULL on failure,
+ * and after mlockall: the kernel clears the lock of the whole mapping the
+ * pages leave (the segment), and a program that locked its memory keeps it
+ * locked — the caller copies instead. */
 void *tp_os_move_pages(void *p, size_t size) {
+  if (atomic_load_explicit(&tp_os_memory_locked, memory_order_relaxed)) return NULL;
   tp_stat_inc(tp_os_stats.pool_mremap);
   long r = TP_SYS(SYS_mremap, p, size, size, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
   return r < 0 ? NULL : (void *)r;
@@ -311,6 +317,7 @@ void tp_os_proc_prepare(void) {
 /* The parent's descriptors (they read the parent's files), taken or not,
  * are closed while the child runs only the fork handlers. */
 void tp_os_after_fork_child(void) {
+  atomic_store_explicit(&tp_os_memory_locked, false, memory_order_relaxed); /* a child inherits no locks */
   for (int i = 0; i < TP_OS_PROC_COUNT; i++) {
     uint64_t slot = atomic_exchange(&tp_os_proc[i].slot, 0);
     int fd = slot == TP_OS_PROC_TAKEN ? tp_os_proc[i].taken_fd : slot ? (int)(uint32_t)slot : -1;

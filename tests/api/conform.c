@@ -498,6 +498,44 @@ static void t_large_reuse_plain(void) {
   free(c);
 }
 
+/* The VmFlags of the mapping holding p ("rd wr mr mw me ac lo ..."), or "". */
+static void vm_flags_of(const void *p, char *out, size_t cap) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[512];
+  int inside = 0;
+  out[0] = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    else if (inside && strncmp(line, "VmFlags:", 8) == 0) snprintf(out, cap, "%s", line + 8);
+  }
+  if (f) fclose(f);
+}
+
+/* A program that locked its memory keeps it locked: growing a mid-size block
+ * does not unlock its neighbours (moving pages out with MREMAP_DONTUNMAP
+ * clears the lock of the whole mapping they leave). */
+static void t_mlockall_kept(void) {
+  if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+    skip("mlockall refused (no CAP_IPC_LOCK, low RLIMIT_MEMLOCK)");
+    return;
+  }
+  char *a = malloc(opaque(256 * KiB)), *b = malloc(opaque(256 * KiB));
+  REQUIRE(a && b);
+  memset(a, 1, 256 * KiB), memset(b, 2, 256 * KiB);
+  char before[256], after[256];
+  vm_flags_of(b, before, sizeof before);
+  a = realloc(a, opaque(8 * MiB));
+  REQUIRE(a);
+  vm_flags_of(b, after, sizeof after);
+  CHECK(strstr(before, " lo") != NULL, "b's mapping not locked after mlockall: VmFlags%s", before);
+  CHECK(strstr(after, " lo") != NULL, "growing another block unlocked b's mapping: VmFlags%s", after);
+  CHECK(a[256 * KiB - 1] == 1 && b[0] == 2, "contents changed");
+  free(a), free(b);
+  munlockall();
+}
+
 static void t_reallocarray(void) {
   uint64_t seed = 3;
   char *p = reallocarray(NULL, opaque(10), opaque(10));
@@ -856,6 +894,7 @@ static const struct test tests[] = {
     {"realloc_fail", t_realloc_fail},
     {"realloc_split_large", t_realloc_split_large},
     {"large_reuse_plain", t_large_reuse_plain},
+    {"mlockall_kept", t_mlockall_kept},
     {"reallocarray", t_reallocarray},
     {"calloc_recycled", t_calloc_recycled},
     {"calloc_edges", t_calloc_edges},
