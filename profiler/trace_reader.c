@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameHeader */
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -148,6 +149,42 @@ static int frame_error(tp_trace_reader *r, size_t zstd_result) {
               ZSTD_getErrorName(zstd_result));
 }
 
+/* The file ends inside the current frame. */
+static int frame_truncated(tp_trace_reader *r) {
+  r->truncated = true;
+  return fail(r, "truncated: last frame incomplete at offset %llu (%llu complete frames read)",
+              (unsigned long long)r->frame_offset, (unsigned long long)r->frames);
+}
+
+/* Checks the header of the frame at in.pos is one the writer makes (it always
+ * sets ZSTD_c_checksumFlag): 0, or -1 on error.  A header cut by the end of a
+ * read chunk is moved to the front of the chunk and completed from the file. */
+static int check_frame_header(tp_trace_reader *r) {
+  unsigned long long at = (unsigned long long)r->frame_offset;
+  ZSTD_frameHeader header;
+  for (;;) {
+    size_t need = ZSTD_getFrameHeader(&header, r->chunk + r->in.pos, r->in.size - r->in.pos);
+    if (ZSTD_isError(need)) return frame_error(r, need);
+    if (need == 0) break;
+    size_t kept = r->in.size - r->in.pos;
+    memmove(r->chunk, r->chunk + r->in.pos, kept);
+    r->chunk_offset += r->in.pos;
+    r->in.pos = 0;
+    size_t got = fread(r->chunk + kept, 1, ZSTD_DStreamInSize() - kept, r->file);
+    r->in.size = kept + got;
+    if (got == 0) {
+      if (ferror(r->file))
+        return fail(r, "read error at offset %llu: %s", (unsigned long long)(r->chunk_offset + kept), strerror(errno));
+      return frame_truncated(r);
+    }
+  }
+  /* The decoder would skip one silently, or wait for the gigabytes it declares. */
+  if (header.frameType == ZSTD_skippableFrame)
+    return fail(r, "corrupt frame at offset %llu: a skippable frame (tierpool writes none)", at);
+  if (!header.checksumFlag) return fail(r, "corrupt frame at offset %llu: no content checksum", at);
+  return 0;
+}
+
 /* Decompresses the next frame into `frame`: 1, 0 at the end of the file, -1 on error. */
 static int load_frame(tp_trace_reader *r) {
   r->frame_len = r->frame_pos = 0;
@@ -156,17 +193,14 @@ static int load_frame(tp_trace_reader *r) {
   int have = refill(r);
   if (have <= 0) return have;
   r->frame_offset = r->chunk_offset + r->in.pos;
+  if (check_frame_header(r) < 0) return -1;
   bool wants_input = false;
   for (;;) {
     /* The decoder wants more only when it left room in the output unused. */
     if (wants_input) {
       have = refill(r);
       if (have < 0) return -1;
-      if (have == 0) {
-        r->truncated = true;
-        return fail(r, "truncated: last frame incomplete at offset %llu (%llu complete frames read)",
-                    (unsigned long long)r->frame_offset, (unsigned long long)r->frames);
-      }
+      if (have == 0) return frame_truncated(r);
     }
     if (grow_frame(r) < 0) return -1;
     ZSTD_outBuffer out = {r->frame, r->frame_cap, r->frame_len};

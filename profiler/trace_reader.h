@@ -3,7 +3,8 @@
  * The file is read in chunks and decompressed one frame at a time: memory is
  * bounded by the largest frame (the recorder writes small ones), never by the
  * file.  A frame's records are handed out only after its checksum has been
- * verified, so a damaged frame yields no record at all.
+ * verified, so a damaged frame yields no record at all; a frame without a
+ * checksum, or a skippable frame, is an error (the writer makes neither).
  *
  * Errors name the file, the offset of the frame at fault and what was wrong.
  * A trace whose last frame is incomplete (the process was killed while

@@ -458,6 +458,108 @@ static void test_corrupt_frame(void **state) {
   trace_reset(&t);
 }
 
+/* Reads bytes, which hold `records` good records, then a frame at `offset` the writer never makes. */
+static void expect_foreign_frame(const char *what, const void *bytes, size_t len, size_t records, size_t offset) {
+  struct readback rb;
+  read_trace(write_file(bytes, len), &rb);
+  assert_int_equal(rb.rc, -1);
+  assert_false(rb.truncated);
+  assert_int_equal(rb.n, records);
+  char expected[128];
+  snprintf(expected, sizeof expected, "corrupt frame at offset %zu: %s", offset, what);
+  assert_string_equal(message(&rb), expected);
+  readback_free(&rb);
+}
+
+/* Appends to t a frame of an End record, compressed by zstd's defaults: without a checksum. */
+static void add_frame_without_checksum(struct trace *t) {
+  struct trace records = {0};
+  add_end(&records, 300);
+  uint8_t frame[64];
+  size_t n = ZSTD_compress(frame, sizeof frame, records.frame, records.frame_len, 1);
+  assert_false(ZSTD_isError(n));
+  add_file_bytes(t, frame, n);
+  trace_reset(&records);
+}
+
+/* A skippable frame declaring 4 GiB of content. */
+static const uint8_t skippable_4g[] = {0x50, 0x2A, 0x4D, 0x18, 0xFF, 0xFF, 0xFF, 0xFF};
+
+/* Frames the writer never makes, which the decoder would take: a skippable
+ * one (skipped, or read as truncation when it declares more than the file
+ * holds) and one without a content checksum (its damage would go unseen). */
+static void test_foreign_frames(void **state) {
+  (void)state;
+  struct trace t = {0};
+  build_three_frames(&t);
+  size_t good = t.len;
+  add_file_bytes(&t, skippable_4g, sizeof skippable_4g);
+  expect_foreign_frame("a skippable frame (tierpool writes none)", t.data, t.len, 7, good);
+  expect_foreign_frame("a skippable frame (tierpool writes none)", skippable_4g, sizeof skippable_4g, 0, 0);
+
+  t.len = good;
+  add_frame_without_checksum(&t);
+  expect_foreign_frame("no content checksum", t.data, t.len, 7, good);
+  trace_reset(&t);
+  add_frame_without_checksum(&t);
+  expect_foreign_frame("no content checksum", t.data, t.len, 0, 0);
+  trace_reset(&t);
+}
+
+/* A first frame that ends 3 bytes before the end of the reader's first read
+ * chunk, so that the next frame's header straddles two reads. */
+static void build_first_frame_ending_at(struct trace *t, size_t end) {
+  static char producer[1 << 18];
+  uint64_t random = 7;
+  for (size_t i = 0; i < sizeof producer - 1; i++) producer[i] = (char)(1 + next_random(&random) % 255);
+  size_t len = end - 64; /* random bytes hardly compress: the frame is a little longer than them */
+  for (int tries = 0; tries < 64; tries++) {
+    trace_reset(t);
+    producer[len] = '\0';
+    Tierpool__Trace__Header h = TIERPOOL__TRACE__HEADER__INIT;
+    h.magic = TP_TRACE_MAGIC;
+    h.format_version = TP_TRACE_FORMAT_VERSION;
+    h.producer = producer;
+    Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
+    rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_HEADER;
+    rec.header = &h;
+    add_record(t, &rec);
+    end_frame(t);
+    producer[len] = (char)1;
+    if (t->len == end) return;
+    len = t->len < end ? len + 1 : len - 1;
+  }
+  fail_msg("no producer length makes a frame of %zu bytes", end);
+}
+
+static void test_frame_header_across_reads(void **state) {
+  (void)state;
+  struct trace t = {0};
+  size_t edge = ZSTD_DStreamInSize() - 3;
+  build_first_frame_ending_at(&t, edge);
+  add_end(&t, 1);
+  end_frame(&t);
+  struct readback rb;
+  read_trace(write_file(t.data, t.len), &rb);
+  assert_int_equal(rb.rc, 0);
+  assert_int_equal(rb.n, 2);
+  assert_int_equal(rb.frames, 2);
+  readback_free(&rb);
+
+  /* Cut inside that header: truncation, at its offset. */
+  read_trace(write_file(t.data, edge + 5), &rb);
+  assert_int_equal(rb.rc, -1);
+  assert_true(rb.truncated);
+  char expected[128];
+  snprintf(expected, sizeof expected, "truncated: last frame incomplete at offset %zu (1 complete frames read)", edge);
+  assert_string_equal(message(&rb), expected);
+  readback_free(&rb);
+
+  memcpy(t.data + edge, skippable_4g, sizeof skippable_4g);
+  expect_foreign_frame("a skippable frame (tierpool writes none)", t.data, edge + sizeof skippable_4g, 1, edge);
+  trace_reset(&t);
+}
+
 static void test_foreign_and_empty_files(void **state) {
   (void)state;
   static const char text[] = "#!/bin/sh\necho this is no trace\n";
@@ -856,6 +958,8 @@ int main(void) {
       cmocka_unit_test_teardown(test_big_frames, remove_file),
       cmocka_unit_test_teardown(test_truncated, remove_file),
       cmocka_unit_test_teardown(test_corrupt_frame, remove_file),
+      cmocka_unit_test_teardown(test_foreign_frames, remove_file),
+      cmocka_unit_test_teardown(test_frame_header_across_reads, remove_file),
       cmocka_unit_test_teardown(test_foreign_and_empty_files, remove_file),
       cmocka_unit_test_teardown(test_bad_header, remove_file),
       cmocka_unit_test_teardown(test_bad_lengths, remove_file),

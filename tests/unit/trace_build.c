@@ -44,6 +44,12 @@ void add_raw(struct trace *t, const void *bytes, size_t len) {
   t->frame_len += len;
 }
 
+void add_file_bytes(struct trace *t, const void *bytes, size_t len) {
+  t->data = grow(t->data, &t->cap, t->len + len);
+  memcpy(t->data + t->len, bytes, len);
+  t->len += len;
+}
+
 void add_record(struct trace *t, const Tierpool__Trace__Record *rec) {
   size_t size = tp_trace_record_packed_size(rec);
   t->frame = grow(t->frame, &t->frame_cap, t->frame_len + size);

@@ -25,6 +25,7 @@ int teardown_compressor(void **state);
 
 void trace_reset(struct trace *t); /* frees its buffers: an empty trace */
 void add_raw(struct trace *t, const void *bytes, size_t len);
+void add_file_bytes(struct trace *t, const void *bytes, size_t len); /* after the frames: a frame made otherwise */
 void add_record(struct trace *t, const Tierpool__Trace__Record *rec);
 void end_frame(struct trace *t); /* compresses the records added since the last call into a frame */
 void add_header(struct trace *t, const char *magic, uint32_t version);
