@@ -12,9 +12,7 @@
 #include <string.h>
 
 #include "recorder_private.h"
-
-#define TP_REC_STACKS_MAX (1u << 22)              /* distinct stacks per process  */
-#define TP_REC_FRAMES_MAX ((uint32_t)1 << 25)     /* frames of all stacks         */
+#include "trace_codec.h" /* TP_TRACE_MAX_STACKS and _STACK_FRAMES: the arenas' sizes, which readers rely on */
 
 typedef struct tp_rec_key {
   uint64_t hash;  /* also places the stack in the index */
@@ -101,8 +99,8 @@ static tp_lock tp_rec_stack_lock = TP_LOCK_INITIALIZER; /* additions; its own: s
 
 static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t depth, bool truncated, tp_rec_key key) {
   if (!tp_rec_stacks) {
-    tp_rec_stacks = tp_rec_map((size_t)TP_REC_STACKS_MAX * sizeof *tp_rec_stacks);
-    tp_rec_frames = tp_rec_map((size_t)TP_REC_FRAMES_MAX * sizeof *tp_rec_frames);
+    tp_rec_stacks = tp_rec_map((size_t)TP_TRACE_MAX_STACKS * sizeof *tp_rec_stacks);
+    tp_rec_frames = tp_rec_map((size_t)TP_TRACE_MAX_STACK_FRAMES * sizeof *tp_rec_frames);
     if (!tp_rec_stacks || !tp_rec_frames) return 0;
   }
   uint32_t count = atomic_load_explicit(&tp_rec_stacks_count, memory_order_relaxed);
@@ -111,7 +109,7 @@ static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t dep
   index = atomic_load_explicit(&tp_rec_index, memory_order_relaxed);
   uint32_t slot, id = tp_rec_stack_find(index, key, &slot);
   if (id) return id;
-  if (count + 1 >= TP_REC_STACKS_MAX || tp_rec_frames_used + depth > TP_REC_FRAMES_MAX) return 0;
+  if (count + 1 >= TP_TRACE_MAX_STACKS || tp_rec_frames_used + depth > TP_TRACE_MAX_STACK_FRAMES) return 0;
   id = count + 1;
   memcpy(&tp_rec_frames[tp_rec_frames_used], frames, depth * sizeof *frames);
   tp_rec_stacks[id] = (tp_rec_stack){key, tp_rec_frames_used, (uint16_t)depth, truncated};

@@ -18,6 +18,10 @@
 #define TP_TRACE_FORMAT_OLDEST 1u
 /* Frames in one stack of a Stacks record (trace.proto): bounds a reader's work. */
 #define TP_TRACE_MAX_STACK_DEPTH 65536u
+/* Stacks of a section, and frames of all its stacks counted whole (so nodes of
+ * its stack tree too): the writer never exceeds them (profiler/stacks.c). */
+#define TP_TRACE_MAX_STACKS (1u << 22)
+#define TP_TRACE_MAX_STACK_FRAMES (1u << 25)
 /* Frames a section's stacks may expand to, per node of its stack tree (a
  * writer's distinct stacks end at distinct nodes, each at most 64 deep). */
 #define TP_TRACE_STACK_FRAMES_PER_NODE 128u

@@ -42,6 +42,9 @@ struct tp_trace_reader {
   } *nodes;
   size_t n_nodes, nodes_cap;
   uint64_t frames_out; /* frames of the section's stacks handed out: bounded by its tree (next_in_batch) */
+  /* The section's stacks and their frames, each stack whole: what the writer
+   * keeps of them is TP_TRACE_MAX_STACKS and TP_TRACE_MAX_STACK_FRAMES. */
+  uint64_t section_stacks, section_frames;
   uint32_t sample_stack_max; /* highest stack id of the section's samples (Samples.stack_back) */
   /* Frees.id_age: the section's samples of this frame, as tp_trace_marks_prepare
    * leaves them, and the highest id of its earlier frames. */
@@ -276,12 +279,19 @@ static int start_batch(tp_trace_reader *r, Tierpool__Trace__Record *rec) {
   size_t n = s->n_from;
   if (s->n_count != n) return fail(r, STACKS_ERROR "%zu from values but %zu counts", at, n, s->n_count);
   if (n && (uint64_t)s->first_id + n - 1 > UINT32_MAX) return fail(r, STACKS_ERROR "stack ids past 2^32 - 1", at);
+  r->section_stacks += n;
+  if (r->section_stacks > TP_TRACE_MAX_STACKS)
+    return fail(r, STACKS_ERROR "the section would have %llu stacks (at most %u)", at,
+                (unsigned long long)r->section_stacks, TP_TRACE_MAX_STACKS);
   uint64_t total = 0;
   for (size_t i = 0; i < n; i++) total += s->count[i];
+  /* Before the frames are counted: the tree's nodes are what the counts say. */
+  if (r->n_nodes + total > TP_TRACE_MAX_STACK_FRAMES)
+    return fail(r, STACKS_ERROR "the section's tree would have %llu nodes (at most %u)", at,
+                (unsigned long long)(r->n_nodes + total), TP_TRACE_MAX_STACK_FRAMES);
   if (total != s->n_frames)
     return fail(r, STACKS_ERROR "counts add up to %llu frames but %zu are written", at, (unsigned long long)total,
                 s->n_frames);
-  if (r->n_nodes + total > UINT32_MAX) return fail(r, STACKS_ERROR "more than 2^32 - 1 nodes in the section", at);
   if (r->n_nodes + total > r->nodes_cap) {
     size_t cap = r->nodes_cap ? r->nodes_cap : 4096;
     while (cap < r->n_nodes + total) cap *= 2;
@@ -307,6 +317,10 @@ static int start_batch(tp_trace_reader *r, Tierpool__Trace__Record *rec) {
     uint32_t node = back ? (uint32_t)(r->n_nodes + 1 - back) : 0, depth = node ? r->nodes[node - 1].depth : 0;
     if ((uint64_t)depth + s->count[i] > TP_TRACE_MAX_STACK_DEPTH)
       return fail(r, STACKS_ERROR "stack %u has more than %u frames", at, id, TP_TRACE_MAX_STACK_DEPTH);
+    r->section_frames += depth + s->count[i];
+    if (r->section_frames > TP_TRACE_MAX_STACK_FRAMES) /* stacks sharing deep nodes: each is handed out whole */
+      return fail(r, STACKS_ERROR "stack %u takes the section's stacks past %u frames", at, id,
+                  TP_TRACE_MAX_STACK_FRAMES);
     for (uint32_t k = 0; k < s->count[i]; k++) {
       r->nodes[r->n_nodes++] = (struct tree_node){*frame++, node, ++depth};
       node = (uint32_t)r->n_nodes;
@@ -346,6 +360,21 @@ static int next_in_batch(tp_trace_reader *r, Tierpool__Trace__Record **out) {
   rec->stack = stack;
   *out = rec;
   return 1;
+}
+
+/* A format 1 Stack record, within the limits a Stacks record has. */
+static int check_stack(tp_trace_reader *r, const Tierpool__Trace__Stack *s) {
+  unsigned long long at = (unsigned long long)r->frame_offset;
+  if (s->n_frames > TP_TRACE_MAX_STACK_DEPTH)
+    return fail(r, "corrupt Stack record in frame at offset %llu: more than %u frames", at, TP_TRACE_MAX_STACK_DEPTH);
+  if (++r->section_stacks > TP_TRACE_MAX_STACKS)
+    return fail(r, "corrupt Stack record in frame at offset %llu: the section would have %llu stacks (at most %u)", at,
+                (unsigned long long)r->section_stacks, TP_TRACE_MAX_STACKS);
+  r->section_frames += s->n_frames;
+  if (r->section_frames > TP_TRACE_MAX_STACK_FRAMES)
+    return fail(r, "corrupt Stack record in frame at offset %llu: stack %u takes the section's stacks past %u frames",
+                at, s->id, TP_TRACE_MAX_STACK_FRAMES);
+  return 0;
 }
 
 /* Remembers the samples' times and ids for the frame's Frees.id_age. */
@@ -509,16 +538,16 @@ int tp_trace_next(tp_trace_reader *r, Tierpool__Trace__Record **out) {
     case TIERPOOL__TRACE__RECORD__KIND_STACKS:
       start_batch(r, rec); /* takes rec; on error, the loop returns -1 */
       continue;
-    case TIERPOOL__TRACE__RECORD__KIND_STACK: /* format 1: as deep as a Stacks record allows, no deeper */
-      if (rec->stack->n_frames > TP_TRACE_MAX_STACK_DEPTH) {
+    case TIERPOOL__TRACE__RECORD__KIND_STACK: /* format 1: within a Stacks record's limits, too */
+      if (check_stack(r, rec->stack) < 0) {
         tp_trace_record_free(rec);
-        return fail(r, "corrupt Stack record in frame at offset %llu: more than %u frames",
-                    (unsigned long long)r->frame_offset, TP_TRACE_MAX_STACK_DEPTH);
+        return -1;
       }
       break;
     case TIERPOOL__TRACE__RECORD__KIND_PROCESS: /* node numbers and stack and sample ids are the section's */
       r->n_nodes = 0;
       r->frames_out = 0;
+      r->section_stacks = r->section_frames = 0;
       r->sample_stack_max = 0;
       r->n_marks = 0;
       r->sample_id_prior = 0;

@@ -674,14 +674,14 @@ static void test_bad_lengths(void **state) {
 
 /* --- Format 2: stacks as a prefix tree, histograms as steps -------------- */
 
-/* A Stacks record: n stacks from first_id; frames hold sum(count) values. */
+/* A Stacks record: n stacks from first_id; frames hold sum(count) values (NULL: none written, whatever the counts). */
 static void add_stacks(struct trace *t, uint32_t first_id, size_t n, const uint32_t *from, const uint32_t *count,
                        const uint64_t *frames, size_t n_truncated, const uint32_t *truncated) {
   Tierpool__Trace__Stacks s = TIERPOOL__TRACE__STACKS__INIT;
   s.first_id = first_id;
   s.n_from = s.n_count = n;
   s.from = (uint32_t *)from, s.count = (uint32_t *)count;
-  for (size_t i = 0; i < n; i++) s.n_frames += count[i];
+  for (size_t i = 0; frames && i < n; i++) s.n_frames += count[i];
   s.frames = (uint64_t *)frames;
   s.n_truncated = n_truncated, s.truncated = (uint32_t *)truncated;
   Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
@@ -896,6 +896,42 @@ static void test_stacks_fan_out(void **state) {
   trace_reset(&t);
 }
 
+/* A section's stacks beyond what the writer keeps of a process's
+ * (TP_TRACE_MAX_STACKS, TP_TRACE_MAX_STACK_FRAMES): a few bytes that would
+ * have every reader hold gigabytes.  Each is refused before its nodes or
+ * stacks are made. */
+static void test_section_limits(void **state) {
+  (void)state;
+  /* Counts that would take the tree past its nodes, refused before its
+   * frames are even counted (so this record need not hold 2^25 of them). */
+  char expected[128];
+  snprintf(expected, sizeof expected, "the section's tree would have %u nodes (at most %u)",
+           TP_TRACE_MAX_STACK_FRAMES + 1, TP_TRACE_MAX_STACK_FRAMES);
+  static const uint32_t root[] = {0}, too_many[] = {TP_TRACE_MAX_STACK_FRAMES - 1};
+  expect_bad_stacks(expected, 1, root, too_many, NULL, 0, NULL);
+
+  /* One stack too many: 1 in the first batch, 2^22 empty ones in the next. */
+  uint32_t *zeros = calloc(TP_TRACE_MAX_STACKS, sizeof *zeros);
+  assert_non_null(zeros);
+  snprintf(expected, sizeof expected, "the section would have %u stacks (at most %u)", TP_TRACE_MAX_STACKS + 1,
+           TP_TRACE_MAX_STACKS);
+  expect_bad_stacks(expected, TP_TRACE_MAX_STACKS, zeros, zeros, NULL, 0, NULL);
+
+  /* 8 chains 65536 deep (2^19 nodes: the fan-out bound allows 2^26 frames),
+   * then stacks of the last chain's deepest node: 2 + 8 * 65536 frames, and
+   * 65536 more each, pass 2^25 at the 504th of them, stack 9 + 504. */
+  enum { CHAINS = 8, SHARED = 600 };
+  uint32_t from[CHAINS + SHARED], count[CHAINS + SHARED];
+  for (size_t i = 0; i < CHAINS + SHARED; i++) from[i] = i < CHAINS ? 0 : 1, count[i] = i < CHAINS ? 65536 : 0;
+  uint64_t *chain_frames = calloc((size_t)CHAINS * 65536, sizeof *chain_frames);
+  assert_non_null(chain_frames);
+  snprintf(expected, sizeof expected, "stack %u takes the section's stacks past %u frames", 9 + 504,
+           TP_TRACE_MAX_STACK_FRAMES);
+  expect_bad_stacks(expected, CHAINS + SHARED, from, count, chain_frames, 0, NULL);
+  free(chain_frames);
+  free(zeros);
+}
+
 /* --- Fuzzing, a little --------------------------------------------------- */
 
 /* Reads a damaged file to its end: it may fail, but must not crash or leak. */
@@ -966,6 +1002,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_v2_round_trip, remove_file),
       cmocka_unit_test_teardown(test_v2_bad_stacks, remove_file),
       cmocka_unit_test_teardown(test_stacks_fan_out, remove_file),
+      cmocka_unit_test_teardown(test_section_limits, remove_file),
       cmocka_unit_test_teardown(test_flipped_bytes, remove_file),
       cmocka_unit_test_teardown(test_flipped_record_bytes, remove_file),
   };
