@@ -140,7 +140,7 @@ static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, con
   if (n > 1) qsort(base, n, size, cmp);
 }
 
-/* The last of the sorted ranges that starts at or below pc, if it holds pc; else NULL. */
+/* The one of the sorted, disjoint ranges that holds pc, or NULL. */
 static const struct code_range *range_at(const struct code_range *r, size_t n, uint64_t pc) {
   size_t lo = 0, hi = n;
   while (lo < hi) {
@@ -149,6 +149,40 @@ static const struct code_range *range_at(const struct code_range *r, size_t n, u
     else hi = mid;
   }
   return lo && pc < r[lo - 1].hi ? &r[lo - 1] : NULL;
+}
+
+/* Module segments may overlap (a library unloaded, another loaded over part of
+ * its range): the sorted ranges made disjoint, each address given to the range
+ * that starts last among those holding it (the innermost of nested ones; at
+ * one start, the latest added): the most specific, and for a reload the
+ * latest.  A sweep: the ranges open at an address are a stack, the last
+ * started on top; an address past the end of the top one falls to the next. */
+static void disjoint_modules(struct tp_frames *f) {
+  if (f->n_modules < 2) return;
+  size_t n = f->n_modules, n_out = 0, depth = 0;
+  struct code_range *in = f->modules, *out = tp_hash_alloc(2 * n, sizeof *out);
+  const struct code_range **open = tp_hash_alloc(n, sizeof *open);
+  uint64_t at = in[0].lo;
+  for (size_t i = 0; i <= n; i++) {
+    bool last = i == n;
+    uint64_t next = last ? UINT64_MAX : in[i].lo; /* past every range: its hi is exclusive */
+    while (at < next) { /* [at, next) goes to the open ranges, top first */
+      while (depth && open[depth - 1]->hi <= at) depth--;
+      if (!depth) break;
+      const struct code_range *top = open[depth - 1];
+      uint64_t end = top->hi < next ? top->hi : next;
+      out[n_out] = *top, out[n_out].lo = at, out[n_out++].hi = end; /* a range starting, or resuming */
+      at = end;
+    }
+    if (last) break;
+    at = next;
+    open[depth++] = &in[i];
+  }
+  free(open);
+  free(f->modules);
+  f->modules = out;
+  f->n_modules = n_out;
+  f->modules_cap = 2 * n;
 }
 
 /* JIT ranges may overlap (code registered twice): their union, sorted. */
@@ -192,6 +226,7 @@ static uint32_t resolve_frame(const struct tp_frames *f, struct tp_profile *p, u
 
 void tp_frames_resolve(struct tp_frames *f, struct tp_profile *p) {
   sort(f->modules, f->n_modules, sizeof *f->modules, by_lo);
+  disjoint_modules(f);
   union_jits(f);
   sort(f->symbols, f->n_symbols, sizeof *f->symbols, by_start);
   uint32_t *path = NULL;

@@ -9,7 +9,8 @@
  * So the section's Module, JitRange, PerfMap and Stack records are gathered
  * first, and resolved together at its end.  An address in JIT code is a JIT
  * frame (named by the perf map when a line covers it); else one in a module's
- * segment is that module's, at its module-relative address; else it is an
+ * segment is that module's, at its module-relative address (of overlapping
+ * segments, the one starting last: the innermost); else it is an
  * unknown address (a JIT frame if the perf map names it).  Memory: the
  * section's stacks and code ranges. */
 #ifndef TP_FRAMES_H

@@ -260,6 +260,7 @@ int main(int argc, char **argv) {
   check_lifetime_buckets();
   check_one_trace();
   check_two_layouts();
+  check_overlapping_modules();
   check_merge_order();
   check_truncated();
   check_errors();

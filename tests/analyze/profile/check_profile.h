@@ -30,6 +30,7 @@ void check_site(const struct tp_profile *p, const char *stack, uint32_t tier, co
 void check_lifetime_buckets(void);
 void check_one_trace(void);
 void check_two_layouts(void);
+void check_overlapping_modules(void);
 void check_merge_order(void);
 void check_truncated(void);
 void check_errors(void);

@@ -176,6 +176,32 @@ void check_one_trace(void) {
   tp_profile_free(&p);
 }
 
+/* Module segments that overlap: libb inside liba's range, libd loaded over
+ * liba's end (as after a dlclose and a dlopen).  An address goes to the range
+ * holding it that starts last: libb inside libb, liba past libb's end, libd
+ * from its start on, even past liba's end; none past every range. */
+static const char spec_overlap[] =
+    "process pid=505 rate=1\n"
+    "module path=/usr/lib/liba.so build_id=aa bias=0x400000 seg=0:0x400000:0:1\n"
+    "module path=/usr/lib/libb.so build_id=bb bias=0x500000 seg=0:0x1000:0:1\n"
+    "module path=/usr/lib/libd.so build_id=dd bias=0x780000 seg=0:0x100000:0:1\n"
+    "stack id=1 frames=0x600000,0x500010,0x400010,0x7f0000,0x700000,0x850000,0x900000\n"
+    "sample id=1 t=1 size=16 stack=1\n";
+
+#define OVERLAP_STACK                                                                                 \
+  "/usr/lib/liba.so@aa+0x200000;/usr/lib/libb.so@bb+0x10;/usr/lib/liba.so@aa+0x10;"                  \
+  "/usr/lib/libd.so@dd+0x70000;/usr/lib/liba.so@aa+0x300000;/usr/lib/libd.so@dd+0xd0000;?:@0x900000"
+
+void check_overlapping_modules(void) {
+  struct tp_profile p;
+  load_all(&p, (const char *const[]){make("overlap", spec_overlap), NULL}, 0);
+  char *got = p.n_sites == 1 ? describe_stack(&p, p.sites[0].stack) : NULL;
+  check(got && strcmp(got, OVERLAP_STACK) == 0,
+        "overlapping modules: each address in the range that starts last (got %s)", got ? got : "no single site");
+  free(got);
+  tp_profile_free(&p);
+}
+
 void check_two_layouts(void) {
   const char *a = make("a", spec_a), *b = make("b", spec_b);
   struct tp_profile p;
