@@ -10,11 +10,13 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEBUG_BUILD_ID_DIR "/usr/lib/debug/.build-id"
@@ -254,14 +256,28 @@ static int build_id_equal(Dwfl_Module *mod, const struct tp_prof_module *m) {
   return len > 0 && (size_t)len == m->build_id_len && memcmp(bits, m->build_id, m->build_id_len) == 0;
 }
 
-/* A session on file; NULL unless it opens (and its build-id is the recorded one). */
+/* file opened to read if it is a regular file, else -1: a path from the trace
+ * may name a FIFO or a device, whose open or read would wait forever. */
+static int open_regular(const char *file) {
+  int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO's open waits for a writer without it */
+  struct stat st;
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) close(fd), fd = -1;
+  return fd;
+}
+
+/* A session on file; NULL unless it is a regular file that opens (and its build-id is the recorded one). */
 static Dwfl *open_session(struct tp_symbolizer *s, const char *file, const struct tp_prof_module *m, Dwfl_Module **mod) {
-  if (access(file, R_OK) != 0) return NULL;
+  int fd = open_regular(file);
+  if (fd < 0) return NULL;
   Dwfl *dwfl = dwfl_begin(&s->callbacks);
-  if (!dwfl) return NULL;
+  if (!dwfl) {
+    close(fd);
+    return NULL;
+  }
   dwfl_report_begin(dwfl);
-  /* base 0 with add_p_vaddr: bias 0 for ET_DYN and ET_EXEC alike. */
-  *mod = dwfl_report_elf(dwfl, m->path, file, -1, 0, true);
+  /* base 0 with add_p_vaddr: bias 0 for ET_DYN and ET_EXEC alike.  fd is the session's once reported. */
+  *mod = dwfl_report_elf(dwfl, m->path, file, fd, 0, true);
+  if (!*mod) close(fd);
   dwfl_report_end(dwfl, NULL, NULL);
   if (*mod && (m->build_id_len == 0 || build_id_equal(*mod, m))) return dwfl;
   dwfl_end(dwfl);

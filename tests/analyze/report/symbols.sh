@@ -70,6 +70,30 @@ else
   echo "no $debug_file (libc6-dbg): the debug-file check is skipped"
 fi
 
+# A module path that names a FIFO (or any file that is not a regular one):
+# opening it to read would wait for a writer forever.  It is unreadable, as a
+# missing file is: the report ends, the frame unnamed.
+mkfifo "$WORK/fifo.so"
+cat >"$WORK/fifo.spec" <<SPEC
+process pid=401 rate=1
+module path=$WORK/fifo.so build_id=0102 bias=0x400000 seg=0:0x10000:0:1
+stack id=1 frames=0x401000
+sample id=1 t=1 size=10 stack=1
+end t=10
+SPEC
+trace fifo
+RC=0
+timeout 20 "$TP_CLI" report --json "$WORK/fifo.tpt" >"$WORK/fifo-json.out" 2>"$WORK/fifo-json.err" || RC=$?
+if [ "$RC" -eq 0 ]; then
+  pass_check "report of a module that is a FIFO: ends"
+else
+  fail_check "report of a module that is a FIFO: exit status $RC (124: it hung 20 s)"
+  show "$WORK/fifo-json.err"
+fi
+expect_json "a module that is a FIFO: the frame unnamed" "$WORK/fifo-json.out" \
+  'r["top_by_bytes"][0]["frames"][0]["display"] == "fifo.so+0xfff"' \
+  'r["top_by_bytes"][0]["frames"][0]["function"] is None'
+
 if [ -n "${CPP_SUBJECT:-}" ]; then
   record cpp --rate 1 -- "$CPP_SUBJECT"
   report cpp-json --json "$TRACE"
