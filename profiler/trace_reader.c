@@ -15,6 +15,7 @@
 #include "buckets.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,9 +467,33 @@ static int mmaps_v1(tp_trace_reader *r, Tierpool__Trace__MmapCalls *m) {
   return 0;
 }
 
+/* A sample stands for a positive, finite number of allocations: anything else
+ * would make every total it goes into NaN, infinite or negative. */
+static bool weight_ok(double weight) { return isfinite(weight) && weight > 0; }
+
+/* The section's rate: 0 (byte mode, or none), or one whose inverse, the weight of its samples, is a weight. */
+static int check_process(tp_trace_reader *r, const Tierpool__Trace__Process *p) {
+  if (p->sample_rate == 0 || (p->sample_rate > 0 && weight_ok(1.0 / p->sample_rate))) return 0;
+  return fail(r, "corrupt Process record in frame at offset %llu: sample_rate %g (1/rate is no positive finite weight)",
+              (unsigned long long)r->frame_offset, p->sample_rate);
+}
+
+static int check_weights(tp_trace_reader *r, const Tierpool__Trace__Samples *s) {
+  uint64_t id = 0;
+  for (size_t i = 0; i < s->n_weight && i < s->n_id_delta; i++) { /* a weight past the ids is no sample's */
+    id += s->id_delta[i];
+    if (!weight_ok(s->weight[i]))
+      return fail(r,
+                  "corrupt Samples record in frame at offset %llu: weight %g of sample %llu "
+                  "(not a positive finite number)",
+                  (unsigned long long)r->frame_offset, s->weight[i], (unsigned long long)id);
+  }
+  return 0;
+}
+
 /* Format 2 Samples as format 1 says them: stack. */
 static int samples_v1(tp_trace_reader *r, Tierpool__Trace__Samples *s) {
-  if (note_marks(r, s) < 0) return -1;
+  if (check_weights(r, s) < 0 || note_marks(r, s) < 0) return -1;
   bool back = s->n_stack_back && !s->n_stack;
   if (back) {
     s->stack = malloc(s->n_stack_back * sizeof *s->stack);
@@ -545,6 +570,10 @@ int tp_trace_next(tp_trace_reader *r, Tierpool__Trace__Record **out) {
       }
       break;
     case TIERPOOL__TRACE__RECORD__KIND_PROCESS: /* node numbers and stack and sample ids are the section's */
+      if (check_process(r, rec->process) < 0) {
+        tp_trace_record_free(rec);
+        return -1;
+      }
       r->n_nodes = 0;
       r->frames_out = 0;
       r->section_stacks = r->section_frames = 0;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -932,6 +933,53 @@ static void test_section_limits(void **state) {
   free(zeros);
 }
 
+/* Weights that are no number of allocations, which every total they went
+ * into would become: NaN, infinite, negative or zero; written, or implied by
+ * the Process's sample_rate (1/rate). */
+static void test_bad_weights(void **state) {
+  (void)state;
+  static uint64_t ids[] = {5, 1};
+  const double weights[] = {NAN, INFINITY, -2.0, 0.0, -0.0};
+  char expected[160];
+  for (size_t k = 0; k < sizeof weights / sizeof weights[0]; k++) {
+    double column[] = {4.0, weights[k]};
+    Tierpool__Trace__Samples samples = TIERPOOL__TRACE__SAMPLES__INIT;
+    samples.n_id_delta = samples.n_weight = 2;
+    samples.id_delta = ids, samples.weight = column;
+    Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
+    rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_SAMPLES;
+    rec.samples = &samples;
+    struct trace t = {0};
+    add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+    add_process(&t);
+    add_record(&t, &rec);
+    end_frame(&t);
+    snprintf(expected, sizeof expected,
+             "corrupt Samples record in frame at offset 0: weight %g of sample 6 (not a positive finite number)",
+             weights[k]);
+    expect_error(expected, t.data, t.len);
+    trace_reset(&t);
+  }
+  const double rates[] = {NAN, INFINITY, -0.5, 1e-320 /* 1/rate overflows */};
+  for (size_t k = 0; k < sizeof rates / sizeof rates[0]; k++) {
+    Tierpool__Trace__Process p = TIERPOOL__TRACE__PROCESS__INIT;
+    p.pid = 42;
+    p.sample_rate = rates[k];
+    Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
+    rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_PROCESS;
+    rec.process = &p;
+    struct trace t = {0};
+    add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+    add_record(&t, &rec);
+    end_frame(&t);
+    snprintf(expected, sizeof expected,
+             "corrupt Process record in frame at offset 0: sample_rate %g (1/rate is no positive finite weight)",
+             rates[k]);
+    expect_error(expected, t.data, t.len);
+    trace_reset(&t);
+  }
+}
+
 /* --- Fuzzing, a little --------------------------------------------------- */
 
 /* Reads a damaged file to its end: it may fail, but must not crash or leak. */
@@ -1003,6 +1051,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_v2_bad_stacks, remove_file),
       cmocka_unit_test_teardown(test_stacks_fan_out, remove_file),
       cmocka_unit_test_teardown(test_section_limits, remove_file),
+      cmocka_unit_test_teardown(test_bad_weights, remove_file),
       cmocka_unit_test_teardown(test_flipped_bytes, remove_file),
       cmocka_unit_test_teardown(test_flipped_record_bytes, remove_file),
   };
