@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buckets.h"
+#include "hash_set.h"
 #include "stack_tree.h"
 
 /* Stacks in one Stacks record, at most: the recorder's batch size. */
@@ -33,7 +34,7 @@ tp_compactor *tp_compactor_new(tp_compact_put_fn put, void *ctx) {
   tp_compactor *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->put = put, c->ctx = ctx;
-  c->tree = (tp_stack_tree){.map = zeroed, .unmap = release};
+  c->tree = (tp_stack_tree){.map = zeroed, .unmap = release, .key = tp_hash_key};
   c->from = malloc(COMPACT_STACKS_MAX * sizeof *c->from);
   c->count = malloc(COMPACT_STACKS_MAX * sizeof *c->count);
   c->truncated = malloc(COMPACT_STACKS_MAX * sizeof *c->truncated);

@@ -23,7 +23,12 @@ struct tp_hash_set {
 /* Does the entry at index equal the key being looked up? */
 typedef bool (*tp_hash_eq)(const void *ctx, uint32_t index, const void *key);
 
-static inline uint64_t tp_hash_mix(uint64_t h) { /* splitmix64's finaliser */
+/* Random, per process (hash_key.c), and in every hash below: a trace cannot be
+ * crafted for its ids, addresses or names to collide (quadratic lookups). */
+extern uint64_t tp_hash_key;
+
+static inline uint64_t tp_hash_mix(uint64_t h) { /* splitmix64's finaliser, of h and the key */
+  h += tp_hash_key;
   h ^= h >> 30, h *= 0xbf58476d1ce4e5b9ull;
   h ^= h >> 27, h *= 0x94d049bb133111ebull;
   return h ^ (h >> 31);
@@ -31,7 +36,7 @@ static inline uint64_t tp_hash_mix(uint64_t h) { /* splitmix64's finaliser */
 
 static inline uint64_t tp_hash_bytes(uint64_t h, const void *data, size_t len) { /* FNV-1a */
   const uint8_t *p = data;
-  h ^= 0xcbf29ce484222325ull;
+  h ^= 0xcbf29ce484222325ull ^ tp_hash_key;
   for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
   return tp_hash_mix(h);
 }

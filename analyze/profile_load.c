@@ -163,6 +163,11 @@ static int by_u32(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+static int by_live_id(const void *a, const void *b) {
+  uint64_t x = ((const struct sec_live *)a)->id, y = ((const struct sec_live *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
 /* The section's tenants that counted something join the profile in id
  * order (the default first), so that a trace lists them as it numbered them. */
 static void resolve_tenants_in_order(struct loader *L) {
@@ -199,14 +204,20 @@ static void end_section(struct loader *L) {
   struct tp_profile *p = L->p;
   resolve_tenants_in_order(L);
   end_section_tenants(L);
-  /* Blocks still live when the trace ended. */
-  for (size_t i = 0; i < L->live.cap; i++) {
-    const struct sec_live *e = tp_live_slot(&L->live, i);
-    if (!L->live.used[i]) continue;
+  /* Blocks still live when the trace ended, summed by id: the table's order
+   * follows its random hash key, and sums of doubles their order. */
+  struct sec_live *live = tp_hash_alloc(L->live.count, sizeof *live);
+  size_t n_live = 0;
+  for (size_t i = 0; i < L->live.cap; i++)
+    if (L->live.used[i]) live[n_live++] = *(const struct sec_live *)tp_live_slot(&L->live, i);
+  if (n_live > 1) qsort(live, n_live, sizeof *live, by_live_id);
+  for (size_t i = 0; i < n_live; i++) {
+    const struct sec_live *e = &live[i];
     L->sites[e->site].live_allocs += e->weight;
     L->sites[e->site].live_bytes += e->weight * (double)e->size;
     p->never_freed[e->tier] += e->weight;
   }
+  free(live);
   /* Each section stack once, then its sites. */
   tp_frames_resolve(L->frames, p);
   for (size_t i = 0; i < L->n_sites; i++) {

@@ -6,8 +6,14 @@ struct tp_stack_tree_slot {
   uint32_t parent, node; /* node 0: an empty slot */
 };
 
-static uint32_t tp_stack_tree_hash(uint32_t parent, uint64_t frame) {
-  uint64_t h = (frame ^ ((uint64_t)parent << 32 | parent)) * 0x9e3779b97f4a7c15ull;
+/* The frame through splitmix64's finaliser first: with a key no one knows,
+ * no frames can be chosen whose slots collide, under one parent or many. */
+static uint32_t tp_stack_tree_hash(uint64_t key, uint32_t parent, uint64_t frame) {
+  uint64_t h = frame ^ key;
+  h ^= h >> 30, h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27, h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  h = (h + parent) * 0x9e3779b97f4a7c15ull;
   return (uint32_t)(h >> 32);
 }
 
@@ -19,7 +25,7 @@ static int tp_stack_tree_grow(tp_stack_tree *t) {
   for (uint32_t i = 0; i < t->capacity; i++) {
     tp_stack_tree_slot *s = &t->slots[i];
     if (!s->node) continue;
-    uint32_t slot = tp_stack_tree_hash(s->parent, s->frame) & (capacity - 1);
+    uint32_t slot = tp_stack_tree_hash(t->key, s->parent, s->frame) & (capacity - 1);
     while (slots[slot].node) slot = (slot + 1) & (capacity - 1);
     slots[slot] = *s;
   }
@@ -34,7 +40,7 @@ uint32_t tp_stack_tree_add(tp_stack_tree *t, const uint64_t *frames, uint32_t de
   if (t->capacity) { /* the longest known path from the outermost frame */
     uint32_t mask = t->capacity - 1;
     while (i > 0) {
-      uint32_t slot = tp_stack_tree_hash(node, frames[i - 1]) & mask;
+      uint32_t slot = tp_stack_tree_hash(t->key, node, frames[i - 1]) & mask;
       while (t->slots[slot].node && (t->slots[slot].parent != node || t->slots[slot].frame != frames[i - 1]))
         slot = (slot + 1) & mask;
       if (!t->slots[slot].node) break;
@@ -47,7 +53,7 @@ uint32_t tp_stack_tree_add(tp_stack_tree *t, const uint64_t *frames, uint32_t de
   for (; i > 0; i--) { /* the rest are new nodes */
     uint32_t child = ++t->nodes;
     if ((t->indexed + 1) * 2 <= t->capacity || tp_stack_tree_grow(t)) {
-      uint32_t mask = t->capacity - 1, slot = tp_stack_tree_hash(node, frames[i - 1]) & mask;
+      uint32_t mask = t->capacity - 1, slot = tp_stack_tree_hash(t->key, node, frames[i - 1]) & mask;
       while (t->slots[slot].node) slot = (slot + 1) & mask;
       t->slots[slot] = (tp_stack_tree_slot){frames[i - 1], node, child};
       t->indexed++;

@@ -20,6 +20,10 @@ typedef struct tp_stack_tree {
   void (*unmap)(void *p, size_t bytes);
   tp_stack_tree_slot *slots;
   uint32_t capacity, indexed, nodes;
+  /* Mixed into the index's hash: random in the analyzer, whose frames come
+   * from traces (crafted ones could collide); 0 in the preload, whose frames
+   * are its own process's. */
+  uint64_t key;
 } tp_stack_tree;
 
 /* Adds the stack frames[0..depth) (innermost first): *from is the deepest

@@ -15,6 +15,7 @@
 
 #include <zstd.h>
 
+#include "stack_tree.h"
 #include "trace_build.h"
 
 /* --- Reading them back --------------------------------------------------- */
@@ -980,6 +981,42 @@ static void test_bad_weights(void **state) {
   }
 }
 
+static void *zeroed(size_t bytes) { return calloc(1, bytes); }
+static void release(void *p, size_t bytes) {
+  (void)bytes;
+  free(p);
+}
+
+/* The writer's and merge's prefix tree finds the paths it has, whatever its
+ * hash key (0 in the preload, random in the analyzer), past index growth. */
+static void test_stack_tree(void **state) {
+  (void)state;
+  const uint64_t keys[] = {0, 0x8f1bbcdc2c9a61e5ull};
+  for (size_t k = 0; k < 2; k++) {
+    tp_stack_tree t = {.map = zeroed, .unmap = release, .key = keys[k]};
+    const uint64_t cba[] = {0xC, 0xB, 0xA}, dba[] = {0xD, 0xB, 0xA}, ba[] = {0xB, 0xA};
+    uint32_t from, shared;
+    assert_int_equal(tp_stack_tree_add(&t, cba, 3, &from, &shared), 0); /* A 1, B 2, C 3 */
+    assert_int_equal(from, 0), assert_int_equal(shared, 0);
+    assert_int_equal(tp_stack_tree_add(&t, dba, 3, &from, &shared), 3); /* D 4, under B */
+    assert_int_equal(from, 2), assert_int_equal(shared, 2);
+    assert_int_equal(tp_stack_tree_add(&t, ba, 2, &from, &shared), 4);
+    assert_int_equal(from, 2), assert_int_equal(shared, 2);
+    enum { MANY = 20000 }; /* past the index's first 8192 slots, twice */
+    for (uint64_t i = 0; i < MANY; i++) {
+      uint64_t frame = 0x1000 + (i << 40);
+      assert_int_equal(tp_stack_tree_add(&t, &frame, 1, &from, &shared), 4 + i);
+    }
+    for (uint64_t i = 0; i < MANY; i++) {
+      uint64_t frame = 0x1000 + (i << 40);
+      tp_stack_tree_add(&t, &frame, 1, &from, &shared);
+      assert_int_equal(shared, 1), assert_int_equal(from, 5 + i);
+    }
+    assert_int_equal(t.nodes, 4 + MANY);
+    tp_stack_tree_reset(&t);
+  }
+}
+
 /* --- Fuzzing, a little --------------------------------------------------- */
 
 /* Reads a damaged file to its end: it may fail, but must not crash or leak. */
@@ -1052,6 +1089,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_stacks_fan_out, remove_file),
       cmocka_unit_test_teardown(test_section_limits, remove_file),
       cmocka_unit_test_teardown(test_bad_weights, remove_file),
+      cmocka_unit_test(test_stack_tree),
       cmocka_unit_test_teardown(test_flipped_bytes, remove_file),
       cmocka_unit_test_teardown(test_flipped_record_bytes, remove_file),
   };

@@ -258,6 +258,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   check_lifetime_buckets();
+  check_live_table();
   check_one_trace();
   check_two_layouts();
   check_overlapping_modules();

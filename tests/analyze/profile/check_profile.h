@@ -28,6 +28,7 @@ void check_site(const struct tp_profile *p, const char *stack, uint32_t tier, co
 
 /* profile_cases.c */
 void check_lifetime_buckets(void);
+void check_live_table(void);
 void check_one_trace(void);
 void check_two_layouts(void);
 void check_overlapping_modules(void);

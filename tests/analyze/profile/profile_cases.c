@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check_profile.h"
+#include "live_table.h"
 #include "trace_codec.h"
 
 /* Process 101, count mode at 1/4 (weight 4 per sample).  Two frames: the
@@ -118,6 +119,51 @@ void check_lifetime_buckets(void) {
             j1 == tp_profile_frame(&p, TP_PROFILE_NONE, 0x10, "f", true) && tp_profile_tenant(&p, "default") == 0,
         "interning: modules by path and build-id, frames by content, tenant 0 is \"default\"");
   tp_profile_free(&p);
+}
+
+/* x from x ^ (x >> shift). */
+static uint64_t unxorshift(uint64_t y, int shift) {
+  uint64_t x = y;
+  for (int i = 0; i < 64 / shift + 1; i++) x = y ^ (x >> shift);
+  return x;
+}
+
+/* The inverse of an odd number, mod 2^64 (Newton's iteration). */
+static uint64_t inverse(uint64_t a) {
+  uint64_t x = a;
+  for (int i = 0; i < 6; i++) x *= 2 - a * x;
+  return x;
+}
+
+/* The id splitmix64's finaliser (the live table's hash, unkeyed) takes to y. */
+static uint64_t unmix(uint64_t y) {
+  y = unxorshift(y, 31) * inverse(0x94d049bb133111ebull);
+  y = unxorshift(y, 27) * inverse(0xbf58476d1ce4e5b9ull);
+  return unxorshift(y, 30);
+}
+
+/* Sample ids chosen so that, unkeyed, all would hash to slot 0 of any table
+ * up to 2^20 slots: one run of them all, each lookup walking it.  Keyed, the
+ * longest run of used slots stays short; and every entry is still found. */
+void check_live_table(void) {
+  enum { N = 4096 };
+  struct entry {
+    uint64_t id, value;
+  };
+  struct tp_live_table t;
+  tp_live_init(&t, sizeof(struct entry));
+  for (uint64_t k = 1; k <= N; k++) tp_live_put(&t, &(struct entry){unmix(k << 20), k});
+  size_t run = 0, longest = 0;
+  for (size_t i = 0; i < 2 * t.cap; i++) /* twice round: a run may wrap */
+    run = t.used[i % t.cap] ? run + 1 : 0, longest = run > longest ? run : longest;
+  check(longest < N / 8, "live table: ids made to collide unkeyed spread out (longest run %zu of %d)", longest, N);
+  bool found = t.count == N;
+  struct entry e;
+  for (uint64_t k = 1; k <= N; k += 2) found &= tp_live_take(&t, unmix(k << 20), &e) && e.value == k;
+  for (uint64_t k = 2; k <= N; k += 2) found &= tp_live_take(&t, unmix(k << 20), &e) && e.value == k;
+  found &= t.count == 0 && !tp_live_take(&t, unmix(1u << 20), &e);
+  check(found, "live table: each of them found once, then none");
+  tp_live_free(&t);
 }
 
 void check_one_trace(void) {
