@@ -63,8 +63,9 @@ struct tp_mapping *tp_mappings_open(struct tp_mappings *s, uint64_t lo, uint64_t
     s->v = v, s->cap = cap;
   }
   struct tp_mapping *m = &s->v[s->n++];
-  *m = (struct tp_mapping){.lo = lo, .hi = lo + len, .tag = tag};
-  if (accessible && ranges_add(m, lo, lo + len) < 0) {
+  uint64_t hi = lo + len < lo ? UINT64_MAX : lo + len; /* as the calls below: up to the end of the address space */
+  *m = (struct tp_mapping){.lo = lo, .hi = hi, .tag = tag};
+  if (accessible && ranges_add(m, lo, hi) < 0) {
     s->n--;
     return NULL;
   }

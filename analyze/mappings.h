@@ -32,8 +32,9 @@ struct tp_mappings {
   size_t n, cap;
 };
 
-/* A new mapping [lo, lo + len), all accessible or none of it; NULL when out
- * of memory.  The pointer lives until the next call on s. */
+/* A new mapping [lo, lo + len) (cut at the end of the address space), all
+ * accessible or none of it; NULL when out of memory.  The pointer lives until
+ * the next call on s. */
 struct tp_mapping *tp_mappings_open(struct tp_mappings *s, uint64_t lo, uint64_t len, bool accessible, uint32_t tag);
 /* The first mapping overlapping [lo, hi), NULL if none. */
 struct tp_mapping *tp_mappings_find(struct tp_mappings *s, uint64_t lo, uint64_t hi);

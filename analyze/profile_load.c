@@ -363,7 +363,10 @@ static int on_mmap(void *ctx, const struct tp_mmap_event *e) {
   if (e->kind < 5) L->p->mmap_calls[e->kind]++, L->p->mmap_bytes[e->kind] += e->length;
   int rc = 0;
   switch (e->kind) {
-  case TIERPOOL__TRACE__MMAP_KIND__MMAP:
+  case TIERPOOL__TRACE__MMAP_KIND__MMAP: /* the recorder writes only the mmaps that succeeded */
+    if (e->addr + e->length < e->addr)
+      return corrupt(L, "mmap of %" PRIu64 " bytes at %#" PRIx64 " wraps past the end of the address space", e->length,
+                     e->addr);
     if (e->length >= TP_MAPPING_MIN && (e->flags & MAP_ANONYMOUS)) rc = mapping_open(L, e);
     break;
   case TIERPOOL__TRACE__MMAP_KIND__MPROTECT:

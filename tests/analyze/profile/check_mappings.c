@@ -116,6 +116,16 @@ int main(void) {
     printf("FAIL: too few calls of each kind to mean much\n");
     return 1;
   }
+  /* A mapping said to run past the end of the address space ends there. */
+  const uint64_t top = 0xfffffffff0000000ull;
+  struct tp_mapping *m = tp_mappings_open(&s, top, 0x20000000, true, 9);
+  if (!m || m->lo != top || m->hi != UINT64_MAX || m->accessible != UINT64_MAX - top) {
+    printf("FAIL: a mapping of 512 MiB at %#" PRIx64 " is [%#" PRIx64 ", %#" PRIx64 ") with %" PRIu64
+           " accessible, not cut at the end of the address space\n", top, m ? m->lo : 0, m ? m->hi : 0,
+           m ? m->accessible : 0);
+    return 1;
+  }
+  printf("ok: a mapping past the end of the address space is cut there\n");
   tp_mappings_clear(&s);
   return 0;
 }

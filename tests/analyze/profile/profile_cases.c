@@ -387,6 +387,10 @@ void check_errors(void) {
       {"tier out of range", make("bad-tier", "process pid=1 rate=1\nsample id=1 t=1 size=8 stack=0 tier=7\n"),
        "tier 7"},
       {"histogram bucket out of range", bad_bucket_trace(), "bucket"},
+      {"mmap past the end of the address space",
+       make("mmap-wraps", "process pid=1 rate=1\n"
+                          "mmap kind=mmap t=1 addr=0xfffffffff0000000 length=0x20000000 prot=3 flags=0x22\n"),
+       "mmap of 536870912 bytes at 0xfffffffff0000000 wraps past the end of the address space"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char err[512] = "";
