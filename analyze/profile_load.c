@@ -460,6 +460,9 @@ static int on_snapshot(void *ctx, const Tierpool__Trace__Snapshot *r) {
   tp_series_add(&p->series[L->process], r->time_us, live, resident);
   for (size_t i = 0; i < r->n_reservations; i++) {
     const Tierpool__Trace__Snapshot__Reservation *s = r->reservations[i];
+    if (s->start + s->size < s->start) /* /proc/self/maps never says so */
+      return corrupt(L, "reservation of %" PRIu64 " bytes at %#" PRIx64 " wraps past the end of the address space",
+                     s->size, s->start);
     struct tp_mapping *m = tp_mappings_find(&L->mappings, s->start, s->start + s->size);
     if (m) { /* followed through its calls already: the snapshot says how much is accessible */
       struct tp_prof_reservation *res = &p->reservations[m->tag];

@@ -391,6 +391,10 @@ void check_errors(void) {
        make("mmap-wraps", "process pid=1 rate=1\n"
                           "mmap kind=mmap t=1 addr=0xfffffffff0000000 length=0x20000000 prot=3 flags=0x22\n"),
        "mmap of 536870912 bytes at 0xfffffffff0000000 wraps past the end of the address space"},
+      {"reservation past the end of the address space",
+       make("reservation-wraps", "process pid=1 rate=1\n"
+                                 "snapshot t=1 tier=0:0:0:0 reservation=0xfffffffff0000000:0x20000000:0\n"),
+       "reservation of 536870912 bytes at 0xfffffffff0000000 wraps past the end of the address space"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char err[512] = "";
