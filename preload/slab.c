@@ -52,7 +52,9 @@ static uint32_t tp_slab_pages_for(uint32_t size) {
 }
 
 void tp_classes_finish(tp_class_table *t) {
-  uint64_t cache_bytes = tp_opt.tcache_bytes ? tp_opt.tcache_bytes : (16u << 10);
+  /* While the option table is read, size_classes comes before tcache_bytes:
+   * that first pass is redone by tp_init_slow once every option is set. */
+  uint64_t cache_bytes = tp_opt.tcache_bytes;
   for (uint32_t c = 0; c < t->count; c++) {
     tp_size_class *sc = &t->classes[c];
     sc->slab_pages = tp_slab_pages_for(sc->size);

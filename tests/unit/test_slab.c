@@ -24,6 +24,18 @@ static void test_class_table(void **state) {
   }
 }
 
+/* tcache_bytes = 0 (its documented minimum) turns the thread caches off: it
+ * once read as "unset" and gave every class the 16K default. */
+static void test_no_thread_cache(void **state) {
+  (void)state;
+  uint64_t saved = tp_opt.tcache_bytes;
+  tp_class_table t = tp_classes;
+  tp_opt.tcache_bytes = 0;
+  tp_classes_finish(&t);
+  for (uint32_t c = 0; c < t.count; c++) assert_int_equal(t.classes[c].cache_max, 0);
+  tp_opt.tcache_bytes = saved;
+}
+
 static void test_fill_and_return(void **state) {
   (void)state;
   uint32_t cls = tp_class_of_size(48);
@@ -254,6 +266,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_idle_spare_retired, unit_setup_heap),
       cmocka_unit_test_setup(test_class_table, unit_setup_heap),
+      cmocka_unit_test_setup(test_no_thread_cache, unit_setup_heap),
       cmocka_unit_test_setup(test_fill_and_return, unit_setup_heap),
       cmocka_unit_test_setup(test_many_slabs_one_spare, unit_setup_heap),
       cmocka_unit_test_setup(test_partial_reuse, unit_setup_heap),
