@@ -57,6 +57,7 @@ static void tp_fork_child(void) {
   tp_os_after_fork_child();
   tp_tcache_after_fork_child();
   tp_rec_fork_child();
+  tp_background_start(); /* background_thread = on holds for the child too (the writer restarts likewise) */
 }
 
 /* The kernel hands every process 16 random bytes (AT_RANDOM): no system call. */

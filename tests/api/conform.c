@@ -1,11 +1,12 @@
 /* conform.c — the allocation API behaves like glibc 2.36's, across all three tiers.
  *
  * Runs preloaded with libtierpool.so (meson suite 'api'); every test but `active` and `stats`
- * passes on plain glibc too.  Checks that only tierpool has to meet (where glibc 2.36 differs
+ * passes on plain glibc too, or skips there when it checks what only the pool promises.  Checks that only tierpool has to meet (where glibc 2.36 differs
  * from the C/POSIX answer the pool gives) are asserted only when tierpool is loaded.
  */
 #include "check.h"
 
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -536,6 +537,45 @@ static void t_mlockall_kept(void) {
   munlockall();
 }
 
+/* True when a thread of this process is named `name` within a second. */
+static int thread_named(const char *name) {
+  for (int tries = 0; tries < 100; tries++) {
+    DIR *tasks = opendir("/proc/self/task");
+    struct dirent *d;
+    int found = 0;
+    while (tasks && !found && (d = readdir(tasks)) != NULL) {
+      char path[300], comm[32] = "";
+      snprintf(path, sizeof path, "/proc/self/task/%s/comm", d->d_name);
+      FILE *f = fopen(path, "r");
+      if (f && fgets(comm, sizeof comm, f)) found = strncmp(comm, name, strlen(name)) == 0;
+      if (f) fclose(f);
+    }
+    if (tasks) closedir(tasks);
+    if (found) return 1;
+    usleep(10 * 1000);
+  }
+  return 0;
+}
+
+/* background_thread = on (the test's environment) holds in a forked child
+ * too: its maintenance thread is started again there, as the recorder's
+ * writer is, or an idle child kept its cached large mappings for good. */
+static void t_background_fork(void) {
+  if (!tierpool_lookup().stats_get) {
+    skip("tierpool not loaded");
+    return;
+  }
+  REQUIRE(thread_named("tierpool-bg"), "no tierpool-bg thread in the parent (is TIERPOOL_BACKGROUND_THREAD=on?)");
+  fflush(NULL);
+  pid_t child = fork();
+  REQUIRE(child >= 0, "fork: %s", strerror(errno));
+  if (child == 0) _exit(thread_named("tierpool-bg") ? 0 : 3);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the forked child has no tierpool-bg thread (status %d)",
+        status);
+}
+
 static void t_reallocarray(void) {
   uint64_t seed = 3;
   char *p = reallocarray(NULL, opaque(10), opaque(10));
@@ -895,6 +935,7 @@ static const struct test tests[] = {
     {"realloc_split_large", t_realloc_split_large},
     {"large_reuse_plain", t_large_reuse_plain},
     {"mlockall_kept", t_mlockall_kept},
+    {"background_fork", t_background_fork},
     {"reallocarray", t_reallocarray},
     {"calloc_recycled", t_calloc_recycled},
     {"calloc_edges", t_calloc_edges},
