@@ -157,8 +157,8 @@ void tp_os_populate(void *p, size_t size) {
 
 /* A cached mapping goes to a new block as a fresh one would come: the program
  * may have changed the old block's pages (mprotect'ed a guard page, madvise'd
- * them DONTFORK, WIPEONFORK or DONTDUMP), and glibc unmaps such a block at
- * free, so nothing of it can reach the next owner.  Each call is a no-op
+ * them DONTFORK, WIPEONFORK or DONTDUMP), and a cached mapping is what glibc
+ * would have unmapped at free: nothing of it may reach the next owner.  Each call is a no-op
  * walk of one mapping when nothing was changed.  False when the range is no
  * longer all mapped (the program unmapped part of it). */
 #ifndef MADV_KEEPONFORK

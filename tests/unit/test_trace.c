@@ -937,6 +937,18 @@ static void test_section_limits(void **state) {
 /* Weights that are no number of allocations, which every total they went
  * into would become: NaN, infinite, negative or zero; written, or implied by
  * the Process's sample_rate (1/rate). */
+/* A trace of one frame: the header, a Process when `with_process`, then rec;
+ * reading it must fail with `expected`. */
+static void expect_record_error(const Tierpool__Trace__Record *rec, bool with_process, const char *expected) {
+  struct trace t = {0};
+  add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
+  if (with_process) add_process(&t);
+  add_record(&t, rec);
+  end_frame(&t);
+  expect_error(expected, t.data, t.len);
+  trace_reset(&t);
+}
+
 static void test_bad_weights(void **state) {
   (void)state;
   static uint64_t ids[] = {5, 1};
@@ -950,16 +962,10 @@ static void test_bad_weights(void **state) {
     Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
     rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_SAMPLES;
     rec.samples = &samples;
-    struct trace t = {0};
-    add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
-    add_process(&t);
-    add_record(&t, &rec);
-    end_frame(&t);
     snprintf(expected, sizeof expected,
              "corrupt Samples record in frame at offset 0: weight %g of sample 6 (not a positive finite number)",
              weights[k]);
-    expect_error(expected, t.data, t.len);
-    trace_reset(&t);
+    expect_record_error(&rec, true, expected);
   }
   const double rates[] = {NAN, INFINITY, -0.5, 1e-320 /* 1/rate overflows */};
   for (size_t k = 0; k < sizeof rates / sizeof rates[0]; k++) {
@@ -969,15 +975,10 @@ static void test_bad_weights(void **state) {
     Tierpool__Trace__Record rec = TIERPOOL__TRACE__RECORD__INIT;
     rec.kind_case = TIERPOOL__TRACE__RECORD__KIND_PROCESS;
     rec.process = &p;
-    struct trace t = {0};
-    add_header(&t, TP_TRACE_MAGIC, TP_TRACE_FORMAT_VERSION);
-    add_record(&t, &rec);
-    end_frame(&t);
     snprintf(expected, sizeof expected,
              "corrupt Process record in frame at offset 0: sample_rate %g (1/rate is no positive finite weight)",
              rates[k]);
-    expect_error(expected, t.data, t.len);
-    trace_reset(&t);
+    expect_record_error(&rec, false, expected);
   }
 }
 
