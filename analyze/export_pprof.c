@@ -9,12 +9,17 @@
  * allocated when each process's trace ended; -sample_index=alloc_space gives
  * the allocation churn.  Tier and tenant are string labels.
  *
- * A profile's frames are module-relative, and one module may have been loaded
- * at other addresses in each process, so each module gets a synthetic base:
- * its mapping is [base, base + span) with file_offset 0, and a frame is at
- * base + addr - 1 (the call instruction, as pprof stores return addresses), so
- * address - memory_start + file_offset is the module-relative address pprof's
- * own symbolizer looks up in the file with the mapping's build-id. */
+ * A profile's frames are module-relative (ELF virtual addresses), and one
+ * module may have been loaded at other addresses in each process, so each
+ * module gets a synthetic base and is laid out at it as a process maps it: a
+ * mapping per executable segment, [base + p_vaddr, + p_memsz) at its file
+ * offset, and a frame at base + addr - 1 (the call instruction, as pprof
+ * stores return addresses).  address - memory_start + file_offset is then the
+ * frame's offset in the file, as profile.proto says, which pprof's own
+ * symbolizer turns back into an address through the program headers of the
+ * file with the mapping's build-id: right also for files whose code is not
+ * at vaddr == offset (non-PIE executables, lld's layout).  A module whose
+ * segments the trace did not give gets one mapping at file offset 0. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -50,10 +55,13 @@ struct pprof {
   Perftools__Profiles__Function *functions;
   size_t n_functions, cap_functions;
   struct index_table function_index;
-  /* Per module of the profile: 1-based mapping id (0: unused), and its base. */
+  /* Per module of the profile: the 1-based id of its first mapping (0:
+   * unused; then one per executable segment), and its base. */
   uint64_t *mapping_id, *base;
   Perftools__Profiles__Mapping *mappings;
   size_t n_mappings;
+  /* Per mapping: its locations, and those with a function, a file, a line. */
+  size_t (*named)[4];
   /* Per frame: 1-based location id (0: unused). */
   uint64_t *location_id;
   Perftools__Profiles__Location *locations;
@@ -169,8 +177,7 @@ static void add_mappings(struct pprof *pp, const struct tp_profile *p) {
   uint64_t *max_addr = calloc(p->n_modules + 1, sizeof *max_addr);
   bool *used = calloc(p->n_modules + 1, sizeof *used);
   uint32_t *order = calloc(p->n_modules + 1, sizeof *order);
-  pp->mappings = calloc(p->n_modules + 1, sizeof *pp->mappings);
-  if (!max_addr || !used || !order || !pp->mappings) {
+  if (!max_addr || !used || !order) {
     pp->failed = true;
     goto out;
   }
@@ -183,15 +190,21 @@ static void add_mappings(struct pprof *pp, const struct tp_profile *p) {
       if (f->addr > max_addr[f->module]) max_addr[f->module] = f->addr;
     }
   }
-  size_t n = 0;
+  size_t n = 0, n_maps = 0;
   for (int pass = 0; pass < 2; pass++) {
     for (uint32_t m = 0; m < p->n_modules; m++) {
       bool main_binary = false;
       for (size_t i = 0; i < p->n_processes && !main_binary; i++)
         main_binary = p->processes[i].executable && p->modules[m].path &&
                       strcmp(p->processes[i].executable, p->modules[m].path) == 0;
-      if (used[m] && main_binary == (pass == 0)) order[n++] = m;
+      if (used[m] && main_binary == (pass == 0)) order[n++] = m, n_maps += p->modules[m].n_code ? p->modules[m].n_code : 1;
     }
+  }
+  pp->mappings = calloc(n_maps + 1, sizeof *pp->mappings);
+  pp->named = calloc(n_maps + 1, sizeof *pp->named);
+  if (!pp->mappings || !pp->named) {
+    pp->failed = true;
+    goto out;
   }
   uint64_t base = PPROF_FIRST_BASE;
   for (size_t i = 0; i < n; i++) {
@@ -199,24 +212,45 @@ static void add_mappings(struct pprof *pp, const struct tp_profile *p) {
     const struct tp_prof_module *mod = &p->modules[m];
     char hex[2 * sizeof mod->build_id + 1];
     build_id_hex(mod, hex);
-    uint64_t span = (max_addr[m] + 1 + 4095) & ~UINT64_C(4095);
-    Perftools__Profiles__Mapping *map = &pp->mappings[i];
-    perftools__profiles__mapping__init(map);
-    map->id = i + 1;
-    map->memory_start = base;
-    map->memory_limit = base + span;
-    map->file_offset = 0;
-    map->filename = string_id(pp, mod->path);
-    map->build_id = string_id(pp, hex);
-    pp->mapping_id[m] = map->id;
+    uint64_t end = max_addr[m] + 1;
+    pp->mapping_id[m] = pp->n_mappings + 1;
     pp->base[m] = base;
-    base = (base + span + PPROF_BASE_ALIGN - 1) & ~(PPROF_BASE_ALIGN - 1);
+    for (size_t c = 0; c < (mod->n_code ? mod->n_code : 1); c++) {
+      Perftools__Profiles__Mapping *map = &pp->mappings[pp->n_mappings];
+      perftools__profiles__mapping__init(map);
+      map->id = ++pp->n_mappings;
+      map->filename = string_id(pp, mod->path);
+      map->build_id = string_id(pp, hex);
+      if (mod->n_code) { /* as the process mapped it: page-aligned, vaddr and offset alike */
+        const struct tp_prof_segment *seg = &mod->code[c];
+        uint64_t skew = seg->vaddr & 4095;
+        map->memory_start = base + seg->vaddr - skew;
+        map->memory_limit = base + seg->vaddr + seg->memsz;
+        map->file_offset = seg->file_offset - (seg->file_offset >= skew ? skew : seg->file_offset);
+        if (seg->vaddr + seg->memsz > end) end = seg->vaddr + seg->memsz;
+      } else {
+        map->memory_start = base;
+        map->memory_limit = base + ((max_addr[m] + 1 + 4095) & ~UINT64_C(4095));
+        map->file_offset = 0;
+      }
+    }
+    base = (base + end + PPROF_BASE_ALIGN - 1) & ~(PPROF_BASE_ALIGN - 1);
   }
-  pp->n_mappings = n;
 out:
   free(max_addr);
   free(used);
   free(order);
+}
+
+/* The mapping of module m holding frame address addr (a return address):
+ * with segments, the one whose range holds the call; NULL if none does. */
+static Perftools__Profiles__Mapping *mapping_of(struct pprof *pp, const struct tp_prof_module *mod, uint32_t m,
+                                               uint64_t addr) {
+  uint64_t first = pp->mapping_id[m] - 1, call = addr ? addr - 1 : 0;
+  if (!mod->n_code) return &pp->mappings[first];
+  for (size_t c = 0; c < mod->n_code; c++)
+    if (call >= mod->code[c].vaddr && call - mod->code[c].vaddr < mod->code[c].memsz) return &pp->mappings[first + c];
+  return NULL;
 }
 
 /* The location of a frame (made on first use): its address in its module's
@@ -236,13 +270,13 @@ static uint64_t location_for(struct pprof *pp, struct tp_export *x, uint32_t fra
   perftools__profiles__line__init(line);
   loc->id = pp->n_locations + 1;
   if (f->module < p->n_modules && pp->mapping_id[f->module]) {
-    Perftools__Profiles__Mapping *map = &pp->mappings[pp->mapping_id[f->module] - 1];
-    loc->mapping_id = map->id;
     loc->address = pp->base[f->module] + (f->addr ? f->addr - 1 : 0);
-    /* pprof symbolizes a mapping again (from its build-id) unless it says it has names. */
-    if (sym->function) map->has_functions = true;
-    if (sym->file) map->has_filenames = true;
-    if (sym->line) map->has_line_numbers = true;
+    Perftools__Profiles__Mapping *map = mapping_of(pp, &p->modules[f->module], f->module, f->addr);
+    if (map) {
+      size_t *named = pp->named[map->id - 1];
+      loc->mapping_id = map->id;
+      named[0]++, named[1] += sym->function != NULL, named[2] += sym->file != NULL, named[3] += sym->line != 0;
+    }
   } else {
     loc->address = f->addr; /* JIT or unknown code: the absolute address in its process */
   }
@@ -253,6 +287,17 @@ static uint64_t location_for(struct pprof *pp, struct tp_export *x, uint32_t fra
   loc->n_line = 1;
   pp->n_locations++;
   return pp->location_id[frame] = loc->id;
+}
+
+/* pprof symbolizes a mapping again (from its build-id) unless it says it has
+ * names: only those whose every location got one say so. */
+static void set_mapping_flags(struct pprof *pp) {
+  for (size_t i = 0; i < pp->n_mappings; i++) {
+    const size_t *named = pp->named[i];
+    pp->mappings[i].has_functions = named[0] && named[1] == named[0];
+    pp->mappings[i].has_filenames = named[0] && named[2] == named[0];
+    pp->mappings[i].has_line_numbers = named[0] && named[3] == named[0];
+  }
 }
 
 /* The counting unit between two samples, from the first process (they
@@ -320,6 +365,7 @@ static void pprof_free(struct pprof *pp) {
   free(pp->mapping_id);
   free(pp->base);
   free(pp->mappings);
+  free(pp->named);
   free(pp->location_id);
   free(pp->locations);
   free(pp->lines);
@@ -418,6 +464,7 @@ int tp_export_pprof(struct tp_export *x, FILE *out, char *err, size_t errlen) {
   prof.comment = comments;
   prof.n_comment = 2;
   if (pp.failed) goto out;
+  set_mapping_flags(&pp);
 
   sample_ptrs = pointers(samples, n_sites, sizeof *samples);
   mapping_ptrs = pointers(pp.mappings, pp.n_mappings, sizeof *pp.mappings);

@@ -66,10 +66,16 @@ static void add_range(struct code_range **ranges, size_t *n, size_t *cap, uint64
 
 void tp_frames_add_module(struct tp_frames *f, struct tp_profile *p, const Tierpool__Trace__Module *r) {
   uint32_t module = tp_profile_module(p, r->path, r->build_id.data, r->build_id.len);
+  struct tp_prof_segment code[16];
+  size_t n_code = 0;
   for (size_t i = 0; i < r->n_segments; i++) {
-    uint64_t lo = r->load_bias + r->segments[i]->vaddr, hi = lo + r->segments[i]->memsz;
+    const Tierpool__Trace__Module__Segment *s = r->segments[i];
+    uint64_t lo = r->load_bias + s->vaddr, hi = lo + s->memsz;
     if (hi > lo) add_range(&f->modules, &f->n_modules, &f->modules_cap, lo, hi, r->load_bias, module);
+    if (s->executable && s->memsz && n_code < sizeof code / sizeof code[0])
+      code[n_code++] = (struct tp_prof_segment){s->vaddr, s->memsz, s->file_offset};
   }
+  tp_profile_module_code(p, module, code, n_code); /* out of memory: pprof's mapping as a whole file */
 }
 
 void tp_frames_add_jit_range(struct tp_frames *f, const Tierpool__Trace__JitRange *r) {

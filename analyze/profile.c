@@ -87,7 +87,7 @@ void tp_profile_init(struct tp_profile *p) {
 }
 
 void tp_profile_free(struct tp_profile *p) {
-  for (size_t i = 0; i < p->n_modules; i++) free(p->modules[i].path);
+  for (size_t i = 0; i < p->n_modules; i++) free(p->modules[i].path), free(p->modules[i].code);
   for (size_t i = 0; i < p->n_frames; i++) free(p->frames[i].jit_name);
   for (size_t i = 0; i < p->n_stacks; i++) free(p->stacks[i].frames);
   for (size_t i = 0; i < p->n_tenants; i++) free(p->tenants[i]);
@@ -137,6 +137,16 @@ uint32_t tp_profile_module(struct tp_profile *p, const char *path, const uint8_t
   m->build_id_len = build_id_len;
   tp_hash_add(&x->modules, h, i);
   return i;
+}
+
+int tp_profile_module_code(struct tp_profile *p, uint32_t module, const struct tp_prof_segment *code, size_t n) {
+  struct tp_prof_module *m = &p->modules[module];
+  if (m->n_code || !n) return 0;
+  m->code = malloc(n * sizeof *m->code);
+  if (!m->code) return -1;
+  memcpy(m->code, code, n * sizeof *code);
+  m->n_code = n;
+  return 0;
 }
 
 static bool frame_eq(const void *ctx, uint32_t i, const void *key) {
@@ -308,6 +318,7 @@ void tp_profile_merge(struct tp_profile *into, const struct tp_profile *from) {
   for (size_t i = 0; i < from->n_modules; i++) {
     const struct tp_prof_module *m = &from->modules[i];
     modules[i] = tp_profile_module(into, m->path, m->build_id, m->build_id_len);
+    tp_profile_module_code(into, modules[i], m->code, m->n_code); /* out of memory: pprof's mapping as a whole file */
   }
   for (size_t i = 0; i < from->n_frames; i++) {
     const struct tp_prof_frame *f = &from->frames[i];

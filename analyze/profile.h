@@ -25,10 +25,18 @@
 /* Lifetimes: 8 sub-buckets per power of two of microseconds; bucket 0 is < 1 µs. */
 #define TP_LIFETIME_BUCKETS (1 + 40 * 8)
 
+/* An executable segment of a module's file (its ELF program header): what a
+ * process maps of it, and what pprof's mappings describe. */
+struct tp_prof_segment {
+  uint64_t vaddr, memsz, file_offset;
+};
+
 struct tp_prof_module {
   char *path;
   uint8_t build_id[64];
   size_t build_id_len;
+  struct tp_prof_segment *code; /* its executable segments (the file's: the same in every process) */
+  size_t n_code;
 };
 
 /* A code address: in a module (addr relative to the ELF file's vaddrs, i.e.
@@ -145,6 +153,8 @@ void tp_profile_merge(struct tp_profile *into, const struct tp_profile *from);
 /* Interning, for loaders and tests: each returns the index of an equal entry,
  * adding one if there is none. */
 uint32_t tp_profile_module(struct tp_profile *p, const char *path, const uint8_t *build_id, size_t build_id_len);
+/* Sets module's executable segments unless it has some (0, or -1 out of memory). */
+int tp_profile_module_code(struct tp_profile *p, uint32_t module, const struct tp_prof_segment *code, size_t n);
 uint32_t tp_profile_frame(struct tp_profile *p, uint32_t module, uint64_t addr, const char *jit_name, bool jit);
 uint32_t tp_profile_stack(struct tp_profile *p, const uint32_t *frames, uint32_t depth, bool truncated);
 uint32_t tp_profile_tenant(struct tp_profile *p, const char *name);

@@ -54,6 +54,22 @@ check_pprof pprof "$WORK/a.txt" --totals "$WORK/a.totals" \
   leaf.alpha+0x1233.alloc_objects=202 leaf.libfoo.so+0x1ff.alloc_space=200000000
 expect_eq "pprof: stdout is empty with -o" "$(wc -c <"$WORK/pprof.out")" 0
 
+# A module whose code is not at vaddr == file offset (a non-PIE executable:
+# text at 0x401000 from file offset 0x1000; lld lays out PIEs alike): pprof
+# takes address - memory_start + file_offset for an offset in the file.
+cat >"$WORK/np.spec" <<'SPEC'
+process pid=300 exe=/usr/bin/gamma start_ns=1000000000 rate=1
+module path=/usr/bin/gamma build_id=ccddeeff bias=0 seg=0x400000:0x1000:0:0 seg=0x401000:0x2000:0x1000:1
+stack id=1 frames=0x401234,0x402000
+sample id=1 t=10 size=100 stack=1 tier=0
+end t=100 samples=1
+SPEC
+trace np
+tp np-pprof export --format pprof --no-symbolize -o "$WORK/np.pb.gz" "$WORK/np.tpt"
+decode np "$WORK/np.pb.gz"
+check_pprof np-pprof "$WORK/np.txt" mappings=1 first_mapping=/usr/bin/gamma \
+  file_offset.gamma+0x401233=0x1233 file_offset.gamma+0x401fff=0x1fff
+
 # ---- folded ------------------------------------------------------------------
 tp folded export --format folded "$WORK/a.tpt"
 expect_eq "folded bytes: total" "$(folded_total "$WORK/folded.out")" 200558900
