@@ -1,6 +1,7 @@
 /* cli.c — the command-line conventions the subcommands share (cli.h). */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,7 +47,11 @@ int cli_option(int argc, char **argv, int *i, const char *name, const char **val
     return 1;
   }
   if (arg[len] != '\0') return 0;
-  if (*i + 1 >= argc) return -1;
+  /* The next argument is its value unless it is an option itself ("-o --",
+   * "-o --rate", "-o -x"; a negative number is a value, and a bad one): a
+   * value like those is given as NAME=VALUE. */
+  const char *next = *i + 1 < argc ? argv[*i + 1] : NULL;
+  if (!next || (next[0] == '-' && (next[1] == '-' || isalpha((unsigned char)next[1])))) return -1;
   *value = argv[++*i];
   return 1;
 }

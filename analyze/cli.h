@@ -28,7 +28,8 @@ bool cli_is_option(int argc, char **argv, int *i);
 
 /* Matches argv[*i] against the option name, as "NAME VALUE" or "NAME=VALUE":
  * 1 with *value set and *i moved past what it used; 0 if it is not NAME; -1
- * if it is NAME with nothing after it (a value is missing). */
+ * if it is NAME with nothing after it, or with an option after it ("-o --",
+ * "-o -x"): a value is missing (such a value is written NAME=VALUE). */
 int cli_option(int argc, char **argv, int *i, const char *name, const char **value);
 
 /* "4096", "64K", "1M", "2GiB", "1T": binary suffixes, as the pool reads

@@ -258,15 +258,21 @@ int cmd_record(int argc, char **argv) {
       return 0;
     } else if (strcmp(argv[i], "--validate") == 0) {
       o.validate = 1;
-    } else if (cli_option(argc, argv, &i, "-o", &o.output) <= 0 &&
-               cli_option(argc, argv, &i, "--output", &o.output) <= 0 &&
-               cli_option(argc, argv, &i, "--rate", &o.rate) <= 0 &&
-               cli_option(argc, argv, &i, "--bytes", &o.bytes) <= 0 &&
-               cli_option(argc, argv, &i, "--seed", &o.seed) <= 0 &&
-               cli_option(argc, argv, &i, "--config", &o.config) <= 0) {
-      fprintf(stderr, "tierpool record: unexpected '%s' (missing '--' before the command?)\n%s", argv[i],
-              record_usage);
-      return EXIT_USAGE;
+    } else {
+      static const char *const with_value[] = {"-o", "--output", "--rate", "--bytes", "--seed", "--config"};
+      const char **slot[] = {&o.output, &o.output, &o.rate, &o.bytes, &o.seed, &o.config};
+      int got = 0;
+      for (size_t k = 0; k < sizeof with_value / sizeof with_value[0] && !got; k++)
+        got = cli_option(argc, argv, &i, with_value[k], slot[k]);
+      if (got < 0) {
+        fprintf(stderr, "tierpool record: %s needs a value\n%s", argv[i], record_usage);
+        return EXIT_USAGE;
+      }
+      if (!got) {
+        fprintf(stderr, "tierpool record: unexpected '%s' (missing '--' before the command?)\n%s", argv[i],
+                record_usage);
+        return EXIT_USAGE;
+      }
     }
   }
   if (!launch_has_command("record", argc, argv, i, record_usage)) return EXIT_USAGE;

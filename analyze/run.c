@@ -27,10 +27,14 @@ int cmd_run(int argc, char **argv) {
     if (cli_is_help(argv[i])) {
       run_help();
       return 0;
-    } else if (cli_option(argc, argv, &i, "--config", &config) <= 0) {
-      fprintf(stderr, "tierpool run: unexpected '%s' (missing '--' before the command?)\n%s", argv[i],
-              run_usage);
-      return EXIT_USAGE;
+    } else {
+      int got = cli_option(argc, argv, &i, "--config", &config);
+      if (got <= 0) {
+        fprintf(stderr, got < 0 ? "tierpool run: %s needs a value\n%s"
+                                : "tierpool run: unexpected '%s' (missing '--' before the command?)\n%s",
+                argv[i], run_usage);
+        return EXIT_USAGE;
+      }
     }
   }
   if (!launch_has_command("run", argc, argv, i, run_usage)) return EXIT_USAGE;

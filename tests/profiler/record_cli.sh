@@ -16,6 +16,8 @@ expect "record --help" 0 '^usage: tierpool record ' "$cli" record --help
 expect "record without --" 2 "missing '--'" "$cli" record true
 expect "record with nothing after --" 2 'no command after' "$cli" record --
 expect "unknown option" 2 "^tierpool record: unexpected '--frobnicate'" "$cli" record --frobnicate -- true
+expect "-o followed by --: no value" 2 "^tierpool record: -o needs a value" "$cli" record -o -- true
+expect "--rate followed by an option" 2 "^tierpool record: --rate needs a value" "$cli" record --rate --seed 1 -- true
 expect "--rate 0" 2 "^tierpool record: bad --rate '0'" "$cli" record --rate 0 -- true
 expect "--rate 1.5" 2 "^tierpool record: bad --rate '1.5'" "$cli" record --rate 1.5 -- true
 expect "--rate x" 2 "^tierpool record: bad --rate 'x'" "$cli" record --rate x -- true
@@ -63,7 +65,11 @@ expect "-o plain name, program forks" 0 '^tierpool: trace out\.tpt\.1 ' \
   "$cli" record -o out.tpt -- "$SUBJECT" fork
 expect "-o relative, program changes directory and execs" 0 '^tierpool: trace moved\.tpt\.1 ' \
   "$cli" record -o moved.tpt -- bash -c 'cd / && exec "$0" stacks' "$SUBJECT"
-[ -f "$WORK/moved.tpt.1" ] && [ ! -e /moved.tpt.1 ] && pass_check "traces stay in the launch directory"
+if [ -f "$WORK/moved.tpt.1" ] && [ ! -e /moved.tpt.1 ]; then
+  pass_check "traces stay in the launch directory"
+else
+  fail_check "moved.tpt.1 is not in the launch directory (or went to /)"
+fi
 expect "%e and %p expanded" 0 "^tierpool: trace $WORK/sub/x-subject-[0-9]+\.tpt " \
   bash -c 'mkdir sub && cd / && exec "$@"' - "$cli" record -o "$WORK/sub/x-%e-%p.tpt" -- "$SUBJECT" stacks
 

@@ -57,6 +57,9 @@ for cmd in export merge; do
     $cmd "${fmt[@]}" --frobnicate "$OK" -o "$WORK/out"
   fails "$cmd: no trace" "^tierpool $cmd: no trace given" $cmd "${fmt[@]}" -o "$WORK/out"
   fails "$cmd: -o without a value" "^tierpool $cmd: -o needs a" $cmd "${fmt[@]}" "$OK" -o
+  # An option is not a value: "-o --" must not write a file named "--".
+  fails "$cmd: -o followed by --" "^tierpool $cmd: -o needs a" $cmd "${fmt[@]}" -o -- "$OK"
+  if [ -e ./-- ] || [ -e "$WORK/--" ]; then fail_check "$cmd: a file named -- was written"; fi
   fails "$cmd: output directory missing" "^tierpool $cmd: .*/no/such/dir/out: cannot create" \
     $cmd "${fmt[@]}" "$OK" -o "$WORK/no/such/dir/out"
   rc=0
