@@ -159,7 +159,7 @@ void tp_heap_tick(tp_heap *h) {
  * traffic: without them a heap whose buddy is quiet would never release.
  * Skipped when another thread holds the heap. */
 void tp_heap_tick_try(tp_heap *h) {
-  if (tp_os_now_ms() == h->last_maintain_ms || pthread_mutex_trylock(&h->buddy_lock) != 0) return;
+  if (tp_os_now_ms() == h->last_maintain_ms || !tp_lock_try(&h->buddy_lock)) return;
   tp_heap_tick(h);
   tp_lock_release(&h->buddy_lock);
 }
@@ -170,7 +170,7 @@ void tp_heap_tick_try(tp_heap *h) {
  * for this in refaults; peak RSS of runtimes is what it buys. */
 void tp_heap_purge_before_growth(tp_heap *h) {
   uint64_t now = tp_os_now_ms();
-  if (pthread_mutex_trylock(&h->buddy_lock) != 0) return;
+  if (!tp_lock_try(&h->buddy_lock)) return;
   tp_heap_purge(h, now, 0, false);
   tp_lock_release(&h->buddy_lock);
 }
@@ -209,7 +209,7 @@ void tp_heap_host_grows(void) {
   if (now - last < TP_HOST_GROWTH_MS || !atomic_compare_exchange_strong(&last_ms, &last, now)) return;
   for (uint32_t i = 0; i < tp_tenant_count(); i++) {
     tp_heap *h = tp_tenant_heap(i);
-    if (pthread_mutex_trylock(&h->buddy_lock) != 0) continue;
+    if (!tp_lock_try(&h->buddy_lock)) continue;
     if (tp_heap_host_purge_due(h)) {
       h->host_purge_pages = tp_heap_purge(h, now, 0, true);
       h->host_retaken_pages = 0;

@@ -57,6 +57,7 @@ static void tp_fork_child(void) {
   tp_os_after_fork_child();
   tp_tcache_after_fork_child();
   tp_rec_fork_child();
+  tp_locks_held = 0; /* the locks prepare took are new ones in the child, held by nobody */
   tp_background_start(); /* background_thread = on holds for the child too (the writer restarts likewise) */
 }
 
@@ -140,6 +141,12 @@ __attribute__((constructor)) static void tp_constructor(void) {
 __attribute__((destructor)) static void tp_destructor(void) {
   tp_rec_finish();
   if (atomic_load(&tp_init_state) != 2) return;
+  /* An exit() from a signal handler that stopped this thread inside the pool:
+   * the report and the metrics read the pool under the locks it holds. */
+  if (tp_locks_held_here()) {
+    if (tp_opt.stats || tp_opt.prom_file[0]) tp_message("exit inside the allocator (a signal handler): no final statistics");
+    return;
+  }
   if (tp_opt.stats) { /* to the copy of stderr, or stderr, whichever is still what stderr was */
     if (tp_stats_fd >= 0 && !tp_stats_fd_intact(tp_stats_fd)) tp_stats_fd = tp_stats_fd_intact(2) ? 2 : -1;
     if (tp_stats_fd >= 0) tierpool_stats_print(tp_stats_fd);

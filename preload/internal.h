@@ -169,9 +169,28 @@ TP_COLD __attribute__((noreturn, format(printf, 1, 2))) void tp_fatal(const char
 /* Adaptive mutexes spin briefly before sleeping: the pool's critical sections
  * are short, so most contention ends without a futex system call. */
 #define TP_LOCK_INITIALIZER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+/* How many of the library's locks this thread holds, or is taking or
+ * dropping (counted before the lock and after the unlock, so that a signal
+ * handler never sees fewer than are held): an exit() from a handler that
+ * stopped the thread inside the pool must not take them again
+ * (tp_locks_held_here).  Reset in a fork child, whose locks are new. */
+extern __thread uint32_t tp_locks_held;
 static inline void tp_lock_init(tp_lock *l) { *l = (tp_lock)TP_LOCK_INITIALIZER; }
-static inline void tp_lock_acquire(tp_lock *l) { pthread_mutex_lock(l); }
-static inline void tp_lock_release(tp_lock *l) { pthread_mutex_unlock(l); }
+static inline void tp_lock_acquire(tp_lock *l) {
+  tp_locks_held++;
+  pthread_mutex_lock(l);
+}
+static inline bool tp_lock_try(tp_lock *l) {
+  tp_locks_held++;
+  if (pthread_mutex_trylock(l) == 0) return true;
+  tp_locks_held--;
+  return false;
+}
+static inline void tp_lock_release(tp_lock *l) {
+  pthread_mutex_unlock(l);
+  tp_locks_held--;
+}
+static inline bool tp_locks_held_here(void) { return tp_locks_held != 0; }
 
 /* What a pointer is, found through the segment bitmap, the page map and the
  * large table.  Anything else is not ours. */

@@ -392,7 +392,7 @@ uintptr_t tp_large_in_range(uintptr_t lo, uintptr_t hi) {
     return 0;
   /* A look, not a wait: a signal handler's munmap may run on a thread that
    * holds the lock. */
-  if (pthread_mutex_trylock(&tp_large_lock_) != 0) return 0;
+  if (!tp_lock_try(&tp_large_lock_)) return 0;
   uintptr_t found = 0;
   for (size_t i = 0; i < tp_table_capacity && !found; i++) {
     uintptr_t a = tp_table[i].address;
@@ -420,7 +420,7 @@ uint32_t tp_large_owner(const void *p) {
 void tp_large_maintain(uint64_t now) {
   if (__atomic_load_n(&tp_cache_count, __ATOMIC_RELAXED) == 0) return;
   tp_cached_mapping victims[TP_LARGE_CACHE_SLOTS + 1];
-  if (pthread_mutex_trylock(&tp_large_lock_) != 0) return;
+  if (!tp_lock_try(&tp_large_lock_)) return;
   uint32_t n = tp_cache_evict(now, 0, victims);
   tp_lock_release(&tp_large_lock_);
   tp_unmap_victims(victims, n);

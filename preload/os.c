@@ -18,6 +18,8 @@
 
 #include "internal.h"
 
+__thread uint32_t tp_locks_held; /* internal.h: tp_lock_acquire */
+
 tierpool_os_stats_t tp_os_stats;
 
 /* A system call that leaves errno alone and returns -errno on failure: the

@@ -283,7 +283,7 @@ void tp_sampled_return(tp_heap *h, uint32_t cls, void *block) {
 void tp_central_retire_spares(tp_heap *h, uint64_t now, uint64_t idle_ms) {
   for (uint32_t i = 0; i < 2 * tp_classes.count; i++) {
     tp_central *central = i < tp_classes.count ? &h->central[i] : &h->sampled[i - tp_classes.count];
-    if (!__atomic_load_n(&central->spare, __ATOMIC_RELAXED) || pthread_mutex_trylock(&central->lock) != 0) continue;
+    if (!__atomic_load_n(&central->spare, __ATOMIC_RELAXED) || !tp_lock_try(&central->lock)) continue;
     tp_span *spare = central->spare;
     if (spare && (uint32_t)now - spare->freed_ms >= idle_ms) {
       central->spare = NULL;
@@ -330,7 +330,7 @@ size_t tp_central_purge_blocks(tp_heap *h, uint64_t now, uint64_t idle_ms) {
     if (!__atomic_load_n(&central->partial[0], __ATOMIC_RELAXED) &&
         !__atomic_load_n(&central->partial[1], __ATOMIC_RELAXED))
       continue;
-    if (pthread_mutex_trylock(&central->lock) != 0) continue;
+    if (!tp_lock_try(&central->lock)) continue;
     uint64_t class_pages = 0;
     for (int list = 0; list < 2; list++) {
       for (tp_span *slab = central->partial[list]; slab; slab = slab->next) {

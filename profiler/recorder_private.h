@@ -154,6 +154,8 @@ typedef enum tp_rec_flush_mode {
   TP_REC_FLUSH_PERIODIC, /* the writer thread's 250 ms beat            */
   TP_REC_FLUSH_EXEC,     /* all data now; the program may go on (exec failed) */
   TP_REC_FLUSH_FINAL,    /* all data and the End record: exit          */
+  TP_REC_FLUSH_FINAL_HELD, /* the same from an exit() in a signal handler that stopped this
+                              thread holding pool locks: taken as for an exec, no snapshot */
 } tp_rec_flush_mode;
 void tp_rec_writer_flush(tp_rec_flush_mode mode);
 bool tp_rec_in_unforked_child(void); /* _Fork, raw clone, vfork: the trace is the parent's */

@@ -639,9 +639,15 @@ void tp_rec_start(void) {
 
 void tp_rec_finish(void) {
   if (!tp_rec_active || tp_rec_in_unforked_child()) return; /* nor its leak report: the parent's blocks */
+  /* An exit() from a signal handler: busy, the thread was stopped inside the
+   * recorder, whose locks it may hold (the frames written so far are all the
+   * trace gets); holding pool locks, no snapshot and no leak report (both
+   * read the pool under its locks). */
+  if (tp_rec_self.busy) return;
+  bool held = tp_locks_held_here();
   tp_rec_enter(&tp_rec_self);
-  tp_rec_writer_flush(TP_REC_FLUSH_FINAL);
-  if (tp_opt.validate) tp_rec_leak_report();
+  tp_rec_writer_flush(held ? TP_REC_FLUSH_FINAL_HELD : TP_REC_FLUSH_FINAL);
+  if (tp_opt.validate && !held) tp_rec_leak_report();
   tp_rec_leave(&tp_rec_self);
 }
 

@@ -32,6 +32,9 @@ void tp_rec_scratch_restore(tp_rec_scratch_mark mark) {
   tp_rec_scratch_chunk *c = tp_rec_scratch_newest;
   while (c && c != mark.chunk && c->older) {
     tp_rec_scratch_chunk *older = c->older;
+    /* Published before the unmap: a fork meanwhile must not hand the child's
+     * reset a chunk that is gone. */
+    tp_rec_scratch_newest = older;
     tp_os_unmap(c, c->size);
     c = older;
   }

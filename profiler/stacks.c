@@ -99,9 +99,20 @@ static tp_lock tp_rec_stack_lock = TP_LOCK_INITIALIZER; /* additions; its own: s
 
 static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t depth, bool truncated, tp_rec_key key) {
   if (!tp_rec_stacks) {
-    tp_rec_stacks = tp_rec_map((size_t)TP_TRACE_MAX_STACKS * sizeof *tp_rec_stacks);
-    tp_rec_frames = tp_rec_map((size_t)TP_TRACE_MAX_STACK_FRAMES * sizeof *tp_rec_frames);
-    if (!tp_rec_stacks || !tp_rec_frames) return 0;
+    /* Both or neither (address space may run out, RLIMIT_AS): tried once. */
+    static bool tried;
+    if (tried) return 0;
+    tried = true;
+    size_t stacks_size = (size_t)TP_TRACE_MAX_STACKS * sizeof *tp_rec_stacks;
+    tp_rec_stack *stacks = tp_rec_map(stacks_size);
+    uintptr_t *frames = stacks ? tp_rec_map((size_t)TP_TRACE_MAX_STACK_FRAMES * sizeof *tp_rec_frames) : NULL;
+    if (!frames) {
+      if (stacks) tp_os_unmap(stacks, stacks_size);
+      tp_message("profiler: cannot map the stack tables (address space limit?); samples go without stacks");
+      return 0;
+    }
+    tp_rec_frames = frames;
+    tp_rec_stacks = stacks;
   }
   uint32_t count = atomic_load_explicit(&tp_rec_stacks_count, memory_order_relaxed);
   tp_rec_stack_index *index = atomic_load_explicit(&tp_rec_index, memory_order_relaxed);

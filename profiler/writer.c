@@ -614,7 +614,7 @@ bool tp_rec_in_unforked_child(void) { return tp_rec.pid != getpid(); }
  * most for the writer thread, which may be waiting for such a lock in its
  * own snapshot.  The exec goes on either way. */
 static bool tp_rec_writer_lock_for(tp_rec_flush_mode mode) {
-  if (mode != TP_REC_FLUSH_EXEC) {
+  if (mode != TP_REC_FLUSH_EXEC && mode != TP_REC_FLUSH_FINAL_HELD) {
     tp_lock_acquire(&tp_rec_writer_lock);
     return true;
   }
@@ -622,13 +622,16 @@ static bool tp_rec_writer_lock_for(tp_rec_flush_mode mode) {
   clock_gettime(CLOCK_REALTIME, &until);
   until.tv_sec += 1;
   int r;
+  tp_locks_held++; /* as tp_lock_acquire counts: tp_lock_release uncounts it */
   while ((r = pthread_mutex_timedlock(&tp_rec_writer_lock, &until)) == EINTR) continue;
+  if (r != 0) tp_locks_held--;
   return r == 0;
 }
 
 void tp_rec_writer_flush(tp_rec_flush_mode mode) {
   if (tp_rec_in_unforked_child()) return;
-  bool final = mode == TP_REC_FLUSH_FINAL;
+  bool final = mode == TP_REC_FLUSH_FINAL || mode == TP_REC_FLUSH_FINAL_HELD;
+  bool locks_free = mode != TP_REC_FLUSH_EXEC && mode != TP_REC_FLUSH_FINAL_HELD; /* the pool's may be this thread's */
   if (!tp_rec_writer_lock_for(mode)) return;
   if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events())) {
     tp_rec_open_pending = false;
@@ -669,7 +672,7 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
     tp_rec_emit_new_modules(&out);
     for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
       if (used >> k & 1) tp_rec_emit_histogram(&out, k, TP_US(now_ns));
-    if (mode != TP_REC_FLUSH_EXEC) tp_rec_emit_snapshot(&out, TP_US(now_ns), tenant_count);
+    if (locks_free) tp_rec_emit_snapshot(&out, TP_US(now_ns), tenant_count);
     tp_rec_emit_perf_map(&out);
   }
   if (final) {

@@ -42,6 +42,11 @@
  *                      (in-fork-child: all that in a forked child, the exit way)
  *   leak               10 x 4321 B from leak_here(), never freed
  *   double_free        frees a 100-byte block twice, from free_twice()
+ *   vm-size            100 x 64 B, then prints its VmSize in KiB (the address space
+ *                      a test may limit it to, plus what it wants to see fail)
+ *   exit-from-handler  100 x 7019 B, then a signal handler calls exit(0), the signal
+ *                      coming inside a 300 KiB malloc with the pool's lock held (through
+ *                      exec_shim, which must be preloaded): the process must end
  *   altstack           a thread whose signal stack lies just below its own stack, a
  *                      guard page between; a handler on the signal stack allocates
  *                      7777 B from machine code outside any module (walked by frame
@@ -388,6 +393,38 @@ static int run_exec_from_handler(const char *self, const char *how) {
   return 1;
 }
 
+static int run_vm_size(void) {
+  free_many(alloc_many(100, 64), 100);
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmSize:", 7) == 0) kib = atol(line + 7);
+  if (f) fclose(f);
+  printf("%ld\n", kib);
+  return kib > 0 ? 0 : 1;
+}
+
+static void exit_on_signal(int sig) {
+  (void)sig;
+  exit(0); /* not async-signal-safe, and common: SIGINT and SIGTERM handlers do it */
+}
+
+static int run_exit_from_handler(void) {
+  void **mine = alloc_many(100, 7019);
+  (void)mine;
+  signal(SIGUSR2, exit_on_signal);
+  void (*raise_in_lock)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "exec_shim_raise_in_lock");
+  if (!raise_in_lock) {
+    fprintf(stderr, "subject: exec_shim is not preloaded\n");
+    return 2;
+  }
+  raise_in_lock(SIGUSR2);
+  free(must(malloc(300 << 10), 300 << 10));
+  fprintf(stderr, "subject: the handler's exit returned\n");
+  return 1;
+}
+
 static int run_after_exec(void) {
   free_many(alloc_many(100, 8009), 100);
   return 0;
@@ -534,6 +571,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "big-threads") == 0) return run_big_threads();
   if (strcmp(mode, "double_free") == 0) return run_double_free();
   if (strcmp(mode, "altstack") == 0) return run_altstack();
+  if (strcmp(mode, "vm-size") == 0) return run_vm_size();
+  if (strcmp(mode, "exit-from-handler") == 0) return run_exit_from_handler();
   fprintf(stderr, "usage: subject histogram|small N|lifetimes|stacks|busy PIDFILE|fork|exec|leak|double_free\n");
   return 2;
 }
