@@ -122,11 +122,13 @@ expect_no_line() {
 }
 
 verdicts() {
-  local line
+  local line count=0
   while IFS= read -r line; do
+    count=$((count + 1))
     case $line in
       ok:*) pass_check "$1: ${line#ok: }" ;;
       *) fail_check "$1: ${line#FAIL: }" ;;
     esac
   done
+  [ "$count" -gt 0 ] || fail_check "$1: the checker gave no verdict"
 }

@@ -286,6 +286,13 @@ static inline int run_one_(const struct test *t) {
 static inline int run_tests(const struct test *tests, size_t count, int argc, char **argv) {
   int ran = 0, failed = 0, skipped = 0;
   printf("allocator: %s\n", tierpool_loaded() ? "tierpool" : "not tierpool");
+  /* Asked for but not there (ld.so only warns when it cannot preload): every
+   * tierpool-only check would skip and the run would pass on glibc. */
+  const char *preload = getenv("LD_PRELOAD");
+  if (preload && strstr(preload, "libtierpool") && !tierpool_loaded()) {
+    printf("FAIL LD_PRELOAD names libtierpool but it does not serve this process: %s\n", preload);
+    return 1;
+  }
   for (size_t i = 0; i < count; i++) {
     int wanted = argc < 2;
     for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], tests[i].name) == 0;

@@ -20,6 +20,14 @@ agree() {
   (cd "$WORK/$name" && LD_PRELOAD=$UNWIND_CHECK_LIB TIERPOOL_PROFILE=1 TIERPOOL_SAMPLE_RATE=$rate \
     TIERPOOL_TRACE="$WORK/$name/%e-%p.tpt" exec "$@") </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
   expect_status "$name" 0 "$RC"
+  # Walking every stack twice must not change what the program does.
+  (cd "$WORK/$name" && exec env -u LD_PRELOAD "$@") </dev/null >"$WORK/$name.plain.out" 2>/dev/null || true
+  if cmp -s "$WORK/$name.plain.out" "$WORK/$name.out"; then
+    pass_check "$name: stdout as without the library ($(wc -c <"$WORK/$name.out") bytes)"
+  else
+    fail_check "$name: stdout differs from a run without the library"
+    diff "$WORK/$name.plain.out" "$WORK/$name.out" | head -5 | sed 's/^/    | /' >&2
+  fi
   local lines
   lines=$(grep -E '^tierpool unwind \[[0-9]+\]:' "$WORK/$name.err")
   if [ -z "$lines" ]; then

@@ -22,7 +22,11 @@ else
   fail_check "no '43210 bytes in 10 blocks' group with leak_here as its first frame"
   show "$WORK/leak.err" 40
 fi
-[ ${#TRACES[@]} -eq 1 ] && expect_summary "${TRACES[0]}" 'ends == 1' 'samples > 0'
+if [ ${#TRACES[@]} -eq 1 ]; then
+  expect_summary "${TRACES[0]}" 'ends == 1' 'samples > 0'
+else
+  fail_check "${#TRACES[@]} traces named, want 1"
+fi
 
 # The library's own threads are not the program's: with the background thread,
 # the same report, and glibc's TLS for that thread is not a leak.
@@ -49,5 +53,9 @@ fi
 if grep -q 'the second free returned' "$WORK/double-free.err"; then
   fail_check "the program went on after the double free"
 fi
-[ ${#TRACES[@]} -eq 1 ] && expect_summary "${TRACES[0]}" 'processes == 1' 'truncated == 0'
+if [ ${#TRACES[@]} -eq 1 ]; then
+  expect_summary "${TRACES[0]}" 'processes == 1' 'truncated == 0'
+else
+  fail_check "${#TRACES[@]} traces named, want 1"
+fi
 finish

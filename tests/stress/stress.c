@@ -13,6 +13,7 @@
  */
 #include "check.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -465,4 +466,58 @@ static const struct test tests[] = {
     {"trim", t_trim},
 };
 
-int main(int argc, char **argv) { return RUN_TESTS(tests, argc, argv); }
+/* ---- the variant meson asked for (meson.build) is really on ------------------------------ */
+
+static int thread_named(const char *name) {
+  DIR *tasks = opendir("/proc/self/task");
+  int found = 0;
+  struct dirent *e;
+  while (tasks && !found && (e = readdir(tasks))) {
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    found = fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0 && comm[strlen(name)] == '\n';
+    fclose(f);
+  }
+  if (tasks) closedir(tasks);
+  return found;
+}
+
+static int env_is(const char *key, const char *value) {
+  const char *v = getenv(key);
+  return v && strcmp(v, value) == 0;
+}
+
+/* An option the library ignored (or a recorder that failed to start, with
+ * only a warning) would leave a variant running the plain pool: each variant
+ * shows its mark, or the run fails. */
+static int check_variant(void) {
+  int failed = 0;
+  if (!tierpool_loaded()) return 0; /* glibc: nothing to check */
+  if ((env_is("TIERPOOL_PROFILE", "1") || env_is("TIERPOOL_VALIDATE", "1")) && !thread_named("tierpool-write")) {
+    printf("FAIL variant: recording asked for, but no tierpool-write thread\n");
+    failed = 1;
+  }
+  if (env_is("TIERPOOL_BACKGROUND_THREAD", "on") && !thread_named("tierpool-bg")) {
+    printf("FAIL variant: background_thread = on, but no tierpool-bg thread\n");
+    failed = 1;
+  }
+  if (env_is("TIERPOOL_RELEASE_DELAY_MS", "0")) {
+    tierpool_stats_t st;
+    struct tierpool_api tp = tierpool_lookup();
+    uint64_t releases = 0;
+    if (tp.stats_get && tp.stats_get(&st) == 0)
+      for (int t = 0; t < TIERPOOL_TIER_COUNT; t++) releases += st.tier[t].releases;
+    if (!releases) {
+      printf("FAIL variant: release_delay_ms = 0, but no memory was released\n");
+      failed = 1;
+    }
+  }
+  return failed;
+}
+
+int main(int argc, char **argv) {
+  int rc = RUN_TESTS(tests, argc, argv);
+  return rc == 1 || check_variant() ? 1 : rc;
+}

@@ -106,7 +106,7 @@ if [ -n "${CPP_SUBJECT:-}" ]; then
     'r["top_by_bytes"][0]["frames"][1]["function"].startswith("demo::fill(")'
   expect_text "C++, text" "$WORK/cpp-text.out" "demo::Factory<demo::Widget>::make\(\) \(cpp_subject\.cpp:$l_new\)$"
 else
-  echo "no C++ compiler: the C++ check is skipped"
+  fail_check "no C++ subject was built: meson found no C++ compiler (scripts/setup installs g++)"
 fi
 
 # wasmtime (in wizer) compiling and running a Wasm workload: Rust symbols.
@@ -125,7 +125,7 @@ if [ -x "${WIZER:-}" ] && [ -n "${CHURN_WASM:-}" ]; then
   # host function, then wasmtime_wasi) has a stack that goes through the JIT
   # frames and reaches main.
   if "${TIERPOOL_CLI:?}" export --format folded -o "$WORK/wizer.folded" "$TRACE" 2>"$WORK/wizer-folded.err"; then
-    verdicts "Rust, stacks inside WASI calls" < <(python3 - "$WORK/wizer.folded" <<'PY'
+    verdicts "Rust, stacks inside WASI calls" < <(python3 - "$WORK/wizer.folded" 2>&1 <<'PY'
 import sys
 inside = reached = 0
 for line in open(sys.argv[1]):
@@ -144,6 +144,6 @@ PY
     show "$WORK/wizer-folded.err"
   fi
 else
-  echo "wizer not found (scripts/setup installs it): the Rust check is skipped"
+  fail_check "no wizer at '${WIZER:-}' or no churn workload: run scripts/setup (it installs wizer)"
 fi
 finish

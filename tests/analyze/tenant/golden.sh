@@ -131,7 +131,7 @@ expect_json "json" "$J" \
   'r["totals"]["allocations"] == 4520 and sum(t["exact"]["allocations"] for t in r["tenants"]) == 4520'
 
 # Every object's keys once (the per-tenant details sit beside the estimates).
-verdicts "json keys" < <(python3 - "$J" <<'PY'
+verdicts "json keys" < <(python3 - "$J" 2>&1 <<'PY'
 import json, sys
 dups = []
 def pairs(items):
