@@ -56,6 +56,12 @@ int cli_option(int argc, char **argv, int *i, const char *name, const char **val
   return 1;
 }
 
+int cli_stdout_written(const char *cmd, int rc) {
+  if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+  fprintf(stderr, "tierpool %s: writing the output failed: %s\n", cmd, strerror(errno));
+  return EXIT_USAGE;
+}
+
 int cli_parse_size(const char *s, uint64_t *out) {
   char *end;
   if (*s < '0' || *s > '9') return -1;

@@ -32,6 +32,11 @@ bool cli_is_option(int argc, char **argv, int *i);
  * "-o -x"): a value is missing (such a value is written NAME=VALUE). */
 int cli_option(int argc, char **argv, int *i, const char *name, const char **value);
 
+/* rc, or EXIT_USAGE with "tierpool CMD: writing the output failed: ..." on
+ * stderr when stdout could not take what was printed (a full disk, a
+ * closed pipe): a command's last word before it returns. */
+int cli_stdout_written(const char *cmd, int rc);
+
 /* "4096", "64K", "1M", "2GiB", "1T": binary suffixes, as the pool reads
  * sizes.  0, or -1 if s is not such a size or it overflows. */
 int cli_parse_size(const char *s, uint64_t *out);

@@ -355,5 +355,5 @@ int cmd_diff(int argc, char **argv) {
   tp_profile_free(&a);
   tp_profile_free(&b);
   free(o.old);
-  return rc;
+  return cli_stdout_written("diff", rc);
 }

@@ -146,5 +146,5 @@ int cmd_dump(int argc, char **argv) {
     if (argc - first > 1) printf("file=%s\n", argv[i]);
     if (dump_file(argv[i], summary_only) != 0) status = EXIT_USAGE;
   }
-  return status;
+  return cli_stdout_written("dump", status);
 }

@@ -548,5 +548,5 @@ int cmd_propose(int argc, char **argv) {
   tp_profile_free(&held);
   free(o.traces);
   free(o.holdout);
-  return rc;
+  return cli_stdout_written("propose", rc);
 }

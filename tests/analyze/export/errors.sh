@@ -2,7 +2,8 @@
 # errors.sh — every error of `tierpool export` and `tierpool merge`: a missing,
 # foreign, empty or corrupt trace, a bad or missing flag, an output that cannot
 # be written: exit status 2, one line on stderr naming the problem, and no
-# output file (nor temporary file) left behind.  A truncated trace is only a
+# output file (nor temporary file) left behind.  Every command whose stdout
+# cannot be written exits 2 too.  A truncated trace is only a
 # warning.  --help prints the usage on stdout and exits 0.
 source "$(dirname "$0")/lib.sh"
 
@@ -71,6 +72,28 @@ fails "export: no --format" "^tierpool export: no --format given" export "$OK" -
 fails "export: bad --format" "^tierpool export: bad --format 'svg'" export --format svg "$OK" -o "$WORK/out"
 fails "export: bad --value" "^tierpool export: bad --value 'weight'" \
   export --format folded --value weight "$OK" -o "$WORK/out"
+# stdout that cannot take the output (a full disk, here /dev/full): exit 2
+# and say so; dump, diff and propose used to exit 0 with nothing written.
+cat >"$WORK/hist.spec" <<'SPEC'
+process pid=7 rate=0.5
+alloc size=100 count=1000
+alloc size=3000 count=10
+flush t=1
+end t=2 samples=0 allocations=1010
+SPEC
+trace hist
+H=$WORK/hist.tpt
+for args in "dump $OK" "dump --summary $OK" "diff $H $H" "propose $H -o $WORK/p.conf" "report $OK"; do
+  rc=0
+  "$TIERPOOL_CLI" $args >/dev/full 2>"$WORK/full.err" || rc=$?
+  if [ "$rc" -eq 2 ] && grep -q "^tierpool ${args%% *}: writing .* failed" "$WORK/full.err"; then
+    pass_check "${args%% *} to a full stdout: exit 2, said so"
+  else
+    fail_check "${args%% *} to a full stdout: exit $rc, want 2 and a message"
+    sed 's/^/    | /' "$WORK/full.err" >&2
+  fi
+done
+
 fails "merge: no output" "^tierpool merge: no output given" merge "$OK"
 fails "merge: output to stdout" "^tierpool merge: -o -: a trace is binary" merge "$OK" -o -
 
