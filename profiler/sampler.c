@@ -107,6 +107,16 @@ static double tp_rec_ln(double x) { /* x > 0 */
   return exponent * 0.6931471805599453 + series;
 }
 
+/* ln(1 - r) for 0 < r < 1: near 1, ln's 1e-8 absolute error would swamp
+ * -r (a rate of 1e-7 drew 10% more samples than its weights said), so small
+ * r sum the series -(r + r^2/2 + r^3/3 + ...) instead. */
+static double tp_rec_ln1m(double r) {
+  if (r >= 0.05) return tp_rec_ln(1.0 - r);
+  double sum = 0, power = 1;
+  for (int k = 1; k <= 14; k++) power *= r, sum += power / k; /* 0.05^15 / 15: below 1e-20 */
+  return -sum;
+}
+
 static double tp_rec_exp(double y) { /* y <= 0 */
   if (y < -700) return 0;
   int k = (int)(y / 0.6931471805599453 - 0.5);
@@ -129,7 +139,7 @@ static int64_t tp_rec_next_skip(tp_rec_thread *t) {
   if (tp_rec.sample_rate >= 1.0) return 1;
   if (tp_rec.sample_rate <= 0.0) return INT64_MAX;
   double skips = tp_rec_ln(tp_rec_uniform(t)) * tp_rec.inv_ln_keep; /* >= 0: truncation floors */
-  return skips >= 9e18 ? INT64_MAX : (int64_t)skips + 1;
+  return !(skips < 9e18) ? INT64_MAX : (int64_t)skips + 1; /* NaN too: never a skip of INT64_MIN */
 }
 
 /* Allocations one sample stands for: 1/rate by count; by bytes, the inverse
@@ -614,7 +624,10 @@ void tp_rec_start(void) {
   tp_rec.fd = -1;
   tp_rec_clock_start();
   tp_rec.sample_rate = tp_opt.validate ? 1.0 : tp_opt.sample_rate;
-  if (tp_rec.sample_rate > 0.0 && tp_rec.sample_rate < 1.0) tp_rec.inv_ln_keep = 1.0 / tp_rec_ln(1.0 - tp_rec.sample_rate);
+  /* A rate whose weight 1/rate is not finite samples nothing (the trace
+   * says 0: readers reject an infinite weight). */
+  if (tp_rec.sample_rate > 0.0 && !(1.0 / tp_rec.sample_rate < 1e300)) tp_rec.sample_rate = 0.0;
+  if (tp_rec.sample_rate > 0.0 && tp_rec.sample_rate < 1.0) tp_rec.inv_ln_keep = 1.0 / tp_rec_ln1m(tp_rec.sample_rate);
   tp_rec.sample_bytes = tp_opt.validate ? 0 : tp_opt.sample_bytes;
   tp_rec_by_bytes = tp_rec.sample_bytes != 0;
   for (int i = 0; i < 2; i++) {
