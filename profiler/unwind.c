@@ -487,10 +487,25 @@ void tp_rec_stacks_load_libunwind(void) {
   atomic_store_explicit(&tp_rec_unw_backtrace, unw_backtrace, memory_order_release);
 }
 
+/* libunwind's capture takes several KiB of stack (its cursor and context,
+ * two frame arrays, the DWARF step): on a signal stack with less than this
+ * left below sp — an 8 KiB SIGSTKSZ one, say, where a handler's mprotect
+ * is recorded — it would run off the end.  Such a capture stays empty. */
+#define TP_UW_LIBUNWIND_ROOM (24u << 10)
+
+static bool tp_uw_signal_stack_tight(uintptr_t sp) {
+  return sp - tp_uw_signal_stack_lo < tp_uw_signal_stack_hi - tp_uw_signal_stack_lo &&
+         sp - tp_uw_signal_stack_lo < TP_UW_LIBUNWIND_ROOM;
+}
+
 #ifndef TP_REC_UNWIND_COMPARE
 uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated) {
   uint32_t depth;
   if (tp_uw_find_object && tp_uw_walk(frames, max, &depth, truncated) == TP_UW_WALK_DONE) return depth;
+  if (tp_uw_signal_stack_tight((uintptr_t)__builtin_frame_address(0))) {
+    *truncated = true;
+    return 0;
+  }
   return tp_rec_capture_libunwind(frames, max, truncated);
 }
 #else
@@ -504,6 +519,10 @@ static const char *const tp_uw_count_names[7] = {
 static _Atomic uint32_t tp_uw_printed;
 
 uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated) {
+  if (tp_uw_signal_stack_tight((uintptr_t)__builtin_frame_address(0))) { /* as below */
+    *truncated = true;
+    return 0;
+  }
   uintptr_t old[TP_REC_MAX_DEPTH];
   bool old_truncated;
   uint32_t depth, old_depth = tp_rec_capture_libunwind(old, max, &old_truncated);

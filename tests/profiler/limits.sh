@@ -4,6 +4,9 @@
 #   (96 + 256 MiB reserved) may not fit; with room for the first only, the
 #   next sample wrote through the second's NULL (SIGSEGV).  Now: a warning,
 #   samples without stacks, the program's own output and status.
+#   a small signal stack: a handler on an 8 KiB one (SIGSTKSZ) calls mprotect,
+#   which the recorder records with its stack; libunwind's capture ran off
+#   the end of that stack (SIGSEGV).  Now: such captures stay empty.
 #   exit from a signal handler: exit(0) in a handler that stopped the thread
 #   inside the pool, a lock held (exec_shim raises it there): the final flush
 #   read the pool's statistics under that lock and the process hung.
@@ -35,6 +38,19 @@ if [ ${#TRACES[@]} -eq 1 ]; then
   expect_summary "${TRACES[0]}" 'samples >= 100' 'ends == 1' 'truncated == 0'
 else
   fail_check "address space: ${#TRACES[@]} traces, want 1"
+fi
+
+mkdir -p "$WORK/alt"
+rc=0
+(cd "$WORK/alt" && TIERPOOL_PROFILE=1 TIERPOOL_TRACE="$WORK/alt/%e-%p.tpt" LD_PRELOAD="$TIERPOOL_LIB" \
+  exec "$SUBJECT" small-altstack) </dev/null >"$WORK/alt.out" 2>"$WORK/alt.err" || rc=$?
+expect_status "mprotect in a handler on an 8 KiB signal stack, recorded" 0 "$rc"
+[ "$(cat "$WORK/alt.out")" = ok ] || fail_check "small-altstack printed '$(cat "$WORK/alt.out")', not ok"
+mapfile -t TRACES < <(ls "$WORK/alt"/*.tpt 2>/dev/null)
+if [ ${#TRACES[@]} -eq 1 ]; then
+  expect_summary "${TRACES[0]}" 'mmap_calls >= 200' 'ends == 1' 'truncated == 0'
+else
+  fail_check "small signal stack: ${#TRACES[@]} traces, want 1"
 fi
 
 # exit(0) from a handler inside the pool: the process ends (status 0), its

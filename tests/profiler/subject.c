@@ -47,6 +47,8 @@
  *   exit-from-handler  100 x 7019 B, then a signal handler calls exit(0), the signal
  *                      coming inside a 300 KiB malloc with the pool's lock held (through
  *                      exec_shim, which must be preloaded): the process must end
+ *   small-altstack     a handler on an 8 KiB signal stack (SIGSTKSZ) with a guard page
+ *                      below calls mprotect 10 times and allocates, 20 times; prints ok
  *   altstack           a thread whose signal stack lies just below its own stack, a
  *                      guard page between; a handler on the signal stack allocates
  *                      7777 B from machine code outside any module (walked by frame
@@ -425,6 +427,30 @@ static int run_exit_from_handler(void) {
   return 1;
 }
 
+static char *small_altstack_page;
+
+static void small_altstack_handler(int sig) {
+  (void)sig;
+  for (int i = 0; i < 10; i++) mprotect(small_altstack_page, 4096, i & 1 ? PROT_NONE : PROT_READ | PROT_WRITE);
+  free(must(malloc(100), 100));
+}
+
+static int run_small_altstack(void) {
+  size_t size = 8192;
+  char *m = mmap(NULL, 4096 + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  small_altstack_page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED || small_altstack_page == MAP_FAILED || mprotect(m, 4096, PROT_NONE) != 0) return 1;
+  stack_t ss = {.ss_sp = m + 4096, .ss_size = size};
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = small_altstack_handler;
+  sa.sa_flags = SA_ONSTACK;
+  if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0) return 1;
+  for (int i = 0; i < 20; i++) raise(SIGUSR1);
+  puts("ok");
+  return 0;
+}
+
 static int run_after_exec(void) {
   free_many(alloc_many(100, 8009), 100);
   return 0;
@@ -572,6 +598,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "double_free") == 0) return run_double_free();
   if (strcmp(mode, "altstack") == 0) return run_altstack();
   if (strcmp(mode, "vm-size") == 0) return run_vm_size();
+  if (strcmp(mode, "small-altstack") == 0) return run_small_altstack();
   if (strcmp(mode, "exit-from-handler") == 0) return run_exit_from_handler();
   fprintf(stderr, "usage: subject histogram|small N|lifetimes|stacks|busy PIDFILE|fork|exec|leak|double_free\n");
   return 2;
