@@ -13,6 +13,25 @@
 source "$(dirname "$0")/lib.sh"
 : "${EXEC_SHIM:?}"
 
+# recorded NAME WHAT WANT_STATUS CMD...: runs CMD (env assignments first, as
+# env takes them) recorded at the default rate in $WORK/NAME, killed after
+# 30 s; checks its status; the traces it left in TRACES.
+recorded() {
+  local name=$1 what=$2 want=$3 rc=0
+  shift 3
+  mkdir -p "$WORK/$name"
+  (cd "$WORK/$name" && exec timeout 30 env TIERPOOL_PROFILE=1 TIERPOOL_TRACE="$WORK/$name/%e-%p.tpt" "$@") \
+    </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+  if [ "$rc" -eq 124 ]; then
+    fail_check "$what: still running after 30 s (killed)"
+  else
+    expect_status "$what" "$want" "$rc"
+  fi
+  [ "$rc" -eq "$want" ] || show "$WORK/$name.err" 5
+  mapfile -t TRACES < <(ls "$WORK/$name"/*.tpt 2>/dev/null)
+  [ ${#TRACES[@]} -eq 1 ] || fail_check "$what: ${#TRACES[@]} traces, want 1"
+}
+
 # The address space the subject takes recording without samples, plus
 # 200 MiB: the first table fits, the second does not.
 base=$(TIERPOOL_PROFILE=1 TIERPOOL_SAMPLE_RATE=0 TIERPOOL_TRACE=/dev/null LD_PRELOAD="$TIERPOOL_LIB" "$SUBJECT" vm-size)
@@ -20,58 +39,24 @@ if ! [[ $base =~ ^[0-9]+$ ]]; then
   fail_check "subject vm-size printed '$base'"
   finish
 fi
-mkdir -p "$WORK/as"
-rc=0
-(ulimit -v $((base + 200 * 1024)) && cd "$WORK/as" && TIERPOOL_PROFILE=1 TIERPOOL_SAMPLE_RATE=1 \
-  TIERPOOL_TRACE="$WORK/as/%e-%p.tpt" LD_PRELOAD="$TIERPOOL_LIB" exec "$SUBJECT" vm-size) \
-  </dev/null >"$WORK/as.out" 2>"$WORK/as.err" || rc=$?
-expect_status "address space of $((base / 1024)) + 200 MiB, every allocation sampled" 0 "$rc"
-[ "$rc" -eq 0 ] || show "$WORK/as.err" 5
+recorded as "address space of $((base / 1024)) + 200 MiB, every allocation sampled" 0 \
+  bash -c 'ulimit -v "$1" && shift && exec "$@"' - $((base + 200 * 1024)) \
+  env TIERPOOL_SAMPLE_RATE=1 LD_PRELOAD="$TIERPOOL_LIB" "$SUBJECT" vm-size
 if grep -q '^tierpool: profiler: cannot map the stack tables' "$WORK/as.err"; then
   pass_check "the recorder says its stacks are off"
 else
   fail_check "no 'cannot map the stack tables' line: the limit did not bite where this test wants it"
-  show "$WORK/as.err" 5
 fi
-mapfile -t TRACES < <(ls "$WORK/as"/*.tpt 2>/dev/null)
-if [ ${#TRACES[@]} -eq 1 ]; then
-  expect_summary "${TRACES[0]}" 'samples >= 100' 'ends == 1' 'truncated == 0'
-else
-  fail_check "address space: ${#TRACES[@]} traces, want 1"
-fi
+[ ${#TRACES[@]} -eq 1 ] && expect_summary "${TRACES[0]}" 'samples >= 100' 'ends == 1' 'truncated == 0'
 
-mkdir -p "$WORK/alt"
-rc=0
-(cd "$WORK/alt" && TIERPOOL_PROFILE=1 TIERPOOL_TRACE="$WORK/alt/%e-%p.tpt" LD_PRELOAD="$TIERPOOL_LIB" \
-  exec "$SUBJECT" small-altstack) </dev/null >"$WORK/alt.out" 2>"$WORK/alt.err" || rc=$?
-expect_status "mprotect in a handler on an 8 KiB signal stack, recorded" 0 "$rc"
+recorded alt "mprotect in a handler on an 8 KiB signal stack" 0 LD_PRELOAD="$TIERPOOL_LIB" "$SUBJECT" small-altstack
 [ "$(cat "$WORK/alt.out")" = ok ] || fail_check "small-altstack printed '$(cat "$WORK/alt.out")', not ok"
-mapfile -t TRACES < <(ls "$WORK/alt"/*.tpt 2>/dev/null)
-if [ ${#TRACES[@]} -eq 1 ]; then
-  expect_summary "${TRACES[0]}" 'mmap_calls >= 200' 'ends == 1' 'truncated == 0'
-else
-  fail_check "small signal stack: ${#TRACES[@]} traces, want 1"
-fi
+[ ${#TRACES[@]} -eq 1 ] && expect_summary "${TRACES[0]}" 'mmap_calls >= 200' 'ends == 1' 'truncated == 0'
 
 # exit(0) from a handler inside the pool: the process ends (status 0), its
 # trace readable with its End.
-mkdir -p "$WORK/exit"
-rc=0
-(cd "$WORK/exit" && exec timeout 30 env LD_PRELOAD="$EXEC_SHIM:$TIERPOOL_LIB" TIERPOOL_PROFILE=1 \
-  TIERPOOL_TRACE="$WORK/exit/%e-%p.tpt" "$SUBJECT" exit-from-handler) </dev/null >"$WORK/exit.out" 2>"$WORK/exit.err" || rc=$?
-if [ "$rc" -eq 124 ]; then
-  fail_check "exit from a handler inside the pool: still running after 30 s (killed)"
-else
-  expect_status "exit from a handler inside the pool" 0 "$rc"
-fi
-if ! grep -q '^exec_shim: loaded' "$WORK/exit.err"; then
-  fail_check "exit from a handler: exec_shim was not preloaded"
-fi
-mapfile -t TRACES < <(ls "$WORK/exit"/*.tpt 2>/dev/null)
-if [ ${#TRACES[@]} -eq 1 ]; then
-  trace_check "exit from a handler: the trace up to the exit" facts "${TRACES[0]}" \
-    argv1=exit-from-handler end=1 bucket:7019=100
-else
-  fail_check "exit from a handler: ${#TRACES[@]} traces, want 1"
-fi
+recorded exit "exit from a handler inside the pool" 0 LD_PRELOAD="$EXEC_SHIM:$TIERPOOL_LIB" "$SUBJECT" exit-from-handler
+grep -q '^exec_shim: loaded' "$WORK/exit.err" || fail_check "exit from a handler: exec_shim was not preloaded"
+[ ${#TRACES[@]} -eq 1 ] && trace_check "exit from a handler: the trace up to the exit" facts "${TRACES[0]}" \
+  argv1=exit-from-handler end=1 bucket:7019=100
 finish

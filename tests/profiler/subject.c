@@ -367,6 +367,19 @@ static void exec_on_signal(int sig) {
   _exit(1);
 }
 
+/* Raises sig while a 300 KiB malloc holds the pool's lock (through
+ * exec_shim); false if the shim is not preloaded. */
+static bool raise_inside_pool(int sig) {
+  void (*raise_in_lock)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "exec_shim_raise_in_lock");
+  if (!raise_in_lock) {
+    fprintf(stderr, "subject: exec_shim is not preloaded\n");
+    return false;
+  }
+  raise_in_lock(sig);
+  free(must(malloc(300 << 10), 300 << 10));
+  return true;
+}
+
 static int run_exec_from_handler(const char *self, const char *how) {
   if (strcmp(how, "fork") == 0) {
     pid_t child = fork();
@@ -381,13 +394,7 @@ static int run_exec_from_handler(const char *self, const char *how) {
   exec_self = self;
   signal(SIGUSR2, exec_on_signal);
   if (strcmp(how, "in-lock") == 0) {
-    void (*raise_in_lock)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "exec_shim_raise_in_lock");
-    if (!raise_in_lock) {
-      fprintf(stderr, "subject: exec_shim is not preloaded\n");
-      return 2;
-    }
-    raise_in_lock(SIGUSR2);
-    free(must(malloc(300 << 10), 300 << 10));
+    if (!raise_inside_pool(SIGUSR2)) return 2;
   } else {
     raise(SIGUSR2);
   }
@@ -395,14 +402,20 @@ static int run_exec_from_handler(const char *self, const char *how) {
   return 1;
 }
 
-static int run_vm_size(void) {
-  free_many(alloc_many(100, 64), 100);
+/* A line of /proc/self/status in KiB ("VmRSS:"), -1 if there is none. */
+static long status_kib(const char *key) {
   FILE *f = fopen("/proc/self/status", "r");
   char line[256];
   long kib = -1;
   while (f && fgets(line, sizeof line, f))
-    if (strncmp(line, "VmSize:", 7) == 0) kib = atol(line + 7);
+    if (strncmp(line, key, strlen(key)) == 0) kib = atol(line + strlen(key));
   if (f) fclose(f);
+  return kib;
+}
+
+static int run_vm_size(void) {
+  free_many(alloc_many(100, 64), 100);
+  long kib = status_kib("VmSize:");
   printf("%ld\n", kib);
   return kib > 0 ? 0 : 1;
 }
@@ -416,13 +429,7 @@ static int run_exit_from_handler(void) {
   void **mine = alloc_many(100, 7019);
   (void)mine;
   signal(SIGUSR2, exit_on_signal);
-  void (*raise_in_lock)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "exec_shim_raise_in_lock");
-  if (!raise_in_lock) {
-    fprintf(stderr, "subject: exec_shim is not preloaded\n");
-    return 2;
-  }
-  raise_in_lock(SIGUSR2);
-  free(must(malloc(300 << 10), 300 << 10));
+  if (!raise_inside_pool(SIGUSR2)) return 2;
   fprintf(stderr, "subject: the handler's exit returned\n");
   return 1;
 }
@@ -474,24 +481,14 @@ static void *big_only(void *arg) {
   return NULL;
 }
 
-static long rss_kib(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long kib = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (strncmp(line, "VmRSS:", 6) == 0) kib = atol(line + 6);
-  if (f) fclose(f);
-  return kib;
-}
-
 static int run_big_threads(void) {
   for (int round = 0; round < 2; round++) {
-    long before = rss_kib();
+    long before = status_kib("VmRSS:");
     for (int i = 0; i < 500; i++) {
       pthread_t t;
       if (pthread_create(&t, NULL, big_only, NULL) != 0 || pthread_join(t, NULL) != 0) return 1;
     }
-    long after = rss_kib();
+    long after = status_kib("VmRSS:");
     printf("round %d: RSS %ld -> %ld KiB\n", round, before, after);
     if (round == 1 && after - before > 1024) {
       fprintf(stderr, "subject: 500 threads of big blocks left %ld KiB behind\n", after - before);
