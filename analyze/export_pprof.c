@@ -300,22 +300,32 @@ static void set_mapping_flags(struct pprof *pp) {
   }
 }
 
-/* The counting unit between two samples, from the first process (they
- * usually agree; pprof treats period as information only). */
+/* The sampling unit of one process: bytes, or allocations (validation mode
+ * samples every one), and how many between two samples. */
+static void process_period(const struct tp_prof_process *proc, bool *by_bytes, int64_t *period) {
+  *by_bytes = proc->sample_bytes && !proc->validate;
+  double rate = proc->validate ? 1 : proc->sample_rate;
+  *period = *by_bytes ? (int64_t)proc->sample_bytes : rate > 0 && rate <= 1 ? llround(1 / rate) : 1;
+}
+
+/* The counting unit between two samples (pprof shows it as information):
+ * the processes', when they agree; when they do not (a merge of count- and
+ * byte-mode traces, or of other rates), none rather than the first one's. */
 static void set_period(struct pprof *pp, const struct tp_profile *p, Perftools__Profiles__ValueType *type,
                        Perftools__Profiles__Profile *out) {
-  out->period_type = type;
-  const struct tp_prof_process *proc = p->n_processes ? &p->processes[0] : NULL;
-  if (proc && proc->sample_bytes && !proc->validate) {
-    type->type = string_id(pp, "space");
-    type->unit = string_id(pp, "bytes");
-    out->period = (int64_t)proc->sample_bytes;
-  } else {
-    type->type = string_id(pp, "allocations");
-    type->unit = string_id(pp, "count");
-    double rate = proc && !proc->validate ? proc->sample_rate : 1;
-    out->period = rate > 0 && rate <= 1 ? llround(1 / rate) : 1;
+  bool by_bytes = false;
+  int64_t period = 1;
+  for (size_t i = 0; i < p->n_processes; i++) {
+    bool b;
+    int64_t n;
+    process_period(&p->processes[i], &b, &n);
+    if (i && (b != by_bytes || n != period)) return; /* no period_type, period 0 */
+    by_bytes = b, period = n;
   }
+  out->period_type = type;
+  type->type = string_id(pp, by_bytes ? "space" : "allocations");
+  type->unit = string_id(pp, by_bytes ? "bytes" : "count");
+  out->period = period;
 }
 
 static void set_times(const struct tp_profile *p, Perftools__Profiles__Profile *out) {
