@@ -3,7 +3,9 @@
 #ifndef TP_INTERNAL_H
 #define TP_INTERNAL_H
 
+#include <errno.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "types.h"
 
@@ -183,6 +185,19 @@ static inline void tp_lock_acquire(tp_lock *l) {
 static inline bool tp_lock_try(tp_lock *l) {
   tp_locks_held++;
   if (pthread_mutex_trylock(l) == 0) return true;
+  tp_locks_held--;
+  return false;
+}
+/* Waits for l at most `seconds`: a caller that may be inside the pool
+ * itself (a signal handler) must not wait for ever. */
+static inline bool tp_lock_timed(tp_lock *l, time_t seconds) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += seconds;
+  tp_locks_held++;
+  int r;
+  while ((r = pthread_mutex_timedlock(l, &until)) == EINTR) continue;
+  if (r == 0) return true;
   tp_locks_held--;
   return false;
 }

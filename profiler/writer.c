@@ -608,31 +608,18 @@ static bool tp_rec_child_has_events(void) {
  * before the trace is opened.  Read before any lock. */
 bool tp_rec_in_unforked_child(void) { return tp_rec.pid != getpid(); }
 
-/* An exec's flush may run in a signal handler that stopped its thread inside
- * the pool, holding one of its locks: it takes none of them (no snapshot:
- * the pool's statistics are read under its locks), and waits a second at
- * most for the writer thread, which may be waiting for such a lock in its
- * own snapshot.  The exec goes on either way. */
-static bool tp_rec_writer_lock_for(tp_rec_flush_mode mode) {
-  if (mode != TP_REC_FLUSH_EXEC && mode != TP_REC_FLUSH_FINAL_HELD) {
-    tp_lock_acquire(&tp_rec_writer_lock);
-    return true;
-  }
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 1;
-  int r;
-  tp_locks_held++; /* as tp_lock_acquire counts: tp_lock_release uncounts it */
-  while ((r = pthread_mutex_timedlock(&tp_rec_writer_lock, &until)) == EINTR) continue;
-  if (r != 0) tp_locks_held--;
-  return r == 0;
-}
-
+/* An exec's flush (and an exit's from a handler inside the pool) may run in
+ * a signal handler that stopped its thread inside the pool, holding one of
+ * its locks: it takes none of them (no snapshot: the pool's statistics are
+ * read under its locks), and waits a second at most for the writer thread,
+ * which may be waiting for such a lock in its own snapshot.  The exec goes
+ * on either way. */
 void tp_rec_writer_flush(tp_rec_flush_mode mode) {
   if (tp_rec_in_unforked_child()) return;
   bool final = mode == TP_REC_FLUSH_FINAL || mode == TP_REC_FLUSH_FINAL_HELD;
   bool locks_free = mode != TP_REC_FLUSH_EXEC && mode != TP_REC_FLUSH_FINAL_HELD; /* the pool's may be this thread's */
-  if (!tp_rec_writer_lock_for(mode)) return;
+  if (locks_free) tp_lock_acquire(&tp_rec_writer_lock);
+  else if (!tp_lock_timed(&tp_rec_writer_lock, 1)) return;
   if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events())) {
     tp_rec_open_pending = false;
     tp_rec_writer_open();
