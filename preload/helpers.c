@@ -3,6 +3,7 @@
  * its writer; and what every such helper owes the program: to be invisible
  * to it.  A helper blocks every signal, never keeps the process alive, and
  * steps aside for calls that want a single-threaded caller (namespace.c). */
+#include <dlfcn.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdint.h>
@@ -31,6 +32,23 @@ static _Atomic uint32_t tp_helper_wake; /* bumped, and futex-woken, to cut helpe
  * (vfork, _Fork, a raw clone) has none of the helpers, and a vfork child
  * shares the parent's memory — it must not stop the parent's. */
 static _Atomic pid_t tp_helpers_pid;
+
+/* The program's threads still running, helpers included; -1 if unknown.
+ * /proc/self/stat counts every thread the kernel has; without /proc (a
+ * chroot, a sandbox) glibc's own count, which pthread_create raises and a
+ * thread's exit (main's pthread_exit too) lowers, says as much for threads
+ * made by pthread_create — all there are in a glibc program.  Looked up on
+ * the first need, from a helper or an unshare: never inside the pool. */
+static int tp_helpers_threads_running(void) {
+  static _Atomic(const unsigned int *) glibc_count;
+  static _Atomic bool looked_up;
+  int running = tp_os_running_threads();
+  if (running >= 0) return running;
+  if (!atomic_exchange(&looked_up, true))
+    atomic_store(&glibc_count, dlvsym(RTLD_DEFAULT, "__nptl_nthreads", "GLIBC_PRIVATE"));
+  const unsigned int *count = atomic_load(&glibc_count);
+  return count ? (int)__atomic_load_n(count, __ATOMIC_RELAXED) : -1;
+}
 
 /* A helper blocks every signal (it inherits the mask it is created with): a
  * signal sent to the process must reach a thread of the program, or stay
@@ -75,7 +93,7 @@ bool tp_helper_sleep(uint32_t ms) {
 }
 
 void tp_helper_check(void) {
-  int running = tp_os_running_threads();
+  int running = tp_helpers_threads_running();
   if (running < 0 || running > atomic_load(&tp_helpers_running)) return;
   if (atomic_exchange(&tp_helper_exiting, true)) return; /* another helper is ending it */
   exit(0);
@@ -85,7 +103,7 @@ void tp_helper_check(void) {
  * mount namespace fail with EINVAL otherwise): the helpers end for them. */
 bool tp_helpers_pause(void) {
   if (atomic_load(&tp_helpers_pid) != getpid()) return false;
-  int helpers = atomic_load(&tp_helpers_alive), before = tp_os_running_threads();
+  int helpers = atomic_load(&tp_helpers_alive), before = tp_helpers_threads_running();
   if (helpers == 0) return false;
   atomic_store(&tp_helpers_paused, true);
   atomic_fetch_add(&tp_helper_wake, 1);
@@ -94,7 +112,7 @@ bool tp_helpers_pause(void) {
    * thread a little later.  Bounded: a helper stuck in a flush is waited for
    * at most a second, and the caller's retry then fails as it would have. */
   for (int waited_us = 0; waited_us < 1000000; waited_us += 100) {
-    if (atomic_load(&tp_helpers_alive) == 0 && (before < 0 || tp_os_running_threads() <= before - helpers)) break;
+    if (atomic_load(&tp_helpers_alive) == 0 && (before < 0 || tp_helpers_threads_running() <= before - helpers)) break;
     struct timespec delay = {0, 100 * 1000};
     nanosleep(&delay, NULL);
   }

@@ -32,14 +32,20 @@
 #    their recorder counts retired at their exit: big-threads runs 2 x 500 of
 #    them, each a 1 MiB malloc and free, and the second 500 must leave less than
 #    1 MiB of RSS behind (they left 4 MiB); the histogram counts all 1000.
+# 8. Without /proc (a chroot, a sandbox; here an empty tmpfs over it in a user
+#    and mount namespace) the helpers still learn that they are the last
+#    threads: main-thread-exit, recorded and with the background thread, ends
+#    (it hung for ever, its defunct main beside a helper blocking every
+#    signal).  Skipped with 3. where there are no user namespaces.
 source "$(dirname "$0")/lib.sh"
 
-# ends NAME CMD...: CMD ends within 30 s with status 0.
+# ends NAME CMD...: CMD ends within 30 s with status 0 (then SIGKILL: a
+# process left with only a helper, which blocks every signal, ignores SIGTERM).
 ends() {
   local name=$1 rc=0
   shift
-  (cd "$WORK" && timeout 30 "$@") </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
-  if [ "$rc" -eq 124 ]; then
+  (cd "$WORK" && timeout -k 2 30 "$@") </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     fail_check "$name: still running after 30 s (killed)"
     show "$WORK/$name.err"
   else
@@ -158,6 +164,12 @@ else
   ends unshare-user-recorded "$TIERPOOL_CLI" record -o "$WORK/unshare-user-%p.tpt" -- "$SUBJECT" unshare-user
   one_trace unshare-user-recorded "unshare-user: the trace goes on in the namespace" end=1 \
     bucket:9029=100 bucket:10250=100
+  without_proc='mount -t tmpfs none /proc && exec "$@"'
+  ends no-proc-recorded unshare -rm sh -c "$without_proc" sh env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 \
+    TIERPOOL_TRACE="$WORK/no-proc.tpt" "$SUBJECT" main-thread-exit
+  trace_check "no-proc: main-thread-exit's trace is complete" facts "$WORK/no-proc.tpt" end=1 bucket:9011=100
+  ends no-proc-background unshare -rm sh -c "$without_proc" sh env LD_PRELOAD="$TIERPOOL_LIB" \
+    TIERPOOL_BACKGROUND_THREAD=on "$SUBJECT" main-thread-exit
 fi
 ends big-threads "$TIERPOOL_CLI" record -o "$WORK/big-%p.tpt" -- "$SUBJECT" big-threads
 one_trace big-threads "big-threads: threads of big blocks retired, all counted" end=1 bucket:1048576=1000
