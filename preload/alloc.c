@@ -24,6 +24,7 @@ static TP_NOINLINE void *tp_slab_alloc_slow(uint32_t cls, size_t requested) {
   if (tc) {
     tp_bin *bin = &tc->bins[cls];
     if (!bin->head) {
+      tp_tcache_scavenge(tc); /* before the refill: this bin is empty, not idle */
       /* A bin starts small and doubles at each refill up to the class's
        * capacity: classes a thread rarely uses do not hoard (or touch) blocks. */
       bin->count = tp_central_fill(tc->heap, cls, &bin->head, bin->max / 2 ? bin->max / 2 : 1);
@@ -130,7 +131,7 @@ static void tp_free_slab_block(tp_span *slab, void *p, bool sampled) {
     block[0] = bin->head;
     bin->head = block;
     bin->frees++;
-    if (++bin->count > bin->max) tp_tcache_flush_bin(tc, cls, bin->max / 2);
+    if (++bin->count > bin->max) tp_tcache_overflow(tc, cls);
   } else {
     tp_heap *owner = tp_segment_of(p)->heap; /* another tenant's block, or no cache */
     block[0] = NULL;
@@ -148,7 +149,7 @@ static inline __attribute__((always_inline)) void tp_free_to_bin(tp_tcache *tc, 
   block[1] = tp_free_mark(block);
   bin->head = block;
   bin->frees++;
-  if (tp_unlikely(++bin->count > bin->max)) tp_tcache_flush_bin(tc, cls, bin->max / 2);
+  if (tp_unlikely(++bin->count > bin->max)) tp_tcache_overflow(tc, cls);
 }
 
 /* A classified block back to its tier (or the diagnostic), unrecorded. */

@@ -330,6 +330,8 @@ static inline uint32_t tp_class_of_size(size_t size) {
 extern __thread tp_tcache *tp_tcache_current;
 tp_tcache *tp_tcache_create(void); /* NULL while the thread is exiting */
 void tp_tcache_flush_bin(tp_tcache *tc, uint32_t cls, uint32_t keep);
+void tp_tcache_overflow(tp_tcache *tc, uint32_t cls); /* the bin is over its max */
+void tp_tcache_scavenge(tp_tcache *tc);             /* on a slow path: idle bins go back */
 void tp_tcache_flush_all(tp_tcache *tc);
 void tp_tcache_stats_add(uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested);
 uint64_t tp_tcache_cached_bytes(uint32_t *caches);

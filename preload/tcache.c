@@ -36,6 +36,39 @@ void tp_tcache_flush_bin(tp_tcache *tc, uint32_t cls, uint32_t keep) {
   tp_central_return(tc->heap, cls, head, give);
 }
 
+/* A bin's first max: classes a thread rarely uses do not hoard blocks. */
+static uint32_t tp_bin_start_max(uint32_t cls) {
+  uint32_t cap = tp_classes.classes[cls].cache_max, start = cap / 16;
+  return start ? start : cap ? 1 : 0;
+}
+
+/* Idle bins go back (jemalloc's tcache GC, by time): a bin no allocation took
+ * from since the last pass is emptied and starts small again.  Blocks a thread
+ * freed and never reuses (node's main thread after start-up: 500 KiB in 30
+ * classes) otherwise pin their slabs' pages for the life of the thread; a
+ * class in use is never touched, and the pass runs on slow paths only, at
+ * most every TP_TCACHE_SCAVENGE_MS. */
+#define TP_TCACHE_SCAVENGE_MS 100
+
+void tp_tcache_scavenge(tp_tcache *tc) {
+  uint64_t now = tp_os_now_ms();
+  if (now - tc->scavenged_ms < TP_TCACHE_SCAVENGE_MS) return;
+  tc->scavenged_ms = now;
+  for (uint32_t c = 0; c < tp_classes.count; c++) {
+    tp_bin *bin = &tc->bins[c];
+    if (bin->count && bin->allocs == bin->allocs_at_scavenge) {
+      tp_tcache_flush_bin(tc, c, 0);
+      bin->max = tp_bin_start_max(c);
+    }
+    bin->allocs_at_scavenge = bin->allocs;
+  }
+}
+
+void tp_tcache_overflow(tp_tcache *tc, uint32_t cls) {
+  tp_tcache_flush_bin(tc, cls, tc->bins[cls].max / 2);
+  tp_tcache_scavenge(tc);
+}
+
 void tp_tcache_flush_all(tp_tcache *tc) {
   for (uint32_t c = 0; c < tp_classes.count; c++) {
     tp_tcache_flush_bin(tc, c, 0);
@@ -137,10 +170,8 @@ tp_tcache *tp_tcache_create(void) {
   tp_lock_release(&tp_registry_lock);
   if (!tc) return NULL;
   tc->tid = tp_os_gettid();
-  for (uint32_t c = 0; c < tp_classes.count; c++) {
-    uint32_t start = tp_classes.classes[c].cache_max / 16;
-    tc->bins[c].max = start ? start : tp_classes.classes[c].cache_max ? 1 : 0;
-  }
+  tc->scavenged_ms = tp_os_now_ms();
+  for (uint32_t c = 0; c < tp_classes.count; c++) tc->bins[c].max = tp_bin_start_max(c);
   tp_tcache_current = tc;
   if (atomic_load_explicit(&tp_tcache_key_ready, memory_order_acquire))
     pthread_setspecific(tp_tcache_key, tc);
@@ -324,6 +355,6 @@ void *tp_slab_resample(void *p, size_t size) {
   block[0] = bin->head;
   block[1] = tp_free_mark(block);
   bin->head = block;
-  if (++bin->count > bin->max) tp_tcache_flush_bin(tc, cls, bin->max / 2);
+  if (++bin->count > bin->max) tp_tcache_overflow(tc, cls);
   return moved;
 }

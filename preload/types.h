@@ -241,6 +241,7 @@ typedef struct __attribute__((aligned(64))) tp_bin {
   uint64_t allocs;    /* counted here, on the line the fast path touches anyway */
   uint64_t frees;
   uint64_t requested; /* bytes asked for by the allocations counted in allocs */
+  uint64_t allocs_at_scavenge; /* allocs when the cache was last scavenged */
 } tp_bin;
 
 /* Per-thread cache in front of one heap.  Invariant: every block in a bin is
@@ -252,6 +253,7 @@ typedef struct tp_tcache {
   void *sampled[TP_MAX_CLASSES];
   uint8_t sampled_count[TP_MAX_CLASSES];
   tp_heap *heap;
+  uint64_t scavenged_ms;          /* when idle bins were last emptied */
   struct tp_tcache *next, *prev;  /* registry of live caches */
   pid_t tid;
 } tp_tcache;

@@ -114,6 +114,35 @@ static void t_active(void) {
   free(big);
 }
 
+/* Blocks a thread freed into its cache and stopped allocating go back to the central lists
+ * (where their slabs can empty and be released): a bin no allocation took from between two
+ * passes of the cache's scavenge (on slow paths, 100 ms apart at most) is emptied.  node's
+ * main thread kept 500 KiB that way after its start-up.  The trigger is 600 allocations of
+ * 24 B (class 32, which holds at most 256 blocks, so it refills), twice, 150 ms apart: after
+ * them only class 32's bin may hold blocks (8 KiB at most); the idle bins of 64 B and 1 KiB
+ * blocks held 16 KiB or more. */
+static void t_idle_cache_returned(void) {
+  struct tierpool_api tp = tierpool_lookup();
+  REQUIRE(tp.stats_get, "tierpool_stats_get not found: libtierpool.so is not preloaded");
+  enum { IDLE = 600, TRIGGER = 600 };
+  static void *idle[2 * IDLE], *trigger[2 * TRIGGER];
+  for (int i = 0; i < IDLE; i++) idle[i] = malloc(opaque(64)), idle[IDLE + i] = malloc(opaque(1000));
+  free_all(idle, 2 * IDLE);
+  tierpool_stats_t held, after;
+  REQUIRE(tp.stats_get(&held) == 0);
+  CHECK(held.thread_cache_bytes >= 16 * KiB, "the cache holds %llu B after the frees",
+        (unsigned long long)held.thread_cache_bytes);
+  for (int round = 0; round < 2; round++) {
+    struct timespec pause = {0, 150 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    for (int i = 0; i < TRIGGER; i++) trigger[round * TRIGGER + i] = malloc(opaque(24));
+  }
+  REQUIRE(tp.stats_get(&after) == 0);
+  CHECK(after.thread_cache_bytes <= 256 * 32, "the cache holds %llu B after 300 ms idle (%llu B before)",
+        (unsigned long long)after.thread_cache_bytes, (unsigned long long)held.thread_cache_bytes);
+  free_all(trigger, 2 * TRIGGER);
+}
+
 /* Statistics invariants, and malloc_trim() empties the large-block cache.  (Resident may be
  * below live: the pool counts resident pages with mincore, and a block need not be touched.) */
 static void t_stats(void) {
@@ -920,6 +949,7 @@ static const struct test tests[] = {
     {"libc_names", t_libc_names},
     {"exec_l", t_exec_l},
     {"stats", t_stats},
+    {"idle_cache_returned", t_idle_cache_returned},
     {"host_growth", t_host_growth},
     {"host_growth_regret", t_host_growth_regret},
     {"large_cache_expires", t_large_cache_expires},
