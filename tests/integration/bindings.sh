@@ -8,7 +8,12 @@
 #    their own .bss (environ, stdin, ...): the loader finds those in the
 #    executable's symbol table, and in node that read faulted 64 KiB of its
 #    .dynsym in (fault-around) — 64 KiB of peak RSS for every node process.
-#    libc's own alias (__environ) is looked up by libc already.
+#    libc's own alias (__environ) is looked up by libc already;
+#  - the code every process runs (preload/resident.ld) lies in the first 64 KiB
+#    window of its text segment: the kernel faults a file in around each
+#    access (64 KiB), so code past it costs every process another window.
+#    Each function named there must be in the library, and end before the
+#    window does.
 set -euo pipefail
 lib=${TIERPOOL_LIB:?TIERPOOL_LIB must name libtierpool.so (meson test sets it)}
 failed=0
@@ -34,5 +39,32 @@ if ! grep -q 'R_X86_64_GLOB_DAT' <<<"$relocs"; then
   failed=1
 fi
 
-[ "$failed" = 0 ] && echo "ok: $lib needs only libc and binds no copy-relocated data symbol"
+script=$(dirname "$0")/../../preload/resident.ld
+text_start=$(readelf -lW "$lib" | awk '$1 == "LOAD" && $8 == "E" {print $3; exit}')
+window_end=$(( (text_start & ~0xffff) + 0x10000 ))
+# The input sections of the script's *( ... ) lists, comments dropped.
+mapfile -t resident < <(perl -0ne 's{/\*.*?\*/}{}gs; print "$1\n" while /\*\(([^)]*)\)/g' "$script" |
+  grep -o '\.text\.[A-Za-z0-9_.]*' | sed -E 's/^\.text\.((startup|exit)\.)?//')
+symbols=$(nm -S --defined-only "$lib" | awk 'NF == 4 && $3 ~ /^[tT]$/ {print $4, $1, $2}')
+if [ "${#resident[@]}" -lt 50 ] || [ -z "$text_start" ]; then
+  echo "FAIL: $script names ${#resident[@]} functions, the text starts at '$text_start': the check saw nothing" >&2
+  failed=1
+fi
+outside=0
+for name in "${resident[@]}"; do
+  read -r address size < <(awk -v n="$name" '$1 == n {print $2, $3; exit}' <<<"$symbols") || true
+  if [ -z "${address:-}" ]; then
+    echo "FAIL: $name (preload/resident.ld) is not a function of $lib: renamed? update the list" >&2
+    outside=$((outside + 1))
+  elif (( 0x$address + 0x$size > window_end )); then
+    printf 'FAIL: %s ends at 0x%x, past the first window of the text (0x%x)\n' "$name" $((0x$address + 0x$size)) \
+      "$window_end" >&2
+    outside=$((outside + 1))
+  fi
+  address=
+done
+[ "$outside" = 0 ] || failed=1
+
+[ "$failed" = 0 ] && echo "ok: $lib needs only libc, binds no copy-relocated data symbol, and its" \
+  "${#resident[@]} resident functions end before 0x$(printf %x "$window_end")"
 exit "$failed"
