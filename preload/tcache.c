@@ -36,6 +36,21 @@ void tp_tcache_flush_bin(tp_tcache *tc, uint32_t cls, uint32_t keep) {
   tp_central_return(tc->heap, cls, head, give);
 }
 
+/* A class's blocks, and its few sampled ones, back to the central lists. */
+static void tp_tcache_flush_class(tp_tcache *tc, uint32_t cls) {
+  tp_tcache_flush_bin(tc, cls, 0);
+  while (tc->sampled[cls]) {
+    void **block = tc->sampled[cls];
+    tc->sampled[cls] = block[0];
+    tp_sampled_return(tc->heap, cls, block);
+  }
+  tc->sampled_count[cls] = 0;
+}
+
+void tp_tcache_flush_all(tp_tcache *tc) {
+  for (uint32_t c = 0; c < tp_classes.count; c++) tp_tcache_flush_class(tc, c);
+}
+
 /* A bin's first max: classes a thread rarely uses do not hoard blocks. */
 static uint32_t tp_bin_start_max(uint32_t cls) {
   uint32_t cap = tp_classes.classes[cls].cache_max, start = cap / 16;
@@ -46,8 +61,10 @@ static uint32_t tp_bin_start_max(uint32_t cls) {
  * from since the last pass is emptied and starts small again.  Blocks a thread
  * freed and never reuses (node's main thread after start-up: 500 KiB in 30
  * classes) otherwise pin their slabs' pages for the life of the thread; a
- * class in use is never touched, and the pass runs on slow paths only, at
- * most every TP_TCACHE_SCAVENGE_MS. */
+ * class in use is never touched.  The pass runs on the thread's slow paths
+ * only, at most every TP_TCACHE_SCAVENGE_MS: a bin goes at the second pass
+ * after its last allocation, and a thread that takes no slow path (parked,
+ * or served by its bins alone) keeps its cache. */
 #define TP_TCACHE_SCAVENGE_MS 100
 
 void tp_tcache_scavenge(tp_tcache *tc) {
@@ -56,8 +73,8 @@ void tp_tcache_scavenge(tp_tcache *tc) {
   tc->scavenged_ms = now;
   for (uint32_t c = 0; c < tp_classes.count; c++) {
     tp_bin *bin = &tc->bins[c];
-    if (bin->count && bin->allocs == bin->allocs_at_scavenge) {
-      tp_tcache_flush_bin(tc, c, 0);
+    if ((bin->count || tc->sampled[c]) && bin->allocs == bin->allocs_at_scavenge) {
+      tp_tcache_flush_class(tc, c);
       bin->max = tp_bin_start_max(c);
     }
     bin->allocs_at_scavenge = bin->allocs;
@@ -67,18 +84,6 @@ void tp_tcache_scavenge(tp_tcache *tc) {
 void tp_tcache_overflow(tp_tcache *tc, uint32_t cls) {
   tp_tcache_flush_bin(tc, cls, tc->bins[cls].max / 2);
   tp_tcache_scavenge(tc);
-}
-
-void tp_tcache_flush_all(tp_tcache *tc) {
-  for (uint32_t c = 0; c < tp_classes.count; c++) {
-    tp_tcache_flush_bin(tc, c, 0);
-    while (tc->sampled[c]) {
-      void **block = tc->sampled[c];
-      tc->sampled[c] = block[0];
-      tp_sampled_return(tc->heap, c, block);
-    }
-    tc->sampled_count[c] = 0;
-  }
 }
 
 /* Moves a cache's counters to the retired totals, the process's and its
@@ -104,7 +109,8 @@ void tp_tcache_switch_heap(tp_tcache *tc, tp_heap *h) {
   tp_tcache_flush_all(tc);
   tp_lock_acquire(&tp_registry_lock);
   tp_tcache_retire_stats(tc);
-  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tc->bins[c].allocs = tc->bins[c].frees = tc->bins[c].requested = 0;
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++)
+    tc->bins[c].allocs = tc->bins[c].frees = tc->bins[c].requested = tc->bins[c].allocs_at_scavenge = 0;
   tc->heap = h;
   tp_lock_release(&tp_registry_lock);
 }
