@@ -15,7 +15,8 @@
 #    start, from the start: the first fault, the constructor's, maps the
 #    segment's first 64 KiB wherever the loader put it (4 KiB-aligned), and
 #    code past them costs every process another window.  Each function named
-#    there must be in the library, and end within them.
+#    there must be in the library, and end within them.  Its read-only data
+#    (.rodata.resident) sits in the first segment, with the headers.
 set -euo pipefail
 lib=${TIERPOOL_LIB:?TIERPOOL_LIB must name libtierpool.so (meson test sets it)}
 failed=0
@@ -66,6 +67,11 @@ for name in "${resident[@]}"; do
   address=
 done
 [ "$outside" = 0 ] || failed=1
+rodata=$(readelf -SW "$lib" | awk '$2 == ".rodata.resident" {print $4; exit}')
+if [ -z "$rodata" ] || (( 0x$rodata >= text_start )); then
+  echo "FAIL: .rodata.resident is at '${rodata:-nowhere}', not in the first segment (before the text at $text_start)" >&2
+  failed=1
+fi
 
 [ "$failed" = 0 ] && echo "ok: $lib needs only libc, binds no copy-relocated data symbol, and its" \
   "${#resident[@]} resident functions end before 0x$(printf %x "$window_end")"
