@@ -116,7 +116,7 @@ static void t_active(void) {
 
 /* Blocks a thread freed into its cache and stopped allocating go back to the central lists
  * (where their slabs can empty and be released): a bin no allocation took from between two
- * passes of the cache's scavenge (on slow paths, 100 ms apart at most) is emptied.  node's
+ * passes of the cache's scavenge (on slow paths, 100 ms apart at least) is emptied.  node's
  * main thread kept 500 KiB that way after its start-up.  The trigger is 600 allocations of
  * 24 B (class 32, which holds at most 256 blocks, so it refills), twice, 150 ms apart: after
  * them only class 32's bin may hold blocks (8 KiB at most); the idle bins of 64 B and 1 KiB
