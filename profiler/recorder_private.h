@@ -75,6 +75,12 @@ typedef struct tp_rec_thread_info {
   char name[16];
 } tp_rec_thread_info;
 
+/* Thread ids never run out: a server that starts a thread per connection
+ * passes 65535 of them in hours (2^26 here, 1.25 MiB of address space per
+ * chunk, written as used). */
+#define TP_REC_THREAD_CHUNK 65536u
+#define TP_REC_THREAD_CHUNKS 1024u
+
 typedef struct tp_recorder {
   tp_lock lock;
   tp_rec_batch batches[2];
@@ -89,8 +95,8 @@ typedef struct tp_recorder {
   tp_rec_live *live;
   uint64_t live_capacity, live_count;
   uint32_t live_log2;
-  /* threads, indexed by Thread.id - 1 */
-  tp_rec_thread_info *threads;
+  /* threads, by Thread.id - 1: chunks mapped as threads come (tp_rec_thread_at) */
+  tp_rec_thread_info *threads[TP_REC_THREAD_CHUNKS];
   uint32_t thread_count;
   /* histograms: live threads' and, per tenant, the sum of exited ones */
   tp_rec_hist *hists, *spare_hists;
@@ -118,6 +124,10 @@ uint64_t tp_rec_clock_ns(clockid_t clock); /* clock_gettime, in ns */
 void tp_rec_clock_start(void);
 void tp_rec_clock_after_fork(void); /* a forked child's times start at its fork */
 uint32_t tp_rec_thread_id(tp_rec_thread *t); /* registers the thread; lock held */
+/* The facts of the thread with id index + 1 (index < tp_rec.thread_count). */
+static inline tp_rec_thread_info *tp_rec_thread_at(uint32_t index) {
+  return &tp_rec.threads[index / TP_REC_THREAD_CHUNK][index % TP_REC_THREAD_CHUNK];
+}
 void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant); /* one tenant's counts; lock held */
 
 /* unwind.c */

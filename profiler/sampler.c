@@ -154,9 +154,11 @@ static double tp_rec_weight(uint64_t size) {
 
 uint32_t tp_rec_thread_id(tp_rec_thread *t) {
   if (t->id) return t->id;
-  if (!tp_rec.threads) tp_rec.threads = tp_rec_map(sizeof(tp_rec_thread_info) * 65536);
-  if (!tp_rec.threads || tp_rec.thread_count == 65535) return 0;
-  tp_rec_thread_info *info = &tp_rec.threads[tp_rec.thread_count];
+  uint32_t chunk = tp_rec.thread_count / TP_REC_THREAD_CHUNK;
+  if (chunk == TP_REC_THREAD_CHUNKS) return 0;
+  if (!tp_rec.threads[chunk]) tp_rec.threads[chunk] = tp_rec_map(sizeof(tp_rec_thread_info) * TP_REC_THREAD_CHUNK);
+  if (!tp_rec.threads[chunk]) return 0; /* 0: no Thread record says who */
+  tp_rec_thread_info *info = tp_rec_thread_at(tp_rec.thread_count);
   info->tid = (uint32_t)tp_os_gettid();
   prctl(PR_GET_NAME, info->name, 0, 0, 0);
   t->id = ++tp_rec.thread_count;
@@ -708,7 +710,7 @@ void tp_rec_fork_child(void) {
   tp_rec_clock_after_fork();
   tp_rec.samples = tp_rec.dropped = 0;
   /* The forking thread is the child's main thread: its Thread record says so. */
-  if (tp_rec_self.id && tp_rec.threads) tp_rec.threads[tp_rec_self.id - 1].tid = (uint32_t)tp_os_gettid();
+  if (tp_rec_self.id) tp_rec_thread_at(tp_rec_self.id - 1)->tid = (uint32_t)tp_os_gettid();
   for (size_t w = 0; w < sizeof tp_rec_filter / sizeof tp_rec_filter[0]; w++) atomic_store(&tp_rec_filter[w], 0);
   for (size_t w = 0; w < sizeof tp_rec_fine_filter / sizeof tp_rec_fine_filter[0]; w++)
     atomic_store(&tp_rec_fine_filter[w], 0);

@@ -304,7 +304,7 @@ bool tp_rec_writer_open(void) {
 static void tp_rec_emit_threads(tp_rec_out *out, uint32_t thread_count) {
   for (; tp_rec_threads_emitted < thread_count; tp_rec_threads_emitted++) {
     Tierpool__Trace__Thread thread = TIERPOOL__TRACE__THREAD__INIT;
-    tp_rec_thread_info *info = &tp_rec.threads[tp_rec_threads_emitted];
+    tp_rec_thread_info *info = tp_rec_thread_at(tp_rec_threads_emitted);
     thread.id = tp_rec_threads_emitted + 1;
     thread.tid = info->tid;
     thread.name = info->name;

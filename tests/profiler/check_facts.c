@@ -4,7 +4,9 @@
  *   exe              the executable's file name (Process.executable, last part)
  *   argv1            the process's first argument
  *   end              1: the trace has its End record (the process exited), 0: not
- *   bucket:SIZE      exact allocations counted in the histogram bucket of SIZE bytes */
+ *   bucket:SIZE      exact allocations counted in the histogram bucket of SIZE bytes
+ *   threads          Thread records
+ *   unnamed-samples  samples whose thread (0, or an id no Thread record has) is unknown */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,27 @@
 static const char *base_name(const char *path) {
   const char *slash = path ? strrchr(path, '/') : NULL;
   return slash ? slash + 1 : path ? path : "";
+}
+
+/* Thread records, and samples naming no thread of them. */
+static void count_threads(const struct tl_trace *t, uint64_t *threads, uint64_t *unnamed) {
+  uint32_t max_id = 0;
+  *threads = 0;
+  for (size_t i = 0; i < t->n_records; i++)
+    if (t->records[i]->kind_case == TIERPOOL__TRACE__RECORD__KIND_THREAD) {
+      ++*threads;
+      if (t->records[i]->thread->id > max_id) max_id = t->records[i]->thread->id;
+    }
+  bool *known = calloc((size_t)max_id + 1, sizeof *known);
+  if (!known) abort();
+  for (size_t i = 0; i < t->n_records; i++)
+    if (t->records[i]->kind_case == TIERPOOL__TRACE__RECORD__KIND_THREAD) known[t->records[i]->thread->id] = true;
+  *unnamed = 0;
+  for (size_t i = 0; i < t->n_samples; i++) {
+    uint32_t id = t->samples[i].thread;
+    if (id == 0 || id > max_id || !known[id]) ++*unnamed;
+  }
+  free(known);
 }
 
 static bool check_one(const struct tl_trace *t, const char *key, const char *value) {
@@ -38,6 +61,12 @@ static bool check_one(const struct tl_trace *t, const char *key, const char *val
     uint32_t b = tp_bucket_of_size(strtoull(key + 7, NULL, 10));
     return expect(t->allocs[b] == n, "bucket of %s B: %" PRIu64 " allocations (want %s)", key + 7, t->allocs[b],
                   value);
+  }
+  if (strcmp(key, "threads") == 0 || strcmp(key, "unnamed-samples") == 0) {
+    uint64_t threads, unnamed;
+    count_threads(t, &threads, &unnamed);
+    if (key[0] == 't') return expect(threads == n, "%" PRIu64 " Thread records (want %s)", threads, value);
+    return expect(unnamed == n, "%" PRIu64 " samples of no recorded thread (want %s)", unnamed, value);
   }
   fprintf(stderr, "trace_check facts: unknown key '%s'\n", key);
   return expect(false, "known key %s", key);

@@ -37,6 +37,9 @@
 #    threads: main-thread-exit, recorded and with the background thread, ends
 #    (it hung for ever, its defunct main beside a helper blocking every
 #    signal).  Skipped with 3. where there are no user namespaces.
+# 9. Thread ids do not run out: many-threads starts 66,000 threads one after
+#    another, each allocating once, recorded at rate 1; every sample names a
+#    thread with its Thread record (past 65,535 they said 0, unrecorded).
 source "$(dirname "$0")/lib.sh"
 
 # ends NAME CMD...: CMD ends within 30 s with status 0 (then SIGKILL: a
@@ -173,5 +176,9 @@ else
 fi
 ends big-threads "$TIERPOOL_CLI" record -o "$WORK/big-%p.tpt" -- "$SUBJECT" big-threads
 one_trace big-threads "big-threads: threads of big blocks retired, all counted" end=1 bucket:1048576=1000
+
+ends many-threads "$TIERPOOL_CLI" record --rate 1 -o "$WORK/many-%p.tpt" -- "$SUBJECT" many-threads 66000
+one_trace many-threads "many-threads: 66,001 threads recorded, every sample names its own" end=1 threads=66001 \
+  unnamed-samples=0 bucket:48=66000
 
 finish

@@ -498,6 +498,20 @@ static int run_big_threads(void) {
   return 0;
 }
 
+static void *one_block(void *arg) {
+  free(must(malloc(48), 48));
+  return arg;
+}
+
+/* Threads one after another, each allocating once: past 65535 of them. */
+static int run_many_threads(long n) {
+  for (long i = 0; i < n; i++) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, one_block, NULL) != 0 || pthread_join(t, NULL) != 0) return 1;
+  }
+  return 0;
+}
+
 static int run_leak(void) {
   for (int i = 0; i < 10; i++) leak_here(4321);
   return 0;
@@ -592,6 +606,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "reopen-stdin") == 0) return run_reopen_stdin();
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "big-threads") == 0) return run_big_threads();
+  if (strcmp(mode, "many-threads") == 0 && argc > 2) return run_many_threads(atol(argv[2]));
   if (strcmp(mode, "double_free") == 0) return run_double_free();
   if (strcmp(mode, "altstack") == 0) return run_altstack();
   if (strcmp(mode, "vm-size") == 0) return run_vm_size();
