@@ -609,16 +609,16 @@ static bool tp_rec_child_has_events(void) {
 bool tp_rec_in_unforked_child(void) { return tp_rec.pid != getpid(); }
 
 /* An exec's flush (and an exit's from a handler inside the pool) may run in
- * a signal handler that stopped its thread inside the pool, holding one of
- * its locks: it takes none of them (no snapshot: the pool's statistics are
- * read under its locks), and waits a second at most for the writer thread,
- * which may be waiting for such a lock in its own snapshot.  The exec goes
- * on either way. */
+ * a signal handler that stopped its thread inside the pool: it waits a second
+ * at most for the writer thread, which may be waiting for one of the pool's
+ * locks in its own snapshot, and the exec goes on either way.  Holding one of
+ * them, it takes none (no snapshot: the pool's statistics are read under
+ * its locks); holding none, the image's last snapshot is written as at exit. */
 void tp_rec_writer_flush(tp_rec_flush_mode mode) {
   if (tp_rec_in_unforked_child()) return;
   bool final = mode == TP_REC_FLUSH_FINAL || mode == TP_REC_FLUSH_FINAL_HELD;
-  bool locks_free = mode != TP_REC_FLUSH_EXEC && mode != TP_REC_FLUSH_FINAL_HELD; /* the pool's may be this thread's */
-  if (locks_free) tp_lock_acquire(&tp_rec_writer_lock);
+  bool locks_free = mode == TP_REC_FLUSH_EXEC ? !tp_locks_held_here() : mode != TP_REC_FLUSH_FINAL_HELD;
+  if (mode == TP_REC_FLUSH_PERIODIC || mode == TP_REC_FLUSH_FINAL) tp_lock_acquire(&tp_rec_writer_lock);
   else if (!tp_lock_timed(&tp_rec_writer_lock, 1)) return;
   if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events())) {
     tp_rec_open_pending = false;

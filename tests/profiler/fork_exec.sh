@@ -5,7 +5,9 @@
 #         allocations (the child's histogram starts at the fork), its thread 1
 #         the child itself (tid = pid), not the parent's thread.
 #   exec: the program allocates 100 x 7003 B and execs itself, which allocates
-#         100 x 8009 B: two traces of one pid, the second named NAME.1.
+#         100 x 8009 B: two traces of one pid, the second named NAME.1; the
+#         first image's ends with its snapshot (live, resident, RSS), taken
+#         as at an exit (there was none: the image lived under a second).
 source "$(dirname "$0")/lib.sh"
 
 # pid_of TRACE: Process.pid and ppid, from the dump's process line.
@@ -42,7 +44,7 @@ expect_status "record subject exec" 0 "$RC"
 if [ ${#TRACES[@]} -eq 2 ] && [ "${TRACES[1]}" = "${TRACES[0]}.1" ]; then
   pass_check "exec: two traces, the exec'd image's named .1"
   read -r pid0 _ < <(pid_of "${TRACES[0]}")
-  expect_summary "${TRACES[0]}" 'truncated == 0' 'processes == 1' 'modules > 0'
+  expect_summary "${TRACES[0]}" 'truncated == 0' 'processes == 1' 'modules > 0' 'snapshots >= 1'
   trace_check "exec: the first image's trace" facts "${TRACES[0]}" exe=subject argv1=exec pid="$pid0"
   trace_check "exec: the exec'd image's trace" facts "${TRACES[1]}" exe=subject argv1=after-exec pid="$pid0" end=1 \
     bucket:8009=100 bucket:7003=0
