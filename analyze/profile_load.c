@@ -444,6 +444,7 @@ static int on_snapshot(void *ctx, const Tierpool__Trace__Snapshot *r) {
   struct tp_profile *p = L->p;
   struct tp_prof_process *proc = &p->processes[L->process];
   p->snapshots++;
+  proc->snapshots++;
   uint64_t live = 0, resident = 0, tier_peak = 0;
   for (size_t i = 0; i < r->n_tiers; i++) {
     live += r->tiers[i]->live, resident += r->tiers[i]->resident;

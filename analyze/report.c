@@ -467,9 +467,12 @@ static void print_process(const struct tp_prof_process *proc) {
   if (proc->validate) printf("  validation mode: every allocation sampled");
   else if (proc->sample_bytes) printf("  sampling every %s on average", fmt_bytes(a, (double)proc->sample_bytes));
   else printf("  sampling 1 in %.4g allocations", proc->sample_rate > 0 ? 1 / proc->sample_rate : 0);
-  printf(": %s samples, %s dropped;  peak live %s, resident %s, RSS %s\n", fmt_count(a, (double)proc->samples),
-         fmt_count(b, (double)proc->dropped), fmt_bytes(c, (double)proc->peak_live),
-         fmt_bytes(d, (double)proc->peak_resident), fmt_bytes(e, (double)proc->peak_rss));
+  printf(": %s samples, %s dropped;  ", fmt_count(a, (double)proc->samples), fmt_count(b, (double)proc->dropped));
+  if (proc->snapshots)
+    printf("peak live %s, resident %s, RSS %s\n", fmt_bytes(c, (double)proc->peak_live),
+           fmt_bytes(d, (double)proc->peak_resident), fmt_bytes(e, (double)proc->peak_rss));
+  else
+    printf("no snapshot: peaks unknown\n");
 }
 
 static int by_allocations(const void *a, const void *b, void *processes) {
@@ -500,7 +503,7 @@ static void print_processes(const struct report *r) {
     char a[32], b[32], c[32], d[32], cmd[64];
     printf("  %8" PRIu32 " %8" PRIu32 " %9s %11s %8s %10s %-9s %s\n", proc->pid, proc->ppid,
            fmt_us(a, (double)proc->duration_us), fmt_count(b, (double)proc->allocations),
-           fmt_count(c, (double)proc->samples), fmt_bytes(d, (double)proc->peak_live),
+           fmt_count(c, (double)proc->samples), proc->snapshots ? fmt_bytes(d, (double)proc->peak_live) : "-",
            proc->truncated ? "truncated" : proc->ended ? "ended" : "no end", fmt_command(cmd, 60, proc));
   }
   if (shown < p->n_processes) printf("  ... and %zu more (--top)\n", p->n_processes - shown);
@@ -514,9 +517,12 @@ static void print_totals(const struct report *r) {
   if (r->duration_us)
     printf("rate          %s allocations/s, %s/s%s\n", fmt_count(a, r->allocs_per_s), fmt_bytes(b, r->bytes_per_s),
            r->profile->n_processes > 1 ? " (per process-second)" : "");
-  printf("peak          live %s, resident %s, process RSS %s%s\n", fmt_bytes(a, (double)r->peak_live),
-         fmt_bytes(b, (double)r->peak_resident), fmt_bytes(c, (double)r->peak_rss),
-         r->profile->n_processes > 1 ? " (largest process)" : "");
+  if (r->profile->snapshots)
+    printf("peak          live %s, resident %s, process RSS %s%s\n", fmt_bytes(a, (double)r->peak_live),
+           fmt_bytes(b, (double)r->peak_resident), fmt_bytes(c, (double)r->peak_rss),
+           r->profile->n_processes > 1 ? " (largest process)" : "");
+  else
+    printf("peak          unknown: no snapshot in the trace%s\n", r->n_traces > 1 ? "s" : "");
   printf("samples       %s (%s dropped), frees matched %s, unmatched %s\n", fmt_count(a, (double)r->samples),
          fmt_count(b, (double)r->dropped), fmt_count(c, (double)r->profile->frees_matched),
          fmt_count(d, (double)r->profile->frees_unmatched));

@@ -113,6 +113,7 @@ expect_json "json" "$J" \
   'r["totals"]["allocations"] == 10000 and r["totals"]["bytes"] == 10420000 and r["totals"]["frees"] == 9000' \
   'approx(r["totals"]["allocations_per_second"], 1000) and approx(r["totals"]["bytes_per_second"], 1042000)' \
   'r["totals"]["peak_live"] == 1500000 and r["totals"]["peak_resident"] == 2600000 and r["totals"]["peak_rss"] == 50000000' \
+  'r["processes"][0]["snapshots"] == 3' \
   'r["totals"]["samples"] == 60' \
   '[(h["lo"], h["hi"], h["allocations"], h["bytes"]) for h in r["histogram"]] == [(16, 32, 5000, 120000), (96, 112, 3000, 300000), (4096, 8192, 2000, 10000000)]' \
   '[(b["lo"], b["hi"], b["allocations"]) for b in r["size_buckets"]] == [(16, 32, 5000), (96, 112, 3000), (4608, 5120, 2000)]' \
@@ -165,6 +166,11 @@ expect_text "histogram rows" "$WORK/b-text.out" \
   '^  \(512, 576\] +138 +16\.8% .*  #{36}$' \
   '^  \(576, 640\] +154 +18\.8% .*  #{40}$' \
   '^  \(0, 16\] +1 +0\.1% +16 B  #$'
+# b has no snapshot: its peaks are unknown, not 0 B.
+expect_text "no snapshot" "$WORK/b-text.out" \
+  'sampling 1 in 100 allocations: 0 samples, 0 dropped;  no snapshot: peaks unknown$' \
+  '^peak          unknown: no snapshot in the trace$'
+expect_json "no snapshot, json" "$WORK/b-json.out" 'r["processes"][0]["snapshots"] == 0'
 
 # c: a Wasm memory as node's V8 makes it, through libc: one 10 GiB + 60 KiB
 # PROT_NONE mmap, its head (12 KiB) and tail (48 KiB) trimmed to an
@@ -206,5 +212,5 @@ expect_json "two traces" "$WORK/ab.out" \
 report ab-text "$WORK/a.tpt" "$WORK/b.tpt"
 expect_text "two traces, text" "$WORK/ab-text.out" '^tierpool report: 2 traces, 2 processes$' '\(per process-second\)$' \
   '^ +100 +1 +10 s +10\.0k +60 +1\.43 MiB ended +demo --fast$' \
-  '^ +200 +0 +5 s +820 +0 +0 B +ended +/usr/bin/sizes$'
+  '^ +200 +0 +5 s +820 +0 +- +ended +/usr/bin/sizes$'
 finish
