@@ -22,6 +22,7 @@ static void dump_help(void) {
          "             perf_map_bytes= ends= truncated=0|1\n"
          "             and a second line: frames= sample_batches= free_batches= mmap_batches=\n"
          "             histograms= tenants= unknown= end_samples= end_dropped= end_allocations=\n"
+         "             execs= (Exec records: the program called exec there)\n"
          "\n"
          "With several TRACEs, each one's output follows a line file=TRACE.\n"
          "Exit status 2 if a trace is unreadable; a truncated one (its writer was killed)\n"
@@ -34,7 +35,7 @@ struct summary {
   uint64_t records, processes, modules, threads, stacks, samples, frees, mmap_calls;
   uint64_t histogram_allocs, histogram_frees, histogram_bytes, snapshots, jit_ranges, perf_map_bytes, ends;
   uint64_t sample_batches, free_batches, mmap_batches, histograms, tenants, unknown;
-  uint64_t end_samples, end_dropped, end_allocations;
+  uint64_t end_samples, end_dropped, end_allocations, execs;
 };
 
 static uint64_t sum(const uint64_t *v, size_t n) {
@@ -79,6 +80,7 @@ static void count(struct summary *s, const Tierpool__Trace__Record *rec) {
     s->end_dropped += rec->end->dropped;
     s->end_allocations += rec->end->allocations;
     break;
+  case TIERPOOL__TRACE__RECORD__KIND_EXEC: s->execs++; break;
   default: s->unknown++; break;
   }
 }
@@ -93,9 +95,9 @@ static void print_summary(const struct summary *s, uint64_t frames, bool truncat
          s->perf_map_bytes, s->ends, (int)truncated);
   printf("frames=%" PRIu64 " sample_batches=%" PRIu64 " free_batches=%" PRIu64 " mmap_batches=%" PRIu64
          " histograms=%" PRIu64 " tenants=%" PRIu64 " unknown=%" PRIu64 " end_samples=%" PRIu64
-         " end_dropped=%" PRIu64 " end_allocations=%" PRIu64 "\n",
+         " end_dropped=%" PRIu64 " end_allocations=%" PRIu64 " execs=%" PRIu64 "\n",
          frames, s->sample_batches, s->free_batches, s->mmap_batches, s->histograms, s->tenants, s->unknown,
-         s->end_samples, s->end_dropped, s->end_allocations);
+         s->end_samples, s->end_dropped, s->end_allocations, s->execs);
 }
 
 /* Dumps one trace; 0, or EXIT_USAGE if it could not be read to its end. */

@@ -193,6 +193,11 @@ void dump_record(FILE *out, const Tierpool__Trace__Record *rec) {
             rec->end->time_us, rec->end->samples, rec->end->dropped, rec->end->allocations,
             rec->end->cut_short ? " cut_short=1" : "");
     break;
+  case TIERPOOL__TRACE__RECORD__KIND_EXEC:
+    fprintf(out, "exec time_us=%" PRIu64 " path=", rec->exec->time_us);
+    put_string(out, rec->exec->path);
+    fputc('\n', out);
+    break;
   default: fprintf(out, "unknown (a record kind this version does not know)\n"); break;
   }
 }

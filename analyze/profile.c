@@ -93,7 +93,7 @@ void tp_profile_free(struct tp_profile *p) {
   for (size_t i = 0; i < p->n_tenants; i++) free(p->tenants[i]);
   for (size_t i = 0; i < p->n_processes; i++) {
     struct tp_prof_process *proc = &p->processes[i];
-    free(proc->executable), free(proc->hostname), free(proc->argv), free(proc->size_classes);
+    free(proc->executable), free(proc->hostname), free(proc->argv), free(proc->size_classes), free(proc->exec_path);
   }
   free(p->modules), free(p->frames), free(p->stacks), free(p->sites), free(p->tenants);
   free(p->processes), free(p->series), free(p->reservations);
@@ -292,6 +292,7 @@ static void merge_process(struct tp_profile *into, const struct tp_profile *from
   dst->executable = tp_profile_strdup(src->executable);
   dst->hostname = tp_profile_strdup(src->hostname);
   dst->argv = tp_profile_strdup(src->argv);
+  dst->exec_path = src->exec_path ? tp_profile_strdup(src->exec_path) : NULL;
   dst->size_classes = tp_hash_alloc(src->n_size_classes, sizeof *dst->size_classes);
   if (src->n_size_classes) memcpy(dst->size_classes, src->size_classes, src->n_size_classes * sizeof *src->size_classes);
   if (from->series) into->series[k] = from->series[i];

@@ -74,6 +74,7 @@ struct tp_prof_process {
   uint64_t samples, dropped, allocations;
   uint64_t peak_live, peak_resident, peak_rss;   /* over its snapshots (sum of tiers) */
   uint64_t snapshots;                   /* 0: the peaks are unknown, not 0 */
+  char *exec_path;                      /* replaced by an exec of this file ("": unnamed); NULL: not */
   uint32_t *size_classes;               /* the pool's classes when it ran */
   size_t n_size_classes;
   uint64_t buddy_max;

@@ -62,6 +62,7 @@ struct loader {
   bool in_section;
   uint32_t process;
   uint64_t last_us;
+  uint64_t exec_us;         /* the section's Exec record's time */
 
   struct tp_frames *frames; /* the section's code and stacks */
   struct sec_site *sites;
@@ -155,7 +156,7 @@ static void clear_section(struct loader *L) {
   tp_mappings_clear(&L->mappings);
   tp_live_clear(&L->live);
   L->in_section = false;
-  L->last_us = 0;
+  L->last_us = L->exec_us = 0;
 }
 
 static int by_u32(const void *a, const void *b) {
@@ -227,7 +228,12 @@ static void end_section(struct loader *L) {
     d->samples += s->samples;
     d->allocs += s->allocs, d->bytes += s->bytes, d->live_allocs += s->live_allocs, d->live_bytes += s->live_bytes;
   }
-  p->processes[L->process].duration_us = L->last_us;
+  struct tp_prof_process *proc = &p->processes[L->process];
+  proc->duration_us = L->last_us;
+  if (proc->exec_path && L->last_us > L->exec_us) { /* the exec failed: the program went on */
+    free(proc->exec_path);
+    proc->exec_path = NULL;
+  }
   clear_section(L);
 }
 
@@ -248,7 +254,8 @@ static int on_process(void *ctx, const Tierpool__Trace__Process *r) {
   end_section(L);
   need_section(L);
   struct tp_prof_process *proc = &L->p->processes[L->process];
-  free(proc->executable), free(proc->hostname), free(proc->argv);
+  free(proc->executable), free(proc->hostname), free(proc->argv), free(proc->exec_path);
+  proc->exec_path = NULL;
   proc->pid = r->pid, proc->ppid = r->ppid;
   proc->executable = tp_profile_strdup(r->executable);
   proc->hostname = tp_profile_strdup(r->hostname);
@@ -509,6 +516,17 @@ static int on_end(void *ctx, const Tierpool__Trace__End *r) {
   return 0;
 }
 
+static int on_exec(void *ctx, const Tierpool__Trace__Exec *r) {
+  struct loader *L = ctx;
+  need_section(L);
+  saw_time(L, r->time_us);
+  struct tp_prof_process *proc = &L->p->processes[L->process];
+  free(proc->exec_path);
+  proc->exec_path = tp_profile_strdup(r->path);
+  L->exec_us = r->time_us;
+  return 0;
+}
+
 static void free_loader(struct loader *L) {
   clear_section(L);
   tp_frames_free(L->frames);
@@ -521,7 +539,8 @@ int tp_profile_load(struct tp_profile *p, const char *path, char *err, size_t er
   static const struct tp_trace_visitor visitor = {
       .process = on_process, .module = on_module, .tenant = on_tenant, .stack = on_stack,
       .sample = on_sample, .free = on_free, .mmap = on_mmap, .histogram = on_histogram,
-      .snapshot = on_snapshot, .jit_range = on_jit_range, .perf_map = on_perf_map, .end = on_end};
+      .snapshot = on_snapshot, .jit_range = on_jit_range, .perf_map = on_perf_map, .end = on_end,
+      .exec = on_exec};
   struct tp_profile one;
   tp_profile_init(&one);
   struct loader L = {.p = &one, .path = path, .frames = tp_frames_new()};

@@ -461,9 +461,12 @@ static void print_process(const struct tp_prof_process *proc) {
   struct tm tm;
   char when[32] = "?";
   if (gmtime_r(&start, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  printf("  %s on %s, started %s, ran %s, %s\n", proc->executable ? proc->executable : "?",
-         proc->hostname ? proc->hostname : "?", when, fmt_us(a, (double)proc->duration_us),
-         proc->truncated ? "trace truncated (writer killed?)" : proc->ended ? "ended" : "no end record");
+  printf("  %s on %s, started %s, ran %s, ", proc->executable ? proc->executable : "?",
+         proc->hostname ? proc->hostname : "?", when, fmt_us(a, (double)proc->duration_us));
+  if (proc->truncated) printf("trace truncated (writer killed?)\n");
+  else if (proc->ended) printf("ended\n");
+  else if (proc->exec_path) printf("exec'd %s\n", proc->exec_path[0] ? proc->exec_path : "(a descriptor)");
+  else printf("no end record\n");
   if (proc->validate) printf("  validation mode: every allocation sampled");
   else if (proc->sample_bytes) printf("  sampling every %s on average", fmt_bytes(a, (double)proc->sample_bytes));
   else printf("  sampling 1 in %.4g allocations", proc->sample_rate > 0 ? 1 / proc->sample_rate : 0);
@@ -504,7 +507,8 @@ static void print_processes(const struct report *r) {
     printf("  %8" PRIu32 " %8" PRIu32 " %9s %11s %8s %10s %-9s %s\n", proc->pid, proc->ppid,
            fmt_us(a, (double)proc->duration_us), fmt_count(b, (double)proc->allocations),
            fmt_count(c, (double)proc->samples), proc->snapshots ? fmt_bytes(d, (double)proc->peak_live) : "-",
-           proc->truncated ? "truncated" : proc->ended ? "ended" : "no end", fmt_command(cmd, 60, proc));
+           proc->truncated ? "truncated" : proc->ended ? "ended" : proc->exec_path ? "exec'd" : "no end",
+           fmt_command(cmd, 60, proc));
   }
   if (shown < p->n_processes) printf("  ... and %zu more (--top)\n", p->n_processes - shown);
   free(order);

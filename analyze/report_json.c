@@ -97,6 +97,7 @@ static void json_processes(struct json *j, const struct report *r) {
     json_u64(j, "peak_resident", proc->peak_resident);
     json_u64(j, "peak_rss", proc->peak_rss);
     json_u64(j, "snapshots", proc->snapshots);
+    json_str(j, "exec", proc->exec_path); /* null: not replaced by an exec */
     json_str(j, "trace", proc->source);
     json_close(j, '}');
   }

@@ -30,33 +30,34 @@ __attribute__((constructor)) static void tp_exec_resolve(void) {
   __atomic_store_n(&tp_next_execve, (tp_execve_fn)dlsym(RTLD_NEXT, "execve"), __ATOMIC_RELEASE);
 }
 
-static void tp_exec_prepare(void) {
+/* path: the file the call names, for the trace (NULL: fexecve's descriptor). */
+static void tp_exec_prepare(const char *path) {
   if (!__atomic_load_n(&tp_next_execve, __ATOMIC_ACQUIRE)) tp_exec_resolve();
-  if (tp_rec_active) tp_rec_before_exec();
+  if (tp_rec_active) tp_rec_before_exec(path);
 }
 
 TP_API int execve(const char *path, char *const argv[], char *const envp[]) {
-  tp_exec_prepare();
+  tp_exec_prepare(path);
   return tp_next_execve(path, argv, envp);
 }
 
 TP_API int execvpe(const char *file, char *const argv[], char *const envp[]) {
-  tp_exec_prepare();
+  tp_exec_prepare(file);
   return tp_next_execvpe(file, argv, envp);
 }
 
 TP_API int execv(const char *path, char *const argv[]) {
-  tp_exec_prepare();
+  tp_exec_prepare(path);
   return tp_next_execv(path, argv);
 }
 
 TP_API int execvp(const char *file, char *const argv[]) {
-  tp_exec_prepare();
+  tp_exec_prepare(file);
   return tp_next_execvp(file, argv);
 }
 
 TP_API int fexecve(int fd, char *const argv[], char *const envp[]) {
-  tp_exec_prepare();
+  tp_exec_prepare(NULL);
   return tp_next_fexecve(fd, argv, envp);
 }
 

@@ -661,19 +661,19 @@ void tp_rec_finish(void) {
   if (tp_rec_self.busy) return;
   bool held = tp_locks_held_here();
   tp_rec_enter(&tp_rec_self);
-  tp_rec_writer_flush(held ? TP_REC_FLUSH_FINAL_HELD : TP_REC_FLUSH_FINAL);
+  tp_rec_writer_flush(held ? TP_REC_FLUSH_FINAL_HELD : TP_REC_FLUSH_FINAL, NULL);
   if (tp_opt.validate && !held) tp_rec_leak_report();
   tp_rec_leave(&tp_rec_self);
 }
 
 /* Before an exec replaces the program: everything so far goes to the trace
  * (no End record: the exec may fail and the program go on). */
-void tp_rec_before_exec(void) {
+void tp_rec_before_exec(const char *path) {
   /* Busy: a signal handler's exec interrupted the recorder, whose locks this
    * thread may hold; the frames written so far are all the trace gets. */
   if (!tp_rec_active || tp_rec_self.busy) return;
   tp_rec_enter(&tp_rec_self);
-  tp_rec_writer_flush(TP_REC_FLUSH_EXEC);
+  tp_rec_writer_flush(TP_REC_FLUSH_EXEC, path);
   tp_rec_leave(&tp_rec_self);
 }
 

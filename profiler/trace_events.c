@@ -96,6 +96,7 @@ static int scan_record(struct section *sec, const Tierpool__Trace__Record *rec, 
   case TIERPOOL__TRACE__RECORD__KIND_JIT_RANGE: return v->jit_range ? v->jit_range(ctx, rec->jit_range) : 0;
   case TIERPOOL__TRACE__RECORD__KIND_PERF_MAP: return v->perf_map ? v->perf_map(ctx, rec->perf_map) : 0;
   case TIERPOOL__TRACE__RECORD__KIND_END: return v->end ? v->end(ctx, rec->end) : 0;
+  case TIERPOOL__TRACE__RECORD__KIND_EXEC: return v->exec ? v->exec(ctx, rec->exec) : 0;
   default: return 0; /* the Header, and kinds of a newer format */
   }
 }

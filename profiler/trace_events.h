@@ -53,6 +53,7 @@ struct tp_trace_visitor {
   int (*jit_range)(void *ctx, const Tierpool__Trace__JitRange *range);
   int (*perf_map)(void *ctx, const Tierpool__Trace__PerfMap *text);
   int (*end)(void *ctx, const Tierpool__Trace__End *end);
+  int (*exec)(void *ctx, const Tierpool__Trace__Exec *exec);
   /* Every record, before the calls above (merge copies them through). */
   int (*record)(void *ctx, const Tierpool__Trace__Record *record);
 };

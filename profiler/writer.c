@@ -614,7 +614,7 @@ bool tp_rec_in_unforked_child(void) { return tp_rec.pid != getpid(); }
  * locks in its own snapshot, and the exec goes on either way.  Holding one of
  * them, it takes none (no snapshot: the pool's statistics are read under
  * its locks); holding none, the image's last snapshot is written as at exit. */
-void tp_rec_writer_flush(tp_rec_flush_mode mode) {
+void tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
   if (tp_rec_in_unforked_child()) return;
   bool final = mode == TP_REC_FLUSH_FINAL || mode == TP_REC_FLUSH_FINAL_HELD;
   bool locks_free = mode == TP_REC_FLUSH_EXEC ? !tp_locks_held_here() : mode != TP_REC_FLUSH_FINAL_HELD;
@@ -662,6 +662,15 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode) {
     if (locks_free) tp_rec_emit_snapshot(&out, TP_US(now_ns), tenant_count);
     tp_rec_emit_perf_map(&out);
   }
+  if (mode == TP_REC_FLUSH_EXEC) { /* last: the new image's trace takes over from here */
+    Tierpool__Trace__Exec exec = TIERPOOL__TRACE__EXEC__INIT;
+    exec.time_us = TP_US(now_ns);
+    exec.path = (char *)(exec_path ? exec_path : "");
+    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_EXEC;
+    record.exec = &exec;
+    tp_rec_out_record(&out, &record);
+  }
   if (final) {
     Tierpool__Trace__End end = TIERPOOL__TRACE__END__INIT;
     end.time_us = TP_US(now_ns);
@@ -706,7 +715,7 @@ static void *tp_rec_writer_main(void *name) {
     if (tp_rec_finished) break;
     bool beat = waited_ms >= TP_REC_FLUSH_MS;
     if (!beat && tp_rec_pending_events() < TP_REC_FLUSH_EVENTS) continue;
-    tp_rec_writer_flush(TP_REC_FLUSH_PERIODIC);
+    tp_rec_writer_flush(TP_REC_FLUSH_PERIODIC, NULL);
     waited_ms = 0;
     if (beat) { /* the program's last thread may have gone: then its exit, here, and its exit handlers' frees are the program's */
       tp_rec_leave(&tp_rec_self);

@@ -7,7 +7,12 @@
 #   exec: the program allocates 100 x 7003 B and execs itself, which allocates
 #         100 x 8009 B: two traces of one pid, the second named NAME.1; the
 #         first image's ends with its snapshot (live, resident, RSS), taken
-#         as at an exit (there was none: the image lived under a second).
+#         as at an exit (there was none: the image lived under a second),
+#         and an Exec record: the report says the image was exec'd (it said
+#         "no end record", as for a process killed).
+#   exec-fails: an exec that fails (no such file) and the program goes on,
+#         allocates and exits: one trace, the Exec record in it, and the
+#         report says ended, not exec'd.
 source "$(dirname "$0")/lib.sh"
 
 # pid_of TRACE: Process.pid and ppid, from the dump's process line.
@@ -44,7 +49,15 @@ expect_status "record subject exec" 0 "$RC"
 if [ ${#TRACES[@]} -eq 2 ] && [ "${TRACES[1]}" = "${TRACES[0]}.1" ]; then
   pass_check "exec: two traces, the exec'd image's named .1"
   read -r pid0 _ < <(pid_of "${TRACES[0]}")
-  expect_summary "${TRACES[0]}" 'truncated == 0' 'processes == 1' 'modules > 0' 'snapshots >= 1'
+  expect_summary "${TRACES[0]}" 'truncated == 0' 'processes == 1' 'modules > 0' 'snapshots >= 1' 'execs == 1' \
+    'ends == 0'
+  expect_summary "${TRACES[1]}" 'execs == 0' 'ends == 1'
+  if "$TIERPOOL_CLI" report "${TRACES[0]}" 2>&1 | grep -q ", exec'd /proc/self/exe$"; then
+    pass_check "exec: the first image's report says it was exec'd"
+  else
+    fail_check "exec: the first image's report does not say it was exec'd"
+    "$TIERPOOL_CLI" report "${TRACES[0]}" 2>&1 | head -n 4 >&2
+  fi
   trace_check "exec: the first image's trace" facts "${TRACES[0]}" exe=subject argv1=exec pid="$pid0"
   trace_check "exec: the exec'd image's trace" facts "${TRACES[1]}" exe=subject argv1=after-exec pid="$pid0" end=1 \
     bucket:8009=100 bucket:7003=0
@@ -52,6 +65,21 @@ else
   fail_check "exec: expected NAME and NAME.1, record named ${#TRACES[@]}: ${TRACES[*]}"
   show "$WORK/exec.err"
 fi
+record_run exec-fails -- "$SUBJECT" exec-fails
+expect_status "record subject exec-fails" 0 "$RC"
+if [ ${#TRACES[@]} -eq 1 ]; then
+  expect_summary "${TRACES[0]}" 'execs == 1' 'ends == 1'
+  trace_check "exec-fails: the program's trace" facts "${TRACES[0]}" end=1 bucket:4500=100 bucket:7027=100
+  if "$TIERPOOL_CLI" report --json "${TRACES[0]}" | python3 -c 'import json, sys; p = json.load(sys.stdin)["processes"][0]; sys.exit(not (p["exec"] is None and p["ended"]))'; then
+    pass_check "exec-fails: the report says ended, no exec"
+  else
+    fail_check "exec-fails: the report calls the process exec'd"
+  fi
+else
+  fail_check "exec-fails: expected one trace, record named ${#TRACES[@]}: ${TRACES[*]}"
+  show "$WORK/exec-fails.err"
+fi
+
 # The trace into a pipe (-o FIFO) through an exec: the reader has the first
 # image's trace; nothing waits for a reader that is gone (the exec'd image's
 # open did, for ever).

@@ -358,6 +358,14 @@ static int run_exec(const char *self) {
   return 1;
 }
 
+/* An exec that fails: the program goes on (100 x 4500 B before, 100 x 7027 B after). */
+static int run_exec_fails(void) {
+  alloc_many(100, 4500);
+  execl("/nonexistent/tierpool-no-such-program", "none", (char *)NULL);
+  alloc_many(100, 7027);
+  return 0;
+}
+
 static const char *exec_self;
 
 static void exec_on_signal(int sig) {
@@ -595,6 +603,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "busy") == 0 && argc > 2) return run_busy(argv[2]);
   if (strcmp(mode, "fork") == 0) return run_fork();
   if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
+  if (strcmp(mode, "exec-fails") == 0) return run_exec_fails();
   if (strcmp(mode, "exec-from-handler") == 0) return run_exec_from_handler(argv[0], argc > 2 ? argv[2] : "");
   if (strcmp(mode, "main-thread-exit") == 0) return run_main_thread_exit();
   if (strcmp(mode, "fork-thread-exit") == 0) return run_fork_thread_exit();
