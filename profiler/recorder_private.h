@@ -162,10 +162,10 @@ bool tp_rec_writer_open(void);
 void tp_rec_writer_start(void);
 typedef enum tp_rec_flush_mode {
   TP_REC_FLUSH_PERIODIC, /* the writer thread's 250 ms beat            */
-  TP_REC_FLUSH_EXEC,     /* all data now; the program may go on (exec failed) */
+  TP_REC_FLUSH_EXEC,     /* all data and the Exec record now; the program may go on (exec failed) */
   TP_REC_FLUSH_FINAL,    /* all data and the End record: exit          */
   TP_REC_FLUSH_FINAL_HELD, /* the same from an exit() in a signal handler that stopped this
-                              thread holding pool locks: taken as for an exec, no snapshot */
+                              thread holding pool locks: the writer waited for a second at most, no snapshot */
 } tp_rec_flush_mode;
 void tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path); /* exec_path: EXEC's, or NULL */
 bool tp_rec_in_unforked_child(void); /* _Fork, raw clone, vfork: the trace is the parent's */
