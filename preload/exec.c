@@ -30,10 +30,12 @@ __attribute__((constructor)) static void tp_exec_resolve(void) {
   __atomic_store_n(&tp_next_execve, (tp_execve_fn)dlsym(RTLD_NEXT, "execve"), __ATOMIC_RELEASE);
 }
 
-/* path: the file the call names, for the trace (NULL: fexecve's descriptor). */
+/* path: the file the call names, for the trace (NULL: fexecve's descriptor).
+ * A path the kernel cannot read (the exec fails with EFAULT) goes unnamed:
+ * the trace must not read it in the program's place. */
 static void tp_exec_prepare(const char *path) {
   if (!__atomic_load_n(&tp_next_execve, __ATOMIC_ACQUIRE)) tp_exec_resolve();
-  if (tp_rec_active) tp_rec_before_exec(path);
+  if (tp_rec_active) tp_rec_before_exec(path && tp_os_name_readable(path) ? path : NULL);
 }
 
 TP_API int execve(const char *path, char *const argv[], char *const envp[]) {

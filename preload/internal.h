@@ -126,6 +126,9 @@ static inline bool tp_os_can_release(void) { return !atomic_load_explicit(&tp_os
 void tp_os_advise_huge(void *p, size_t size, bool huge);
 bool tp_os_make_plain(void *p, size_t size); /* read-write, forked, dumped, as mmap made it */
 bool tp_os_mincore(void *p, size_t size, unsigned char *vec);
+/* The kernel could read path as a file name (a C string in readable memory,
+ * under PATH_MAX), whether or not the file exists.  errno is left alone. */
+bool tp_os_name_readable(const char *path);
 uint64_t tp_os_now_ms(void);
 void tp_os_write(int fd, const char *s, size_t n);
 pid_t tp_os_gettid(void);

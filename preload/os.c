@@ -186,6 +186,11 @@ bool tp_os_mincore(void *p, size_t size, unsigned char *vec) {
   return TP_SYS(SYS_mincore, p, size, vec) == 0;
 }
 
+bool tp_os_name_readable(const char *path) {
+  long r = TP_SYS(SYS_faccessat, AT_FDCWD, path, F_OK);
+  return r != -EFAULT && r != -ENAMETOOLONG;
+}
+
 uint64_t tp_os_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO: no system call */

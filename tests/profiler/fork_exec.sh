@@ -13,6 +13,9 @@
 #   exec-fails: an exec that fails (no such file) and the program goes on,
 #         allocates and exits: one trace, the Exec record in it, and the
 #         report says ended, not exec'd.
+#   exec-bad-path: an exec of a name at an unreadable address fails with
+#         EFAULT, as without the library (the Exec record read the name and
+#         crashed the program); the record names no file.
 source "$(dirname "$0")/lib.sh"
 
 # pid_of TRACE: Process.pid and ppid, from the dump's process line.
@@ -78,6 +81,20 @@ if [ ${#TRACES[@]} -eq 1 ]; then
 else
   fail_check "exec-fails: expected one trace, record named ${#TRACES[@]}: ${TRACES[*]}"
   show "$WORK/exec-fails.err"
+fi
+
+record_run exec-bad-path -- "$SUBJECT" exec-bad-path
+expect_status "record subject exec-bad-path" 0 "$RC"
+if [ ${#TRACES[@]} -eq 1 ]; then
+  expect_summary "${TRACES[0]}" 'execs == 1' 'ends == 1'
+  if "$TIERPOOL_CLI" dump "${TRACES[0]}" | grep -q '^exec time_us=[0-9]* path=""$'; then
+    pass_check "exec-bad-path: the Exec record names no file"
+  else
+    fail_check "exec-bad-path: the Exec record names a file, or is missing"
+  fi
+else
+  fail_check "exec-bad-path: expected one trace, record named ${#TRACES[@]}: ${TRACES[*]}"
+  show "$WORK/exec-bad-path.err"
 fi
 
 # The trace into a pipe (-o FIFO) through an exec: the reader has the first

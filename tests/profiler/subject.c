@@ -366,6 +366,18 @@ static int run_exec_fails(void) {
   return 0;
 }
 
+/* An exec of a name at an address nobody can read: EFAULT, as without the library. */
+static int run_exec_bad_path(void) {
+  alloc_many(100, 4500);
+  char *argv[] = {"none", NULL};
+  execv((const char *)(uintptr_t)8, argv);
+  if (errno != EFAULT) {
+    fprintf(stderr, "subject: exec of an unreadable name: %s, not EFAULT\n", strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
 static const char *exec_self;
 
 static void exec_on_signal(int sig) {
@@ -604,6 +616,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "fork") == 0) return run_fork();
   if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
   if (strcmp(mode, "exec-fails") == 0) return run_exec_fails();
+  if (strcmp(mode, "exec-bad-path") == 0) return run_exec_bad_path();
   if (strcmp(mode, "exec-from-handler") == 0) return run_exec_from_handler(argv[0], argc > 2 ? argv[2] : "");
   if (strcmp(mode, "main-thread-exit") == 0) return run_main_thread_exit();
   if (strcmp(mode, "fork-thread-exit") == 0) return run_fork_thread_exit();
