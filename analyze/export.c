@@ -227,6 +227,7 @@ static void json_processes(const struct tp_profile *p, FILE *out) {
     put_json_string_member(out, "argv", pr->argv);
     put_json_string_member(out, "hostname", pr->hostname);
     put_json_string_member(out, "trace", pr->source);
+    put_json_string_member(out, "exec", pr->exec_path); /* null: not replaced by an exec */
     fprintf(out,
             ", \"start_unix_ns\": %" PRIu64 ", \"duration_us\": %" PRIu64 ", \"sample_rate\": %g"
             ", \"sample_bytes\": %" PRIu64 ", \"samples\": %" PRIu64 ", \"allocations\": %" PRIu64

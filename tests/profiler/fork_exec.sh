@@ -23,7 +23,9 @@ pid_of() {
   "$TIERPOOL_CLI" dump "$1" | sed -nE 's/^process pid=([0-9]+) ppid=([0-9]+) .*/\1 \2/p' | head -n 1
 }
 
-record_run fork -- "$SUBJECT" fork
+# Every allocation sampled: the forking thread has its Thread record before the
+# fork (at 1%, neither process sampled anything in about one run of twenty).
+record_run fork --rate 1 -- "$SUBJECT" fork
 expect_status "record subject fork" 0 "$RC"
 if [ ${#TRACES[@]} -eq 2 ]; then
   pass_check "fork: two traces"
@@ -60,6 +62,11 @@ if [ ${#TRACES[@]} -eq 2 ] && [ "${TRACES[1]}" = "${TRACES[0]}.1" ]; then
   else
     fail_check "exec: the first image's report does not say it was exec'd"
     "$TIERPOOL_CLI" report "${TRACES[0]}" 2>&1 | head -n 4 >&2
+  fi
+  if "$TIERPOOL_CLI" export --format json "${TRACES[@]}" | python3 -c 'import json, sys; p = json.load(sys.stdin)["processes"]; sys.exit(not ([x["exec"] for x in p] == ["/proc/self/exe", None]))'; then
+    pass_check "exec: export json says which image an exec replaced"
+  else
+    fail_check "exec: export json's processes[].exec is not [/proc/self/exe, null]"
   fi
   trace_check "exec: the first image's trace" facts "${TRACES[0]}" exe=subject argv1=exec pid="$pid0"
   trace_check "exec: the exec'd image's trace" facts "${TRACES[1]}" exe=subject argv1=after-exec pid="$pid0" end=1 \
