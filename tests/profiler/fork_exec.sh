@@ -57,11 +57,12 @@ if [ ${#TRACES[@]} -eq 2 ] && [ "${TRACES[1]}" = "${TRACES[0]}.1" ]; then
   expect_summary "${TRACES[0]}" 'truncated == 0' 'processes == 1' 'modules > 0' 'snapshots >= 1' 'execs == 1' \
     'ends == 0'
   expect_summary "${TRACES[1]}" 'execs == 0' 'ends == 1'
-  if "$TIERPOOL_CLI" report "${TRACES[0]}" 2>&1 | grep -q ", exec'd /proc/self/exe$"; then
+  "$TIERPOOL_CLI" report "${TRACES[0]}" >"$WORK/exec-report.out" 2>&1
+  if grep -q ", exec'd /proc/self/exe$" "$WORK/exec-report.out"; then
     pass_check "exec: the first image's report says it was exec'd"
   else
     fail_check "exec: the first image's report does not say it was exec'd"
-    "$TIERPOOL_CLI" report "${TRACES[0]}" 2>&1 | head -n 4 >&2
+    show "$WORK/exec-report.out" 4
   fi
   if "$TIERPOOL_CLI" export --format json "${TRACES[@]}" | python3 -c 'import json, sys; p = json.load(sys.stdin)["processes"]; sys.exit(not ([x["exec"] for x in p] == ["/proc/self/exe", None]))'; then
     pass_check "exec: export json says which image an exec replaced"
@@ -94,7 +95,8 @@ record_run exec-bad-path -- "$SUBJECT" exec-bad-path
 expect_status "record subject exec-bad-path" 0 "$RC"
 if [ ${#TRACES[@]} -eq 1 ]; then
   expect_summary "${TRACES[0]}" 'execs == 1' 'ends == 1'
-  if "$TIERPOOL_CLI" dump "${TRACES[0]}" | grep -q '^exec time_us=[0-9]* path=""$'; then
+  "$TIERPOOL_CLI" dump "${TRACES[0]}" >"$WORK/exec-bad-path.dump" 2>&1
+  if grep -q '^exec time_us=[0-9]* path=""$' "$WORK/exec-bad-path.dump"; then
     pass_check "exec-bad-path: the Exec record names no file"
   else
     fail_check "exec-bad-path: the Exec record names a file, or is missing"
