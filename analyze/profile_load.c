@@ -62,7 +62,8 @@ struct loader {
   bool in_section;
   uint32_t process;
   uint64_t last_us;
-  uint64_t exec_us;         /* the section's Exec record's time */
+  bool exec_seen;           /* the section has an Exec record... */
+  bool after_exec;          /* ...and records after it: the exec failed, the program went on */
 
   struct tp_frames *frames; /* the section's code and stacks */
   struct sec_site *sites;
@@ -156,7 +157,8 @@ static void clear_section(struct loader *L) {
   tp_mappings_clear(&L->mappings);
   tp_live_clear(&L->live);
   L->in_section = false;
-  L->last_us = L->exec_us = 0;
+  L->last_us = 0;
+  L->exec_seen = L->after_exec = false;
 }
 
 static int by_u32(const void *a, const void *b) {
@@ -230,7 +232,7 @@ static void end_section(struct loader *L) {
   }
   struct tp_prof_process *proc = &p->processes[L->process];
   proc->duration_us = L->last_us;
-  if (proc->exec_path && L->last_us > L->exec_us) { /* the exec failed: the program went on */
+  if (proc->exec_path && L->after_exec) { /* the exec failed: the program went on */
     free(proc->exec_path);
     proc->exec_path = NULL;
   }
@@ -523,7 +525,19 @@ static int on_exec(void *ctx, const Tierpool__Trace__Exec *r) {
   struct tp_prof_process *proc = &L->p->processes[L->process];
   free(proc->exec_path);
   proc->exec_path = tp_profile_strdup(r->path);
-  L->exec_us = r->time_us;
+  L->exec_seen = true;
+  L->after_exec = false;
+  return 0;
+}
+
+/* The recorder writes nothing after an image's Exec record unless the exec
+ * came back (its beats wait for the call); a new section's records are the
+ * next process's. */
+static int on_record(void *ctx, const Tierpool__Trace__Record *r) {
+  struct loader *L = ctx;
+  if (L->exec_seen && r->kind_case != TIERPOOL__TRACE__RECORD__KIND_EXEC &&
+      r->kind_case != TIERPOOL__TRACE__RECORD__KIND_HEADER && r->kind_case != TIERPOOL__TRACE__RECORD__KIND_PROCESS)
+    L->after_exec = true;
   return 0;
 }
 
@@ -540,7 +554,7 @@ int tp_profile_load(struct tp_profile *p, const char *path, char *err, size_t er
       .process = on_process, .module = on_module, .tenant = on_tenant, .stack = on_stack,
       .sample = on_sample, .free = on_free, .mmap = on_mmap, .histogram = on_histogram,
       .snapshot = on_snapshot, .jit_range = on_jit_range, .perf_map = on_perf_map, .end = on_end,
-      .exec = on_exec};
+      .exec = on_exec, .record = on_record};
   struct tp_profile one;
   tp_profile_init(&one);
   struct loader L = {.p = &one, .path = path, .frames = tp_frames_new()};

@@ -4,6 +4,7 @@
  * The l-variants build their argv here, as glibc's do, and go through the
  * v-variants so that each call flushes once. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -32,35 +33,46 @@ __attribute__((constructor)) static void tp_exec_resolve(void) {
 
 /* path: the file the call names, for the trace (NULL: fexecve's descriptor).
  * A path the kernel cannot read (the exec fails with EFAULT) goes unnamed:
- * the trace must not read it in the program's place. */
-static void tp_exec_prepare(const char *path) {
+ * the trace must not read it in the program's place.  True: the recorder
+ * wrote the Exec record and waits to hear whether the call comes back. */
+static bool tp_exec_prepare(const char *path) {
   if (!__atomic_load_n(&tp_next_execve, __ATOMIC_ACQUIRE)) tp_exec_resolve();
-  if (tp_rec_active) tp_rec_before_exec(path && tp_os_name_readable(path) ? path : NULL);
+  return tp_rec_active && tp_rec_before_exec(path && tp_os_name_readable(path) ? path : NULL);
+}
+
+/* The exec failed (rc is its -1): the program goes on. */
+static int tp_exec_returned(bool recorded, int rc) {
+  if (recorded) {
+    int saved = errno;
+    tp_rec_after_failed_exec();
+    errno = saved;
+  }
+  return rc;
 }
 
 TP_API int execve(const char *path, char *const argv[], char *const envp[]) {
-  tp_exec_prepare(path);
-  return tp_next_execve(path, argv, envp);
+  bool recorded = tp_exec_prepare(path);
+  return tp_exec_returned(recorded, tp_next_execve(path, argv, envp));
 }
 
 TP_API int execvpe(const char *file, char *const argv[], char *const envp[]) {
-  tp_exec_prepare(file);
-  return tp_next_execvpe(file, argv, envp);
+  bool recorded = tp_exec_prepare(file);
+  return tp_exec_returned(recorded, tp_next_execvpe(file, argv, envp));
 }
 
 TP_API int execv(const char *path, char *const argv[]) {
-  tp_exec_prepare(path);
-  return tp_next_execv(path, argv);
+  bool recorded = tp_exec_prepare(path);
+  return tp_exec_returned(recorded, tp_next_execv(path, argv));
 }
 
 TP_API int execvp(const char *file, char *const argv[]) {
-  tp_exec_prepare(file);
-  return tp_next_execvp(file, argv);
+  bool recorded = tp_exec_prepare(file);
+  return tp_exec_returned(recorded, tp_next_execvp(file, argv));
 }
 
 TP_API int fexecve(int fd, char *const argv[], char *const envp[]) {
-  tp_exec_prepare(NULL);
-  return tp_next_fexecve(fd, argv, envp);
+  bool recorded = tp_exec_prepare(NULL);
+  return tp_exec_returned(recorded, tp_next_fexecve(fd, argv, envp));
 }
 
 /* The l-variants count their arguments first and build argv on the stack,

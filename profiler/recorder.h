@@ -39,7 +39,10 @@ bool tp_rec_in_recorder(void); /* the calling thread is doing the recorder's own
  * program's (a helper thread's start: glibc allocates its TLS).  Nest. */
 bool tp_rec_own_begin(void);
 void tp_rec_own_end(bool was_own);
-void tp_rec_before_exec(const char *path); /* the file exec'd; NULL: unnamed (fexecve) */
+/* path: the file exec'd; NULL: unnamed (fexecve).  True: call
+ * tp_rec_after_failed_exec if the exec comes back. */
+bool tp_rec_before_exec(const char *path);
+void tp_rec_after_failed_exec(void);
 /* The calling thread's signal stack, as sigaltstack set it (sigstack.c): a
  * frame walk that starts on it keeps to it (unwind.c). */
 void tp_rec_note_signal_stack(uintptr_t base, size_t size, bool disabled);

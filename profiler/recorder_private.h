@@ -167,7 +167,10 @@ typedef enum tp_rec_flush_mode {
   TP_REC_FLUSH_FINAL_HELD, /* the same from an exit() in a signal handler that stopped this
                               thread holding pool locks: the writer waited for a second at most, no snapshot */
 } tp_rec_flush_mode;
-void tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path); /* exec_path: EXEC's, or NULL */
+/* exec_path: EXEC's, or NULL.  True: EXEC's record written, and the beats
+ * wait until tp_rec_writer_exec_failed (or the new image). */
+bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path);
+void tp_rec_writer_exec_failed(void);
 bool tp_rec_in_unforked_child(void); /* _Fork, raw clone, vfork: the trace is the parent's */
 void tp_rec_writer_after_fork_child(void);
 void *tp_rec_map(size_t size); /* zeroed pages for the recorder's own tables */

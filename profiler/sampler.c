@@ -668,12 +668,21 @@ void tp_rec_finish(void) {
 
 /* Before an exec replaces the program: everything so far goes to the trace
  * (no End record: the exec may fail and the program go on). */
-void tp_rec_before_exec(const char *path) {
+bool tp_rec_before_exec(const char *path) {
   /* Busy: a signal handler's exec interrupted the recorder, whose locks this
    * thread may hold; the frames written so far are all the trace gets. */
-  if (!tp_rec_active || tp_rec_self.busy) return;
+  if (!tp_rec_active || tp_rec_self.busy) return false;
   tp_rec_enter(&tp_rec_self);
-  tp_rec_writer_flush(TP_REC_FLUSH_EXEC, path);
+  bool written = tp_rec_writer_flush(TP_REC_FLUSH_EXEC, path);
+  tp_rec_leave(&tp_rec_self);
+  return written;
+}
+
+/* The program goes on: the writer's beats again, and their frames after the
+ * Exec record tell the analyzer the exec failed. */
+void tp_rec_after_failed_exec(void) {
+  tp_rec_enter(&tp_rec_self);
+  tp_rec_writer_exec_failed();
   tp_rec_leave(&tp_rec_self);
 }
 

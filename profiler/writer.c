@@ -49,6 +49,10 @@ static uint64_t tp_rec_last_periodic_ns = UINT64_MAX;
 static bool tp_rec_finished;
 static bool tp_rec_open_pending; /* a forked child opens its trace at its first flush */
 static uint64_t tp_rec_allocs_before; /* a forked child's: the parent's, not in its End */
+/* Execs whose Exec record is written and whose call has not returned: the
+ * writer's beats wait, so that the record stays the image's last (a frame
+ * after it says the exec failed).  Set and read under tp_rec_writer_lock. */
+static uint32_t tp_rec_execs_in_flight;
 static tp_trace_compressor tp_rec_compressor;
 
 /* The recorder's big tables (stack arenas: 320 MiB reserved, touched as
@@ -614,19 +618,23 @@ bool tp_rec_in_unforked_child(void) { return tp_rec.pid != getpid(); }
  * locks in its own snapshot, and the exec goes on either way.  Holding one of
  * them, it takes none (no snapshot: the pool's statistics are read under
  * its locks); holding none, the image's last snapshot is written as at exit. */
-void tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
-  if (tp_rec_in_unforked_child()) return;
+bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
+  if (tp_rec_in_unforked_child()) return false;
   bool final = mode == TP_REC_FLUSH_FINAL || mode == TP_REC_FLUSH_FINAL_HELD;
   bool locks_free = mode == TP_REC_FLUSH_EXEC ? !tp_locks_held_here() : mode != TP_REC_FLUSH_FINAL_HELD;
   if (mode == TP_REC_FLUSH_PERIODIC || mode == TP_REC_FLUSH_FINAL) tp_lock_acquire(&tp_rec_writer_lock);
-  else if (!tp_lock_timed(&tp_rec_writer_lock, 1)) return;
+  else if (!tp_lock_timed(&tp_rec_writer_lock, 1)) return false;
+  if (mode == TP_REC_FLUSH_PERIODIC && tp_rec_execs_in_flight) {
+    tp_lock_release(&tp_rec_writer_lock);
+    return false;
+  }
   if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events())) {
     tp_rec_open_pending = false;
     tp_rec_writer_open();
   }
   if (tp_rec_finished || tp_rec.fd < 0) {
     tp_lock_release(&tp_rec_writer_lock);
-    return;
+    return false;
   }
   uint64_t now_ns = tp_rec_now_ns();
   bool periodic = mode != TP_REC_FLUSH_PERIODIC || tp_rec_last_periodic_ns == UINT64_MAX ||
@@ -689,7 +697,17 @@ void tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
     tp_message("profiler: out of memory writing %s; trace stops here", tp_rec.path);
     tp_rec_fd_give_up();
   }
+  bool exec_written = mode == TP_REC_FLUSH_EXEC && tp_rec.fd >= 0;
+  if (exec_written) tp_rec_execs_in_flight++;
   tp_rec_scratch_restore(scratch);
+  tp_lock_release(&tp_rec_writer_lock);
+  return exec_written;
+}
+
+/* The exec tp_rec_writer_flush wrote the record of came back: it failed. */
+void tp_rec_writer_exec_failed(void) {
+  tp_lock_acquire(&tp_rec_writer_lock);
+  if (tp_rec_execs_in_flight) tp_rec_execs_in_flight--;
   tp_lock_release(&tp_rec_writer_lock);
 }
 
@@ -755,6 +773,7 @@ void tp_rec_writer_after_fork_child(void) {
     if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_emitted[k], k);
   tp_rec_allocs_before = tp_rec_total_allocs(tp_rec_hist_emitted, used);
   tp_rec_last_periodic_ns = UINT64_MAX;
+  tp_rec_execs_in_flight = 0; /* the parent's other threads' */
   tp_rec_finished = false;
   tp_trace_compressor_fini(&tp_rec_compressor); /* the pool is consistent in the child */
   tp_rec_procinfo_reset();

@@ -22,6 +22,7 @@
  *   jit start=N size=N [removed=1] [t=US]
  *   perfmap LINE...     the rest of the line + "\n" is perf-map text ("START SIZE NAME")
  *   end t=US [samples=N] [dropped=N] [allocations=N]
+ *   exec t=US [path=PATH]   the image was replaced by an exec of PATH (or, with records after, the exec failed)
  *   frame               ends the current zstd frame (records are otherwise grouped ~16 per frame)
  *
  * Consecutive sample lines (and free, mmap lines) are written as one columnar
@@ -629,6 +630,18 @@ static void line_end(struct state *st, struct fields *f) {
   put_record(&st->w, &r);
 }
 
+static void line_exec(struct state *st, struct fields *f) {
+  Tierpool__Trace__Exec e = TIERPOOL__TRACE__EXEC__INIT;
+  e.time_us = need_u64(f, "t", "exec");
+  const char *path = take(f, "path");
+  e.path = (char *)(path ? path : "");
+  no_more(f, "exec");
+  Tierpool__Trace__Record r = TIERPOOL__TRACE__RECORD__INIT;
+  r.kind_case = TIERPOOL__TRACE__RECORD__KIND_EXEC;
+  r.exec = &e;
+  put_record(&st->w, &r);
+}
+
 static void do_line(struct state *st, char *line) {
   char *hash = strchr(line, '#');
   char *kind = line + strspn(line, " \t");
@@ -659,6 +672,7 @@ static void do_line(struct state *st, char *line) {
   if (strcmp(kind, "snapshot") == 0) return line_snapshot(st, &f);
   if (strcmp(kind, "jit") == 0) return line_jit(st, &f);
   if (strcmp(kind, "end") == 0) return line_end(st, &f);
+  if (strcmp(kind, "exec") == 0) return line_exec(st, &f);
   if (strcmp(kind, "frame") == 0) {
     no_more(&f, "frame");
     return end_frame(&st->w);

@@ -5,7 +5,8 @@
 #   record_run NAME [RECORD_OPTIONS...] -- CMD [ARGS...]
 #       runs `tierpool record -o $WORK/NAME/%e-%p.tpt RECORD_OPTIONS -- CMD` in
 #       $WORK/run (moved to $WORK/run-NAME afterwards); stdout, stderr in $WORK/NAME.out, .err; its exit status
-#       in RC; the traces it named on stderr in the array TRACES
+#       in RC; the traces it named on stderr in the array TRACES.  With the
+#       array RECORD_UNDER set (a tracer and its options), `tierpool record` runs under it
 #   summary TRACE           `tierpool dump --summary TRACE` into the array S (S[samples]...),
 #                           its exit status in S[status]
 #   expect_summary TRACE EXPR...   each EXPR (bash arithmetic on S's keys, e.g.
@@ -29,6 +30,7 @@ traces_in() {
   done < <(sed -nE 's/^tierpool: trace (.*) \([0-9]+ bytes.*\)$/\1/p' "$err")
 }
 
+RECORD_UNDER=()
 record_run() {
   local name=$1 opts=()
   shift
@@ -39,7 +41,7 @@ record_run() {
   shift
   mkdir -p "$WORK/$name" "$WORK/run"
   RC=0
-  (cd "$WORK/run" && exec "$TIERPOOL_CLI" record -o "$WORK/$name/%e-%p.tpt" "${opts[@]}" -- "$@") \
+  (cd "$WORK/run" && exec "${RECORD_UNDER[@]}" "$TIERPOOL_CLI" record -o "$WORK/$name/%e-%p.tpt" "${opts[@]}" -- "$@") \
     </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
   mv "$WORK/run" "$WORK/run-$name"  # the same path as run_one's, for output that names it
   traces_in "$WORK/run-$name" "$WORK/$name.err"

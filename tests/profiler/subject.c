@@ -12,6 +12,10 @@
  *   busy PIDFILE       writes its pid, then allocates and frees for 20 s (to be killed)
  *   fork               100 x 5001 B, then a child allocates 200 x 6007 B and exits
  *   exec               100 x 7003 B, then execs itself as `after-exec`: 100 x 8009 B
+ *   exec-busy          100 x 7039 B, then execs itself as `after-exec` while another
+ *                      thread allocates and frees 6007 B without pause (run under a
+ *                      tracer that holds the exec at its entry: the writer's beats
+ *                      come in between)
  *   exec-from-handler [fork|in-lock]
  *                      100 x 7013 B, then a signal handler execs (execv) itself as
  *                      `after-exec`; fork: all that in a forked child (its trace not
@@ -358,6 +362,26 @@ static int run_exec(const char *self) {
   return 1;
 }
 
+/* Allocates until the exec replaces the image. */
+static void *allocate_until_exec(void *arg) {
+  (void)arg;
+  for (;;) {
+    free(must(malloc(6007), 6007));
+    BARRIER();
+  }
+  return NULL;
+}
+
+static int run_exec_busy(const char *self) {
+  alloc_many(100, 7039);
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, allocate_until_exec, NULL) != 0) return 1;
+  usleep(50 * 1000);
+  execl("/proc/self/exe", self, "after-exec", (char *)NULL);
+  perror("subject: exec");
+  return 1;
+}
+
 /* An exec that fails: the program goes on (100 x 4500 B before, 100 x 7027 B after). */
 static int run_exec_fails(void) {
   alloc_many(100, 4500);
@@ -615,6 +639,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "busy") == 0 && argc > 2) return run_busy(argv[2]);
   if (strcmp(mode, "fork") == 0) return run_fork();
   if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
+  if (strcmp(mode, "exec-busy") == 0) return run_exec_busy(argv[0]);
   if (strcmp(mode, "exec-fails") == 0) return run_exec_fails();
   if (strcmp(mode, "exec-bad-path") == 0) return run_exec_bad_path();
   if (strcmp(mode, "exec-from-handler") == 0) return run_exec_from_handler(argv[0], argc > 2 ? argv[2] : "");

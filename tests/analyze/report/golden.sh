@@ -203,6 +203,27 @@ expect_json "reservations from mmap calls" "$WORK/c-json.out" \
 expect_text "reservations from mmap calls, text" "$WORK/c-text.out" \
   '^ +300 +0x7f0000003000 +10\.0 GiB +0 B -> 960 KiB -> 1\.00 MiB +100 us \.\. 500 us$'
 
+# An image replaced by an exec: its last record is the Exec record, whatever
+# the times of the samples before it (another thread's, sampled after the
+# exec's flush read the clock).  Records after it: the exec failed.
+exec_spec() {
+  echo "process pid=300 exe=/bin/sh rate=0.5"
+  echo "stack id=1 frames=0x1000"
+  echo "alloc size=10 count=10"
+  echo "flush t=10"
+  echo "sample id=1 t=40 size=10 stack=1"
+  echo "sample id=2 t=60 size=10 stack=1"
+  echo "exec t=50 path=/bin/true"
+}
+exec_spec >"$WORK/exec-last.spec"
+{ exec_spec; echo "frame"; echo "sample id=3 t=55 size=10 stack=1"; } >"$WORK/exec-failed.spec"
+trace exec-last
+trace exec-failed
+report exec-last-json --json "$WORK/exec-last.tpt"
+report exec-failed-json --json "$WORK/exec-failed.tpt"
+expect_json "an exec'd image" "$WORK/exec-last-json.out" 'r["processes"][0]["exec"] == "/bin/true"'
+expect_json "an exec that failed" "$WORK/exec-failed-json.out" 'r["processes"][0]["exec"] is None'
+
 # a and b merged: totals add up, durations too (the rate is per process-second).
 report ab --json "$WORK/a.tpt" "$WORK/b.tpt"
 expect_json "two traces" "$WORK/ab.out" \
