@@ -22,7 +22,7 @@ static void dump_help(void) {
          "             perf_map_bytes= ends= truncated=0|1\n"
          "             and a second line: frames= sample_batches= free_batches= mmap_batches=\n"
          "             histograms= tenants= unknown= end_samples= end_dropped= end_allocations=\n"
-         "             execs= (Exec records: the program called exec there)\n"
+         "             execs= (Exec records: the program called exec there, and one more for each that failed)\n"
          "\n"
          "With several TRACEs, each one's output follows a line file=TRACE.\n"
          "Exit status 2 if a trace is unreadable; a truncated one (its writer was killed)\n"

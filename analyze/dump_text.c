@@ -196,6 +196,7 @@ void dump_record(FILE *out, const Tierpool__Trace__Record *rec) {
   case TIERPOOL__TRACE__RECORD__KIND_EXEC:
     fprintf(out, "exec time_us=%" PRIu64 " path=", rec->exec->time_us);
     put_string(out, rec->exec->path);
+    if (rec->exec->error) fprintf(out, " error=%" PRIu32, rec->exec->error);
     fputc('\n', out);
     break;
   default: fprintf(out, "unknown (a record kind this version does not know)\n"); break;

@@ -524,15 +524,16 @@ static int on_exec(void *ctx, const Tierpool__Trace__Exec *r) {
   saw_time(L, r->time_us);
   struct tp_prof_process *proc = &L->p->processes[L->process];
   free(proc->exec_path);
-  proc->exec_path = tp_profile_strdup(r->path);
-  L->exec_seen = true;
+  proc->exec_path = r->error ? NULL : tp_profile_strdup(r->path); /* error: the exec came back */
+  L->exec_seen = !r->error;
   L->after_exec = false;
   return 0;
 }
 
 /* The recorder writes nothing after an image's Exec record unless the exec
- * came back (its beats wait for the call); a new section's records are the
- * next process's. */
+ * came back (its beats wait for the call); traces of older libraries have no
+ * Exec record for the failure, only the program's records after it.  A new
+ * section's records are the next process's. */
 static int on_record(void *ctx, const Tierpool__Trace__Record *r) {
   struct loader *L = ctx;
   if (L->exec_seen && r->kind_case != TIERPOOL__TRACE__RECORD__KIND_EXEC &&

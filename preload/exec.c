@@ -43,9 +43,9 @@ static bool tp_exec_prepare(const char *path) {
 /* The exec failed (rc is its -1): the program goes on. */
 static int tp_exec_returned(bool recorded, int rc) {
   if (recorded) {
-    int saved = errno;
-    tp_rec_after_failed_exec();
-    errno = saved;
+    int error = errno;
+    tp_rec_after_failed_exec(error);
+    errno = error;
   }
   return rc;
 }

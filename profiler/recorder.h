@@ -42,7 +42,7 @@ void tp_rec_own_end(bool was_own);
 /* path: the file exec'd; NULL: unnamed (fexecve).  True: call
  * tp_rec_after_failed_exec if the exec comes back. */
 bool tp_rec_before_exec(const char *path);
-void tp_rec_after_failed_exec(void);
+void tp_rec_after_failed_exec(int error); /* the exec's errno */
 /* The calling thread's signal stack, as sigaltstack set it (sigstack.c): a
  * frame walk that starts on it keeps to it (unwind.c). */
 void tp_rec_note_signal_stack(uintptr_t base, size_t size, bool disabled);

@@ -170,7 +170,7 @@ typedef enum tp_rec_flush_mode {
 /* exec_path: EXEC's, or NULL.  True: EXEC's record written, and the beats
  * wait until tp_rec_writer_exec_failed (or the new image). */
 bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path);
-void tp_rec_writer_exec_failed(void);
+void tp_rec_writer_exec_failed(int error); /* the exec's errno */
 bool tp_rec_in_unforked_child(void); /* _Fork, raw clone, vfork: the trace is the parent's */
 void tp_rec_writer_after_fork_child(void);
 void *tp_rec_map(size_t size); /* zeroed pages for the recorder's own tables */

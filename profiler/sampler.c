@@ -678,11 +678,10 @@ bool tp_rec_before_exec(const char *path) {
   return written;
 }
 
-/* The program goes on: the writer's beats again, and their frames after the
- * Exec record tell the analyzer the exec failed. */
-void tp_rec_after_failed_exec(void) {
+/* The program goes on, and the trace says why. */
+void tp_rec_after_failed_exec(int error) {
   tp_rec_enter(&tp_rec_self);
-  tp_rec_writer_exec_failed();
+  tp_rec_writer_exec_failed(error);
   tp_rec_leave(&tp_rec_self);
 }
 

@@ -612,6 +612,18 @@ static bool tp_rec_child_has_events(void) {
  * before the trace is opened.  Read before any lock. */
 bool tp_rec_in_unforked_child(void) { return tp_rec.pid != getpid(); }
 
+/* error 0: an exec is called; else the call came back with that errno. */
+static void tp_rec_emit_exec(tp_rec_out *out, uint64_t time_us, const char *path, int error) {
+  Tierpool__Trace__Exec exec = TIERPOOL__TRACE__EXEC__INIT;
+  exec.time_us = time_us;
+  exec.path = (char *)(path ? path : "");
+  exec.error = (uint32_t)error;
+  Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
+  record.kind_case = TIERPOOL__TRACE__RECORD__KIND_EXEC;
+  record.exec = &exec;
+  tp_rec_out_record(out, &record);
+}
+
 /* An exec's flush (and an exit's from a handler inside the pool) may run in
  * a signal handler that stopped its thread inside the pool: it waits a second
  * at most for the writer thread, which may be waiting for one of the pool's
@@ -670,15 +682,8 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
     if (locks_free) tp_rec_emit_snapshot(&out, TP_US(now_ns), tenant_count);
     tp_rec_emit_perf_map(&out);
   }
-  if (mode == TP_REC_FLUSH_EXEC) { /* last: the new image's trace takes over from here */
-    Tierpool__Trace__Exec exec = TIERPOOL__TRACE__EXEC__INIT;
-    exec.time_us = TP_US(now_ns);
-    exec.path = (char *)(exec_path ? exec_path : "");
-    Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
-    record.kind_case = TIERPOOL__TRACE__RECORD__KIND_EXEC;
-    record.exec = &exec;
-    tp_rec_out_record(&out, &record);
-  }
+  if (mode == TP_REC_FLUSH_EXEC) /* last: the new image's trace takes over from here */
+    tp_rec_emit_exec(&out, TP_US(now_ns), exec_path, 0);
   if (final) {
     Tierpool__Trace__End end = TIERPOOL__TRACE__END__INIT;
     end.time_us = TP_US(now_ns);
@@ -704,10 +709,22 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
   return exec_written;
 }
 
-/* The exec tp_rec_writer_flush wrote the record of came back: it failed. */
-void tp_rec_writer_exec_failed(void) {
+/* The exec whose record tp_rec_writer_flush wrote came back with error: the
+ * trace says so at once (a program killed right after still reads as one
+ * whose exec failed), and the beats go on. */
+void tp_rec_writer_exec_failed(int error) {
   tp_lock_acquire(&tp_rec_writer_lock);
   if (tp_rec_execs_in_flight) tp_rec_execs_in_flight--;
+  if (!tp_rec_finished && tp_rec.fd >= 0) {
+    tp_rec_scratch_mark scratch = tp_rec_scratch_save();
+    tp_rec_out out = {0};
+    tp_rec_emit_exec(&out, TP_US(tp_rec_now_ns()), NULL, error > 0 ? error : EINVAL);
+    if (!tp_rec_write_frame(&out) && tp_rec.fd >= 0) {
+      tp_message("profiler: out of memory writing %s; trace stops here", tp_rec.path);
+      tp_rec_fd_give_up();
+    }
+    tp_rec_scratch_restore(scratch);
+  }
   tp_lock_release(&tp_rec_writer_lock);
 }
 

@@ -22,7 +22,8 @@
  *   jit start=N size=N [removed=1] [t=US]
  *   perfmap LINE...     the rest of the line + "\n" is perf-map text ("START SIZE NAME")
  *   end t=US [samples=N] [dropped=N] [allocations=N]
- *   exec t=US [path=PATH]   the image was replaced by an exec of PATH (or, with records after, the exec failed)
+ *   exec t=US [path=PATH] [error=ERRNO]   an exec of PATH: the image was replaced (error=0, nothing after),
+ *                       or the exec came back with ERRNO (error=, after the first)
  *   frame               ends the current zstd frame (records are otherwise grouped ~16 per frame)
  *
  * Consecutive sample lines (and free, mmap lines) are written as one columnar
@@ -635,6 +636,7 @@ static void line_exec(struct state *st, struct fields *f) {
   e.time_us = need_u64(f, "t", "exec");
   const char *path = take(f, "path");
   e.path = (char *)(path ? path : "");
+  e.error = (uint32_t)opt_u64(f, "error", 0);
   no_more(f, "exec");
   Tierpool__Trace__Record r = TIERPOOL__TRACE__RECORD__INIT;
   r.kind_case = TIERPOOL__TRACE__RECORD__KIND_EXEC;

@@ -15,8 +15,11 @@
 #         writer's beats in between wrote after the Exec record, and the
 #         first image read as killed ("no end record"); they wait now.
 #   exec-fails: an exec that fails (no such file) and the program goes on,
-#         allocates and exits: one trace, the Exec record in it, and the
-#         report says ended, not exec'd.
+#         allocates and exits: one trace, the Exec record in it and a second
+#         for the failure, and the report says ended, not exec'd.
+#   exec-fails-killed: the same exec, and the program killed at once: the
+#         second Exec record (the failure, with its errno) is there before
+#         any other record could be, and the report says killed, not exec'd.
 #   exec-bad-path: an exec of a name at an unreadable address fails with
 #         EFAULT, as without the library (the Exec record read the name and
 #         crashed the program); the record names no file.
@@ -113,7 +116,7 @@ fi
 record_run exec-fails -- "$SUBJECT" exec-fails
 expect_status "record subject exec-fails" 0 "$RC"
 if [ ${#TRACES[@]} -eq 1 ]; then
-  expect_summary "${TRACES[0]}" 'execs == 1' 'ends == 1'
+  expect_summary "${TRACES[0]}" 'execs == 2' 'ends == 1'
   trace_check "exec-fails: the program's trace" facts "${TRACES[0]}" end=1 bucket:4500=100 bucket:7027=100
   if "$TIERPOOL_CLI" report --json "${TRACES[0]}" | python3 -c 'import json, sys; p = json.load(sys.stdin)["processes"][0]; sys.exit(not (p["exec"] is None and p["ended"]))'; then
     pass_check "exec-fails: the report says ended, no exec"
@@ -125,13 +128,34 @@ else
   show "$WORK/exec-fails.err"
 fi
 
+record_run exec-fails-killed -- "$SUBJECT" exec-fails-killed
+expect_status "record subject exec-fails-killed" 137 "$RC"
+if [ ${#TRACES[@]} -eq 1 ]; then
+  expect_summary "${TRACES[0]}" 'execs == 2' 'ends == 0'
+  "$TIERPOOL_CLI" dump "${TRACES[0]}" >"$WORK/exec-fails-killed.dump" 2>&1
+  if [[ $(tail -n 1 "$WORK/exec-fails-killed.dump") =~ ^exec\ time_us=[0-9]+\ path=\"\"\ error=2$ ]]; then
+    pass_check "exec-fails-killed: the trace ends with the failure's Exec record (ENOENT)"
+  else
+    fail_check "exec-fails-killed: the last record is not the failure's: $(tail -n 1 "$WORK/exec-fails-killed.dump" | cut -c1-80)"
+  fi
+  if "$TIERPOOL_CLI" report --json "${TRACES[0]}" | python3 -c 'import json, sys; p = json.load(sys.stdin)["processes"][0]; sys.exit(not (p["exec"] is None and not p["ended"]))'; then
+    pass_check "exec-fails-killed: the report says killed, no exec"
+  else
+    fail_check "exec-fails-killed: the report calls the process exec'd, or ended"
+  fi
+else
+  fail_check "exec-fails-killed: expected one trace, record named ${#TRACES[@]}: ${TRACES[*]}"
+  show "$WORK/exec-fails-killed.err"
+fi
+
 record_run exec-bad-path -- "$SUBJECT" exec-bad-path
 expect_status "record subject exec-bad-path" 0 "$RC"
 if [ ${#TRACES[@]} -eq 1 ]; then
-  expect_summary "${TRACES[0]}" 'execs == 1' 'ends == 1'
+  expect_summary "${TRACES[0]}" 'execs == 2' 'ends == 1'
   "$TIERPOOL_CLI" dump "${TRACES[0]}" >"$WORK/exec-bad-path.dump" 2>&1
-  if grep -q '^exec time_us=[0-9]* path=""$' "$WORK/exec-bad-path.dump"; then
-    pass_check "exec-bad-path: the Exec record names no file"
+  if grep -q '^exec time_us=[0-9]* path=""$' "$WORK/exec-bad-path.dump" &&
+    grep -q '^exec time_us=[0-9]* path="" error=14$' "$WORK/exec-bad-path.dump"; then
+    pass_check "exec-bad-path: the Exec record names no file; the failure's says EFAULT"
   else
     fail_check "exec-bad-path: the Exec record names a file, or is missing"
   fi

@@ -16,6 +16,8 @@
  *                      thread allocates and frees 6007 B without pause (run under a
  *                      tracer that holds the exec at its entry: the writer's beats
  *                      come in between)
+ *   exec-fails         100 x 4500 B, an exec of a missing file, then 100 x 7027 B
+ *   exec-fails-killed  100 x 4500 B, an exec of a missing file, then SIGKILL (by itself)
  *   exec-from-handler [fork|in-lock]
  *                      100 x 7013 B, then a signal handler execs (execv) itself as
  *                      `after-exec`; fork: all that in a forked child (its trace not
@@ -390,6 +392,14 @@ static int run_exec_fails(void) {
   return 0;
 }
 
+/* An exec that fails, and the program killed at once (by itself). */
+static int run_exec_fails_killed(void) {
+  alloc_many(100, 4500);
+  execl("/nonexistent/tierpool-no-such-program", "none", (char *)NULL);
+  raise(SIGKILL);
+  return 1;
+}
+
 /* An exec of a name at an address nobody can read: EFAULT, as without the library. */
 static int run_exec_bad_path(void) {
   alloc_many(100, 4500);
@@ -641,6 +651,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
   if (strcmp(mode, "exec-busy") == 0) return run_exec_busy(argv[0]);
   if (strcmp(mode, "exec-fails") == 0) return run_exec_fails();
+  if (strcmp(mode, "exec-fails-killed") == 0) return run_exec_fails_killed();
   if (strcmp(mode, "exec-bad-path") == 0) return run_exec_bad_path();
   if (strcmp(mode, "exec-from-handler") == 0) return run_exec_from_handler(argv[0], argc > 2 ? argv[2] : "");
   if (strcmp(mode, "main-thread-exit") == 0) return run_main_thread_exit();

@@ -205,7 +205,8 @@ expect_text "reservations from mmap calls, text" "$WORK/c-text.out" \
 
 # An image replaced by an exec: its last record is the Exec record, whatever
 # the times of the samples before it (another thread's, sampled after the
-# exec's flush read the clock).  Records after it: the exec failed.
+# exec's flush read the clock).  Records after it, or an Exec record with an
+# errno: the exec failed.
 exec_spec() {
   echo "process pid=300 exe=/bin/sh rate=0.5"
   echo "stack id=1 frames=0x1000"
@@ -217,12 +218,17 @@ exec_spec() {
 }
 exec_spec >"$WORK/exec-last.spec"
 { exec_spec; echo "frame"; echo "sample id=3 t=55 size=10 stack=1"; } >"$WORK/exec-failed.spec"
+{ exec_spec; echo "exec t=70 error=2"; } >"$WORK/exec-failed-killed.spec"
 trace exec-last
 trace exec-failed
+trace exec-failed-killed
 report exec-last-json --json "$WORK/exec-last.tpt"
 report exec-failed-json --json "$WORK/exec-failed.tpt"
+report exec-failed-killed-json --json "$WORK/exec-failed-killed.tpt"
 expect_json "an exec'd image" "$WORK/exec-last-json.out" 'r["processes"][0]["exec"] == "/bin/true"'
 expect_json "an exec that failed" "$WORK/exec-failed-json.out" 'r["processes"][0]["exec"] is None'
+expect_json "an exec that failed, said by its record" "$WORK/exec-failed-killed-json.out" \
+  'r["processes"][0]["exec"] is None and not r["processes"][0]["ended"]'
 
 # a and b merged: totals add up, durations too (the rate is per process-second).
 report ab --json "$WORK/a.tpt" "$WORK/b.tpt"
