@@ -146,7 +146,12 @@ uint32_t tp_rec_stack_count(void);
 void tp_rec_print_stack(int fd, const uintptr_t *frames, uint32_t depth);
 
 /* procinfo.c: each appends records to the writer's output */
-typedef struct tp_rec_out tp_rec_out;
+/* Records packed into a growing buffer of scratch memory (a frame's worth). */
+typedef struct tp_rec_out {
+  uint8_t *data;
+  size_t len, cap;
+  bool failed; /* out of memory: the frame is lost */
+} tp_rec_out;
 void tp_rec_out_record(tp_rec_out *out, Tierpool__Trace__Record *record);
 void tp_rec_emit_process(tp_rec_out *out);
 void tp_rec_emit_new_modules(tp_rec_out *out);
@@ -157,8 +162,13 @@ void tp_rec_procinfo_reset(void); /* a forked child emits everything again */
 /* jit.c */
 bool tp_rec_in_jit(uintptr_t pc);
 
+/* trace_file.c */
+bool tp_rec_writer_open(void); /* a new file and its first frame: header, process, modules */
+bool tp_rec_write_frame(tp_rec_out *out); /* false: the frame is lost (out of memory) */
+void tp_rec_fd_give_up(void);              /* the trace stops, not the program */
+void tp_rec_file_after_fork_child(void);
+
 /* writer.c */
-bool tp_rec_writer_open(void);
 void tp_rec_writer_start(void);
 typedef enum tp_rec_flush_mode {
   TP_REC_FLUSH_PERIODIC, /* the writer thread's 250 ms beat            */

@@ -30,6 +30,17 @@ pid_of() {
   "$TIERPOOL_CLI" dump "$1" | sed -nE 's/^process pid=([0-9]+) ppid=([0-9]+) .*/\1 \2/p' | head -n 1
 }
 
+# expect_execd NAME TRACE: TRACE's report says its image was exec'd (as /proc/self/exe).
+expect_execd() {
+  "$TIERPOOL_CLI" report "$2" >"$WORK/$1-report.out" 2>&1
+  if grep -q ", exec'd /proc/self/exe$" "$WORK/$1-report.out"; then
+    pass_check "$1: the first image's report says it was exec'd"
+  else
+    fail_check "$1: the first image's report does not say it was exec'd"
+    show "$WORK/$1-report.out" 4
+  fi
+}
+
 # Every allocation sampled: the forking thread has its Thread record before the
 # fork (at 1%, neither process sampled anything in about one run of twenty).
 record_run fork --rate 1 -- "$SUBJECT" fork
@@ -64,13 +75,7 @@ if [ ${#TRACES[@]} -eq 2 ] && [ "${TRACES[1]}" = "${TRACES[0]}.1" ]; then
   expect_summary "${TRACES[0]}" 'truncated == 0' 'processes == 1' 'modules > 0' 'snapshots >= 1' 'execs == 1' \
     'ends == 0'
   expect_summary "${TRACES[1]}" 'execs == 0' 'ends == 1'
-  "$TIERPOOL_CLI" report "${TRACES[0]}" >"$WORK/exec-report.out" 2>&1
-  if grep -q ", exec'd /proc/self/exe$" "$WORK/exec-report.out"; then
-    pass_check "exec: the first image's report says it was exec'd"
-  else
-    fail_check "exec: the first image's report does not say it was exec'd"
-    show "$WORK/exec-report.out" 4
-  fi
+  expect_execd exec "${TRACES[0]}"
   if "$TIERPOOL_CLI" export --format json "${TRACES[@]}" | python3 -c 'import json, sys; p = json.load(sys.stdin)["processes"]; sys.exit(not ([x["exec"] for x in p] == ["/proc/self/exe", None]))'; then
     pass_check "exec: export json says which image an exec replaced"
   else
@@ -100,13 +105,7 @@ else
     else
       fail_check "exec-busy: records follow the Exec record: $(tail -n 1 "$WORK/exec-busy.dump" | cut -c1-80)"
     fi
-    "$TIERPOOL_CLI" report "${TRACES[0]}" >"$WORK/exec-busy-report.out" 2>&1
-    if grep -q ", exec'd /proc/self/exe$" "$WORK/exec-busy-report.out"; then
-      pass_check "exec-busy: the first image's report says it was exec'd"
-    else
-      fail_check "exec-busy: the first image's report does not say it was exec'd"
-      show "$WORK/exec-busy-report.out" 4
-    fi
+    expect_execd exec-busy "${TRACES[0]}"
   else
     fail_check "exec-busy: expected two traces, record named ${#TRACES[@]}: ${TRACES[*]}"
     show "$WORK/exec-busy.err"
