@@ -37,8 +37,8 @@ static bool tp_rec_open_pending; /* a forked child opens its trace at its first 
 static uint64_t tp_rec_allocs_before; /* a forked child's: the parent's, not in its End */
 /* Execs whose Exec record is written and whose call has not returned: the
  * writer's beats wait, so that the record stays the image's last (a frame
- * after it says the exec failed).  Set and read under tp_rec_writer_lock. */
-static uint32_t tp_rec_execs_in_flight;
+ * after it says the exec failed).  Raised and read under tp_rec_writer_lock. */
+static _Atomic uint32_t tp_rec_execs_in_flight;
 
 /* The recorder's big tables (stack arenas: 320 MiB reserved, touched as
  * used) are remembered so that snapshots do not take them for reservations
@@ -409,7 +409,7 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
   bool locks_free = mode == TP_REC_FLUSH_EXEC ? !tp_locks_held_here() : mode != TP_REC_FLUSH_FINAL_HELD;
   if (mode == TP_REC_FLUSH_PERIODIC || mode == TP_REC_FLUSH_FINAL) tp_lock_acquire(&tp_rec_writer_lock);
   else if (!tp_lock_timed(&tp_rec_writer_lock, 1)) return false;
-  if (mode == TP_REC_FLUSH_PERIODIC && tp_rec_execs_in_flight) {
+  if (mode == TP_REC_FLUSH_PERIODIC && __atomic_load_n(&tp_rec_execs_in_flight, __ATOMIC_RELAXED)) {
     tp_lock_release(&tp_rec_writer_lock);
     return false;
   }
@@ -476,18 +476,19 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
     tp_rec_fd_give_up();
   }
   bool exec_written = mode == TP_REC_FLUSH_EXEC && tp_rec.fd >= 0;
-  if (exec_written) tp_rec_execs_in_flight++;
+  if (exec_written) __atomic_add_fetch(&tp_rec_execs_in_flight, 1, __ATOMIC_RELAXED);
   tp_rec_scratch_restore(scratch);
   tp_lock_release(&tp_rec_writer_lock);
   return exec_written;
 }
 
 /* The exec whose record tp_rec_writer_flush wrote came back with error: the
- * trace says so at once (a program killed right after still reads as one
- * whose exec failed), and the beats go on. */
+ * beats go on, and the trace says so at once (a program killed right after
+ * still reads as one whose exec failed).  The call may have come from a
+ * signal handler: the writer is waited for a second at most, as before it. */
 void tp_rec_writer_exec_failed(int error) {
-  tp_lock_acquire(&tp_rec_writer_lock);
-  if (tp_rec_execs_in_flight) tp_rec_execs_in_flight--;
+  __atomic_sub_fetch(&tp_rec_execs_in_flight, 1, __ATOMIC_RELAXED); /* raised by this exec's flush */
+  if (!tp_lock_timed(&tp_rec_writer_lock, 1)) return;
   if (!tp_rec_finished && tp_rec.fd >= 0) {
     tp_rec_scratch_mark scratch = tp_rec_scratch_save();
     tp_rec_out out = {0};
@@ -562,7 +563,7 @@ void tp_rec_writer_after_fork_child(void) {
     if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_emitted[k], k);
   tp_rec_allocs_before = tp_rec_total_allocs(tp_rec_hist_emitted, used);
   tp_rec_last_periodic_ns = UINT64_MAX;
-  tp_rec_execs_in_flight = 0; /* the parent's other threads' */
+  __atomic_store_n(&tp_rec_execs_in_flight, 0, __ATOMIC_RELAXED); /* the parent's other threads' */
   tp_rec_finished = false;
   tp_rec_procinfo_reset();
   tp_rec_scratch_reset(); /* a flush the fork cut in the middle held some */
