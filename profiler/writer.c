@@ -7,9 +7,9 @@
  * MmapCalls), adds once a second (and at the first flush) the histogram
  * deltas (one per tenant), a snapshot, new modules and new perf-map lines,
  * and writes the lot as one independent zstd frame (trace_file.c): a trace
- * cut short keeps every complete frame.  Tenant records come first, once each, when a second
- * tenant exists.  The writer's own allocations are not recorded
- * (tp_rec_self.busy). */
+ * cut short keeps every complete frame.  Tenant records come first, once
+ * each, when a second tenant exists.  The writer's own allocations are not
+ * recorded (tp_rec_self.busy). */
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
