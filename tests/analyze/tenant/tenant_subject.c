@@ -3,8 +3,9 @@
  * as tenant "b" (tierpool_tenant_set, found with dlsym as a runtime would);
  * `tenant_subject env` allocates both patterns as whatever tenant the
  * process is (TIERPOOL_TENANT).  Each pattern stays live across a snapshot
- * (the recorder takes the first one at its first flush, 250 ms in), then is
- * freed.  Exit status 1 when the API is missing (not preloaded), a tenant
+ * (the recorder takes one at its first flush, 250 ms in, and once a second
+ * after: two chances, for a writer thread that a busy machine runs late),
+ * then is freed.  Exit status 1 when the API is missing (not preloaded), a tenant
  * cannot be made, or the process's tenant is not the one asked for.
  *
  *   pattern A: 1000 x 777 B     pattern B: 2000 x 3333 B
@@ -93,7 +94,7 @@ int main(int argc, char **argv) {
     allocate_a();
     allocate_b();
   }
-  sleep_ms(600); /* both patterns live at a snapshot */
+  sleep_ms(1400); /* both patterns live at a snapshot: the one 250 ms in or 1250 ms */
   for (int i = 0; i < A_COUNT; i++) free(blocks_a[i]);
   for (int i = 0; i < B_COUNT; i++) free(blocks_b[i]);
   for (int i = 0; i < C_COUNT; i++) free(blocks_c[i]); /* NULL in env mode */
