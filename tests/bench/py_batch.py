@@ -3,7 +3,8 @@ rounds, each building about 100 MiB of strings (up to 70 KB), lists and dicts
 in one list, then dropping it.  Not in scripts/bench; run it by hand:
 
     /usr/bin/time -f '%e s %M KB %R faults' python3 tests/bench/py_batch.py
-    /usr/bin/time -f '%e s %M KB %R faults' build/analyze/tierpool run -- python3 tests/bench/py_batch.py
+    /usr/bin/time -f '%e s %M KB %R faults' \
+        build/analyze/tierpool run -- python3 tests/bench/py_batch.py
 """
 import random
 

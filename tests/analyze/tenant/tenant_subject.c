@@ -5,8 +5,8 @@
  * process is (TIERPOOL_TENANT).  Each pattern stays live across a snapshot
  * (the recorder takes one at its first flush, 250 ms in, and once a second
  * after: two chances, for a writer thread that a busy machine runs late),
- * then is freed.  Exit status 1 when the API is missing (not preloaded), a tenant
- * cannot be made, or the process's tenant is not the one asked for.
+ * then is freed.  Exit status 1 when the API is missing (not preloaded), a
+ * tenant cannot be made, or the process's tenant is not the one asked for.
  *
  *   pattern A: 1000 x 777 B     pattern B: 2000 x 3333 B
  *   set only, pattern C: 300 x 1555 B allocated as "b" by a thread that then
