@@ -67,12 +67,17 @@ void tp_classes_finish(tp_class_table *t) {
     sc->div_magic = (((uint64_t)1 << 40) + sc->size - 1) / sc->size;
   }
   t->max_size = t->classes[t->count - 1].size;
-  uint32_t c = 0;
-  for (size_t i = 0; i < TP_SIZE_LOOKUP_LEN; i++) {
-    size_t size = i << 4;
-    while (c + 1 < t->count && t->classes[c].size < size) c++;
-    t->class_of[i] = (uint8_t)c;
+  /* class_of[i]: the smallest class of at least i*16 bytes, a run of entries
+   * per class.  Filled by runs, not entry by entry: every process start
+   * builds this table twice, and the per-entry loop was a quarter of what
+   * the library adds to an exec of /bin/true (39 of ~150 us). */
+  size_t from = 0;
+  for (uint32_t c = 0; c < t->count; c++) {
+    size_t to = (t->classes[c].size >> 4) + 1;
+    memset(&t->class_of[from], (int)c, to - from);
+    from = to;
   }
+  memset(&t->class_of[from], (int)(t->count - 1), TP_SIZE_LOOKUP_LEN - from);
 }
 
 static void tp_partial_unlink(tp_central *central, tp_span *slab) {
