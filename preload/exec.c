@@ -5,7 +5,9 @@
  * v-variants so that each call flushes once. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -68,6 +70,15 @@ TP_API int execv(const char *path, char *const argv[]) {
 TP_API int execvp(const char *file, char *const argv[]) {
   bool recorded = tp_exec_prepare(file);
   return tp_exec_returned(recorded, tp_next_execvp(file, argv));
+}
+
+/* A name relative to a directory descriptor, or none (AT_EMPTY_PATH), goes
+ * unnamed in the trace, as fexecve's.  Made as a system call: glibc has the
+ * function only from 2.34. */
+TP_API int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags) {
+  bool named = tp_os_name_readable(path) && (path[0] == '/' || (dirfd == AT_FDCWD && path[0] != '\0'));
+  bool recorded = tp_exec_prepare(named ? path : NULL);
+  return tp_exec_returned(recorded, (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags));
 }
 
 TP_API int fexecve(int fd, char *const argv[], char *const envp[]) {

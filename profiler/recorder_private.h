@@ -135,6 +135,9 @@ bool tp_rec_stacks_init(void); /* the frame walk; false: cannot record stacks */
 void tp_rec_stacks_load_libunwind(void); /* the fallback, at tp_rec_start */
 void tp_rec_stacks_use_libgcc(void *libgcc);
 uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated);
+/* True on the thread's signal stack (sigaltstack) with less than room
+ * bytes left below the caller's frame. */
+bool tp_rec_signal_stack_short(size_t room);
 
 /* stacks.c */
 uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated); /* takes its own lock */
@@ -181,6 +184,7 @@ typedef enum tp_rec_flush_mode {
  * wait until tp_rec_writer_exec_failed (or the new image). */
 bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path);
 void tp_rec_writer_exec_failed(int error); /* the exec's errno */
+bool tp_rec_writer_flush_fits_stack(void); /* false: a signal stack too small for a flush */
 bool tp_rec_in_unforked_child(void); /* _Fork, raw clone, vfork: the trace is the parent's */
 void tp_rec_writer_after_fork_child(void);
 void *tp_rec_map(size_t size); /* zeroed pages for the recorder's own tables */

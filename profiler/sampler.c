@@ -11,6 +11,7 @@
  * Once a second tenant has counted something, a free also finds the block's
  * owning tenant (the pool's fast free path only frees the thread's own). */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -652,37 +653,65 @@ void tp_rec_start(void) {
   tp_rec_writer_start();
 }
 
+/* An exec or exit() from a handler on a small signal stack (an 8 KiB
+ * SIGSTKSZ one): the flush would run off its end, so the trace ends at its
+ * last frame.  Said without formatting: there is little stack to say it on. */
+static bool tp_rec_stack_fits_flush(void) {
+  if (tp_rec_writer_flush_fits_stack()) return true;
+  static const char line[] = "tierpool: profiler: exec or exit on a small signal stack; the trace ends at its last frame\n";
+  tp_os_write(2, line, sizeof line - 1);
+  return false;
+}
+
+/* The thread that flushes at exec or exit writes and opens files, which are
+ * cancellation points: a cancel pending there would end the thread holding
+ * the writer's lock, and the next flush would wait for ever. */
+static int tp_rec_cancel_off(void) {
+  int state = PTHREAD_CANCEL_ENABLE;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+  return state;
+}
+
+static void tp_rec_cancel_restore(int state) { pthread_setcancelstate(state, NULL); }
+
 void tp_rec_finish(void) {
   if (!tp_rec_active || tp_rec_in_unforked_child()) return; /* nor its leak report: the parent's blocks */
   /* An exit() from a signal handler: busy, the thread was stopped inside the
    * recorder, whose locks it may hold (the frames written so far are all the
    * trace gets); holding pool locks, no snapshot and no leak report (both
    * read the pool under its locks). */
-  if (tp_rec_self.busy) return;
+  if (tp_rec_self.busy || !tp_rec_stack_fits_flush()) return;
   bool held = tp_locks_held_here();
+  int cancel = tp_rec_cancel_off();
   tp_rec_enter(&tp_rec_self);
   tp_rec_writer_flush(held ? TP_REC_FLUSH_FINAL_HELD : TP_REC_FLUSH_FINAL, NULL);
   if (tp_opt.validate && !held) tp_rec_leak_report();
   tp_rec_leave(&tp_rec_self);
+  tp_rec_cancel_restore(cancel);
 }
 
 /* Before an exec replaces the program: everything so far goes to the trace
  * (no End record: the exec may fail and the program go on). */
 bool tp_rec_before_exec(const char *path) {
   /* Busy: a signal handler's exec interrupted the recorder, whose locks this
-   * thread may hold; the frames written so far are all the trace gets. */
-  if (!tp_rec_active || tp_rec_self.busy) return false;
+   * thread may hold; the frames written so far are all the trace gets.  A
+   * child that shares the parent's memory (vfork) leaves its flags alone. */
+  if (!tp_rec_active || tp_rec_in_unforked_child() || tp_rec_self.busy || !tp_rec_stack_fits_flush()) return false;
+  int cancel = tp_rec_cancel_off();
   tp_rec_enter(&tp_rec_self);
   bool written = tp_rec_writer_flush(TP_REC_FLUSH_EXEC, path);
   tp_rec_leave(&tp_rec_self);
+  tp_rec_cancel_restore(cancel);
   return written;
 }
 
 /* The program goes on, and the trace says why. */
 void tp_rec_after_failed_exec(int error) {
+  int cancel = tp_rec_cancel_off();
   tp_rec_enter(&tp_rec_self);
   tp_rec_writer_exec_failed(error);
   tp_rec_leave(&tp_rec_self);
+  tp_rec_cancel_restore(cancel);
 }
 
 /* The forking thread is busy from prepare to the parent's or child's handler:

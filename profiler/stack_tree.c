@@ -29,9 +29,13 @@ static int tp_stack_tree_grow(tp_stack_tree *t) {
     while (slots[slot].node) slot = (slot + 1) & (capacity - 1);
     slots[slot] = *s;
   }
-  if (t->slots) t->unmap(t->slots, (size_t)t->capacity * sizeof *slots);
+  /* Published before the unmap: a fork in between must not give the child
+   * a table it would unmap again (the range may be someone else's by then). */
+  tp_stack_tree_slot *old = t->slots;
+  uint32_t old_capacity = t->capacity;
   t->slots = slots;
   t->capacity = capacity;
+  if (old) t->unmap(old, (size_t)old_capacity * sizeof *slots);
   return 1;
 }
 

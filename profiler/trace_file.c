@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -59,6 +60,16 @@ static void tp_rec_expand_path(char *out, size_t cap, const char *template) {
   out[len] = '\0';
 }
 
+/* A named pipe carries one process's trace at a time: its writer holds a
+ * lock on it (released when its image execs, so that the new image's trace
+ * follows), so that the trace of a program a child execs, which opens the
+ * same path, does not go in between.  False: another process has it. */
+static bool tp_rec_claim_stream(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) return true;
+  return flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK; /* a file system without locks: as before */
+}
+
 /* Whether fd still is the trace (tp_os_fd_is). */
 static bool tp_rec_fd_is_trace(int fd) { return tp_os_fd_is(fd, tp_rec.fd_dev, tp_rec.fd_ino); }
 
@@ -80,7 +91,7 @@ static void tp_rec_fd_remember(void) {
 static bool tp_rec_fd_check(void) {
   if (tp_rec_fd_is_trace(tp_rec.fd)) return true;
   int fd = open(tp_rec.reopen_path, O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
-  if (tp_rec_fd_is_trace(fd)) {
+  if (tp_rec_fd_is_trace(fd) && tp_rec_claim_stream(fd)) {
     fcntl(fd, F_SETFL, O_APPEND); /* non-blocking only for the open (a FIFO without a reader) */
     tp_rec.fd = tp_os_fd_out_of_the_way(fd);
     return true;
@@ -177,6 +188,13 @@ bool tp_rec_writer_open(void) {
       if (tp_rec.fd >= 0 || errno != ENXIO || waited_ms >= 1000) break;
       struct timespec pause = {0, 10 * 1000000L};
       nanosleep(&pause, NULL);
+    }
+    if (tp_rec.fd >= 0 && !tp_rec_claim_stream(tp_rec.fd)) {
+      close(tp_rec.fd);
+      tp_rec.fd = -1;
+      tp_message("profiler: %s carries another process's trace; pid %d records none (put %%p in the path)", base,
+                 (int)getpid());
+      return false;
     }
     if (tp_rec.fd >= 0) fcntl(tp_rec.fd, F_SETFL, 0);
     else if (errno == ENXIO) {

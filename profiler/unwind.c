@@ -493,9 +493,15 @@ void tp_rec_stacks_load_libunwind(void) {
  * is recorded — it would run off the end.  Such a capture stays empty. */
 #define TP_UW_LIBUNWIND_ROOM (24u << 10)
 
-static bool tp_uw_signal_stack_tight(uintptr_t sp) {
+static bool tp_uw_signal_stack_short(uintptr_t sp, size_t room) {
   return sp - tp_uw_signal_stack_lo < tp_uw_signal_stack_hi - tp_uw_signal_stack_lo &&
-         sp - tp_uw_signal_stack_lo < TP_UW_LIBUNWIND_ROOM;
+         sp - tp_uw_signal_stack_lo < room;
+}
+
+static bool tp_uw_signal_stack_tight(uintptr_t sp) { return tp_uw_signal_stack_short(sp, TP_UW_LIBUNWIND_ROOM); }
+
+bool tp_rec_signal_stack_short(size_t room) {
+  return tp_uw_signal_stack_short((uintptr_t)__builtin_frame_address(0), room);
 }
 
 #ifndef TP_REC_UNWIND_COMPARE

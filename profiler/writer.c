@@ -408,7 +408,11 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
   bool final = mode == TP_REC_FLUSH_FINAL || mode == TP_REC_FLUSH_FINAL_HELD;
   bool locks_free = mode == TP_REC_FLUSH_EXEC ? !tp_locks_held_here() : mode != TP_REC_FLUSH_FINAL_HELD;
   if (mode == TP_REC_FLUSH_PERIODIC || mode == TP_REC_FLUSH_FINAL) tp_lock_acquire(&tp_rec_writer_lock);
-  else if (!tp_lock_timed(&tp_rec_writer_lock, 1)) return false;
+  else if (!tp_lock_timed(&tp_rec_writer_lock, 1)) {
+    tp_message("profiler: the writer kept the trace for a second; pid %d's trace ends at its last frame",
+               (int)getpid());
+    return false;
+  }
   if (mode == TP_REC_FLUSH_PERIODIC && __atomic_load_n(&tp_rec_execs_in_flight, __ATOMIC_RELAXED)) {
     tp_lock_release(&tp_rec_writer_lock);
     return false;
@@ -482,13 +486,28 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
   return exec_written;
 }
 
+/* Stack a flush from a signal handler needs (an exec or exit() there):
+ * a handler's exec went through on an 11 KiB signal stack, not on 10; on
+ * 20 KiB, not 19, when a fork child's trace is opened first.  About twice
+ * that is asked for, below the caller's frame. */
+#define TP_REC_FLUSH_STACK (16u << 10)
+#define TP_REC_FLUSH_STACK_OPENING (32u << 10)
+
+bool tp_rec_writer_flush_fits_stack(void) {
+  return !tp_rec_signal_stack_short(tp_rec_open_pending ? TP_REC_FLUSH_STACK_OPENING : TP_REC_FLUSH_STACK);
+}
+
 /* The exec whose record tp_rec_writer_flush wrote came back with error: the
  * beats go on, and the trace says so at once (a program killed right after
  * still reads as one whose exec failed).  The call may have come from a
  * signal handler: the writer is waited for a second at most, as before it. */
 void tp_rec_writer_exec_failed(int error) {
   __atomic_sub_fetch(&tp_rec_execs_in_flight, 1, __ATOMIC_RELAXED); /* raised by this exec's flush */
-  if (!tp_lock_timed(&tp_rec_writer_lock, 1)) return;
+  if (!tp_lock_timed(&tp_rec_writer_lock, 1)) {
+    tp_message("profiler: the writer kept the trace for a second; pid %d's failed exec goes unrecorded",
+               (int)getpid());
+    return;
+  }
   if (!tp_rec_finished && tp_rec.fd >= 0) {
     tp_rec_scratch_mark scratch = tp_rec_scratch_save();
     tp_rec_out out = {0};

@@ -10,6 +10,9 @@
 #   ... fork: the same in a forked child, whose trace opens in the handler.
 #   ... in-lock: the signal comes with the pool's lock held (a 300 KiB malloc):
 #   the flush read the pool's statistics under that lock and hung.
+#   ... small-stack, fork-small-stack: the handler runs on an 8 KiB signal
+#   stack (SIGSTKSZ): the flush ran off its end (SIGSEGV, the exec never
+#   made); now it is left out, said in a line, and the exec goes on.
 source "$(dirname "$0")/lib.sh"
 : "${EXEC_SHIM:?}"
 
@@ -48,7 +51,35 @@ exec_case() {
   trace_check "$name: the exec'd image's trace" facts "$last" argv1=after-exec end=1 bucket:8009=100
 }
 
+# small_stack_case NAME HOW: the exec from a handler on an 8 KiB signal
+# stack is made; the exec'd image records on its own.
+small_stack_case() {
+  local name=$1 how=$2 rc=0 t execd=
+  mkdir -p "$WORK/$name"
+  (cd "$WORK/$name" && exec timeout 30 env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 \
+    TIERPOOL_TRACE="$WORK/$name/%e-%p.tpt" "$SUBJECT" exec-from-handler "$how") \
+    </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+  expect_status "$name" 0 "$rc"
+  [ "$rc" -eq 0 ] || show "$WORK/$name.err" 5
+  if grep -q '^tierpool: profiler: exec or exit on a small signal stack; the trace ends at its last frame$' \
+    "$WORK/$name.err"; then
+    pass_check "$name: the flush left out, said in a line"
+  else
+    fail_check "$name: no line saying the flush was left out"
+  fi
+  for t in "$WORK/$name"/*.tpt*; do
+    "$TIERPOOL_CLI" dump "$t" 2>/dev/null | grep -q '^process .* "after-exec"\]' && execd=$t
+  done
+  if [ -n "$execd" ]; then
+    trace_check "$name: the exec'd image's trace" facts "$execd" argv1=after-exec end=1 bucket:8009=100
+  else
+    fail_check "$name: no trace of the exec'd image"
+  fi
+}
+
 exec_case exec-flush "" 2
 exec_case exec-flush-fork fork 3
 exec_case exec-flush-in-lock in-lock 2
+small_stack_case exec-flush-small-stack small-stack
+small_stack_case exec-flush-fork-small-stack fork-small-stack
 finish

@@ -23,6 +23,13 @@
 #   exec-bad-path: an exec of a name at an unreadable address fails with
 #         EFAULT, as without the library (the Exec record read the name and
 #         crashed the program); the record names no file.
+#   execveat: the exec made through execveat (glibc ≥ 2.34) is flushed and
+#         recorded as execve's is (it was not seen: the image read as killed).
+#   exec-cancelled: a thread with a cancel pending calls an exec that fails;
+#         the flush's write acted on the cancel, the thread ended holding the
+#         writer's lock, and the exit's flush waited for it for ever.
+#   spawn into a FIFO: a child's exec'd image opened the parent's pipe and
+#         wrote its trace in between the parent's; now it records none.
 source "$(dirname "$0")/lib.sh"
 
 # pid_of TRACE: Process.pid and ppid, from the dump's process line.
@@ -163,6 +170,34 @@ else
   show "$WORK/exec-bad-path.err"
 fi
 
+record_run execveat -- "$SUBJECT" execveat
+expect_status "record subject execveat" 0 "$RC"
+if [ ${#TRACES[@]} -eq 2 ] && [ "${TRACES[1]}" = "${TRACES[0]}.1" ]; then
+  expect_summary "${TRACES[0]}" 'truncated == 0' 'execs == 1' 'ends == 0'
+  expect_execd execveat "${TRACES[0]}"
+  trace_check "execveat: the first image's trace" facts "${TRACES[0]}" argv1=execveat bucket:7003=100
+  trace_check "execveat: the exec'd image's trace" facts "${TRACES[1]}" argv1=after-exec end=1 bucket:8009=100
+else
+  fail_check "execveat: expected NAME and NAME.1, record named ${#TRACES[@]}: ${TRACES[*]}"
+  show "$WORK/execveat.err"
+fi
+
+RECORD_UNDER=(timeout 30)
+record_run exec-cancelled -- "$SUBJECT" exec-cancelled
+RECORD_UNDER=()
+if [ "$RC" -eq 124 ]; then
+  fail_check "exec-cancelled: still running after 30 s (killed)"
+else
+  expect_status "record subject exec-cancelled" 0 "$RC"
+fi
+if [ ${#TRACES[@]} -eq 1 ]; then
+  expect_summary "${TRACES[0]}" 'execs == 2' 'ends == 1'
+  trace_check "exec-cancelled: the trace to the exit" facts "${TRACES[0]}" end=1 bucket:7057=100 bucket:9067=100
+else
+  fail_check "exec-cancelled: expected one trace, record named ${#TRACES[@]}: ${TRACES[*]}"
+  show "$WORK/exec-cancelled.err"
+fi
+
 # The trace into a pipe (-o FIFO) through an exec: the reader has the first
 # image's trace; nothing waits for a reader that is gone (the exec'd image's
 # open did, for ever).
@@ -189,5 +224,27 @@ if [ "$processes" = 2 ] || grep -q "is a pipe nobody reads; pid [0-9]* records n
 else
   fail_check "the exec'd image neither wrote into the pipe nor said why ($processes process(es))"
   show "$WORK/fifo.err"
+fi
+
+# A child's exec'd image (fork, exec) while the parent writes into the pipe:
+# the stream holds the parent's trace alone, the child's image says it records none.
+fifo=$WORK/spawn.fifo
+mkfifo "$fifo"
+cat "$fifo" >"$WORK/spawn-fifo.tpt" &
+reader=$!
+for _ in $(seq 500); do
+  [ "$(cat "/proc/$reader/wchan" 2>/dev/null)" = wait_for_partner ] && break
+  sleep 0.01
+done
+rc=0
+timeout 30 "$TIERPOOL_CLI" record -o "$fifo" -- "$SUBJECT" spawn >"$WORK/spawn-fifo.out" 2>"$WORK/spawn-fifo.err" || rc=$?
+wait "$reader"
+expect_status "record -o FIFO of subject spawn, within 30 s" 0 "$rc"
+expect_summary "$WORK/spawn-fifo.tpt" 'processes == 1' 'ends == 1' 'truncated == 0'
+if grep -q "spawn.fifo carries another process's trace; pid [0-9]* records none" "$WORK/spawn-fifo.err"; then
+  pass_check "spawn into a FIFO: the child's image says it records none"
+else
+  fail_check "spawn into a FIFO: the child's image did not say it records none"
+  show "$WORK/spawn-fifo.err"
 fi
 finish

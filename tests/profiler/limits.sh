@@ -10,6 +10,8 @@
 #   exit from a signal handler: exit(0) in a handler that stopped the thread
 #   inside the pool, a lock held (exec_shim raises it there): the final flush
 #   read the pool's statistics under that lock and the process hung.
+#   exit from a handler on an 8 KiB signal stack: the final flush ran off
+#   its end (SIGSEGV).  Now: left out, said in a line, status 0.
 source "$(dirname "$0")/lib.sh"
 : "${EXEC_SHIM:?}"
 
@@ -59,4 +61,13 @@ recorded exit "exit from a handler inside the pool" 0 LD_PRELOAD="$EXEC_SHIM:$TI
 grep -q '^exec_shim: loaded' "$WORK/exit.err" || fail_check "exit from a handler: exec_shim was not preloaded"
 [ ${#TRACES[@]} -eq 1 ] && trace_check "exit from a handler: the trace up to the exit" facts "${TRACES[0]}" \
   argv1=exit-from-handler end=1 bucket:7019=100
+
+recorded exit-small "exit from a handler on an 8 KiB signal stack" 0 LD_PRELOAD="$TIERPOOL_LIB" "$SUBJECT" \
+  exit-on-small-stack
+if grep -q '^tierpool: profiler: exec or exit on a small signal stack' "$WORK/exit-small.err"; then
+  pass_check "exit on a small signal stack: the final flush left out, said in a line"
+else
+  fail_check "exit on a small signal stack: no line saying the flush was left out"
+fi
+[ ${#TRACES[@]} -eq 1 ] && expect_summary "${TRACES[0]}" 'processes == 1' 'truncated == 0'
 finish

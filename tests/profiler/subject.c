@@ -18,12 +18,20 @@
  *                      come in between)
  *   exec-fails         100 x 4500 B, an exec of a missing file, then 100 x 7027 B
  *   exec-fails-killed  100 x 4500 B, an exec of a missing file, then SIGKILL (by itself)
- *   exec-from-handler [fork|in-lock]
+ *   exec-from-handler [fork|in-lock|small-stack|fork-small-stack]
  *                      100 x 7013 B, then a signal handler execs (execv) itself as
  *                      `after-exec`; fork: all that in a forked child (its trace not
  *                      open yet), the parent waits for it; in-lock: the signal comes
  *                      inside a 300 KiB malloc, with the pool's lock held (through
- *                      exec_shim, which must be preloaded)
+ *                      exec_shim, which must be preloaded); small-stack: the handler
+ *                      runs on an 8 KiB signal stack (SIGSTKSZ) with a guard page below
+ *   execveat           100 x 7003 B, then execs itself through execveat as `after-exec`
+ *   exec-cancelled     a thread with a cancel pending (deferred) allocates 100 x 7057 B
+ *                      and calls an exec that fails, whose flush writes (a cancellation
+ *                      point); main joins it, then 100 x 9067 B
+ *   spawn              a child (fork, then an exec of itself as `after-exec`) while the
+ *                      parent allocates 5009 B for 600 ms; the parent waits for it
+ *   exit-on-small-stack 100 x 7019 B, then a handler on an 8 KiB signal stack calls exit(0)
  *   main-thread-exit   100 x 9011 B, then main ends with pthread_exit: the process
  *                      must end, status 0, when its last thread does (no helper of
  *                      the library may keep it alive)
@@ -75,6 +83,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -412,6 +421,79 @@ static int run_exec_bad_path(void) {
   return 0;
 }
 
+/* Runs the next handler of sig on an 8 KiB signal stack (SIGSTKSZ) with
+ * a guard page below it. */
+static bool handle_on_small_stack(int sig, void (*handler)(int)) {
+  size_t size = 8192;
+  char *m = mmap(NULL, 4096 + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED || mprotect(m, 4096, PROT_NONE) != 0) return false;
+  stack_t ss = {.ss_sp = m + 4096, .ss_size = size};
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_ONSTACK;
+  return sigaltstack(&ss, NULL) == 0 && sigaction(sig, &sa, NULL) == 0;
+}
+
+static int run_execveat(const char *self) {
+  void **mine = alloc_many(100, 7003);
+  (void)mine;
+  char *argv[] = {(char *)self, "after-exec", NULL};
+  execveat(AT_FDCWD, "/proc/self/exe", argv, environ, 0);
+  perror("subject: execveat");
+  return 1;
+}
+
+static atomic_int cancel_sent;
+
+static void *exec_with_cancel_pending(void *arg) {
+  (void)arg;
+  free_many(alloc_many(100, 7057), 100);
+  while (!atomic_load(&cancel_sent)) BARRIER();
+  execl("/nonexistent/tierpool-no-such-program", "none", (char *)NULL);
+  return NULL; /* glibc acts on the cancel at none of this thread's calls */
+}
+
+static int run_exec_cancelled(void) {
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, exec_with_cancel_pending, NULL) != 0) return 1;
+  pthread_cancel(thread);
+  atomic_store(&cancel_sent, 1);
+  if (pthread_join(thread, NULL) != 0) return 1;
+  free_many(alloc_many(100, 9067), 100);
+  return 0;
+}
+
+static int run_spawn(const char *self) {
+  pid_t child = fork();
+  if (child < 0) return 1;
+  if (child == 0) {
+    execl("/proc/self/exe", self, "after-exec", (char *)NULL);
+    _exit(1);
+  }
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  do {
+    free(must(malloc(5009), 5009));
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < 600);
+  int status;
+  return waitpid(child, &status, 0) == child && WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+static void exit_on_small_stack(int sig) {
+  (void)sig;
+  exit(0);
+}
+
+static int run_exit_on_small_stack(void) {
+  free_many(alloc_many(100, 7019), 100);
+  if (!handle_on_small_stack(SIGUSR1, exit_on_small_stack)) return 1;
+  raise(SIGUSR1);
+  fprintf(stderr, "subject: the handler's exit returned\n");
+  return 1;
+}
+
 static const char *exec_self;
 
 static void exec_on_signal(int sig) {
@@ -435,7 +517,7 @@ static bool raise_inside_pool(int sig) {
 }
 
 static int run_exec_from_handler(const char *self, const char *how) {
-  if (strcmp(how, "fork") == 0) {
+  if (strncmp(how, "fork", 4) == 0) {
     pid_t child = fork();
     if (child < 0) return 1;
     if (child > 0) {
@@ -446,7 +528,11 @@ static int run_exec_from_handler(const char *self, const char *how) {
   void **mine = alloc_many(100, 7013);
   (void)mine;
   exec_self = self;
-  signal(SIGUSR2, exec_on_signal);
+  if (strstr(how, "small-stack")) {
+    if (!handle_on_small_stack(SIGUSR2, exec_on_signal)) return 1;
+  } else {
+    signal(SIGUSR2, exec_on_signal);
+  }
   if (strcmp(how, "in-lock") == 0) {
     if (!raise_inside_pool(SIGUSR2)) return 2;
   } else {
@@ -497,16 +583,8 @@ static void small_altstack_handler(int sig) {
 }
 
 static int run_small_altstack(void) {
-  size_t size = 8192;
-  char *m = mmap(NULL, 4096 + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   small_altstack_page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED || small_altstack_page == MAP_FAILED || mprotect(m, 4096, PROT_NONE) != 0) return 1;
-  stack_t ss = {.ss_sp = m + 4096, .ss_size = size};
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = small_altstack_handler;
-  sa.sa_flags = SA_ONSTACK;
-  if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0) return 1;
+  if (small_altstack_page == MAP_FAILED || !handle_on_small_stack(SIGUSR1, small_altstack_handler)) return 1;
   for (int i = 0; i < 20; i++) raise(SIGUSR1);
   puts("ok");
   return 0;
@@ -650,6 +728,10 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "fork") == 0) return run_fork();
   if (strcmp(mode, "exec") == 0) return run_exec(argv[0]);
   if (strcmp(mode, "exec-busy") == 0) return run_exec_busy(argv[0]);
+  if (strcmp(mode, "execveat") == 0) return run_execveat(argv[0]);
+  if (strcmp(mode, "exec-cancelled") == 0) return run_exec_cancelled();
+  if (strcmp(mode, "spawn") == 0) return run_spawn(argv[0]);
+  if (strcmp(mode, "exit-on-small-stack") == 0) return run_exit_on_small_stack();
   if (strcmp(mode, "exec-fails") == 0) return run_exec_fails();
   if (strcmp(mode, "exec-fails-killed") == 0) return run_exec_fails_killed();
   if (strcmp(mode, "exec-bad-path") == 0) return run_exec_bad_path();
