@@ -127,6 +127,29 @@ bool tp_os_move_pages_to(void *from, size_t size, void *to) {
 /* Set for good once the kernel refused to drop pages (tp_os_release). */
 atomic_bool tp_os_release_refused;
 
+static bool tp_os_drop_pages(void *p, size_t size) {
+  tp_stat_inc(tp_os_stats.pool_madvise);
+  return TP_SYS(SYS_madvise, p, size, MADV_DONTNEED) == 0;
+}
+
+/* A range refused whole holds locked pages: a block the program mlock'ed
+ * and freed without munlock (a key, a password buffer).  Halves are tried
+ * down to single pages, which are zeroed by hand; the rest goes back.
+ * Returns the pages zeroed by hand. */
+static size_t tp_os_release_around_locked(char *p, size_t size) {
+  if (tp_os_drop_pages(p, size)) return 0;
+  if (size <= TP_PAGE_SIZE) {
+    memset(p, 0, size);
+    return 1;
+  }
+  size_t half = (size / 2) & ~(size_t)(TP_PAGE_SIZE - 1);
+  return tp_os_release_around_locked(p, half) + tp_os_release_around_locked(p + half, size - half);
+}
+
+/* Beyond this many locked pages in one range the memory counts as locked
+ * (mlockall(MCL_FUTURE) made behind the library's back, say). */
+#define TP_OS_LOCKED_PAGES_MAX 64
+
 /* Gives the pages of [p, p+size) back: they read as zero afterwards, which
  * callers count on (calloc takes released blocks as zeroed; no data crosses
  * tenants).  Locked memory (mlockall: real-time and security-minded programs,
@@ -134,11 +157,16 @@ atomic_bool tp_os_release_refused;
  * range is zeroed by hand, and the pool stops giving memory back (its
  * statistics then count these pages as released: they stay resident, and
  * locked).  MADV_DONTNEED_LOCKED would drop them, at the price of page
- * faults a program locks its memory to avoid. */
+ * faults a program locks its memory to avoid.  A few locked pages of freed
+ * blocks are zeroed where they are and the rest of the range goes back. */
 void tp_os_release(void *p, size_t size) {
   if (!atomic_load_explicit(&tp_os_release_refused, memory_order_relaxed)) {
-    tp_stat_inc(tp_os_stats.pool_madvise);
-    if (TP_SYS(SYS_madvise, p, size, MADV_DONTNEED) == 0) return;
+    if (tp_os_drop_pages(p, size)) return;
+    if (!atomic_load_explicit(&tp_os_memory_locked, memory_order_relaxed)) {
+      if (tp_os_release_around_locked(p, size) > TP_OS_LOCKED_PAGES_MAX)
+        atomic_store_explicit(&tp_os_release_refused, true, memory_order_relaxed);
+      return; /* zero either way: dropped or zeroed page by page */
+    }
     atomic_store_explicit(&tp_os_release_refused, true, memory_order_relaxed);
   }
   memset(p, 0, size);

@@ -704,6 +704,44 @@ static void t_calloc_locked(void) {
   munlockall();
 }
 
+/* Resident memory of the process, KiB (/proc/self/statm). */
+static long resident_kib(void) {
+  long size = 0, resident = -1;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f && fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+  if (f) fclose(f);
+  return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* A block freed with one page of it still mlock'ed (a key, a password buffer) keeps that
+ * page, and only that: the rest of the pool's free memory still goes back, and a calloc over
+ * the locked page reads zero.  (The page made MADV_DONTNEED refuse a whole range, and the pool
+ * stopped giving memory back for good: 72 MiB resident after malloc_trim, glibc 1.5.) */
+static void t_mlocked_block_freed(void) {
+  enum { BLOCKS = 128, SIZE = 256 * KiB };
+  void *blocks[BLOCKS];
+  long start = resident_kib();
+  REQUIRE(start > 0);
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < BLOCKS; i++) {
+      REQUIRE(blocks[i] = round ? calloc(opaque(1), opaque(SIZE)) : malloc(opaque(SIZE)));
+      size_t off = round ? first_nonzero(blocks[i], SIZE) : SIZE_MAX;
+      CHECK(off == SIZE_MAX, "round %d: calloc(1, 256 KiB) #%d: byte %zu not zero", round, i, off);
+      memset(blocks[i], 0xa5, SIZE);
+    }
+    if (round == 0 && mlock(blocks[BLOCKS / 2], 4096) != 0) {
+      free_all(blocks, BLOCKS);
+      skip("mlock refused (RLIMIT_MEMLOCK)");
+      return;
+    }
+    free_all(blocks, BLOCKS);
+    malloc_trim(0);
+  }
+  long end = resident_kib();
+  CHECK(end < start + 8 * 1024, "resident after the blocks were freed and trimmed: %ld KiB, %ld at the start", end,
+        start);
+}
+
 static void t_calloc_edges(void) {
   void *p = calloc(opaque(0), opaque(5)), *q = calloc(opaque(5), opaque(0));
   CHECK(p && q, "calloc(0, 5) = %p, calloc(5, 0) = %p", p, q);
@@ -970,6 +1008,7 @@ static const struct test tests[] = {
     {"calloc_recycled", t_calloc_recycled},
     {"calloc_edges", t_calloc_edges},
     {"calloc_locked", t_calloc_locked},
+    {"mlocked_block_freed", t_mlocked_block_freed},
     {"enomem", t_enomem},
     {"memalign", t_memalign},
     {"aligned_alloc", t_aligned_alloc},
