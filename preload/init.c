@@ -28,8 +28,11 @@ static bool tp_stats_fd_intact(int fd) { return tp_os_fd_is(fd, tp_stats_dev, tp
 /* Heaps are locked in index order; the tenant count cannot change meanwhile
  * (creating a heap takes no pool lock, but publishes it last). */
 static uint32_t tp_fork_heaps;
+static bool tp_fork_locked; /* prepare found the pool made and took its locks */
 
 static void tp_fork_prepare(void) {
+  tp_fork_locked = atomic_load_explicit(&tp_init_state, memory_order_acquire) == 2;
+  if (!tp_fork_locked) return; /* registered at load (tp_constructor), the pool not made yet */
   tp_rec_fork_prepare(); /* the recorder's lock is never held while pool locks are taken */
   tp_tenant_fork_lock(false);
   tp_tcache_registry_lock();
@@ -40,6 +43,7 @@ static void tp_fork_prepare(void) {
 }
 
 static void tp_fork_parent(void) {
+  if (!tp_fork_locked) return;
   tp_large_unlock();
   for (uint32_t i = tp_fork_heaps; i-- > 0;) tp_heap_unlock_all(tp_tenant_heap(i));
   tp_tcache_registry_unlock();
@@ -48,6 +52,7 @@ static void tp_fork_parent(void) {
 }
 
 static void tp_fork_child(void) {
+  if (!tp_fork_locked) return;
   tp_large_reinit_lock();
   tp_tenant_fork_child();
   for (uint32_t i = 0; i < tp_fork_heaps; i++) tp_heap_reinit_locks(tp_tenant_heap(i));
@@ -78,6 +83,23 @@ static uintptr_t tp_random_key(void) {
 extern void *__dso_handle;
 extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
 
+/* Once, as early as the library can: at load, or at the first allocation if
+ * that comes first.  glibc runs prepare handlers newest first and child
+ * handlers oldest first, so handlers the program registers later run while
+ * the pool is not locked — they may allocate (registered at the pool's first
+ * allocation, after a constructor's pthread_atfork, they ran with every lock
+ * held and the fork hung).  pthread_atfork is not in libc.so: libc_nonshared.a
+ * links a wrapper of it in at the end of the library's text, among zstd's
+ * code, and calling it would map that page range into every process.  All
+ * the wrapper does is pass the library's handle, as here.  The flag is set
+ * first: the registration may allocate, and the pool's first allocation
+ * must not register again inside it. */
+static void tp_register_fork_handlers(void) {
+  static atomic_bool registered;
+  if (atomic_exchange(&registered, true)) return;
+  __register_atfork(tp_fork_prepare, tp_fork_parent, tp_fork_child, &__dso_handle);
+}
+
 void tp_init_slow(void) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&tp_init_state, &expected, 1)) {
@@ -93,11 +115,7 @@ void tp_init_slow(void) {
   atomic_store_explicit(&tp_init_state, 2, memory_order_release);
 
   tp_tcache_init_key();
-  /* pthread_atfork is not in libc.so: libc_nonshared.a links a wrapper of
-   * it in at the end of the library's text, among zstd's code, and calling
-   * it would map that page range into every process.  All the wrapper does
-   * is pass the library's handle, as here. */
-  __register_atfork(tp_fork_prepare, tp_fork_parent, tp_fork_child, &__dso_handle);
+  tp_register_fork_handlers();
   /* Programs like sort and ls close stderr before they exit: keep a copy
    * for the report, only when one was asked for. */
   if (tp_opt.stats) {
@@ -128,6 +146,7 @@ static bool tp_environment_configures(void) {
 /* The recorder starts here, not in the first malloc: the loader is done and
  * may be asked about modules (dl_iterate_phdr), files may be opened. */
 __attribute__((constructor)) static void tp_constructor(void) {
+  tp_register_fork_handlers();
   if (!tp_environment_configures()) return;
   tp_ensure_init();
   tp_rec_start(); /* first: it loads libunwind, which wants no other thread yet (unwind.c) */

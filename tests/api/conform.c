@@ -704,15 +704,6 @@ static void t_calloc_locked(void) {
   munlockall();
 }
 
-/* Resident memory of the process, KiB (/proc/self/statm). */
-static long resident_kib(void) {
-  long size = 0, resident = -1;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f && fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
-  if (f) fclose(f);
-  return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* A block freed with one page of it still mlock'ed (a key, a password buffer) keeps that
  * page, and only that: the rest of the pool's free memory still goes back, and a calloc over
  * the locked page reads zero.  (The page made MADV_DONTNEED refuse a whole range, and the pool
@@ -720,7 +711,7 @@ static long resident_kib(void) {
 static void t_mlocked_block_freed(void) {
   enum { BLOCKS = 128, SIZE = 256 * KiB };
   void *blocks[BLOCKS];
-  long start = resident_kib();
+  size_t start = rss_bytes();
   REQUIRE(start > 0);
   for (int round = 0; round < 3; round++) {
     for (int i = 0; i < BLOCKS; i++) {
@@ -737,9 +728,9 @@ static void t_mlocked_block_freed(void) {
     free_all(blocks, BLOCKS);
     malloc_trim(0);
   }
-  long end = resident_kib();
-  CHECK(end < start + 8 * 1024, "resident after the blocks were freed and trimmed: %ld KiB, %ld at the start", end,
-        start);
+  size_t end = rss_bytes();
+  CHECK(end < start + 8 * MiB, "resident after the blocks were freed and trimmed: %zu KiB, %zu at the start", end >> 10,
+        start >> 10);
 }
 
 static void t_calloc_edges(void) {
