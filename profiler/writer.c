@@ -428,7 +428,15 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
   uint64_t now_ns = tp_rec_now_ns();
   bool periodic = mode != TP_REC_FLUSH_PERIODIC || tp_rec_last_periodic_ns == UINT64_MAX ||
                   now_ns - tp_rec_last_periodic_ns >= TP_REC_SNAPSHOT_MS * 1000000ull;
-  tp_lock_acquire(&tp_rec.lock);
+  /* Holding a pool lock (a handler's exec or exit), the recorder's lock is
+   * waited for a second at most too: a fork in another thread takes it
+   * before the pool's locks, and would wait for this thread's. */
+  if (locks_free) {
+    tp_lock_acquire(&tp_rec.lock);
+  } else if (!tp_lock_timed(&tp_rec.lock, 1)) {
+    tp_lock_release(&tp_rec_writer_lock);
+    return false;
+  }
   tp_rec_batch *full = &tp_rec.batches[tp_rec.active];
   tp_rec.active ^= 1;
   uint32_t thread_count = tp_rec.thread_count, stack_count = tp_rec_stack_count();

@@ -67,8 +67,9 @@ small_stack_case() {
   else
     fail_check "$name: no line saying the flush was left out"
   fi
-  for t in "$WORK/$name"/*.tpt*; do
-    "$TIERPOOL_CLI" dump "$t" 2>/dev/null | grep -q '^process .* "after-exec"\]' && execd=$t
+  for t in "$WORK/$name"/*.tpt*; do # the dump to a file: under pipefail, grep -q's early exit fails the pipe
+    "$TIERPOOL_CLI" dump "$t" >"$WORK/$name.dump" 2>/dev/null || true
+    grep -q '^process .* "after-exec"\]' "$WORK/$name.dump" && execd=$t
   done
   if [ -n "$execd" ]; then
     trace_check "$name: the exec'd image's trace" facts "$execd" argv1=after-exec end=1 bucket:8009=100
