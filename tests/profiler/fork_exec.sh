@@ -198,23 +198,28 @@ else
   show "$WORK/exec-cancelled.err"
 fi
 
+# record_into_fifo NAME MODE: `tierpool record -o FIFO -- subject MODE`, a
+# reader copying the pipe to $WORK/NAME.tpt; its status checked.
+record_into_fifo() {
+  local name=$1 mode=$2 fifo=$WORK/$1.fifo reader rc=0
+  mkfifo "$fifo"
+  cat "$fifo" >"$WORK/$name.tpt" &
+  reader=$!
+  # The reader must be at its open (waiting for a writer) before the recording
+  # starts: a pipe nobody reads yet is one the recorder writes nothing to.
+  for _ in $(seq 500); do
+    [ "$(cat "/proc/$reader/wchan" 2>/dev/null)" = wait_for_partner ] && break
+    sleep 0.01
+  done
+  timeout 30 "$TIERPOOL_CLI" record -o "$fifo" -- "$SUBJECT" "$mode" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+  wait "$reader"
+  expect_status "record -o FIFO of subject $mode, within 30 s" 0 "$rc"
+}
+
 # The trace into a pipe (-o FIFO) through an exec: the reader has the first
 # image's trace; nothing waits for a reader that is gone (the exec'd image's
 # open did, for ever).
-fifo=$WORK/trace.fifo
-mkfifo "$fifo"
-cat "$fifo" >"$WORK/fifo.tpt" &
-reader=$!
-# The reader must be at its open (waiting for a writer) before the recording
-# starts: a pipe nobody reads yet is one the recorder writes nothing to.
-for _ in $(seq 500); do
-  [ "$(cat "/proc/$reader/wchan" 2>/dev/null)" = wait_for_partner ] && break
-  sleep 0.01
-done
-rc=0
-timeout 30 "$TIERPOOL_CLI" record -o "$fifo" -- "$SUBJECT" exec >"$WORK/fifo.out" 2>"$WORK/fifo.err" || rc=$?
-wait "$reader"
-expect_status "record -o FIFO of subject exec, within 30 s" 0 "$rc"
+record_into_fifo fifo exec
 expect_summary "$WORK/fifo.tpt" 'processes >= 1' 'truncated == 0'
 # The exec'd image finds the reader still there (its trace follows the first
 # in the stream) or gone (and says it records none): either, never a wait.
@@ -228,20 +233,9 @@ fi
 
 # A child's exec'd image (fork, exec) while the parent writes into the pipe:
 # the stream holds the parent's trace alone, the child's image says it records none.
-fifo=$WORK/spawn.fifo
-mkfifo "$fifo"
-cat "$fifo" >"$WORK/spawn-fifo.tpt" &
-reader=$!
-for _ in $(seq 500); do
-  [ "$(cat "/proc/$reader/wchan" 2>/dev/null)" = wait_for_partner ] && break
-  sleep 0.01
-done
-rc=0
-timeout 30 "$TIERPOOL_CLI" record -o "$fifo" -- "$SUBJECT" spawn >"$WORK/spawn-fifo.out" 2>"$WORK/spawn-fifo.err" || rc=$?
-wait "$reader"
-expect_status "record -o FIFO of subject spawn, within 30 s" 0 "$rc"
+record_into_fifo spawn-fifo spawn
 expect_summary "$WORK/spawn-fifo.tpt" 'processes == 1' 'ends == 1' 'truncated == 0'
-if grep -q "spawn.fifo carries another process's trace; pid [0-9]* records none" "$WORK/spawn-fifo.err"; then
+if grep -q "spawn-fifo.fifo carries another process's trace; pid [0-9]* records none" "$WORK/spawn-fifo.err"; then
   pass_check "spawn into a FIFO: the child's image says it records none"
 else
   fail_check "spawn into a FIFO: the child's image did not say it records none"
