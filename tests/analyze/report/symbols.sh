@@ -39,6 +39,10 @@ build_id() { readelf -n "$1" | awk '/Build ID:/ && !done {print $3; done = 1}'; 
 symbol() { nm -D --defined-only "$1" | awk -v n="$2" '{sub(/@.*/, "", $3)} $3 == n && !done {print $1; done = 1}'; }
 symbol_static() { nm --defined-only "$1" | awk -v n="$2" '$3 == n && !done {print $1; done = 1}'; }
 id=$(build_id "$REPORT_SUBJECT") at=$(symbol_static "$REPORT_SUBJECT" alloc_here)
+# Another build-id: the first byte changed (a build whose id began with 00 had
+# it read as its own, 1 build in 256: a clone at another path did).
+other_id=00${id:2}
+[ "$other_id" != "$id" ] || other_id=ff${id:2}
 libc=$(ldd "$REPORT_SUBJECT" | awk '$1 ~ /^libc\.so/ {print $3}') libc_id=$(build_id "$libc")
 getenv_at=$(symbol "$libc" getenv)
 frame=$(printf '0x%x' $((0x555500000000 + 0x$at + 8)))
@@ -46,7 +50,7 @@ libc_frame=$(printf '0x%x' $((0x7f0000000000 + 0x$getenv_at + 8)))
 cat >"$WORK/ids.spec" <<SPEC
 process pid=400 rate=1
 module path=$REPORT_SUBJECT build_id=$id bias=0x555500000000 seg=0:0x100000:0:1
-module path=$REPORT_SUBJECT build_id=00${id:2} bias=0x555600000000 seg=0:0x100000:0:1
+module path=$REPORT_SUBJECT build_id=$other_id bias=0x555600000000 seg=0:0x100000:0:1
 module path=/nonexistent/libc.so.6 build_id=$libc_id bias=0x7f0000000000 seg=0:0x1000000:0:1
 stack id=1 frames=$frame
 stack id=2 frames=$(printf '0x%x' $((0x555600000000 + 0x$at + 8)))
