@@ -35,12 +35,17 @@ __attribute__((constructor)) static void tp_exec_resolve(void) {
 
 /* path: the file the call names, for the trace (NULL: fexecve's descriptor).
  * A path the kernel cannot read (the exec fails with EFAULT) goes unnamed:
- * the trace must not read it in the program's place.  True: the recorder
- * wrote the Exec record and waits to hear whether the call comes back. */
-static bool tp_exec_prepare(const char *path) {
+ * the trace must not read it in the program's place; so does one relative
+ * to a directory descriptor (execveat).  True: the recorder wrote the Exec
+ * record and waits to hear whether the call comes back. */
+static bool tp_exec_prepare_at(int dirfd, const char *path) {
   if (!__atomic_load_n(&tp_next_execve, __ATOMIC_ACQUIRE)) tp_exec_resolve();
-  return tp_rec_active && tp_rec_before_exec(path && tp_os_name_readable(path) ? path : NULL);
+  if (!tp_rec_active) return false;
+  bool named = path && tp_os_name_readable(path) && (dirfd == AT_FDCWD || path[0] == '/');
+  return tp_rec_before_exec(named ? path : NULL);
 }
+
+static bool tp_exec_prepare(const char *path) { return tp_exec_prepare_at(AT_FDCWD, path); }
 
 /* The exec failed (rc is its -1): the program goes on. */
 static int tp_exec_returned(bool recorded, int rc) {
@@ -72,12 +77,9 @@ TP_API int execvp(const char *file, char *const argv[]) {
   return tp_exec_returned(recorded, tp_next_execvp(file, argv));
 }
 
-/* A name relative to a directory descriptor, or none (AT_EMPTY_PATH), goes
- * unnamed in the trace, as fexecve's.  Made as a system call: glibc has the
- * function only from 2.34. */
+/* Made as a system call: glibc has the function only from 2.34. */
 TP_API int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags) {
-  bool named = tp_os_name_readable(path) && (path[0] == '/' || (dirfd == AT_FDCWD && path[0] != '\0'));
-  bool recorded = tp_exec_prepare(named ? path : NULL);
+  bool recorded = tp_exec_prepare_at(dirfd, path);
   return tp_exec_returned(recorded, (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags));
 }
 

@@ -184,7 +184,7 @@ typedef enum tp_rec_flush_mode {
  * wait until tp_rec_writer_exec_failed (or the new image). */
 bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path);
 void tp_rec_writer_exec_failed(int error); /* the exec's errno */
-bool tp_rec_writer_flush_fits_stack(void); /* false: a signal stack too small for a flush */
+bool tp_rec_writer_flush_fits_stack(void); /* false (said on stderr): a signal stack too small for a flush */
 bool tp_rec_in_unforked_child(void); /* _Fork, raw clone, vfork: the trace is the parent's */
 void tp_rec_writer_after_fork_child(void);
 void *tp_rec_map(size_t size); /* zeroed pages for the recorder's own tables */

@@ -653,16 +653,6 @@ void tp_rec_start(void) {
   tp_rec_writer_start();
 }
 
-/* An exec or exit() from a handler on a small signal stack (an 8 KiB
- * SIGSTKSZ one): the flush would run off its end, so the trace ends at its
- * last frame.  Said without formatting: there is little stack to say it on. */
-static bool tp_rec_stack_fits_flush(void) {
-  if (tp_rec_writer_flush_fits_stack()) return true;
-  static const char line[] = "tierpool: profiler: exec or exit on a small signal stack; the trace ends at its last frame\n";
-  tp_os_write(2, line, sizeof line - 1);
-  return false;
-}
-
 /* The thread that flushes at exec or exit writes and opens files, which are
  * cancellation points: a cancel pending there would end the thread holding
  * the writer's lock, and the next flush would wait for ever. */
@@ -680,7 +670,7 @@ void tp_rec_finish(void) {
    * recorder, whose locks it may hold (the frames written so far are all the
    * trace gets); holding pool locks, no snapshot and no leak report (both
    * read the pool under its locks). */
-  if (tp_rec_self.busy || !tp_rec_stack_fits_flush()) return;
+  if (tp_rec_self.busy || !tp_rec_writer_flush_fits_stack()) return;
   bool held = tp_locks_held_here();
   int cancel = tp_rec_cancel_off();
   tp_rec_enter(&tp_rec_self);
@@ -696,7 +686,7 @@ bool tp_rec_before_exec(const char *path) {
   /* Busy: a signal handler's exec interrupted the recorder, whose locks this
    * thread may hold; the frames written so far are all the trace gets.  A
    * child that shares the parent's memory (vfork) leaves its flags alone. */
-  if (!tp_rec_active || tp_rec_in_unforked_child() || tp_rec_self.busy || !tp_rec_stack_fits_flush()) return false;
+  if (!tp_rec_active || tp_rec_in_unforked_child() || tp_rec_self.busy || !tp_rec_writer_flush_fits_stack()) return false;
   int cancel = tp_rec_cancel_off();
   tp_rec_enter(&tp_rec_self);
   bool written = tp_rec_writer_flush(TP_REC_FLUSH_EXEC, path);

@@ -501,8 +501,13 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
 #define TP_REC_FLUSH_STACK (16u << 10)
 #define TP_REC_FLUSH_STACK_OPENING (32u << 10)
 
+/* Short of it (an 8 KiB SIGSTKSZ stack), the flush is left out and the trace
+ * ends at its last frame; said without formatting, on what stack is left. */
 bool tp_rec_writer_flush_fits_stack(void) {
-  return !tp_rec_signal_stack_short(tp_rec_open_pending ? TP_REC_FLUSH_STACK_OPENING : TP_REC_FLUSH_STACK);
+  if (!tp_rec_signal_stack_short(tp_rec_open_pending ? TP_REC_FLUSH_STACK_OPENING : TP_REC_FLUSH_STACK)) return true;
+  static const char line[] = "tierpool: profiler: exec or exit on a small signal stack; the trace ends at its last frame\n";
+  tp_os_write(2, line, sizeof line - 1);
+  return false;
 }
 
 /* The exec whose record tp_rec_writer_flush wrote came back with error: the
