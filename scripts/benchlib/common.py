@@ -87,6 +87,7 @@ def summary(runs):
         "rss": statistics.median(int(r["maxrss_kib"]) / 1024 for r in runs),
         "cpu": statistics.median((float(r["user_ms"]) + float(r["sys_ms"])) / k
                                  for r, k in zip(runs, n)),
+        "faults": statistics.median(int(r["minflt"]) / k / 1000 for r, k in zip(runs, n)),
     }
 
 
@@ -95,6 +96,7 @@ MEASURES = {
     "wall": lambda r: float(r["wall_ms"]),
     "rss": lambda r: int(r["maxrss_kib"]) / 1024,
     "cpu": lambda r: (float(r["user_ms"]) + float(r["sys_ms"])) / int(r["runs"]),
+    "faults": lambda r: int(r["minflt"]) / int(r["runs"]) / 1000,
 }
 
 

@@ -239,18 +239,19 @@ def profiling_markdown(rows, modes, stats, why, cli, quick, commands):
                "open when it spans the limit.  Trace bytes per million allocations: all the "
                "traces of a record run, allocations as counted in them; in bold above "
                "the acceptance limit (%s).  The same runs' CPU "
-               "time (user+sys):" % (RECORD_LIMIT_DEFAULT, RECORD_LIMIT["churn-"], f"{TRACE_LIMIT:,}"))
+               "time (user+sys) and minor page faults (thousands):" % (RECORD_LIMIT_DEFAULT, RECORD_LIMIT["churn-"], f"{TRACE_LIMIT:,}"))
     out.append("")
-    head = ["workload"] + [f"{m} CPU ms" for m in modes]
+    head = ["workload"] + [f"{m} CPU ms" for m in modes] + [f"{m} faults K" for m in modes]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for w in rows:
         line = [w.name]
-        for m in modes:
-            s = stats[w.name].get(m)
-            if m in why or "fail" in s:
-                line.append(value(w, m, "cpu", "%.0f"))
-            else:
-                line.append(cell(s["cpu"], s.get("ratio", {}).get("cpu"), "%.0f"))
+        for key, fmt in (("cpu", "%.0f"), ("faults", "%.1f")):
+            for m in modes:
+                s = stats[w.name].get(m)
+                if m in why or "fail" in s:
+                    line.append(value(w, m, key, fmt))
+                else:
+                    line.append(cell(s[key], s.get("ratio", {}).get(key), fmt))
         out.append("| " + " | ".join(line) + " |")
     out.append("")
     if commands:

@@ -13,7 +13,8 @@
  * SEC seconds in all.
  *
  * Output, one line on stdout:
- *   runs=N status=S wall_ms=W user_ms=U sys_ms=Y maxrss_kib=R out_fnv=H out_bytes=B
+ *   runs=N status=S wall_ms=W user_ms=U sys_ms=Y maxrss_kib=R minflt=F out_fnv=H out_bytes=B
+ * (minflt: minor page faults, the total of the runs).
  * status is 0 when every run exited 0, otherwise the first failure as
  * "exit:C", "signal:N" or "timeout" (a program that cannot be started exits 127).
  * measure exits 0 when status is 0, 1 when it is not, 2 on bad usage or when
@@ -70,6 +71,7 @@ static char **child_env(const char *preload) {
 struct totals {
   double wall_ms, user_ms, sys_ms;
   long maxrss_kib;
+  long minflt;
   uint64_t fnv;
   unsigned long long out_bytes;
   char status[32];
@@ -114,6 +116,7 @@ static int run_once(char **argv, char **env, int quiet, struct totals *t) {
   t->user_ms += tv_ms(ru.ru_utime);
   t->sys_ms += tv_ms(ru.ru_stime);
   if (ru.ru_maxrss > t->maxrss_kib) t->maxrss_kib = ru.ru_maxrss;
+  t->minflt += ru.ru_minflt;
   if (t->status[0] != '0') return 0; /* keep the first failure */
   if (timed_out)
     snprintf(t->status, sizeof t->status, "timeout");
@@ -166,9 +169,9 @@ int main(int argc, char **argv) {
   }
   alarm(0);
 
-  printf("runs=%ld status=%s wall_ms=%.3f user_ms=%.3f sys_ms=%.3f maxrss_kib=%ld "
+  printf("runs=%ld status=%s wall_ms=%.3f user_ms=%.3f sys_ms=%.3f maxrss_kib=%ld minflt=%ld "
          "out_fnv=%016llx out_bytes=%llu\n",
-         runs, t.status, t.wall_ms, t.user_ms, t.sys_ms, t.maxrss_kib,
+         runs, t.status, t.wall_ms, t.user_ms, t.sys_ms, t.maxrss_kib, t.minflt,
          (unsigned long long)t.fnv, t.out_bytes);
   return strcmp(t.status, "0") == 0 ? 0 : 1;
 }
