@@ -218,9 +218,19 @@ bool tp_rec_writer_open(void) {
   tp_rec.fd = tp_os_fd_out_of_the_way(tp_rec.fd); /* the program's opens start at 3 as without us */
   tp_rec_fd_remember();
   tp_rec.pid = getpid();
-  /* The launcher learns about every trace of the run through this index. */
-  const char *index = getenv("TIERPOOL_TRACE_INDEX");
-  if (index && *index) {
+  /* The launcher learns about every trace of the run through this index.
+   * Its name is read at the process's first open, at start: a fork child
+   * opens its trace in its writer thread, and a getenv there would race
+   * with a setenv of the child's own (one that reallocates the environment
+   * frees the array getenv walks). */
+  static char index[PATH_MAX];
+  static bool index_read;
+  if (!index_read) {
+    const char *name = getenv("TIERPOOL_TRACE_INDEX");
+    if (name && strlen(name) < sizeof index) strcpy(index, name);
+    index_read = true;
+  }
+  if (*index) {
     int fd = open(index, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0) {
       char line[sizeof tp_rec.path + 1];
