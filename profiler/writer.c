@@ -569,16 +569,25 @@ static void *tp_rec_writer_main(void *name) {
   return NULL;
 }
 
-void tp_rec_writer_start(void) {
-  __atomic_store_n(&tp_rec.writer_running, true, __ATOMIC_RELEASE); /* before: a writer may end at once */
+static void tp_rec_writer_spawn(void) {
   if (!tp_helper_spawn(tp_rec_writer_main, "tierpool-write"))
     __atomic_store_n(&tp_rec.writer_running, false, __ATOMIC_RELEASE);
 }
 
-/* After tp_helpers_pause: a writer again, unless the trace is finished. */
+void tp_rec_writer_start(void) {
+  __atomic_store_n(&tp_rec.writer_running, true, __ATOMIC_RELEASE); /* before: a writer may end at once */
+  tp_rec_writer_spawn();
+}
+
+/* After tp_helpers_pause: a writer again, unless the trace is finished; one
+ * only when two threads resume at once (the flag is claimed, as the
+ * background thread's). */
 void tp_rec_writer_restart(void) {
-  if (!tp_rec_active || tp_rec_finished || __atomic_load_n(&tp_rec.writer_running, __ATOMIC_ACQUIRE)) return;
-  tp_rec_writer_start();
+  bool expected = false;
+  if (!tp_rec_active || tp_rec_finished ||
+      !__atomic_compare_exchange_n(&tp_rec.writer_running, &expected, true, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return;
+  tp_rec_writer_spawn();
 }
 
 /* In a forked child: the parent's file and thread are not ours.  A new trace
