@@ -132,23 +132,29 @@ static bool tp_os_drop_pages(void *p, size_t size) {
   return TP_SYS(SYS_madvise, p, size, MADV_DONTNEED) == 0;
 }
 
-/* A range refused whole holds locked pages: a block the program mlock'ed
- * and freed without munlock (a key, a password buffer).  Halves are tried
- * down to single pages, which are zeroed by hand; the rest goes back.
- * Returns the pages zeroed by hand. */
-static size_t tp_os_release_around_locked(char *p, size_t size) {
-  if (tp_os_drop_pages(p, size)) return 0;
-  if (size <= TP_PAGE_SIZE) {
-    memset(p, 0, size);
-    return 1;
-  }
-  size_t half = (size / 2) & ~(size_t)(TP_PAGE_SIZE - 1);
-  return tp_os_release_around_locked(p, half) + tp_os_release_around_locked(p + half, size - half);
-}
-
 /* Beyond this many locked pages in one range the memory counts as locked
  * (mlockall(MCL_FUTURE) made behind the library's back, say). */
 #define TP_OS_LOCKED_PAGES_MAX 64
+
+static size_t tp_os_pages(size_t size) { return (size + TP_PAGE_SIZE - 1) >> TP_PAGE_SHIFT; }
+
+/* A range refused whole holds locked pages: a block the program mlock'ed
+ * and freed without munlock (a key, a password buffer).  Halves (whole pages:
+ * a range may end inside its last one) are tried down to single pages, which
+ * are zeroed by hand; the rest goes back.  Once more than
+ * TP_OS_LOCKED_PAGES_MAX pages (with those zeroed before, `zeroed`) are
+ * locked, what is left is zeroed whole: a range locked throughout would cost
+ * two madvise calls a page.  Returns the pages zeroed by hand. */
+static size_t tp_os_release_around_locked(char *p, size_t size, size_t zeroed) {
+  if (zeroed <= TP_OS_LOCKED_PAGES_MAX && tp_os_drop_pages(p, size)) return 0;
+  if (size <= TP_PAGE_SIZE || zeroed > TP_OS_LOCKED_PAGES_MAX) {
+    memset(p, 0, size);
+    return tp_os_pages(size);
+  }
+  size_t half = tp_os_pages(size) / 2 << TP_PAGE_SHIFT; /* at least a page: size > one */
+  size_t first = tp_os_release_around_locked(p, half, zeroed);
+  return first + tp_os_release_around_locked(p + half, size - half, zeroed + first);
+}
 
 /* Gives the pages of [p, p+size) back: they read as zero afterwards, which
  * callers count on (calloc takes released blocks as zeroed; no data crosses
@@ -163,7 +169,7 @@ void tp_os_release(void *p, size_t size) {
   if (!atomic_load_explicit(&tp_os_release_refused, memory_order_relaxed)) {
     if (tp_os_drop_pages(p, size)) return;
     if (!atomic_load_explicit(&tp_os_memory_locked, memory_order_relaxed)) {
-      if (tp_os_release_around_locked(p, size) > TP_OS_LOCKED_PAGES_MAX)
+      if (tp_os_release_around_locked(p, size, 0) > TP_OS_LOCKED_PAGES_MAX)
         atomic_store_explicit(&tp_os_release_refused, true, memory_order_relaxed);
       return; /* zero either way: dropped or zeroed page by page */
     }
