@@ -361,9 +361,19 @@ static uint64_t tp_rec_total_allocs(tp_rec_hist *const *sums, uint64_t used) {
 }
 
 /* A child that execs before its first flush, having allocated nothing of
- * its own, leaves no trace: fork + exec would otherwise leave an empty one. */
-static bool tp_rec_child_has_events(void) {
-  tp_lock_acquire(&tp_rec.lock);
+ * its own, leaves no trace: fork + exec would otherwise leave an empty one.
+ * Holding a pool lock (a handler's exec), the recorder's lock is waited for
+ * a second at most, as in tp_rec_writer_flush: a fork in another thread
+ * takes it, then waits for this thread's pool lock.  False then: the trace is
+ * not opened, and the exec goes on unrecorded. */
+static bool tp_rec_child_has_events(bool locks_free) {
+  if (locks_free) {
+    tp_lock_acquire(&tp_rec.lock);
+  } else if (!tp_lock_timed(&tp_rec.lock, 1)) {
+    tp_message("profiler: a fork in another thread kept the recorder for a second; pid %d's exec goes unrecorded",
+               (int)getpid());
+    return false;
+  }
   uint64_t used = tp_rec_hist_sum_all();
   const tp_rec_batch *b = &tp_rec.batches[tp_rec.active];
   bool events = b->sample_count || b->free_count || b->mmap_count || b->jit_count;
@@ -417,7 +427,7 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
     tp_lock_release(&tp_rec_writer_lock);
     return false;
   }
-  if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events())) {
+  if (tp_rec_open_pending && !tp_rec_finished && (mode != TP_REC_FLUSH_EXEC || tp_rec_child_has_events(locks_free))) {
     tp_rec_open_pending = false;
     tp_rec_writer_open();
   }

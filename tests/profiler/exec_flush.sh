@@ -10,6 +10,8 @@
 #   ... fork: the same in a forked child, whose trace opens in the handler.
 #   ... in-lock: the signal comes with the pool's lock held (a 300 KiB malloc):
 #   the flush read the pool's statistics under that lock and hung.
+#   ... fork-in-lock-forking: in a fork child, in-lock, while another thread
+#   forks: the exec waited for the recorder's lock, which that fork held.
 #   ... small-stack, fork-small-stack: the handler runs on an 8 KiB signal
 #   stack (SIGSTKSZ): the flush ran off its end (SIGSEGV, the exec never
 #   made); now it is left out, said in a line, and the exec goes on.
@@ -78,9 +80,44 @@ small_stack_case() {
   fi
 }
 
+# In a fork child whose trace is not open yet, the handler's exec comes with
+# the pool's lock held while another thread's fork holds the recorder's lock
+# and waits for that pool lock: the exec waited for the recorder for ever
+# (whether the child had events to open its trace for); now a second at
+# most, said in a line, and the exec goes on, the child's data unrecorded.
+forking_case() {
+  local name=exec-flush-fork-in-lock-forking rc=0 t execd=
+  mkdir -p "$WORK/$name"
+  (cd "$WORK/$name" && exec timeout 30 env LD_PRELOAD="$EXEC_SHIM:$TIERPOOL_LIB" TIERPOOL_PROFILE=1 \
+    TIERPOOL_TRACE="$WORK/$name/%e-%p.tpt" "$SUBJECT" exec-from-handler fork-in-lock-forking) \
+    </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+  if [ "$rc" -eq 124 ]; then
+    fail_check "$name: still running after 30 s (killed)"
+  else
+    expect_status "$name" 0 "$rc"
+  fi
+  [ "$rc" -eq 0 ] || show "$WORK/$name.err" 5
+  if grep -q "^tierpool: profiler: a fork in another thread kept the recorder for a second; pid [0-9]*'s exec goes unrecorded$" \
+    "$WORK/$name.err"; then
+    pass_check "$name: the wait given up after a second, said in a line"
+  else
+    fail_check "$name: no line saying the exec went unrecorded"
+  fi
+  for t in "$WORK/$name"/*.tpt*; do
+    "$TIERPOOL_CLI" dump "$t" >"$WORK/$name.dump" 2>/dev/null || true
+    grep -q '^process .* "after-exec"\]' "$WORK/$name.dump" && execd=$t
+  done
+  if [ -n "$execd" ]; then
+    trace_check "$name: the exec'd image's trace" facts "$execd" argv1=after-exec end=1 bucket:8009=100
+  else
+    fail_check "$name: no trace of the exec'd image"
+  fi
+}
+
 exec_case exec-flush "" 2
 exec_case exec-flush-fork fork 3
 exec_case exec-flush-in-lock in-lock 2
 small_stack_case exec-flush-small-stack small-stack
 small_stack_case exec-flush-fork-small-stack fork-small-stack
+forking_case
 finish

@@ -18,13 +18,16 @@
  *                      come in between)
  *   exec-fails         100 x 4500 B, an exec of a missing file, then 100 x 7027 B
  *   exec-fails-killed  100 x 4500 B, an exec of a missing file, then SIGKILL (by itself)
- *   exec-from-handler [fork|in-lock|small-stack|fork-small-stack]
+ *   exec-from-handler [fork|in-lock|small-stack|fork-small-stack|fork-in-lock-forking]
  *                      100 x 7013 B, then a signal handler execs (execv) itself as
  *                      `after-exec`; fork: all that in a forked child (its trace not
  *                      open yet), the parent waits for it; in-lock: the signal comes
  *                      inside a 300 KiB malloc, with the pool's lock held (through
  *                      exec_shim, which must be preloaded); small-stack: the handler
- *                      runs on an 8 KiB signal stack (SIGSTKSZ) with a guard page below
+ *                      runs on an 8 KiB signal stack (SIGSTKSZ) with a guard page below;
+ *                      fork-in-lock-forking: in a forked child, in-lock, and the
+ *                      handler wakes a thread that forks, then execs 50 ms later (before
+ *                      the child's writer first writes, 250 ms after the fork)
  *   execveat           100 x 7003 B, then execs itself through execveat as `after-exec`
  *   exec-cancelled     a thread with a cancel pending (deferred) allocates 100 x 7057 B
  *                      and calls an exec that fails, whose flush writes (a cancellation
@@ -516,6 +519,25 @@ static bool raise_inside_pool(int sig) {
   return true;
 }
 
+/* forking: a thread that forks when the handler wakes it; its fork's prepare
+ * handlers take the recorder's lock, then wait for the pool's lock, which
+ * the interrupted main thread holds (in-lock). */
+static int forker_pipe[2] = {-1, -1};
+
+static void *forker(void *arg) {
+  (void)arg;
+  char c;
+  if (read(forker_pipe[0], &c, 1) == 1 && fork() == 0) _exit(0);
+  return NULL;
+}
+
+static void exec_after_fork_on_signal(int sig) {
+  if (write(forker_pipe[1], "x", 1) != 1) _exit(1);
+  struct timespec pause = {0, 50 * 1000000L}; /* the fork is in its prepare handlers by then, the writer not yet awake */
+  nanosleep(&pause, NULL);
+  exec_on_signal(sig);
+}
+
 static int run_exec_from_handler(const char *self, const char *how) {
   if (strncmp(how, "fork", 4) == 0) {
     pid_t child = fork();
@@ -530,10 +552,14 @@ static int run_exec_from_handler(const char *self, const char *how) {
   exec_self = self;
   if (strstr(how, "small-stack")) {
     if (!handle_on_small_stack(SIGUSR2, exec_on_signal)) return 1;
+  } else if (strstr(how, "forking")) {
+    pthread_t thread;
+    if (pipe(forker_pipe) != 0 || pthread_create(&thread, NULL, forker, NULL) != 0) return 1;
+    signal(SIGUSR2, exec_after_fork_on_signal);
   } else {
     signal(SIGUSR2, exec_on_signal);
   }
-  if (strcmp(how, "in-lock") == 0) {
+  if (strstr(how, "in-lock")) {
     if (!raise_inside_pool(SIGUSR2)) return 2;
   } else {
     raise(SIGUSR2);
