@@ -26,9 +26,12 @@ static bool tp_stats_fd_intact(int fd) { return tp_os_fd_is(fd, tp_stats_dev, tp
 
 
 /* Heaps are locked in index order; the tenant count cannot change meanwhile
- * (creating a heap takes no pool lock, but publishes it last). */
-static uint32_t tp_fork_heaps;
-static bool tp_fork_locked; /* prepare found the pool made and took its locks */
+ * (creating a heap takes no pool lock, but publishes it last).  The forking
+ * thread's own: glibc (2.36 on) runs the handlers of two threads' forks at once, and
+ * one that found the pool not made yet must not unlock what the other's
+ * prepare took. */
+static __thread uint32_t tp_fork_heaps;
+static __thread bool tp_fork_locked; /* prepare found the pool made and took its locks */
 
 static void tp_fork_prepare(void) {
   tp_fork_locked = atomic_load_explicit(&tp_init_state, memory_order_acquire) == 2;
