@@ -30,11 +30,14 @@ static int tp_stack_tree_grow(tp_stack_tree *t) {
     slots[slot] = *s;
   }
   /* Published before the unmap: a fork in between must not give the child
-   * a table it would unmap again (the range may be someone else's by then). */
+   * a table it would unmap again (the range may be someone else's by then).
+   * The capacity last, in that order for the compiler too: a fork between
+   * the two stores leaves the child half the new table to leak, where the
+   * other order had it unmap twice the old one's size. */
   tp_stack_tree_slot *old = t->slots;
   uint32_t old_capacity = t->capacity;
   t->slots = slots;
-  t->capacity = capacity;
+  __atomic_store_n(&t->capacity, capacity, __ATOMIC_RELEASE);
   if (old) t->unmap(old, (size_t)old_capacity * sizeof *slots);
   return 1;
 }
