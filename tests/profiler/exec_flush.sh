@@ -53,21 +53,25 @@ exec_case() {
   trace_check "$name: the exec'd image's trace" facts "$last" argv1=after-exec end=1 bucket:8009=100
 }
 
-# small_stack_case NAME HOW: the exec from a handler on an 8 KiB signal
-# stack is made; the exec'd image records on its own.
-small_stack_case() {
-  local name=$1 how=$2 rc=0 t execd=
+# unflushed_case NAME HOW PRELOAD LINE SAYS: the handler's exec is made without
+# the flush (the trace ends at its last frame), stderr has LINE (a pattern
+# for grep, whole line) saying SAYS, and the exec'd image records on its own.
+unflushed_case() {
+  local name=$1 how=$2 preload=$3 line=$4 says=$5 rc=0 t execd=
   mkdir -p "$WORK/$name"
-  (cd "$WORK/$name" && exec timeout 30 env LD_PRELOAD="$TIERPOOL_LIB" TIERPOOL_PROFILE=1 \
+  (cd "$WORK/$name" && exec timeout 30 env LD_PRELOAD="$preload" TIERPOOL_PROFILE=1 \
     TIERPOOL_TRACE="$WORK/$name/%e-%p.tpt" "$SUBJECT" exec-from-handler "$how") \
     </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
-  expect_status "$name" 0 "$rc"
-  [ "$rc" -eq 0 ] || show "$WORK/$name.err" 5
-  if grep -q '^tierpool: profiler: exec or exit on a small signal stack; the trace ends at its last frame$' \
-    "$WORK/$name.err"; then
-    pass_check "$name: the flush left out, said in a line"
+  if [ "$rc" -eq 124 ]; then
+    fail_check "$name: still running after 30 s (killed)"
   else
-    fail_check "$name: no line saying the flush was left out"
+    expect_status "$name" 0 "$rc"
+  fi
+  [ "$rc" -eq 0 ] || show "$WORK/$name.err" 5
+  if grep -q "^$line\$" "$WORK/$name.err"; then
+    pass_check "$name: $says, said in a line"
+  else
+    fail_check "$name: no line saying $says"
   fi
   for t in "$WORK/$name"/*.tpt*; do # the dump to a file: under pipefail, grep -q's early exit fails the pipe
     "$TIERPOOL_CLI" dump "$t" >"$WORK/$name.dump" 2>/dev/null || true
@@ -80,44 +84,19 @@ small_stack_case() {
   fi
 }
 
+# On an 8 KiB signal stack the flush is left out.
+SMALL_STACK_LINE='tierpool: profiler: exec or exit on a small signal stack; the trace ends at its last frame'
 # In a fork child whose trace is not open yet, the handler's exec comes with
 # the pool's lock held while another thread's fork holds the recorder's lock
 # and waits for that pool lock: the exec waited for the recorder for ever
-# (whether the child had events to open its trace for); now a second at
-# most, said in a line, and the exec goes on, the child's data unrecorded.
-forking_case() {
-  local name=exec-flush-fork-in-lock-forking rc=0 t execd=
-  mkdir -p "$WORK/$name"
-  (cd "$WORK/$name" && exec timeout 30 env LD_PRELOAD="$EXEC_SHIM:$TIERPOOL_LIB" TIERPOOL_PROFILE=1 \
-    TIERPOOL_TRACE="$WORK/$name/%e-%p.tpt" "$SUBJECT" exec-from-handler fork-in-lock-forking) \
-    </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
-  if [ "$rc" -eq 124 ]; then
-    fail_check "$name: still running after 30 s (killed)"
-  else
-    expect_status "$name" 0 "$rc"
-  fi
-  [ "$rc" -eq 0 ] || show "$WORK/$name.err" 5
-  if grep -q "^tierpool: profiler: a fork in another thread kept the recorder for a second; pid [0-9]*'s exec goes unrecorded$" \
-    "$WORK/$name.err"; then
-    pass_check "$name: the wait given up after a second, said in a line"
-  else
-    fail_check "$name: no line saying the exec went unrecorded"
-  fi
-  for t in "$WORK/$name"/*.tpt*; do
-    "$TIERPOOL_CLI" dump "$t" >"$WORK/$name.dump" 2>/dev/null || true
-    grep -q '^process .* "after-exec"\]' "$WORK/$name.dump" && execd=$t
-  done
-  if [ -n "$execd" ]; then
-    trace_check "$name: the exec'd image's trace" facts "$execd" argv1=after-exec end=1 bucket:8009=100
-  else
-    fail_check "$name: no trace of the exec'd image"
-  fi
-}
+# (whether the child had events to open its trace for); now a second at most.
+FORKING_LINE="tierpool: profiler: a fork in another thread kept the recorder for a second; pid [0-9]*'s exec goes unrecorded"
 
 exec_case exec-flush "" 2
 exec_case exec-flush-fork fork 3
 exec_case exec-flush-in-lock in-lock 2
-small_stack_case exec-flush-small-stack small-stack
-small_stack_case exec-flush-fork-small-stack fork-small-stack
-forking_case
+unflushed_case exec-flush-small-stack small-stack "$TIERPOOL_LIB" "$SMALL_STACK_LINE" "the flush left out"
+unflushed_case exec-flush-fork-small-stack fork-small-stack "$TIERPOOL_LIB" "$SMALL_STACK_LINE" "the flush left out"
+unflushed_case exec-flush-fork-in-lock-forking fork-in-lock-forking "$EXEC_SHIM:$TIERPOOL_LIB" "$FORKING_LINE" \
+  "the wait given up after a second"
 finish
