@@ -160,6 +160,8 @@ __attribute__((constructor)) static void tp_constructor(void) {
  * the shared libraries it loaded (ld.so finalises the preloaded library right
  * after the executable): what they free at exit is neither counted in the
  * statistics nor in the trace, and validation's leak report lists it. */
+#define TP_REPORT_STACK (16u << 10) /* stack the exit report asks for below the destructor */
+
 __attribute__((destructor)) static void tp_destructor(void) {
   tp_rec_finish();
   if (atomic_load(&tp_init_state) != 2) return;
@@ -167,6 +169,14 @@ __attribute__((destructor)) static void tp_destructor(void) {
    * the report and the metrics read the pool under the locks it holds. */
   if (tp_locks_held_here()) {
     if (tp_opt.stats || tp_opt.prom_file[0]) tp_message("exit inside the allocator (a signal handler): no final statistics");
+    return;
+  }
+  /* The table is formatted on the stack: an exit() from a handler on an
+   * 8 KiB signal stack ran off its end (on 12 KiB it went through); said
+   * without formatting, on what stack is left. */
+  if ((tp_opt.stats || tp_opt.prom_file[0]) && tp_rec_signal_stack_short(TP_REPORT_STACK)) {
+    static const char line[] = "tierpool: exit on a small signal stack: no final statistics\n";
+    tp_os_write(2, line, sizeof line - 1);
     return;
   }
   if (tp_opt.stats) { /* to the copy of stderr, or stderr, whichever is still what stderr was */

@@ -46,6 +46,9 @@ void tp_rec_after_failed_exec(int error); /* the exec's errno */
 /* The calling thread's signal stack, as sigaltstack set it (sigstack.c): a
  * frame walk that starts on it keeps to it (unwind.c). */
 void tp_rec_note_signal_stack(uintptr_t base, size_t size, bool disabled);
+/* True on the thread's signal stack with less than room bytes left below
+ * the caller's frame (an exit from a handler on an 8 KiB one: init.c). */
+bool tp_rec_signal_stack_short(size_t room);
 void tp_rec_writer_restart(void); /* after tp_helpers_pause (helpers.c) */
 void tp_rec_fork_prepare(void);
 void tp_rec_fork_parent(void);

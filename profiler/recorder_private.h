@@ -135,9 +135,6 @@ bool tp_rec_stacks_init(void); /* the frame walk; false: cannot record stacks */
 void tp_rec_stacks_load_libunwind(void); /* the fallback, at tp_rec_start */
 void tp_rec_stacks_use_libgcc(void *libgcc);
 uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated);
-/* True on the thread's signal stack (sigaltstack) with less than room
- * bytes left below the caller's frame. */
-bool tp_rec_signal_stack_short(size_t room);
 
 /* stacks.c */
 uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated); /* takes its own lock */

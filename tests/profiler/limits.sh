@@ -11,7 +11,8 @@
 #   inside the pool, a lock held (exec_shim raises it there): the final flush
 #   read the pool's statistics under that lock and the process hung.
 #   exit from a handler on an 8 KiB signal stack: the final flush ran off
-#   its end (SIGSEGV).  Now: left out, said in a line, status 0.
+#   its end (SIGSEGV), and so did the statistics table (TIERPOOL_STATS=1).
+#   Now: both left out, each said in a line, status 0.
 source "$(dirname "$0")/lib.sh"
 : "${EXEC_SHIM:?}"
 
@@ -70,4 +71,14 @@ else
   fail_check "exit on a small signal stack: no line saying the flush was left out"
 fi
 [ ${#TRACES[@]} -eq 1 ] && expect_summary "${TRACES[0]}" 'processes == 1' 'truncated == 0'
+
+# The same with the statistics table asked for: formatting it there ran off
+# the stack (SIGSEGV) — under glibc the program just exits.
+recorded exit-small-stats "exit from a handler on an 8 KiB signal stack, statistics on" 0 TIERPOOL_STATS=1 \
+  LD_PRELOAD="$TIERPOOL_LIB" "$SUBJECT" exit-on-small-stack
+if grep -q '^tierpool: exit on a small signal stack: no final statistics$' "$WORK/exit-small-stats.err"; then
+  pass_check "exit on a small signal stack, statistics on: the table left out, said in a line"
+else
+  fail_check "exit on a small signal stack, statistics on: no line saying the table was left out"
+fi
 finish
