@@ -360,16 +360,22 @@ static uint64_t tp_rec_total_allocs(tp_rec_hist *const *sums, uint64_t used) {
   return total;
 }
 
+/* The recorder's lock for a flush.  Holding a pool lock (a handler's exec
+ * or exit), it is waited for a second at most: a fork in another thread
+ * takes it before the pool's locks, and would wait for this thread's.
+ * False: not taken. */
+static bool tp_rec_lock_for_flush(bool locks_free) {
+  if (!locks_free) return tp_lock_timed(&tp_rec.lock, 1);
+  tp_lock_acquire(&tp_rec.lock);
+  return true;
+}
+
 /* A child that execs before its first flush, having allocated nothing of
  * its own, leaves no trace: fork + exec would otherwise leave an empty one.
- * Holding a pool lock (a handler's exec), the recorder's lock is waited for
- * a second at most, as in tp_rec_writer_flush: a fork in another thread
- * takes it, then waits for this thread's pool lock.  False then: the trace is
- * not opened, and the exec goes on unrecorded. */
+ * False too when the recorder's lock could not be had: the trace is not
+ * opened, and the exec goes on unrecorded. */
 static bool tp_rec_child_has_events(bool locks_free) {
-  if (locks_free) {
-    tp_lock_acquire(&tp_rec.lock);
-  } else if (!tp_lock_timed(&tp_rec.lock, 1)) {
+  if (!tp_rec_lock_for_flush(locks_free)) {
     tp_message("profiler: a fork in another thread kept the recorder for a second; pid %d's exec goes unrecorded",
                (int)getpid());
     return false;
@@ -438,12 +444,7 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
   uint64_t now_ns = tp_rec_now_ns();
   bool periodic = mode != TP_REC_FLUSH_PERIODIC || tp_rec_last_periodic_ns == UINT64_MAX ||
                   now_ns - tp_rec_last_periodic_ns >= TP_REC_SNAPSHOT_MS * 1000000ull;
-  /* Holding a pool lock (a handler's exec or exit), the recorder's lock is
-   * waited for a second at most too: a fork in another thread takes it
-   * before the pool's locks, and would wait for this thread's. */
-  if (locks_free) {
-    tp_lock_acquire(&tp_rec.lock);
-  } else if (!tp_lock_timed(&tp_rec.lock, 1)) {
+  if (!tp_rec_lock_for_flush(locks_free)) {
     tp_lock_release(&tp_rec_writer_lock);
     return false;
   }
