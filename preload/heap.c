@@ -28,7 +28,12 @@
  * it once per 10 s, not once a second); otherwise it drifts back down.
  * A heap whose budget refused it memory within the release delay releases
  * nothing: it is using all it may, and what it gave back would be faulted
- * in again by its next allocations. */
+ * in again by its next allocations.
+ * All of that is `release = eager`.  `idle` keeps only what depends on time
+ * (a collapse waits the delay as a dip does; nothing goes before a mapping):
+ * where a fault costs 10 µs (a VM) and a program rebuilds what it freed, the
+ * early releases cost more than the memory is worth.  `off` releases nothing
+ * (a capped heap still sheds for its budget: tp_heap_charge). */
 #include <errno.h>
 #include <string.h>
 
@@ -80,6 +85,7 @@ static bool tp_heap_adapt_release_delay(tp_heap *h, uint64_t now, uint64_t since
 
 /* Returns whether it released. */
 static bool tp_heap_consider_release(tp_heap *h, uint64_t now) {
+  if (tp_release_policy == TP_RELEASE_OFF) return false;
   uint64_t resident = tp_heap_resident_bytes(h);
   uint64_t live = h->buddy_live_bytes + atomic_load_explicit(&h->slab_out_bytes, memory_order_relaxed);
   double threshold = tp_opt.release_threshold;
@@ -89,7 +95,8 @@ static bool tp_heap_consider_release(tp_heap *h, uint64_t now) {
   }
   /* A collapse is released at once; a dip must last the release delay. */
   uint64_t free_resident = resident > live ? resident - live : 0;
-  bool collapse = (double)live < threshold * 0.5 * (double)resident && free_resident >= TP_COLLAPSE_MIN_FREE &&
+  bool collapse = tp_release_policy == TP_RELEASE_EAGER && (double)live < threshold * 0.5 * (double)resident &&
+                  free_resident >= TP_COLLAPSE_MIN_FREE &&
                   now - h->last_release_ms >= h->release_delay_ms;
   if (h->below_threshold_since_ms == 0) h->below_threshold_since_ms = now;
   if (!collapse && (now - h->below_threshold_since_ms < h->release_delay_ms ||
@@ -138,9 +145,11 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
   if (tp_heap_consider_release(h, now)) return;
   if (h->release_delay_ms < tp_opt.release_delay_ms) h->release_delay_ms = tp_opt.release_delay_ms;
   if (now - h->last_purge_ms >= h->release_delay_ms && tp_heap_adapt_release_delay(h, now, h->last_purge_ms)) {
-    tp_central_retire_spares(h, now, h->release_delay_ms);
-    tp_heap_purge(h, now, h->release_delay_ms, false);
-    tp_central_purge_blocks(h, now, h->release_delay_ms);
+    tp_central_retire_spares(h, now, h->release_delay_ms); /* to the buddy, not the OS */
+    if (tp_release_policy != TP_RELEASE_OFF) {
+      tp_heap_purge(h, now, h->release_delay_ms, false);
+      tp_central_purge_blocks(h, now, h->release_delay_ms);
+    }
     h->last_purge_ms = now;
   }
 }
@@ -170,7 +179,7 @@ void tp_heap_tick_try(tp_heap *h) {
  * for this in refaults; peak RSS of runtimes is what it buys. */
 void tp_heap_purge_before_growth(tp_heap *h) {
   uint64_t now = tp_os_now_ms();
-  if (!tp_lock_try(&h->buddy_lock)) return;
+  if (tp_release_policy != TP_RELEASE_EAGER || !tp_lock_try(&h->buddy_lock)) return;
   tp_heap_purge(h, now, 0, false);
   tp_lock_release(&h->buddy_lock);
 }
@@ -210,7 +219,7 @@ void tp_heap_host_grows(void) {
   for (uint32_t i = 0; i < tp_tenant_count(); i++) {
     tp_heap *h = tp_tenant_heap(i);
     if (!tp_lock_try(&h->buddy_lock)) continue;
-    if (tp_heap_host_purge_due(h)) {
+    if (tp_release_policy == TP_RELEASE_EAGER && tp_heap_host_purge_due(h)) {
       h->host_purge_pages = tp_heap_purge(h, now, 0, true);
       h->host_retaken_pages = 0;
     }

@@ -43,6 +43,8 @@
     "return free pages when live/resident stays below this (0.50 for bursty work)")         \
   X(MS, release_delay_ms, "10", 0, 3600000,                                                  \
     "how long utilisation must stay low before pages are returned")                         \
+  X(TEXT, release, "eager", 0, 0,                                                            \
+    "how free pages go back to the OS: eager, idle (only after release_delay_ms unused) or off") \
   X(SIZE, grow_chunk, "1M", TP_PAGE_SIZE, TP_SEGMENT_SIZE / 2,                               \
     "step by which a heap's buddy area grows")                                              \
   X(SIZE, tcache_bytes, "16K", 0, 16 << 20,                                                  \
@@ -99,6 +101,12 @@ typedef struct tp_options {
 
 extern tp_options tp_opt;
 extern tp_class_table tp_classes;
+
+/* The `release` option: eager — dips, collapses, idle purges, and purges
+ * before the pool or the program maps memory; idle — only what stayed unused
+ * for the release delay; off — free pages stay (budget sheds aside). */
+enum tp_release_policy { TP_RELEASE_EAGER, TP_RELEASE_IDLE, TP_RELEASE_OFF };
+extern enum tp_release_policy tp_release_policy;
 
 void tp_options_init(void);
 /* Parses one value into the option named key; source names it in diagnostics.

@@ -14,6 +14,7 @@
 
 tp_options tp_opt;
 tp_class_table tp_classes;
+enum tp_release_policy tp_release_policy;
 
 typedef struct tp_option_desc {
   enum tp_option_kind kind;
@@ -304,6 +305,15 @@ static void tp_options_check(void) {
     tp_message("bad value '%s' for on_limit (want fail or abort); using fail", tp_opt.on_limit);
     strcpy(tp_opt.on_limit, "fail");
   }
+  static const char *const release_names[] = {"eager", "idle", "off"}; /* enum tp_release_policy */
+  uint32_t policy = 0;
+  while (policy < 3 && strcmp(tp_opt.release, release_names[policy]) != 0) policy++;
+  if (policy == 3) {
+    tp_message("bad value '%s' for release (want eager, idle or off); using eager", tp_opt.release);
+    strcpy(tp_opt.release, "eager");
+    policy = TP_RELEASE_EAGER;
+  }
+  tp_release_policy = (enum tp_release_policy)policy;
   tp_tenant_options_check();
 }
 

@@ -17,6 +17,7 @@ static void test_defaults(void **state) {
   assert_int_equal(tp_opt.grow_chunk, 1u << 20);
   assert_true(tp_opt.release_threshold > 0.69 && tp_opt.release_threshold < 0.71);
   assert_false(tp_opt.thp);
+  assert_int_equal(tp_release_policy, TP_RELEASE_EAGER);
   assert_int_equal(tp_classes.classes[0].size, 16);
   assert_int_equal(tp_classes.max_size, 32768);
   assert_int_equal(tp_opt.size_classes, tp_classes.count);
@@ -32,6 +33,7 @@ static void test_config_file_and_env(void **state) {
       "release_threshold=0.5\n"
       "large_cache_ms = 900\n"
       "thp = on\n"
+      "release = idle\n"
       "\n",
       env);
   assert_string_equal(err, "");
@@ -42,6 +44,7 @@ static void test_config_file_and_env(void **state) {
   assert_true(tp_opt.release_threshold == 0.5);
   assert_int_equal(tp_opt.large_cache_ms, 250); /* the environment wins over the file */
   assert_true(tp_opt.thp);
+  assert_int_equal(tp_release_policy, TP_RELEASE_IDLE);
   /* Every size maps to the smallest class that holds it. */
   assert_int_equal(tp_class_of_size(0), 0);
   assert_int_equal(tp_class_of_size(16), 0);
@@ -60,7 +63,8 @@ static void test_bad_keys_and_values(void **state) {
       "release_threshold = 1.5\n"
       "coalesce_delay_ms = 5M\n"
       "this line has no equals sign\n"
-      "large_cache_max = 99999999999999999999999\n",
+      "large_cache_max = 99999999999999999999999\n"
+      "release = never\n",
       env);
   assert_non_null(strstr(err, "unknown key 'no_such_key'"));
   assert_non_null(strstr(err, "bad value '12Q' for grow_chunk"));
@@ -68,6 +72,7 @@ static void test_bad_keys_and_values(void **state) {
   assert_non_null(strstr(err, "bad value '5M' for coalesce_delay_ms"));
   assert_non_null(strstr(err, "expected 'key = value'"));
   assert_non_null(strstr(err, "bad value '99999999999999999999999' for large_cache_max"));
+  assert_non_null(strstr(err, "bad value 'never' for release (want eager, idle or off); using eager"));
   assert_non_null(strstr(err, "TIERPOOL_BUDDY_MAX: bad value 'lots' for buddy_max"));
   assert_non_null(strstr(err, "unknown variable TIERPOOL_LIMT (ignored)"));  /* a typo */
   assert_non_null(strstr(err, "unknown variable TIERPOOL_limit (ignored)")); /* names are upper case */
@@ -77,6 +82,7 @@ static void test_bad_keys_and_values(void **state) {
   assert_int_equal(tp_opt.buddy_max, 4u << 20);
   assert_int_equal(tp_opt.large_cache_max, 64u << 20);
   assert_true(tp_opt.release_threshold > 0.69 && tp_opt.release_threshold < 0.71);
+  assert_int_equal(tp_release_policy, TP_RELEASE_EAGER);
   /* Every diagnostic is one line starting with "tierpool: ". */
   for (const char *line = err; *line;) {
     assert_memory_equal(line, "tierpool: ", 10);
