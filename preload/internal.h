@@ -44,7 +44,7 @@
   X(MS, release_delay_ms, "10", 0, 3600000,                                                  \
     "how long utilisation must stay low before pages are returned")                         \
   X(TEXT, release, "eager", 0, 0,                                                            \
-    "how free pages go back to the OS: eager, idle (only after release_delay_ms unused) or off") \
+    "how free pages go back to the OS: eager, idle (only after release_delay_ms) or off")     \
   X(SIZE, grow_chunk, "1M", TP_PAGE_SIZE, TP_SEGMENT_SIZE / 2,                               \
     "step by which a heap's buddy area grows")                                              \
   X(SIZE, tcache_bytes, "16K", 0, 16 << 20,                                                  \
@@ -103,8 +103,9 @@ extern tp_options tp_opt;
 extern tp_class_table tp_classes;
 
 /* The `release` option: eager — dips, collapses, idle purges, and purges
- * before the pool or the program maps memory; idle — only what stayed unused
- * for the release delay; off — free pages stay (budget sheds aside). */
+ * before the pool or the program maps memory; idle — dips (a collapse is
+ * one) and idle purges, each after the release delay; off — free pages stay
+ * (budget sheds aside). */
 enum tp_release_policy { TP_RELEASE_EAGER, TP_RELEASE_IDLE, TP_RELEASE_OFF };
 extern enum tp_release_policy tp_release_policy;
 
