@@ -293,6 +293,21 @@ static void tp_options_unknown_env(void) {
   }
 }
 
+/* A text option that names one of `count` choices: its index, or after one
+ * line naming them, the first (the default), which value then says too. */
+static uint32_t tp_option_choice(const char *key, char *value, const char *const *names, uint32_t count) {
+  for (uint32_t i = 0; i < count; i++)
+    if (strcmp(value, names[i]) == 0) return i;
+  char want[96];
+  size_t len = 0;
+  for (uint32_t i = 0; i < count && len < sizeof want; i++)
+    len += (size_t)snprintf(want + len, sizeof want - len, "%s%s", i == 0 ? "" : i + 1 == count ? " or " : ", ",
+                            names[i]);
+  tp_message("bad value '%s' for %s (want %s); using %s", value, key, want, names[0]);
+  strcpy(value, names[0]);
+  return 0;
+}
+
 /* Cross-option rules, checked after every source has been applied. */
 static void tp_options_check(void) {
   if (tp_opt.buddy_max < tp_classes.max_size) {
@@ -301,19 +316,10 @@ static void tp_options_check(void) {
     tp_opt.buddy_max = tp_align_up(tp_classes.max_size, TP_PAGE_SIZE);
   }
   tp_opt.buddy_max = tp_align_up(tp_opt.buddy_max, TP_PAGE_SIZE);
-  if (strcmp(tp_opt.on_limit, "fail") != 0 && strcmp(tp_opt.on_limit, "abort") != 0) {
-    tp_message("bad value '%s' for on_limit (want fail or abort); using fail", tp_opt.on_limit);
-    strcpy(tp_opt.on_limit, "fail");
-  }
+  static const char *const on_limit_names[] = {"fail", "abort"};
+  tp_option_choice("on_limit", tp_opt.on_limit, on_limit_names, 2);
   static const char *const release_names[] = {"eager", "idle", "off"}; /* enum tp_release_policy */
-  uint32_t policy = 0;
-  while (policy < 3 && strcmp(tp_opt.release, release_names[policy]) != 0) policy++;
-  if (policy == 3) {
-    tp_message("bad value '%s' for release (want eager, idle or off); using eager", tp_opt.release);
-    strcpy(tp_opt.release, "eager");
-    policy = TP_RELEASE_EAGER;
-  }
-  tp_release_policy = (enum tp_release_policy)policy;
+  tp_release_policy = (enum tp_release_policy)tp_option_choice("release", tp_opt.release, release_names, 3);
   tp_tenant_options_check();
 }
 
