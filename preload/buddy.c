@@ -347,14 +347,15 @@ size_t tp_buddy_release_free(tp_heap *h, uint64_t target) {
 /* Returns resident free blocks of at least 2^min_order pages that have been
  * free for `idle_ms` or more, whatever the utilisation: memory nobody reuses
  * within that time is not worth keeping (mimalloc's purge delay, in effect).
- * `host`: the host is growing (tp_heap_host_grows).  Returns the bytes released. */
-size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order, bool host) {
+ * `host`: the host is growing (tp_heap_host_grows).  Stops once `most` bytes
+ * are released, smallest blocks first.  Returns the bytes released. */
+size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order, bool host, size_t most) {
   if (!tp_os_can_release()) return 0;
   tp_release_batch batch = {0};
   size_t released = 0;
   uint32_t state = TP_FREE_RELEASED | TP_FREE_PURGED | (host ? TP_FREE_HOST_PURGED : 0);
-  for (uint32_t order = min_order; order < TP_BUDDY_ORDERS; order++) {
-    for (tp_span *span = h->free_lists[order], *next; span; span = next) {
+  for (uint32_t order = min_order; order < TP_BUDDY_ORDERS && released < most; order++) {
+    for (tp_span *span = h->free_lists[order], *next; span && released < most; span = next) {
       next = span->next;
       tp_segment *seg = tp_segment_of(span);
       if (tp_span_released(seg, span)) break; /* resident blocks come first */

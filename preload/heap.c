@@ -68,15 +68,17 @@ uint64_t tp_heap_resident_bytes(tp_heap *h) {
 }
 
 /* Called before each release: judges the releases since the last call by how
- * much of them was taken back.  Returns whether releasing now is still due. */
+ * much of them was taken back.  Returns whether releasing now is still due.
+ * A window of fewer than TP_REGRET_MIN_PAGES is not judged yet: the small
+ * idle purges between two rounds of a batch job would each forgive a little
+ * of the regret its big releases earned, and soon all of it. */
 static bool tp_heap_adapt_release_delay(tp_heap *h, uint64_t now, uint64_t since) {
-  if (h->released_window_pages) {
-    uint64_t base = tp_opt.release_delay_ms, cap = base > TP_RELEASE_DELAY_CAP ? base : TP_RELEASE_DELAY_CAP;
-    if (h->retaken_pages >= TP_REGRET_MIN_PAGES && h->retaken_pages * 2 >= h->released_window_pages)
-      h->release_delay_ms = h->release_delay_ms * 8 > cap ? cap : h->release_delay_ms * 8;
-    else
-      h->release_delay_ms -= (h->release_delay_ms - base) / 4;
-  }
+  if (h->released_window_pages < TP_REGRET_MIN_PAGES) return now - since >= h->release_delay_ms;
+  uint64_t base = tp_opt.release_delay_ms, cap = base > TP_RELEASE_DELAY_CAP ? base : TP_RELEASE_DELAY_CAP;
+  if (h->retaken_pages >= TP_REGRET_MIN_PAGES && h->retaken_pages * 2 >= h->released_window_pages)
+    h->release_delay_ms = h->release_delay_ms * 8 > cap ? cap : h->release_delay_ms * 8;
+  else
+    h->release_delay_ms -= (h->release_delay_ms - base) / 4;
   /* Either way the window starts afresh: retakes of releases judged already
    * would make the next small release look regretted. */
   h->released_window_pages = h->retaken_pages = 0;
@@ -125,9 +127,9 @@ static bool tp_heap_at_limit(tp_heap *h, uint64_t now) {
 
 /* Free blocks of 32 KiB and more idle for idle_ms go back, merged first
  * (fewer, larger madvise calls).  Returns the pages released. */
-static uint64_t tp_heap_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, bool host) {
+static uint64_t tp_heap_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, bool host, size_t most) {
   if (h->frees_since_coalesce) tp_buddy_coalesce(h);
-  return tp_buddy_purge(h, now, idle_ms, TP_PURGE_MIN_ORDER, host) >> TP_PAGE_SHIFT;
+  return tp_buddy_purge(h, now, idle_ms, TP_PURGE_MIN_ORDER, host, most) >> TP_PAGE_SHIFT;
 }
 
 void tp_heap_maintain(tp_heap *h, uint64_t now) {
@@ -147,7 +149,7 @@ void tp_heap_maintain(tp_heap *h, uint64_t now) {
   if (now - h->last_purge_ms >= h->release_delay_ms && tp_heap_adapt_release_delay(h, now, h->last_purge_ms)) {
     tp_central_retire_spares(h, now, h->release_delay_ms); /* to the buddy, not the OS */
     if (tp_release_policy != TP_RELEASE_OFF) {
-      tp_heap_purge(h, now, h->release_delay_ms, false);
+      tp_heap_purge(h, now, h->release_delay_ms, false, SIZE_MAX);
       tp_central_purge_blocks(h, now, h->release_delay_ms);
     }
     h->last_purge_ms = now;
@@ -173,45 +175,57 @@ void tp_heap_tick_try(tp_heap *h) {
   tp_lock_release(&h->buddy_lock);
 }
 
-/* A large mapping is about to be faulted in: the heap's free blocks of 32 KiB
- * and more go back first, so the process does not hold both (skipped when
- * another thread holds the heap).  Bursty multi-threaded big-block churn pays
- * for this in refaults; peak RSS of runtimes is what it buys. */
-void tp_heap_purge_before_growth(tp_heap *h) {
-  uint64_t now = tp_os_now_ms();
+/* A large mapping of `growth` bytes is about to be faulted in: as many bytes
+ * of the heap's free blocks of 32 KiB and more go back first, so the process
+ * does not hold both (skipped when another thread holds the heap).  As many,
+ * not all: the rest may be what the program's next allocations take. */
+void tp_heap_purge_before_growth(tp_heap *h, size_t growth) {
   if (tp_release_policy != TP_RELEASE_EAGER || !tp_lock_try(&h->buddy_lock)) return;
-  tp_heap_purge(h, now, 0, false);
+  tp_heap_purge(h, tp_os_now_ms(), 0, false, growth); /* the clock read under the lock: no free is newer */
   tp_lock_release(&h->buddy_lock);
 }
 
 /* Whether this host growth should purge h: not while recent ones were
- * regretted — half of the pages the last one released taken again by the
- * next growth (Python maps an arena whenever its objects need one, between
- * list frees and reallocations) — then 1, 2, 4 … 64 growths are skipped. */
+ * regretted.  A window of purges is a regret as soon as a quarter of its
+ * pages has been taken again, and judged kept only once TP_HOST_JUDGE_MS
+ * old: a pool takes released pages back only when its resident free ones
+ * are used up, many growths later (Python maps an arena every few
+ * milliseconds while it rebuilds a list it dropped).  A regret makes 1, 8,
+ * then 64 growths skip for each purge; a window kept divides that by 8. */
+#define TP_HOST_JUDGE_MS 200
 #define TP_HOST_PURGE_BACKOFF_MAX 64
-static bool tp_heap_host_purge_due(tp_heap *h) {
+static bool tp_heap_host_purge_due(tp_heap *h, uint64_t now) {
   if (h->host_purge_pages >= TP_REGRET_MIN_PAGES) {
     uint32_t backoff = h->host_purge_backoff;
-    if (h->host_retaken_pages * 2 < h->host_purge_pages) backoff = 0;           /* kept: no regret */
-    else backoff = backoff == 0 ? 1 : backoff * 2 > TP_HOST_PURGE_BACKOFF_MAX ? TP_HOST_PURGE_BACKOFF_MAX : backoff * 2;
-    h->host_purge_backoff = h->host_purge_skip = backoff;
-    h->host_purge_pages = 0;
+    if (h->host_retaken_pages * 4 >= h->host_purge_pages) {
+      backoff = backoff == 0 ? 1 : backoff * 8 > TP_HOST_PURGE_BACKOFF_MAX ? TP_HOST_PURGE_BACKOFF_MAX : backoff * 8;
+      h->host_purge_pages = 0;
+      h->host_purge_skip = backoff;
+    } else if (now - h->host_window_ms >= TP_HOST_JUDGE_MS) {
+      backoff /= 8;
+      h->host_purge_pages = 0;
+      h->host_purge_skip = backoff;
+    }
+    h->host_purge_backoff = backoff;
   }
-  if (h->host_purge_skip == 0) return true;
+  if (h->host_purge_skip == 0) {
+    h->host_purge_skip = h->host_purge_backoff;
+    return true;
+  }
   h->host_purge_skip--;
   return false;
 }
 
-/* The host program is about to fault in memory of its own (a Wasm memory
- * grows, a runtime heap maps pages): as before a large mapping of ours, free
- * blocks of 32 KiB and more go back first, whatever their age (a runtime's
+/* The host program is about to fault in `growth` bytes of its own (a Wasm
+ * memory grows, a runtime heap maps pages): as before a large mapping of
+ * ours, as many bytes of free blocks go back first, whatever their age (a runtime's
  * compiler threads free their work memory just before its heap grows: node's
  * peak RSS fell by about 1 MiB), unless that was regretted lately; then
  * maintenance runs — a program that has stopped calling the allocator would
  * otherwise never run it.  At most once per TP_HOST_GROWTH_MS; heaps busy in
  * another thread are skipped. */
 #define TP_HOST_GROWTH_MS 5
-void tp_heap_host_grows(void) {
+void tp_heap_host_grows(size_t growth) {
   static _Atomic uint64_t last_ms;
   if (tp_budget_busy_here()) return; /* a signal handler's mapping, amid a budget update */
   uint64_t now = tp_os_now_ms(), last = atomic_load_explicit(&last_ms, memory_order_relaxed);
@@ -219,9 +233,13 @@ void tp_heap_host_grows(void) {
   for (uint32_t i = 0; i < tp_tenant_count(); i++) {
     tp_heap *h = tp_tenant_heap(i);
     if (!tp_lock_try(&h->buddy_lock)) continue;
-    if (tp_release_policy == TP_RELEASE_EAGER && tp_heap_host_purge_due(h)) {
-      h->host_purge_pages = tp_heap_purge(h, now, 0, true);
-      h->host_retaken_pages = 0;
+    if (tp_release_policy == TP_RELEASE_EAGER && tp_heap_host_purge_due(h, now)) {
+      uint64_t pages = tp_heap_purge(h, tp_os_now_ms(), 0, true, growth);
+      if (pages && h->host_purge_pages == 0) { /* a window starts with its first purge */
+        h->host_window_ms = now;
+        h->host_retaken_pages = 0;
+      }
+      h->host_purge_pages += pages;
     }
     tp_heap_tick(h);
     tp_lock_release(&h->buddy_lock);

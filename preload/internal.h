@@ -278,7 +278,7 @@ void tp_buddy_give(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages);
 void tp_buddy_give_fresh(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages);
 void tp_buddy_coalesce(tp_heap *h);
 size_t tp_buddy_release_free(tp_heap *h, uint64_t target_resident_pages);
-size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order, bool host);
+size_t tp_buddy_purge(tp_heap *h, uint64_t now, uint64_t idle_ms, uint32_t min_order, bool host, size_t most);
 bool tp_buddy_extend(tp_heap *h, tp_segment *seg, uint32_t first, uint32_t pages, uint32_t new_pages);
 uint32_t tp_order_for_pages(uint32_t pages);
 
@@ -294,8 +294,8 @@ void *tp_heap_move_out(tp_heap *h, tp_segment *seg, uint32_t first, size_t new_s
 void tp_heap_maintain(tp_heap *h, uint64_t now_ms); /* buddy_lock held */
 void tp_heap_tick(tp_heap *h);                      /* buddy_lock held */
 void tp_heap_tick_try(tp_heap *h);                  /* buddy_lock not held */
-void tp_heap_purge_before_growth(tp_heap *h);
-void tp_heap_host_grows(void);                     /* the host maps or unprotects memory */
+void tp_heap_purge_before_growth(tp_heap *h, size_t growth);
+void tp_heap_host_grows(size_t growth);             /* the host maps or unprotects memory */
 size_t tp_heap_release_all(tp_heap *h);
 uint64_t tp_heap_resident_bytes(tp_heap *h);
 bool tp_heap_charge(tp_heap *h, uint64_t bytes, bool buddy_locked); /* fresh pages; frees room first */

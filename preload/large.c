@@ -181,7 +181,7 @@ static void *tp_large_obtain(tp_heap *h, size_t *size_io, size_t align, bool fre
     tp_os_unmap(cached.base, cached.size);
   }
   for (uint32_t i = 0; i < tp_tenant_count(); i++) /* idle pool pages go before fresh ones come */
-    tp_heap_purge_before_growth(tp_tenant_heap(i));
+    tp_heap_purge_before_growth(tp_tenant_heap(i), size);
   void *base = tp_os_map_aligned(size, align);
   if (base && tp_opt.thp && size >= tp_opt.thp_min) tp_os_advise_huge(base, size, true);
   *zeroed = true;
@@ -357,7 +357,7 @@ void *tp_large_realloc(void *p, size_t size, bool *found) {
   }
   if (grow) { /* fresh pages come: dead cached ones and idle pool pages go first */
     tp_large_cache_flush();
-    tp_heap_purge_before_growth(owner);
+    tp_heap_purge_before_growth(owner, size - old_size);
   }
   void *q = tp_os_remap(p, old_size, size);
   if (!q && grow) tp_budget_uncharge(owner, size - old_size);

@@ -20,7 +20,7 @@ static void *tp_syscall_pointer(long result) { return result == -1 ? MAP_FAILED 
 static inline void tp_host_growth(size_t length, int prot) {
   if (length >= TP_HOST_GROWTH_MIN && (prot & PROT_WRITE) &&
       atomic_load_explicit(&tp_init_state, memory_order_acquire) == 2)
-    tp_heap_host_grows();
+    tp_heap_host_grows(length);
 }
 
 /* A host call that would unmap or replace the pool's memory (a munmap of a

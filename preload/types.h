@@ -215,9 +215,10 @@ typedef struct tp_heap {
   uint64_t release_delay_ms;            /* adaptive: tp_heap_adapt_release_delay */
   uint64_t released_window_pages;       /* released since the delay last adapted */
   uint64_t retaken_pages;               /* released pages taken (faulted in) again since then */
-  /* Purges when the host grows (tp_heap_host_grows), judged apart: pages the
-   * last one released, those of them taken again since, how many to skip. */
-  uint64_t host_purge_pages, host_retaken_pages;
+  /* Purges when the host grows (tp_heap_host_grows), judged apart: pages
+   * released in the window that started at host_window_ms, host-purged pages
+   * taken again since, how many growths to skip. */
+  uint64_t host_purge_pages, host_retaken_pages, host_window_ms;
   uint32_t host_purge_backoff, host_purge_skip;
   uint64_t limit_hits_seen, limit_hit_ms; /* the budget's refusals, when last seen more of them */
   uint64_t clock_ms;                    /* time of the last free, stamps blocks */

@@ -6,6 +6,13 @@
 #include "unit.h"
 
 
+/* The pool's clock, set by a test (linked with --wrap=tp_os_now_ms); 0: the
+ * real one. */
+static uint64_t test_clock_ms;
+uint64_t __real_tp_os_now_ms(void);
+uint64_t __wrap_tp_os_now_ms(void);
+uint64_t __wrap_tp_os_now_ms(void) { return test_clock_ms ? test_clock_ms : __real_tp_os_now_ms(); }
+
 static uint64_t allocated_pages(const tp_heap *h) { return h->frontier_pages - h->free_pages; }
 
 static uint32_t free_blocks(const tp_heap *h, uint32_t order) {
@@ -175,6 +182,115 @@ static void test_release_judged_once(void **state) {
   assert_int_equal(unit_heap.release_delay_ms, base);
 }
 
+/* A release too small to judge (under 256 KiB) does not forgive a regret:
+ * a batch job's idle purges between its big releases once wore the delay
+ * back down to the base in a few rounds. */
+static void test_small_releases_do_not_forgive(void **state) {
+  (void)state;
+  uint64_t base = tp_opt.release_delay_ms, now = tp_os_now_ms() + 1000;
+  char *p = take_written(128);
+  give_and_release(p, 128);
+  assert_ptr_equal(tp_buddy_take(&unit_heap, 128, 0, NULL), p);
+  tp_heap_maintain(&unit_heap, now);
+  assert_int_equal(unit_heap.release_delay_ms, 8 * base);
+  /* Windows of 63 pages released, none taken back: not judged. */
+  for (int round = 1; round <= 4; round++) {
+    unit_heap.released_window_pages = 63;
+    unit_heap.retaken_pages = 0;
+    tp_heap_maintain(&unit_heap, now + (uint64_t)round * 8 * base);
+    assert_int_equal(unit_heap.release_delay_ms, 8 * base);
+  }
+  /* One of 64: judged, forgiven a quarter. */
+  unit_heap.released_window_pages = 64;
+  unit_heap.retaken_pages = 0;
+  tp_heap_maintain(&unit_heap, now + 5 * 8 * base);
+  assert_int_equal(unit_heap.release_delay_ms, 8 * base - (8 * base - base) / 4);
+}
+
+/* Frees every other one of `count` blocks of `pages` pages taken in a row,
+ * written first: that many resident free blocks that cannot merge. */
+static void free_every_other(tp_heap *h, uint32_t count, uint32_t pages) {
+  char *blocks[32];
+  assert_true(count <= 32);
+  for (uint32_t i = 0; i < count; i++) {
+    blocks[i] = tp_buddy_take(h, pages, 0, NULL);
+    memset(blocks[i], 1, (size_t)pages * TP_PAGE_SIZE);
+  }
+  for (uint32_t i = 0; i < count; i += 2) {
+    tp_segment *seg = tp_segment_of(blocks[i]);
+    tp_buddy_give(h, seg, tp_page_index(seg, blocks[i]), pages);
+  }
+  tp_buddy_coalesce(h);
+}
+
+/* Before the pool maps a large block, as many bytes go back as the mapping
+ * will fault in, not every free page the heap has. */
+static void test_purge_before_growth_is_proportional(void **state) {
+  (void)state;
+  free_every_other(&unit_heap, 16, 64); /* 8 free blocks of 256 KiB */
+  uint64_t released = unit_heap.buddy_released_bytes;
+  tp_heap_purge_before_growth(&unit_heap, 300u << 10);
+  assert_int_equal(unit_heap.buddy_released_bytes - released, 512u << 10); /* two blocks */
+  tp_heap_purge_before_growth(&unit_heap, SIZE_MAX); /* all: the 8 blocks, and any other */
+  assert_true(unit_heap.buddy_released_bytes - released >= 2048u << 10);
+}
+
+/* The program takes blocks of 32 pages until it has taken back `pages` of
+ * what host growths purged (resident blocks go first), then frees them. */
+static void retake_host_purged(tp_heap *h, uint64_t pages) {
+  char *blocks[64];
+  uint32_t count = 0;
+  while (h->host_retaken_pages < pages) {
+    assert_true(count < 64);
+    assert_non_null(blocks[count++] = tp_buddy_take(h, 32, 0, NULL));
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    tp_segment *seg = tp_segment_of(blocks[i]);
+    tp_buddy_give(h, seg, tp_page_index(seg, blocks[i]), 32);
+  }
+  tp_buddy_coalesce(h);
+}
+
+/* A growth of the host at test_clock_ms + `at`: the bytes it purged. */
+static uint64_t host_grows_at(tp_heap *h, uint64_t start, uint64_t at) {
+  uint64_t released = h->buddy_released_bytes;
+  test_clock_ms = start + at;
+  tp_heap_host_grows(256u << 10);
+  return h->buddy_released_bytes - released;
+}
+
+/* Purges when the host grows: each gives back the growth's size.  A quarter
+ * of a window's pages taken back is a regret at once: every other growth,
+ * then 8 in 9, skip their purge.  A window is judged kept only when 200 ms
+ * old (a pool takes released pages back last), which divides the skips by 8. */
+static void test_host_purges_judged_together(void **state) {
+  (void)state;
+  const char *env[] = {"TIERPOOL_RELEASE_DELAY_MS=100000", NULL}; /* no idle purges meanwhile */
+  assert_string_equal(unit_load_options(NULL, env), "");
+  tp_heap *h = &tp_main_heap; /* tenant 0: the heap tp_heap_host_grows purges */
+  tp_heap_init(h, "main");
+  free_every_other(h, 24, 32); /* 12 free blocks of 128 KiB; 3 MiB resident: no collapse */
+  uint64_t t0 = tp_os_now_ms() + 1000;
+  assert_int_equal(host_grows_at(h, t0, 0), 256u << 10);
+  assert_int_equal(host_grows_at(h, t0, 10), 256u << 10); /* nothing taken back yet */
+  retake_host_purged(h, 128);
+  assert_int_equal(host_grows_at(h, t0, 20), 0); /* a regret: every other growth purges */
+  assert_int_equal(host_grows_at(h, t0, 30), 256u << 10);
+  assert_int_equal(host_grows_at(h, t0, 40), 0);
+  assert_int_equal(host_grows_at(h, t0, 50), 256u << 10);
+  retake_host_purged(h, 32); /* a quarter of the new window's 128 pages */
+  for (uint64_t at = 60; at < 60 + 8 * 10; at += 10) assert_int_equal(host_grows_at(h, t0, at), 0);
+  assert_int_equal(host_grows_at(h, t0, 140), 256u << 10); /* the ninth */
+  /* Not taken back: judged kept 200 ms on, every other growth purges, and
+   * after another 200 ms every growth. */
+  assert_int_equal(host_grows_at(h, t0, 340), 0);
+  assert_int_equal(host_grows_at(h, t0, 350), 256u << 10);
+  assert_int_equal(host_grows_at(h, t0, 560), 256u << 10);
+  assert_int_equal(host_grows_at(h, t0, 570), 256u << 10);
+  test_clock_ms = 0;
+  unit_load_options(NULL, NULL);
+}
+
 /* A heap that its budget refused memory within the release delay keeps its
  * free pages (its next allocations would fault them in again); once the
  * refusals have stopped for a delay, it releases them. */
@@ -223,7 +339,7 @@ static void collapse_under_policy(const char *policy, uint64_t out[3]) {
   /* Taken and freed again, then the pool is about to map a large block. */
   p = take_written(pages);
   tp_buddy_give(&unit_heap, seg, tp_page_index(seg, p), pages);
-  tp_heap_purge_before_growth(&unit_heap);
+  tp_heap_purge_before_growth(&unit_heap, SIZE_MAX);
   out[2] = unit_heap.buddy_released_bytes - released;
   unit_load_options(NULL, NULL);
 }
@@ -412,6 +528,9 @@ int main(void) {
       cmocka_unit_test_setup(test_release_merges_neighbours, unit_setup_heap),
       cmocka_unit_test_setup(test_release_delay_adapts, unit_setup_heap),
       cmocka_unit_test_setup(test_release_judged_once, unit_setup_heap),
+      cmocka_unit_test_setup(test_small_releases_do_not_forgive, unit_setup_heap),
+      cmocka_unit_test_setup(test_purge_before_growth_is_proportional, unit_setup_heap),
+      cmocka_unit_test(test_host_purges_judged_together),
       cmocka_unit_test_setup(test_no_release_at_limit, unit_setup_heap),
       cmocka_unit_test(test_release_policies),
       cmocka_unit_test_setup(test_heap_pages_and_page_map, unit_setup_heap),
