@@ -154,6 +154,7 @@ void tp_os_proc_prepare(void); /* all of them open, before a helper starts */
 void tp_os_after_fork_child(void);
 int tp_os_fd_out_of_the_way(int fd); /* a close-on-exec copy from 1000 up; fd itself under a lower limit or none free */
 bool tp_os_fd_is(int fd, dev_t dev, ino_t ino); /* fd still names that file (not one the program opened since) */
+const char *tp_os_error_text(int err); /* strerror's English text: strerror may load a locale, and allocate */
 extern tierpool_os_stats_t tp_os_stats; /* updated with relaxed atomics */
 #define tp_stat_inc(field) __atomic_fetch_add(&(field), 1, __ATOMIC_RELAXED)
 

@@ -428,6 +428,11 @@ bool tp_os_fd_is(int fd, dev_t dev, ino_t ino) {
   return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
+const char *tp_os_error_text(int err) {
+  const char *text = strerrordesc_np(err);
+  return text ? text : "unknown error";
+}
+
 /* The library's own descriptors (the trace, the copy of stderr for the exit
  * report, libunwind's pipe, the kept /proc files and perf map) sit high:
  * open(2) hands out the lowest free number and programs count on it (a

@@ -298,7 +298,7 @@ TP_COLD static void prom_tick_slow(uint64_t now_ms, uint64_t due) {
     atomic_store_explicit(&prom.failing, false, memory_order_relaxed);
   } else if (errno != EBUSY && !atomic_exchange(&prom.failing, true)) {
     tp_message("prom_file %s: cannot write it: %s (will keep trying every %llu ms)", tp_opt.prom_file,
-               strerrordesc_np(errno) ? strerrordesc_np(errno) : "unknown error",
+               tp_os_error_text(errno),
                (unsigned long long)tp_opt.prom_interval_ms);
   }
   errno = saved;

@@ -143,7 +143,7 @@ static bool tp_rec_write_pipe(const uint8_t *data, size_t len) {
 static bool tp_rec_write_all(const uint8_t *data, size_t len) {
   if (!tp_rec_fd_check()) return false;
   if (tp_rec.fd_is_pipe ? tp_rec_write_pipe(data, len) : tp_rec_write_fd(data, len)) return true;
-  tp_message("profiler: writing %s failed (%s); trace stops here", tp_rec.path, strerror(errno));
+  tp_message("profiler: writing %s failed (%s); trace stops here", tp_rec.path, tp_os_error_text(errno));
   tp_rec_fd_give_up();
   return false;
 }
@@ -212,7 +212,7 @@ bool tp_rec_writer_open(void) {
     }
   }
   if (tp_rec.fd < 0) {
-    tp_message("profiler: cannot create %s (%s); not recording", tp_rec.path, strerror(errno));
+    tp_message("profiler: cannot create %s (%s); not recording", tp_rec.path, tp_os_error_text(errno));
     return false;
   }
   tp_rec.fd = tp_os_fd_out_of_the_way(tp_rec.fd); /* the program's opens start at 3 as without us */

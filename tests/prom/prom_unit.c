@@ -34,6 +34,7 @@ void tp_tenant_stats(uint32_t index, tierpool_tenant_stats_t *out) {
 uint64_t tp_node_budget_used(void) { return 123456789; }
 uint64_t tp_node_budget_held(void) { return 4096; }
 uint64_t tp_node_budget_total(void) { return 268435456; }
+const char *tp_os_error_text(int err) { return strerror(err); }
 void tp_message(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
