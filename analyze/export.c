@@ -64,7 +64,13 @@ const char *tp_export_tier_name(uint32_t tier, char *buf, size_t len) {
 int64_t tp_export_round(double v, double *carry) {
   double before = *carry;
   *carry += v;
-  return llround(*carry) - llround(before);
+  /* In doubles: llround of a total past 2^63 (a damaged trace's sizes) is
+   * undefined, and the difference of two such would overflow. */
+  double step = round(*carry) - round(before);
+  if (!(step == step)) return 0;
+  if (step >= 0x1p63) return INT64_MAX;
+  if (step < -0x1p63) return INT64_MIN;
+  return (int64_t)step;
 }
 
 static const char *base_name(const char *path) {

@@ -118,7 +118,9 @@ struct module_key {
 static bool module_eq(const void *ctx, uint32_t i, const void *key) {
   const struct tp_prof_module *m = &((const struct tp_profile *)ctx)->modules[i];
   const struct module_key *k = key;
-  return m->build_id_len == k->len && memcmp(m->build_id, k->build_id, k->len) == 0 && strcmp(m->path, k->path) == 0;
+  /* A module without a build-id has none to compare (and k->build_id may be NULL). */
+  return m->build_id_len == k->len && (k->len == 0 || memcmp(m->build_id, k->build_id, k->len) == 0) &&
+         strcmp(m->path, k->path) == 0;
 }
 
 uint32_t tp_profile_module(struct tp_profile *p, const char *path, const uint8_t *build_id, size_t build_id_len) {
