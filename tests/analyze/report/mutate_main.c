@@ -3,8 +3,9 @@
  * the first record of each kind, every field in turn set to edge values (a
  * column at one random element) or a repeated field cut short; then COUNT
  * copies with a record dropped, doubled or swapped with another.  Each copy
- * goes through `report`, and one in four through `report --json` and `export`
- * in four formats too, in this process, built with ASan and UBSan
+ * goes through `report`, and one in four through `report --json`, `export`
+ * in four formats, `dump` (and --summary), `propose`, `merge` and `diff` too,
+ * in this process, built with ASan and UBSan
  * (analysis_asan): whatever a command makes of it (a report, or exit status 2
  * with a message), it must not misbehave.  The frames stay as they were: a
  * change is made inside one frame, which is compressed again; modules lose
@@ -346,13 +347,20 @@ static int run_command(int which, const char *trace, const char *out) {
   const char *folded[] = {"export", "--format", "folded", "--value", "inuse-bytes", "-o", out, trace, NULL};
   const char *csv[] = {"export", "--format", "csv", "-o", out, trace, NULL};
   const char *json[] = {"export", "--format", "json", "-o", out, trace, NULL};
-  const char **commands[] = {report, report_json, pprof, folded, csv, json};
+  const char *dump[] = {"dump", trace, NULL};
+  const char *summary[] = {"dump", "--summary", trace, NULL};
+  const char *propose[] = {"propose", trace, "-o", out, NULL};
+  const char *merge[] = {"merge", trace, trace, "-o", out, NULL};
+  const char *diff[] = {"diff", trace, trace, NULL};
+  const char **commands[] = {report, report_json, pprof, folded, csv, json, dump, summary, propose, merge, diff};
+  int (*const runs[])(int, char **) = {cmd_report, cmd_report, cmd_export, cmd_export, cmd_export, cmd_export,
+                                       cmd_dump, cmd_dump, cmd_propose, cmd_merge, cmd_diff};
   const char **argv = commands[which];
   int argc = 0;
   while (argv[argc]) argc++;
-  return which < 2 ? cmd_report(argc, (char **)argv) : cmd_export(argc, (char **)argv);
+  return runs[which](argc, (char **)argv);
 }
-#define COMMANDS 6
+#define COMMANDS 11
 
 static struct {
   const char *trace, *out;
@@ -442,8 +450,8 @@ int main(int argc, char **argv) {
     copies.structure++;
   }
   fprintf(verdicts, "ok: %lu copies, each a field of the first record of its kind at an edge value or cut short (%lu), "
-                    "or a record dropped, doubled or swapped (%lu), through report (and one in four through report --json "
-                    "and export in 4 formats): %lu reported, %lu rejected, none misbehaved\n",
+                    "or a record dropped, doubled or swapped (%lu), through report (and one in four through report --json, "
+                    "export in 4 formats, dump, propose, merge and diff): %lu reported, %lu rejected, none misbehaved\n",
           copies.numbers + copies.structure, copies.numbers, copies.structure, copies.reported, copies.rejected);
   fclose(verdicts);
   for (size_t f = 0; f < frame_count; f++) {

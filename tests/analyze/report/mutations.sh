@@ -4,10 +4,10 @@
 # by one change: in the first record of each kind, every field set to edge
 # values (0, the largest, the sign bit; a column at one random element) or cut
 # short; then records dropped, doubled or swapped at random.  Each copy goes
-# through report, and one in four through report --json and export in four
-# formats, built with ASan and UBSan (mutate_main.c): reported, or rejected
-# with exit status 2, never a crash, a hang or a sanitizer report.  Seeded:
-# the same copies each run.  (It found two: a total past 2^63 rounded by
+# through report, and one in four through report --json, export in four
+# formats, dump, propose, merge and diff, built with ASan and UBSan
+# (mutate_main.c): reported, or rejected with exit status 2, never a crash, a
+# hang or a sanitizer report.  Seeded: the same copies each run.  (It found two: a total past 2^63 rounded by
 # llround, and memcmp given a module's missing build-id.)
 source "$(dirname "$0")/lib.sh"
 set -u
