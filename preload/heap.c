@@ -195,18 +195,13 @@ void tp_heap_purge_before_growth(tp_heap *h, size_t growth) {
 #define TP_HOST_JUDGE_MS 200
 #define TP_HOST_PURGE_BACKOFF_MAX 64
 static bool tp_heap_host_purge_due(tp_heap *h, uint64_t now) {
-  if (h->host_purge_pages >= TP_REGRET_MIN_PAGES) {
+  bool regret = h->host_retaken_pages * 4 >= h->host_purge_pages;
+  if (h->host_purge_pages >= TP_REGRET_MIN_PAGES && (regret || now - h->host_window_ms >= TP_HOST_JUDGE_MS)) {
     uint32_t backoff = h->host_purge_backoff;
-    if (h->host_retaken_pages * 4 >= h->host_purge_pages) {
-      backoff = backoff == 0 ? 1 : backoff * 8 > TP_HOST_PURGE_BACKOFF_MAX ? TP_HOST_PURGE_BACKOFF_MAX : backoff * 8;
-      h->host_purge_pages = 0;
-      h->host_purge_skip = backoff;
-    } else if (now - h->host_window_ms >= TP_HOST_JUDGE_MS) {
-      backoff /= 8;
-      h->host_purge_pages = 0;
-      h->host_purge_skip = backoff;
-    }
-    h->host_purge_backoff = backoff;
+    if (regret) backoff = backoff == 0 ? 1 : backoff * 8 > TP_HOST_PURGE_BACKOFF_MAX ? TP_HOST_PURGE_BACKOFF_MAX : backoff * 8;
+    else backoff /= 8;
+    h->host_purge_backoff = h->host_purge_skip = backoff;
+    h->host_purge_pages = 0; /* the next purge starts a window */
   }
   if (h->host_purge_skip == 0) {
     h->host_purge_skip = h->host_purge_backoff;
@@ -218,9 +213,9 @@ static bool tp_heap_host_purge_due(tp_heap *h, uint64_t now) {
 
 /* The host program is about to fault in `growth` bytes of its own (a Wasm
  * memory grows, a runtime heap maps pages): as before a large mapping of
- * ours, as many bytes of free blocks go back first, whatever their age (a runtime's
- * compiler threads free their work memory just before its heap grows: node's
- * peak RSS fell by about 1 MiB), unless that was regretted lately; then
+ * ours, as many bytes of free blocks go back first, whatever their age (a
+ * runtime's compiler threads free their work memory just before its heap
+ * grows: node's peak RSS fell by about 1 MiB), unless that was regretted lately; then
  * maintenance runs — a program that has stopped calling the allocator would
  * otherwise never run it.  At most once per TP_HOST_GROWTH_MS; heaps busy in
  * another thread are skipped. */
