@@ -5,9 +5,9 @@
  * copies with a record dropped, doubled or swapped with another.  Each copy
  * goes through `report`, and one in four through `report --json`, `export`
  * in four formats, `dump` (and --summary), `propose`, `merge` and `diff` too,
- * in this process, built with ASan and UBSan
- * (analysis_asan): whatever a command makes of it (a report, or exit status 2
- * with a message), it must not misbehave.  The frames stay as they were: a
+ * in this process, built with ASan and UBSan (analysis_asan): whatever a
+ * command makes of it (a report, or exit status 2 with a message), it must
+ * not misbehave.  The frames stay as they were: a
  * change is made inside one frame, which is compressed again; modules lose
  * their paths and build-ids first, so that no copy reads debug files.
  * Seeded: the same copies every run.  Prints "ok: ..." or "FAIL: ..." lines
@@ -57,6 +57,14 @@ static uint8_t *read_whole(const char *path, size_t *len) {
   return data;
 }
 
+/* m packed into r (the message alone: the frame's length prefixes are
+ * written by write_trace). */
+static void pack_record(const Tierpool__Trace__Record *m, record *r) {
+  r->len = tierpool__trace__record__get_packed_size(m);
+  r->data = malloc(r->len ? r->len : 1);
+  tierpool__trace__record__pack(m, r->data);
+}
+
 /* A module record's path made one that does not exist, its build-id
  * dropped: symbolising a copy would otherwise read the module's file or its
  * debug file each time (a second for wasmtime). */
@@ -78,15 +86,8 @@ static void hide_module(record *r) {
     snprintf(hidden, sizeof hidden, "/nonexistent%s", path);
     m->module->path = hidden;
     m->module->build_id.len = 0; /* nor found by build-id, in /usr/lib/debug */
-    uint8_t *packed = malloc(tp_trace_record_packed_size(m));
-    size_t n = tp_trace_record_pack(m, packed);
-    uint64_t len;
-    int took = tp_trace_varint_get(packed, n, &len);
     free(r->data);
-    r->data = malloc(len);
-    memcpy(r->data, packed + took, len);
-    r->len = len;
-    free(packed);
+    pack_record(m, r);
     m->module->path = path;
     m->module->build_id.len = build_id_len;
   }
@@ -127,7 +128,6 @@ static bool split_trace(const uint8_t *file, size_t len, frame **out, size_t *co
 }
 
 /* ---- changing one record's numbers, through protobuf-c's descriptors ----- */
-
 
 /* A number or a repeated field's count somewhere in a message. */
 typedef struct slot {
@@ -247,16 +247,8 @@ static bool change_record(const record *r, record *out, size_t group, unsigned v
     else
       fprintf(stderr, "-- %s.%s: %#" PRIx64 "\n", at->message, at->field,
               size == 8 ? *(uint64_t *)at->at : *(uint32_t *)at->at);
-    /* The packed message, without the length prefix the codec writes first. */
-    uint8_t *packed = malloc(tp_trace_record_packed_size(m));
-    size_t n = tp_trace_record_pack(m, packed);
-    uint64_t inner;
-    int took = tp_trace_varint_get(packed, n, &inner);
-    out->len = (size_t)inner;
-    out->data = malloc(out->len ? out->len : 1);
-    memcpy(out->data, packed + took, out->len);
+    pack_record(m, out);
     out->weight = r->weight;
-    free(packed);
   }
   if (at) memcpy(at->at, saved, size); /* as unpacked, for the free */
   tierpool__trace__record__free_unpacked(m, NULL);
@@ -264,6 +256,10 @@ static bool change_record(const record *r, record *out, size_t group, unsigned v
 }
 
 /* ---- writing a changed copy ---------------------------------------------- */
+
+/* Frames as the library writes them (tp_trace_compress_frame), with one
+ * compressor for every copy. */
+static tp_trace_compressor compressor;
 
 static bool write_trace(const char *path, frame *frames, size_t count) {
   FILE *f = fopen(path, "wb");
@@ -278,13 +274,10 @@ static bool write_trace(const char *path, frame *frames, size_t count) {
       memcpy(pos, frames[i].records[k].data, frames[i].records[k].len);
       pos += frames[i].records[k].len;
     }
-    ZSTD_CCtx *c = ZSTD_createCCtx();
-    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
-    size_t cap = ZSTD_compressBound((size_t)(pos - plain));
+    size_t cap = tp_trace_frame_bound((size_t)(pos - plain));
     uint8_t *packed = malloc(cap);
-    size_t n = ZSTD_compress2(c, packed, cap, plain, (size_t)(pos - plain));
-    ok = !ZSTD_isError(n) && fwrite(packed, 1, n, f) == n;
-    ZSTD_freeCCtx(c);
+    size_t n = tp_trace_compress_frame(&compressor, plain, (size_t)(pos - plain), packed, cap);
+    ok = n > 0 && fwrite(packed, 1, n, f) == n;
     free(packed);
     free(plain);
   }
@@ -409,6 +402,10 @@ int main(int argc, char **argv) {
     printf("FAIL: %s: not a trace of complete frames with their sizes\n", argv[1]);
     return 0;
   }
+  if (tp_trace_compressor_init(&compressor, NULL, NULL) != 0) {
+    printf("FAIL: no zstd context\n");
+    return 0;
+  }
   rng_state = strtoull(argv[3], NULL, 0) | 1;
   unsigned long count = strtoul(argv[4], NULL, 0);
   char trace[4096], out[4096];
@@ -460,6 +457,7 @@ int main(int argc, char **argv) {
   }
   free(frames);
   free(file);
+  tp_trace_compressor_fini(&compressor);
   close(null);
   close(log);
   return 0;
