@@ -10,8 +10,18 @@
 
 _Atomic uint64_t tp_segment_bitmap[TP_SEGMENT_MAP_BITS / 64];
 
+/* The lowest and highest segment index registered: range scans stay between
+ * them.  A read elsewhere would fault bitmap pages in for nothing, and where
+ * the kernel has no shared zero page (some VMs) each is a page of RSS: node
+ * unmaps reservations all over the address space (72 KiB in a Wasm run). */
+static _Atomic uintptr_t tp_segment_index_lo = UINTPTR_MAX, tp_segment_index_hi;
+
 static void tp_segment_register(tp_segment *seg) {
   uintptr_t index = (uintptr_t)seg >> TP_SEGMENT_SHIFT;
+  uintptr_t lo = atomic_load_explicit(&tp_segment_index_lo, memory_order_relaxed);
+  while (index < lo && !atomic_compare_exchange_weak(&tp_segment_index_lo, &lo, index)) continue;
+  uintptr_t hi = atomic_load_explicit(&tp_segment_index_hi, memory_order_relaxed);
+  while (index > hi && !atomic_compare_exchange_weak(&tp_segment_index_hi, &hi, index)) continue;
   atomic_fetch_or_explicit(&tp_segment_bitmap[index >> 6], (uint64_t)1 << (index & 63),
                            memory_order_release);
 }
@@ -44,12 +54,16 @@ tp_segment *tp_segment_create(tp_heap *h) {
 
 /* The first segment in [lo, hi), or 0: a host's munmap or MAP_FIXED mmap
  * must not take the pool's memory (mmap.c).  Segments are never unmapped, so
- * a set bit is always the pool's.  Word by word: at most the bitmap's 1 MiB. */
+ * a set bit is always the pool's.  Word by word, between the lowest and the
+ * highest segment only. */
 uintptr_t tp_segment_in_range(uintptr_t lo, uintptr_t hi) {
   if (hi <= lo) return 0;
   uintptr_t first = lo >> TP_SEGMENT_SHIFT, last = (hi - 1) >> TP_SEGMENT_SHIFT;
-  if (first >= TP_SEGMENT_MAP_BITS) return 0;
-  if (last >= TP_SEGMENT_MAP_BITS) last = TP_SEGMENT_MAP_BITS - 1;
+  uintptr_t lowest = atomic_load_explicit(&tp_segment_index_lo, memory_order_acquire);
+  uintptr_t highest = atomic_load_explicit(&tp_segment_index_hi, memory_order_acquire);
+  if (first < lowest) first = lowest;
+  if (last > highest) last = highest;
+  if (first > last) return 0;
   for (uintptr_t index = first; index <= last; index = (index | 63) + 1) {
     uint64_t word = atomic_load_explicit(&tp_segment_bitmap[index >> 6], memory_order_relaxed);
     word &= ~(uint64_t)0 << (index & 63); /* from index on */

@@ -213,7 +213,7 @@ static size_t tp_rec_reservations(Tierpool__Trace__Snapshot__Reservation *out, s
     if (next) *next++ = '\0';
     uint64_t start, end;
     bool accessible, anonymous = tp_rec_parse_maps_line(line, &start, &end, &accessible);
-    bool ours = anonymous && (tp_segment_is_ours((void *)(uintptr_t)start) || tp_rec_is_own_map(start));
+    bool ours = anonymous && (tp_segment_in_range(start, start + 1) || tp_rec_is_own_map(start));
     if (anonymous && !ours && start == run_end) {
       run_end = end;
     } else {

@@ -2,6 +2,7 @@
  * coalescing, release, the buddy tier of a heap, and the span slots. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "unit.h"
 
@@ -438,6 +439,36 @@ static void test_growth_across_segments(void **state) {
   assert_null(tp_buddy_take(&unit_heap, TP_SEGMENT_PAGES, 0, NULL));
 }
 
+/* Whether the page holding p is mapped in (mincore). */
+static bool page_resident(const void *p) {
+  unsigned char in_core = 0;
+  uintptr_t page = (uintptr_t)p & ~(uintptr_t)(TP_PAGE_SIZE - 1);
+  assert_int_equal(mincore((void *)page, TP_PAGE_SIZE, &in_core), 0);
+  return in_core & 1;
+}
+
+/* A host's munmap of a range far from the pool (node unmaps reservations
+ * all over the address space) must not read the segment bitmap there: each
+ * page read would be mapped in, and a page of RSS where the kernel has no
+ * shared zero page. */
+static void test_range_scan_stays_near_segments(void **state) {
+  (void)state;
+  void *p = tp_buddy_take(&unit_heap, 1, 0, NULL);
+  assert_non_null(p);
+  assert_ptr_equal(tp_segment_in_range((uintptr_t)p, (uintptr_t)p + 1), (uintptr_t)tp_segment_of(p));
+  /* Each bitmap page covers 2^15 segments (1 TiB): find one not yet mapped
+   * in, scan all the addresses it covers, and look again. */
+  const uintptr_t per_page = (uintptr_t)TP_PAGE_SIZE * 8 << TP_SEGMENT_SHIFT;
+  uintptr_t lo = 0;
+  for (uintptr_t at = per_page; at < ((uintptr_t)1 << 47) && !lo; at += per_page)
+    if (!page_resident(&tp_segment_bitmap[(at >> TP_SEGMENT_SHIFT) >> 6])) lo = at;
+  assert_true(lo != 0);
+  assert_int_equal(tp_segment_in_range(lo, lo + per_page), 0);
+  assert_false(page_resident(&tp_segment_bitmap[(lo >> TP_SEGMENT_SHIFT) >> 6]));
+  /* A range from far below to far above the pool still finds its segment. */
+  assert_true(tp_segment_in_range(4096, (uintptr_t)1 << 47) != 0);
+}
+
 /* Header pages a segment's fields, page map (up to the frontier) and used
  * span slots can touch: what the header may hold resident. */
 static uint64_t header_bound(const tp_segment *seg) {
@@ -537,6 +568,7 @@ int main(void) {
       cmocka_unit_test_setup(test_grow_in_place, unit_setup_heap),
       cmocka_unit_test_setup(test_move_out_keeps_pages, unit_setup_heap),
       cmocka_unit_test_setup(test_growth_across_segments, unit_setup_heap),
+      cmocka_unit_test_setup(test_range_scan_stays_near_segments, unit_setup_heap),
       cmocka_unit_test_setup(test_descriptors_stay_dense, unit_setup_heap),
       cmocka_unit_test_setup(test_every_page_its_own_block, unit_setup_heap),
   };
