@@ -67,7 +67,7 @@ int64_t tp_export_round(double v, double *carry) {
   /* In doubles: llround of a total past 2^63 (a damaged trace's sizes) is
    * undefined, and the difference of two such would overflow. */
   double step = round(*carry) - round(before);
-  if (!(step == step)) return 0;
+  if (isnan(step)) return 0;
   if (step >= 0x1p63) return INT64_MAX;
   if (step < -0x1p63) return INT64_MIN;
   return (int64_t)step;
