@@ -3,7 +3,8 @@
  *
  * Memory return.  Utilisation = live / resident, where live counts user bytes
  * in buddy blocks and slab blocks out of the central lists, and resident
- * counts the pages handed to the buddy minus those known to be released.
+ * counts the pages handed to the buddy minus those known to be released and
+ * those of the sampled slabs (recording: mostly never touched).
  *  - A dip: utilisation below release_threshold for the release delay releases
  *    free blocks until it reaches the threshold plus a margin.  The margin and
  *    the delay are the hysteresis that keeps steady churn from releasing and
@@ -88,7 +89,12 @@ static bool tp_heap_adapt_release_delay(tp_heap *h, uint64_t now, uint64_t since
 /* Returns whether it released. */
 static bool tp_heap_consider_release(tp_heap *h, uint64_t now) {
   if (tp_release_policy == TP_RELEASE_OFF) return false;
-  uint64_t resident = tp_heap_resident_bytes(h);
+  /* Sampled slabs are as big as their class's others but hold a hundredth
+   * of the blocks: their pages are mostly never touched.  Counted, they made
+   * a recorded program release (and fault in again) more than the same
+   * program unrecorded. */
+  uint64_t resident = tp_heap_resident_bytes(h), sampled = h->sampled_slab_pages << TP_PAGE_SHIFT;
+  resident = resident > sampled ? resident - sampled : 0;
   uint64_t live = h->buddy_live_bytes + atomic_load_explicit(&h->slab_out_bytes, memory_order_relaxed);
   double threshold = tp_opt.release_threshold;
   if (resident < TP_RELEASE_MIN_RESIDENT || (double)live >= threshold * (double)resident) {

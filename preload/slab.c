@@ -128,6 +128,7 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls, enum tp_page_kind kind)
   uint32_t entry = TP_PAGE_ENTRY(kind, TP_SLAB_DATA(first, tp_span_slot(seg, slab)));
   for (uint32_t i = 0; i < sc->slab_pages; i++) seg->page_map[first + i] = entry;
   h->slab_pages += sc->slab_pages;
+  if (kind == TP_PAGE_SAMPLED_SLAB) h->sampled_slab_pages += sc->slab_pages;
   tp_lock_release(&h->buddy_lock);
   return slab;
 }
@@ -136,6 +137,7 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls, enum tp_page_kind kind)
 static void tp_slab_give_back(tp_heap *h, tp_span *slab) {
   tp_segment *seg = tp_segment_of(slab);
   uint32_t first = slab->first, pages = slab->pages;
+  if (TP_PAGE_KIND(seg->page_map[first]) == TP_PAGE_SAMPLED_SLAB) h->sampled_slab_pages -= pages;
   for (uint32_t i = 0; i < pages; i++) seg->page_map[first + i] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
   tp_span_free(seg, slab); /* first: the free blocks of its pages reuse the slot */
   tp_buddy_give(h, seg, first, pages);

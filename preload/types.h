@@ -205,6 +205,7 @@ typedef struct tp_heap {
   uint64_t buddy_bytes_requested, buddy_bytes_allocated;
   uint64_t buddy_live_bytes, buddy_peak_bytes;
   uint64_t slab_pages;                  /* pages held by slabs                 */
+  uint64_t sampled_slab_pages;          /* of those, the sampled slabs'        */
   uint64_t frees_since_coalesce;
   uint64_t pages_freed_since_coalesce;
   uint64_t last_coalesce_ms;
