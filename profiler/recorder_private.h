@@ -141,7 +141,14 @@ uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool trunc
 void tp_rec_stacks_lock(void); /* fork */
 void tp_rec_stacks_unlock(void);
 void tp_rec_stacks_reinit_lock(void);
-const uintptr_t *tp_rec_stack_frames(uint32_t id, uint32_t *depth, bool *truncated);
+/* Stack id's frames, innermost first, at most max of them: how many. */
+uint32_t tp_rec_stack_frames(uint32_t id, uintptr_t *frames, uint32_t max, bool *truncated);
+/* The frames stack id added to the tree of stacks (outermost first): how
+ * many, where they are, and *back as a Stacks record's `from` wants it (the
+ * node they hang from, counted back from the first of them; 0: the root). */
+uint32_t tp_rec_stack_added(uint32_t id, uint32_t *back, const uint64_t **frames);
+bool tp_rec_stack_truncated(uint32_t id);
+uint32_t tp_rec_stack_node_count(void); /* nodes in the tree of stacks */
 uint32_t tp_rec_stack_count(void);
 void tp_rec_print_stack(int fd, const uintptr_t *frames, uint32_t depth);
 

@@ -610,10 +610,9 @@ static void tp_rec_leak_report(void) {
     n = snprintf(line, sizeof line, "#%d: %llu bytes in %llu blocks allocated at:\n", rank,
                  (unsigned long long)best->bytes, (unsigned long long)best->count);
     tp_os_write(2, line, (size_t)n);
-    uint32_t depth;
+    uintptr_t frames[TP_REC_MAX_DEPTH];
     bool truncated;
-    const uintptr_t *frames = tp_rec_stack_frames(best->stack, &depth, &truncated);
-    tp_rec_print_stack(2, frames, depth);
+    tp_rec_print_stack(2, frames, tp_rec_stack_frames(best->stack, frames, TP_REC_MAX_DEPTH, &truncated));
     best->count = 0;
   }
   tp_os_unmap(by_stack, (size_t)(stacks + 1) * sizeof *by_stack);

@@ -16,15 +16,11 @@
 #include <unistd.h>
 
 #include "recorder_private.h"
-#include "stack_tree.h"
 #include "trace_codec.h"
 
 static tp_lock tp_rec_writer_lock = TP_LOCK_INITIALIZER; /* one flush at a time */
 static uint32_t tp_rec_threads_emitted, tp_rec_stacks_emitted, tp_rec_tenants_emitted;
 static uint32_t tp_rec_sample_stack_max; /* highest stack id of the samples written (Samples.stack_back) */
-/* The frames of the stacks written (Stacks.from), indexed in the recorder's
- * own pages. */
-static tp_stack_tree tp_rec_stack_tree = {.map = tp_rec_map_table, .unmap = tp_os_unmap};
 static uint64_t tp_rec_sample_id_max;    /* highest sample id of the frames written (Frees.id_age) */
 /* Per tenant, the sums at this flush and those already written: mapped when
  * the tenant first has a histogram (16 KiB each). */
@@ -92,7 +88,10 @@ static void tp_rec_emit_threads(tp_rec_out *out, uint32_t thread_count) {
   }
 }
 
-/* New stacks as Stacks records, in batches that keep each record small. */
+/* New stacks as Stacks records, in batches that keep each record small.  A
+ * stack's new frames follow the previous stack's in the recorder's tree of
+ * stacks (stacks.c), numbered as the reader numbers them: a record's frames
+ * are one stretch of it. */
 #define TP_REC_STACKS_PER_RECORD 4096u
 
 static void tp_rec_emit_stacks(tp_rec_out *out, uint32_t stack_count) {
@@ -101,25 +100,21 @@ static void tp_rec_emit_stacks(tp_rec_out *out, uint32_t stack_count) {
   if (most > TP_REC_STACKS_PER_RECORD) most = TP_REC_STACKS_PER_RECORD;
   uint32_t *from = tp_rec_scratch_alloc(most * sizeof *from), *count = tp_rec_scratch_alloc(most * sizeof *count),
            *truncated = tp_rec_scratch_alloc(most * sizeof *truncated);
-  uint64_t *frames = tp_rec_scratch_alloc((size_t)most * TP_REC_MAX_DEPTH * sizeof *frames);
   while (tp_rec_stacks_emitted < stack_count && !out->failed) {
     uint32_t n = stack_count - tp_rec_stacks_emitted;
     if (n > most) n = most;
-    if (from && count && truncated && frames) {
+    if (from && count && truncated) {
       Tierpool__Trace__Stacks stacks = TIERPOOL__TRACE__STACKS__INIT;
       stacks.first_id = tp_rec_stacks_emitted + 1;
       stacks.n_from = stacks.n_count = n;
-      stacks.from = from, stacks.count = count, stacks.frames = frames, stacks.truncated = truncated;
+      stacks.from = from, stacks.count = count, stacks.truncated = truncated;
       for (uint32_t i = 0; i < n; i++) {
-        uint32_t depth, node, shared;
-        bool cut;
-        const uintptr_t *f = tp_rec_stack_frames(++tp_rec_stacks_emitted, &depth, &cut);
-        if (depth > TP_REC_MAX_DEPTH) depth = TP_REC_MAX_DEPTH; /* never: capture caps it */
-        uint32_t written = tp_stack_tree_add(&tp_rec_stack_tree, f, depth, &node, &shared);
-        from[i] = shared ? written + 1 - node : 0;
-        count[i] = depth - shared;
-        for (uint32_t k = depth - shared; k > 0; k--) frames[stacks.n_frames++] = f[k - 1];
-        if (cut) truncated[stacks.n_truncated++] = i;
+        const uint64_t *frames;
+        uint32_t id = ++tp_rec_stacks_emitted;
+        count[i] = tp_rec_stack_added(id, &from[i], &frames);
+        if (i == 0) stacks.frames = (uint64_t *)frames; /* only read */
+        stacks.n_frames += count[i];
+        if (tp_rec_stack_truncated(id)) truncated[stacks.n_truncated++] = i;
       }
       Tierpool__Trace__Record record = TIERPOOL__TRACE__RECORD__INIT;
       record.kind_case = TIERPOOL__TRACE__RECORD__KIND_STACKS;
@@ -609,7 +604,6 @@ void tp_rec_writer_after_fork_child(void) {
   tp_rec_file_after_fork_child();
   tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;
   tp_rec_sample_id_max = 0;
-  tp_stack_tree_reset(&tp_rec_stack_tree);
   uint64_t used = tp_rec_hist_tenants(); /* the child's histograms start at zero */
   for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
     if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_emitted[k], k);
