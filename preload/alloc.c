@@ -119,10 +119,7 @@ static TP_COLD __attribute__((noreturn)) void tp_bad_pointer(const char *call, v
 static void tp_free_slab_block(tp_span *slab, void *p, bool sampled) {
   void **block = p;
   uint32_t cls = slab->class_idx;
-  if (sampled) { /* into the thread's few sampled blocks, or back to its slab; never a bin */
-    tp_tcache_free_sampled(tp_segment_of(p)->heap, cls, p);
-    return;
-  }
+  if (sampled) tp_slab_unmark_sampled(tp_segment_of(p), slab, p); /* the recorder has seen its free */
   tp_tcache *tc = tp_tcache_current;
   if (!tc) tc = tp_tcache_create();
   block[1] = tp_free_mark(block);
@@ -187,8 +184,12 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
       uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_SLAB_FIRST(entry));
       uint64_t index = (offset * slab->div_magic) >> 40;
       void **block = p;
+      /* Recorded, a sampled block's free takes the slow path, to the
+       * recorder; its bit is read only in a slab that holds samples.
+       * Unrecorded, no bit matters. */
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
-                    block[1] != tp_free_mark(block))) {
+                    block[1] != tp_free_mark(block) &&
+                    !(record && tp_slab_has_samples(slab) && tp_slab_sampled_bit(seg, p)))) {
         uint32_t cls = slab->class_idx;
         if (record && tp_unlikely(!tp_rec_free_slab_counted(tc, cls))) {
           tp_free_recorded_rare(p, cls);
@@ -223,7 +224,7 @@ static inline void tp_free(void *p) {
 
 /* Counts (and perhaps samples) an allocation whose block holds its first
  * `size` bytes already: returns the block to hand out, which a sample may have
- * moved (tp_slab_resample). */
+ * moved. */
 static inline void *tp_record_alloc(void *p, size_t size, size_t align) { return tp_rec_alloc_counted(p, size, align); }
 
 /* ---- the API ------------------------------------------------------------- */

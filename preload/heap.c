@@ -3,8 +3,7 @@
  *
  * Memory return.  Utilisation = live / resident, where live counts user bytes
  * in buddy blocks and slab blocks out of the central lists, and resident
- * counts the pages handed to the buddy minus those known to be released and
- * those of the sampled slabs (recording: mostly never touched).
+ * counts the pages handed to the buddy minus those known to be released.
  *  - A dip: utilisation below release_threshold for the release delay releases
  *    free blocks until it reaches the threshold plus a margin.  The margin and
  *    the delay are the hysteresis that keeps steady churn from releasing and
@@ -53,11 +52,7 @@ void tp_heap_init(tp_heap *h, const char *name) {
   memset(h, 0, sizeof *h);
   h->name = name;
   tp_lock_init(&h->buddy_lock);
-  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) {
-    tp_lock_init(&h->central[c].lock);
-    tp_lock_init(&h->sampled[c].lock);
-    h->sampled[c].sampled = true;
-  }
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock);
   h->last_coalesce_ms = tp_os_now_ms(); /* last_release_ms = 0: a collapse may be released at once */
   h->release_delay_ms = tp_opt.release_delay_ms;
   h->buddy_max = tp_opt.buddy_max;
@@ -89,12 +84,7 @@ static bool tp_heap_adapt_release_delay(tp_heap *h, uint64_t now, uint64_t since
 /* Returns whether it released. */
 static bool tp_heap_consider_release(tp_heap *h, uint64_t now) {
   if (tp_release_policy == TP_RELEASE_OFF) return false;
-  /* Sampled slabs are as big as their class's others but hold a hundredth
-   * of the blocks: their pages are mostly never touched.  Counted, they made
-   * a recorded program release (and fault in again) more than the same
-   * program unrecorded. */
-  uint64_t resident = tp_heap_resident_bytes(h), sampled = h->sampled_slab_pages << TP_PAGE_SHIFT;
-  resident = resident > sampled ? resident - sampled : 0;
+  uint64_t resident = tp_heap_resident_bytes(h);
   uint64_t live = h->buddy_live_bytes + atomic_load_explicit(&h->slab_out_bytes, memory_order_relaxed);
   double threshold = tp_opt.release_threshold;
   if (resident < TP_RELEASE_MIN_RESIDENT || (double)live >= threshold * (double)resident) {
@@ -448,8 +438,7 @@ void tp_heap_residency(tp_heap *h, uint64_t out[4]) {
       uint32_t entry = seg->page_map[page], span, slot;
       switch (TP_PAGE_KIND(entry)) {
         case TP_PAGE_HEADER: span = 1, slot = 0; break;
-        case TP_PAGE_SLAB:
-        case TP_PAGE_SAMPLED_SLAB: span = seg->spans[TP_SLAB_SLOT(entry)].pages, slot = 1; break;
+        case TP_PAGE_SLAB: span = seg->spans[TP_SLAB_SLOT(entry)].pages, slot = 1; break;
         case TP_PAGE_BUDDY: span = TP_PAGE_DATA(entry), slot = 2; break;
         case TP_PAGE_FREE: span = 1u << (TP_PAGE_DATA(entry) & TP_FREE_ORDER_MASK), slot = 3; break;
         default: span = 1, slot = 0; break; /* cannot happen: every page is covered */
@@ -462,21 +451,18 @@ void tp_heap_residency(tp_heap *h, uint64_t out[4]) {
   tp_lock_release(&h->buddy_lock);
 }
 
-/* Lock order: central class locks (ascending), sampled class locks
- * (ascending), then the buddy lock. */
+/* Lock order: central class locks (ascending), then the buddy lock. */
 void tp_heap_lock_all(tp_heap *h) {
   for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_acquire(&h->central[c].lock);
-  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_acquire(&h->sampled[c].lock);
   tp_lock_acquire(&h->buddy_lock);
 }
 
 void tp_heap_unlock_all(tp_heap *h) {
   tp_lock_release(&h->buddy_lock);
-  for (uint32_t c = TP_MAX_CLASSES; c-- > 0;) tp_lock_release(&h->sampled[c].lock);
   for (uint32_t c = TP_MAX_CLASSES; c-- > 0;) tp_lock_release(&h->central[c].lock);
 }
 
 void tp_heap_reinit_locks(tp_heap *h) {
   tp_lock_init(&h->buddy_lock);
-  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock), tp_lock_init(&h->sampled[c].lock);
+  for (uint32_t c = 0; c < TP_MAX_CLASSES; c++) tp_lock_init(&h->central[c].lock);
 }

@@ -230,7 +230,7 @@ typedef struct tp_ptr_info {
   tp_span *slab;
   uint32_t page;
   size_t usable;
-  bool sampled; /* a block of the heap's sampled slabs */
+  bool sampled; /* a slab block the recorder marked sampled */
 } tp_ptr_info;
 
 tp_ptr_info tp_classify(void *p); /* segment.c */
@@ -312,18 +312,27 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count);
 size_t tp_central_release_spares(tp_heap *h);
 void tp_central_retire_spares(tp_heap *h, uint64_t now_ms, uint64_t idle_ms); /* buddy_lock held */
 size_t tp_central_purge_blocks(tp_heap *h, uint64_t now_ms, uint64_t idle_ms);   /* buddy_lock held */
-/* Sampled blocks (the heap's sampled centrals): one block of class cls, or
- * NULL; and a block's return, from the free path. */
-void *tp_sampled_take(tp_heap *h, uint32_t cls);
-void tp_sampled_return(tp_heap *h, uint32_t cls, void *block);
+/* Sampled slab blocks stay where they are, marked in their segment's bitmap
+ * and counted in their slab's `samples`: the recorded free fast path leaves
+ * only the blocks of slabs with a count to the slow path, which asks the bit.
+ * A buddy or large block's free asks the recorder anyway (segment.c). */
+void tp_slab_mark_sampled(void *p);                    /* the recorder samples p */
+bool tp_slab_unmark_sampled(tp_segment *seg, tp_span *slab, void *p); /* p is freed: was it marked? */
+void tp_slab_clear_sampled(tp_segment *seg, tp_span *slab); /* a slab goes back: marks left by unrecorded frees */
 
-/* The recorder samples an allocation p of `size` bytes: a slab block moves to
- * a block of the same class in its heap's sampled slabs, holding p's first
- * `size` bytes, and p goes back to the thread's cache (tcache.c).  Returns the
- * block to hand out: p itself outside the slabs (a buddy or large block's free
- * asks the recorder anyway), NULL when a slab block cannot move (no thread
- * cache, another heap's block, no memory): that allocation is not sampled. */
-void *tp_slab_resample(void *p, size_t size);
+static inline bool tp_slab_has_samples(const tp_span *slab) {
+  return __atomic_load_n(&slab->samples, __ATOMIC_RELAXED) != 0;
+}
+/* Block p's word in its segment's bitmap, and its bit there. */
+static inline uint64_t *tp_slab_sampled_word(tp_segment *seg, const void *p, uint64_t *bit) {
+  uintptr_t granule = ((uintptr_t)p & (TP_SEGMENT_SIZE - 1)) / TP_MIN_ALIGN;
+  *bit = (uint64_t)1 << (granule % 64);
+  return &seg->sampled[granule / 64];
+}
+static inline bool tp_slab_sampled_bit(tp_segment *seg, const void *p) {
+  uint64_t bit, *word = tp_slab_sampled_word(seg, p, &bit);
+  return (__atomic_load_n(word, __ATOMIC_RELAXED) & bit) != 0;
+}
 
 /* Random key behind the mark in word 1 of every free slab block: a block that
  * carries its mark when freed is a double free. */
@@ -355,9 +364,6 @@ void tp_tcache_init_key(void);
 void tp_tcache_count_uncached(tp_heap *h, uint32_t cls, size_t requested);
 void tp_tcache_switch_heap(tp_tcache *tc, tp_heap *h);
 void tp_tcache_count_remote_free(tp_heap *h, uint32_t cls);
-/* A freed block of owner's sampled slabs: kept by the thread's cache when it
- * serves owner and has room, else returned to its slab. */
-void tp_tcache_free_sampled(tp_heap *owner, uint32_t cls, void *block);
 void tp_tcache_stats_add_heap(tp_heap *h, uint64_t *class_allocs, uint64_t *class_frees, uint64_t *requested);
 
 /* ---- large blocks (large.c) ---------------------------------------------- */

@@ -77,13 +77,16 @@ uintptr_t tp_segment_in_range(uintptr_t lo, uintptr_t hi) {
 tierpool_tier_t tp_tier_of(const void *p) {
   if (!tp_segment_is_ours((void *)p)) return TIERPOOL_TIER_LARGE;
   tp_segment *seg = tp_segment_of((void *)p);
-  return TP_PAGE_IS_SLAB(seg->page_map[tp_page_index(seg, (void *)p)]) ? TIERPOOL_TIER_SLAB : TIERPOOL_TIER_BUDDY;
+  return TP_PAGE_KIND(seg->page_map[tp_page_index(seg, (void *)p)]) == TP_PAGE_SLAB ? TIERPOOL_TIER_SLAB
+                                                                                   : TIERPOOL_TIER_BUDDY;
 }
 
-bool tp_in_sampled_slab(const void *p) {
+bool tp_slab_block_sampled(const void *p) {
   if (!tp_segment_is_ours((void *)p)) return false;
   tp_segment *seg = tp_segment_of((void *)p);
-  return TP_PAGE_KIND(seg->page_map[tp_page_index(seg, (void *)p)]) == TP_PAGE_SAMPLED_SLAB;
+  uint32_t entry = seg->page_map[tp_page_index(seg, (void *)p)];
+  return TP_PAGE_KIND(entry) == TP_PAGE_SLAB && tp_slab_has_samples(&seg->spans[TP_SLAB_SLOT(entry)]) &&
+         tp_slab_sampled_bit(seg, p);
 }
 
 /* What a pointer is, found through the segment bitmap, the page map and the
@@ -97,15 +100,14 @@ tp_ptr_info tp_classify(void *p) {
     uint32_t entry = seg->page_map[page];
     bool page_start = ((uintptr_t)p & (TP_PAGE_SIZE - 1)) == 0;
     switch (TP_PAGE_KIND(entry)) {
-      case TP_PAGE_SLAB:
-      case TP_PAGE_SAMPLED_SLAB: {
+      case TP_PAGE_SLAB: {
         tp_span *slab = info.slab = &seg->spans[TP_SLAB_SLOT(entry)];
         uintptr_t offset = (uintptr_t)p - (uintptr_t)tp_page_address(seg, TP_SLAB_FIRST(entry));
         uint64_t index = (offset * slab->div_magic) >> 40;
         if (index * slab->block_size != offset || index >= slab->capacity) break;
         info.kind = ((void **)p)[1] == tp_free_mark(p) ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
         info.usable = slab->block_size;
-        info.sampled = TP_PAGE_KIND(entry) == TP_PAGE_SAMPLED_SLAB;
+        info.sampled = tp_slab_has_samples(slab) && tp_slab_sampled_bit(seg, p);
         break;
       }
       case TP_PAGE_BUDDY:

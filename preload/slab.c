@@ -102,7 +102,7 @@ static void tp_partial_update(tp_central *central, tp_span *slab) {
   slab->list = want;
 }
 
-static tp_span *tp_slab_create(tp_heap *h, uint32_t cls, enum tp_page_kind kind) {
+static tp_span *tp_slab_create(tp_heap *h, uint32_t cls) {
   const tp_size_class *sc = &tp_classes.classes[cls];
   tp_lock_acquire(&h->buddy_lock);
   void *base = tp_buddy_take(h, sc->slab_pages, 0, NULL);
@@ -123,12 +123,12 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls, enum tp_page_kind kind)
   slab->block_size = sc->size;
   slab->capacity = (uint32_t)(((size_t)sc->slab_pages << TP_PAGE_SHIFT) / sc->size);
   slab->div_magic = sc->div_magic;
-  slab->class_idx = (uint16_t)cls;
+  slab->class_idx = (uint8_t)cls;
   slab->list = 0;
-  uint32_t entry = TP_PAGE_ENTRY(kind, TP_SLAB_DATA(first, tp_span_slot(seg, slab)));
+  slab->samples = 0; /* the slot's union held a free block's order */
+  uint32_t entry = TP_PAGE_ENTRY(TP_PAGE_SLAB, TP_SLAB_DATA(first, tp_span_slot(seg, slab)));
   for (uint32_t i = 0; i < sc->slab_pages; i++) seg->page_map[first + i] = entry;
   h->slab_pages += sc->slab_pages;
-  if (kind == TP_PAGE_SAMPLED_SLAB) h->sampled_slab_pages += sc->slab_pages;
   tp_lock_release(&h->buddy_lock);
   return slab;
 }
@@ -137,7 +137,7 @@ static tp_span *tp_slab_create(tp_heap *h, uint32_t cls, enum tp_page_kind kind)
 static void tp_slab_give_back(tp_heap *h, tp_span *slab) {
   tp_segment *seg = tp_segment_of(slab);
   uint32_t first = slab->first, pages = slab->pages;
-  if (TP_PAGE_KIND(seg->page_map[first]) == TP_PAGE_SAMPLED_SLAB) h->sampled_slab_pages -= pages;
+  tp_slab_clear_sampled(seg, slab);
   for (uint32_t i = 0; i < pages; i++) seg->page_map[first + i] = TP_PAGE_ENTRY(TP_PAGE_INNER, 0);
   tp_span_free(seg, slab); /* first: the free blocks of its pages reuse the slot */
   tp_buddy_give(h, seg, first, pages);
@@ -177,7 +177,7 @@ static uint32_t tp_central_take(tp_heap *h, tp_central *central, uint32_t cls, v
       slab = central->spare;
       central->spare = NULL;
       if (!slab) {
-        slab = tp_slab_create(h, cls, central->sampled ? TP_PAGE_SAMPLED_SLAB : TP_PAGE_SLAB);
+        slab = tp_slab_create(h, cls);
         if (!slab) break;
         central->slabs++;
       }
@@ -271,15 +271,34 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
   tp_central_give(h, &h->central[cls], cls, head, count);
 }
 
-void *tp_sampled_take(tp_heap *h, uint32_t cls) {
-  void *block;
-  return tp_central_take(h, &h->sampled[cls], cls, &block, 1) ? block : NULL;
+/* ---- sampled blocks ------------------------------------------------------ */
+
+/* Marked once however often it is sampled: a block that realloc kept in place
+ * may be sampled again before its free clears the mark. */
+void tp_slab_mark_sampled(void *p) {
+  if (!tp_segment_is_ours(p)) return;
+  tp_segment *seg = tp_segment_of(p);
+  uint32_t entry = seg->page_map[tp_page_index(seg, p)];
+  if (TP_PAGE_KIND(entry) != TP_PAGE_SLAB) return;
+  uint64_t bit, *word = tp_slab_sampled_word(seg, p, &bit);
+  if (!(__atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit))
+    __atomic_fetch_add(&seg->spans[TP_SLAB_SLOT(entry)].samples, 1, __ATOMIC_RELAXED);
 }
 
-void tp_sampled_return(tp_heap *h, uint32_t cls, void *block) {
-  ((void **)block)[0] = NULL;
-  ((void **)block)[1] = tp_free_mark(block);
-  tp_central_give(h, &h->sampled[cls], cls, block, 1);
+bool tp_slab_unmark_sampled(tp_segment *seg, tp_span *slab, void *p) {
+  uint64_t bit, *word = tp_slab_sampled_word(seg, p, &bit);
+  if (!(__atomic_fetch_and(word, ~bit, __ATOMIC_RELAXED) & bit)) return false;
+  __atomic_fetch_sub(&slab->samples, 1, __ATOMIC_RELAXED);
+  return true;
+}
+
+/* Frees while the recorder was off (at exit, say) leave their marks: cleared
+ * when the slab's pages go back, so that the buddy's next use starts clean. */
+void tp_slab_clear_sampled(tp_segment *seg, tp_span *slab) {
+  if (!tp_slab_has_samples(slab)) return;
+  char *base = tp_page_address(seg, slab->first);
+  for (uint32_t i = 0; i < slab->capacity && tp_slab_has_samples(slab); i++)
+    tp_slab_unmark_sampled(seg, slab, base + (size_t)i * slab->block_size);
 }
 
 /* Spares nobody took for idle_ms go back to the buddy, whose purge returns
@@ -288,8 +307,8 @@ void tp_sampled_return(tp_heap *h, uint32_t cls, void *block) {
  * buddy_lock held, so a class whose lock is busy (taken before the buddy's)
  * is skipped this time. */
 void tp_central_retire_spares(tp_heap *h, uint64_t now, uint64_t idle_ms) {
-  for (uint32_t i = 0; i < 2 * tp_classes.count; i++) {
-    tp_central *central = i < tp_classes.count ? &h->central[i] : &h->sampled[i - tp_classes.count];
+  for (uint32_t i = 0; i < tp_classes.count; i++) {
+    tp_central *central = &h->central[i];
     if (!__atomic_load_n(&central->spare, __ATOMIC_RELAXED) || !tp_lock_try(&central->lock)) continue;
     tp_span *spare = central->spare;
     if (spare && (uint32_t)now - spare->freed_ms >= idle_ms) {
@@ -305,8 +324,8 @@ void tp_central_retire_spares(tp_heap *h, uint64_t now, uint64_t idle_ms) {
 
 size_t tp_central_release_spares(tp_heap *h) {
   size_t bytes = 0;
-  for (uint32_t i = 0; i < 2 * tp_classes.count; i++) {
-    tp_central *central = i < tp_classes.count ? &h->central[i] : &h->sampled[i - tp_classes.count];
+  for (uint32_t i = 0; i < tp_classes.count; i++) {
+    tp_central *central = &h->central[i];
     tp_lock_acquire(&central->lock);
     tp_span *spare = central->spare;
     central->spare = NULL;

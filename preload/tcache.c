@@ -36,19 +36,8 @@ void tp_tcache_flush_bin(tp_tcache *tc, uint32_t cls, uint32_t keep) {
   tp_central_return(tc->heap, cls, head, give);
 }
 
-/* A class's blocks, and its few sampled ones, back to the central lists. */
-static void tp_tcache_flush_class(tp_tcache *tc, uint32_t cls) {
-  tp_tcache_flush_bin(tc, cls, 0);
-  while (tc->sampled[cls]) {
-    void **block = tc->sampled[cls];
-    tc->sampled[cls] = block[0];
-    tp_sampled_return(tc->heap, cls, block);
-  }
-  tc->sampled_count[cls] = 0;
-}
-
 void tp_tcache_flush_all(tp_tcache *tc) {
-  for (uint32_t c = 0; c < tp_classes.count; c++) tp_tcache_flush_class(tc, c);
+  for (uint32_t c = 0; c < tp_classes.count; c++) tp_tcache_flush_bin(tc, c, 0);
 }
 
 /* A bin's first max: classes a thread rarely uses do not hoard blocks. */
@@ -73,8 +62,8 @@ void tp_tcache_scavenge(tp_tcache *tc) {
   tc->scavenged_ms = now;
   for (uint32_t c = 0; c < tp_classes.count; c++) {
     tp_bin *bin = &tc->bins[c];
-    if ((bin->count || tc->sampled[c]) && bin->allocs == bin->allocs_at_scavenge) {
-      tp_tcache_flush_class(tc, c);
+    if (bin->count && bin->allocs == bin->allocs_at_scavenge) {
+      tp_tcache_flush_bin(tc, c, 0);
       bin->max = tp_bin_start_max(c);
     }
     bin->allocs_at_scavenge = bin->allocs;
@@ -201,24 +190,6 @@ void tp_tcache_count_uncached(tp_heap *h, uint32_t cls, size_t requested) {
   __atomic_fetch_add(&h->retired_requested, requested, __ATOMIC_RELAXED);
 }
 
-/* Free sampled blocks a thread keeps per class (tp_tcache.sampled). */
-#define TP_SAMPLED_CACHE 4
-
-void tp_tcache_free_sampled(tp_heap *owner, uint32_t cls, void *block) {
-  tp_tcache *tc = tp_tcache_current;
-  void **b = block;
-  if (tc && tc->heap == owner && tc->sampled_count[cls] < TP_SAMPLED_CACHE) {
-    b[0] = tc->sampled[cls];
-    b[1] = tp_free_mark(b);
-    tc->sampled[cls] = b;
-    tc->sampled_count[cls]++;
-    tc->bins[cls].frees++;
-    return;
-  }
-  tp_sampled_return(owner, cls, block);
-  tp_tcache_count_remote_free(owner, cls);
-}
-
 /* A block freed past the caches (another tenant's, or by an exiting thread):
  * counted for the process and for the heap that owns it. */
 void tp_tcache_count_remote_free(tp_heap *h, uint32_t cls) {
@@ -285,15 +256,14 @@ static uint32_t tp_orphan_bin_sound(const tp_tcache *tc, uint32_t cls) {
   uint32_t n = 0;
   for (void **b = tc->bins[cls].head; b && n < tc->bins[cls].count; b = b[0], n++) {
     tp_ptr_info info = tp_classify(b); /* a free slab block reads as a double free */
-    if (info.kind != TP_PTR_DOUBLE_FREE || !info.slab || info.sampled || info.seg->heap != tc->heap ||
+    if (info.kind != TP_PTR_DOUBLE_FREE || !info.slab || info.seg->heap != tc->heap ||
         info.slab->class_idx != cls)
       break;
   }
   return n;
 }
 
-/* An orphan's sound blocks go back to the central lists; its sampled blocks
- * (a few per class) are left. */
+/* An orphan's sound blocks go back to the central lists. */
 static void tp_orphan_reclaim(tp_tcache *tc) {
   for (uint32_t c = 0; c < tp_classes.count; c++) {
     uint32_t n = tp_orphan_bin_sound(tc, c);
@@ -333,34 +303,4 @@ void tp_tcache_after_fork_child(void) {
     tp_lock_release(&tp_registry_lock);
   }
   if (tp_tcache_current) tp_tcache_current->tid = tp_os_gettid();
-}
-
-/* The recorder's sample of p (internal.h): p goes back to its bin, the
- * sample to a block of the heap's sampled slabs. */
-void *tp_slab_resample(void *p, size_t size) {
-  if (!tp_segment_is_ours(p)) return p;
-  tp_segment *seg = tp_segment_of(p);
-  uint32_t entry = seg->page_map[tp_page_index(seg, p)];
-  if (TP_PAGE_KIND(entry) != TP_PAGE_SLAB) return p; /* a buddy block, or a sampled one kept by realloc */
-  tp_tcache *tc = tp_tcache_current;
-  if (!tc || seg->heap != tc->heap) return NULL;
-  uint32_t cls = seg->spans[TP_SLAB_SLOT(entry)].class_idx;
-  void **moved = tc->sampled[cls];
-  if (moved) {
-    tc->sampled[cls] = moved[0];
-    tc->sampled_count[cls]--;
-  } else if (!(moved = tp_sampled_take(tc->heap, cls))) {
-    return NULL;
-  }
-  moved[1] = NULL; /* the free mark, where size < 16 does not overwrite it */
-  memcpy(moved, p, size);
-  /* p goes back to its bin, and the count of its allocation stands for the
-   * moved block's; the moved block's free counts as a remote one. */
-  void **block = p;
-  tp_bin *bin = &tc->bins[cls];
-  block[0] = bin->head;
-  block[1] = tp_free_mark(block);
-  bin->head = block;
-  if (++bin->count > bin->max) tp_tcache_overflow(tc, cls);
-  return moved;
 }

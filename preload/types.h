@@ -53,12 +53,8 @@ enum tp_page_kind {
   TP_PAGE_BUDDY = 3,  /* head of a buddy allocation: its page count             */
   TP_PAGE_SLAB = 4,   /* page of a slab: the slab's first page and span slot    */
   TP_PAGE_INNER = 5,  /* non-head page of a free or allocated buddy block       */
-  TP_PAGE_SAMPLED_SLAB = 6, /* page of a slab that holds the recorder's samples  */
 };
 #define TP_PAGE_KIND(e) ((e) & 7u)
-/* Either kind of slab page (4 and 6): the free fast path takes only SLAB,
- * so a sampled block's free reaches the recorder without a test of its own. */
-#define TP_PAGE_IS_SLAB(e) (((e) & 5u) == 4u)
 #define TP_PAGE_DATA(e) ((e) >> 3)
 #define TP_PAGE_ENTRY(kind, data) ((uint32_t)(kind) | ((uint32_t)(data) << 3))
 /* FREE data: order | state | slot << TP_FREE_SLOT_SHIFT.  The order and state
@@ -100,9 +96,12 @@ typedef struct tp_span {
   uint32_t capacity;           /* slab: blocks in the slab                     */
   uint32_t block_size;         /* slab: bytes per block                        */
   uint64_t div_magic;          /* slab: ceil(2^40 / block_size), exact divide  */
-  uint16_t class_idx;          /* slab: size class                             */
+  uint8_t class_idx;           /* slab: size class                             */
   uint8_t list;                /* slab: 0 none (full/spare), 1 dense, 2 sparse */
-  uint8_t order;               /* buddy free block: log2(pages)                */
+  union {
+    uint8_t order;             /* buddy free block: log2(pages)                */
+    uint16_t samples;          /* slab: blocks marked sampled (atomic)         */
+  };
   uint32_t pages;              /* pages in the span                            */
   uint32_t freed_ms;           /* buddy free block: when it was last freed; spare slab: when it became the spare; */
                                /* partial slab of 2+-page blocks: its newest free block's (UINT32_MAX: all released) */
@@ -129,6 +128,10 @@ typedef struct tp_segment {
   uint32_t span_top;   /* slots ever used                                 */
   uint32_t page_map[TP_SEGMENT_PAGES];
   tp_span spans[TP_SEGMENT_PAGES] __attribute__((aligned(64)));
+  /* One bit per 16 bytes: the slab blocks the recorder sampled, marked where
+   * they are.  Read only in slabs whose `samples` is not 0, so its pages
+   * become resident only where samples were taken. */
+  uint64_t sampled[TP_SEGMENT_SIZE / TP_MIN_ALIGN / 64] __attribute__((aligned(4096)));
 } tp_segment;
 #define TP_SEGMENT_MAGIC 0x74696572706f6f6cULL /* "tierpool" */
 
@@ -156,15 +159,12 @@ typedef pthread_mutex_t tp_lock;
  * are linked nowhere; `spare` is at most one completely empty slab kept to
  * absorb alloc/free cycles at a slab boundary (maintenance retires it once it
  * sat unused for the release delay).  Refills take from the dense
- * list first, so sparse slabs drain and go back to the buddy.  A sampled
- * central's slabs (TP_PAGE_SAMPLED_SLAB pages) hold only blocks the recorder
- * sampled, taken one at a time. */
+ * list first, so sparse slabs drain and go back to the buddy. */
 typedef struct tp_central {
   tp_lock lock;
   tp_span *partial[2];
   tp_span *spare;
   uint64_t slabs;        /* slabs of this class in existence */
-  bool sampled;          /* one of tp_heap.sampled */
 } tp_central;
 
 /* A tenant's budget (tenant.c).  charged = bytes the heap holds from the OS:
@@ -205,7 +205,6 @@ typedef struct tp_heap {
   uint64_t buddy_bytes_requested, buddy_bytes_allocated;
   uint64_t buddy_live_bytes, buddy_peak_bytes;
   uint64_t slab_pages;                  /* pages held by slabs                 */
-  uint64_t sampled_slab_pages;          /* of those, the sampled slabs'        */
   uint64_t frees_since_coalesce;
   uint64_t pages_freed_since_coalesce;
   uint64_t last_coalesce_ms;
@@ -229,9 +228,6 @@ typedef struct tp_heap {
   _Atomic uint64_t slab_out_bytes;      /* slab blocks out of the central lists*/
   uint64_t slab_peak_bytes;
   tp_central central[TP_MAX_CLASSES];
-  /* Sampled blocks live apart (tcmalloc does so too): no normal block's free
-   * has to ask the recorder whether it was sampled. */
-  tp_central sampled[TP_MAX_CLASSES];
 } tp_heap;
 
 /* ---- thread cache -------------------------------------------------------- */
@@ -250,10 +246,6 @@ typedef struct __attribute__((aligned(64))) tp_bin {
  * free, belongs to `heap` and to the bin's class, and carries its free mark. */
 typedef struct tp_tcache {
   tp_bin bins[TP_MAX_CLASSES];
-  /* Free blocks of the heap's sampled slabs, a few per class, linked through
-   * word 0: the thread's next samples of the class take them without a lock. */
-  void *sampled[TP_MAX_CLASSES];
-  uint8_t sampled_count[TP_MAX_CLASSES];
   tp_heap *heap;
   uint64_t scavenged_ms;          /* when idle bins were last emptied */
   struct tp_tcache *next, *prev;  /* registry of live caches */

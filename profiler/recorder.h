@@ -28,7 +28,7 @@ extern bool tp_rec_active;
 void tp_rec_start(void); /* once the pool is usable; opens the trace, starts the writer */
 /* The tier that served a live block (segment.c): looked up for samples only. */
 tierpool_tier_t tp_tier_of(const void *p);
-bool tp_in_sampled_slab(const void *p); /* segment.c: a block of a heap's sampled slabs */
+bool tp_slab_block_sampled(const void *p); /* segment.c: a slab block the recorder marked sampled */
 void tp_rec_free(void *p, size_t usable); /* before the block goes back */
 void tp_rec_free_slab(uint32_t cls); /* the count of a normal slab block's free, of class cls */
 void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int flags, void *old_addr);

@@ -65,7 +65,7 @@ static inline void tp_rec_leave(tp_rec_thread *t) {
   t->hist_heap = tp_rec_by_bytes ? NULL : t->hist_of;
 }
 
-/* Both return the block to hand out: p, or where a sample moved it (tp_slab_resample). */
+/* Both return the block to hand out (p). */
 void *tp_rec_alloc_then(void *p, size_t size, size_t align);  /* tp_rec_alloc */
 void *tp_rec_sample_then(void *p, size_t size, size_t align); /* the counter ran out */
 
@@ -94,11 +94,11 @@ static inline void *tp_rec_alloc_counted(void *p, size_t size, size_t align) {
   return p;
 }
 
-/* The pool's fast free of a block of class cls from a (normal) slab of tc's
- * heap, never a sample: sampled blocks live in slabs of their own, whose frees
- * take the slow path (tp_slab_resample).  True when counted; false: the caller
- * calls tp_rec_free_slab (a thread's first event, another tenant's counts)
- * before the block goes back, best as a tail call. */
+/* The pool's fast free of a block of class cls from a slab of tc's heap,
+ * never a sample: the frees of a slab that holds one take the slow path.
+ * True when counted; false: the caller calls tp_rec_free_slab (a thread's
+ * first event, another tenant's counts) before the block goes back, best as
+ * a tail call. */
 static inline bool tp_rec_free_slab_counted(const tp_tcache *tc, uint32_t cls) {
   tp_rec_thread *t = &tp_rec_self;
   if (tp_unlikely(tc->heap != t->hist_heap)) return false; /* also while busy */

@@ -67,7 +67,7 @@ typedef struct tp_rec_live {
   uintptr_t address; /* 0: empty slot */
   uint64_t id, size; /* size and stack: for the leak report */
   uint32_t stack;
-  bool filtered;     /* has its filter bits: not in a sampled slab, whose frees need none */
+  bool filtered;     /* has its filter bits: not a slab block, whose frees need none (slab.c marks them) */
 } tp_rec_live;
 
 typedef struct tp_rec_thread_info {

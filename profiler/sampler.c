@@ -40,7 +40,7 @@ void tp_rec_own_end(bool was_own) {
 }
 
 /* The filter in front of the live table, for the frees of buddy and large
- * blocks (a sampled slab's are known samples, other slab blocks never are):
+ * blocks (slab blocks carry their own mark, slab.c):
  * one bit per 64-byte slot, set while a live sample maps there; 8 KiB.  A bit
  * set sends the free to a finer filter (16-byte slots, 32 KiB, 4 per coarse
  * slot), then to the table.
@@ -379,8 +379,8 @@ static void tp_rec_live_insert(const tp_rec_live *entry) {
 
 /* Clears the filter bits of a sample just removed that no other live sample
  * needs: every sample of a coarse bit has its home in the bit's block, and
- * lies in the run that starts there.  (A sample of a sampled slab there, with
- * no bits of its own, only keeps a bit set: a false positive.) */
+ * lies in the run that starts there.  (A slab sample there, with no bits of
+ * its own, only keeps a bit set: a false positive.) */
 static void tp_rec_live_clear_bits(uintptr_t address) {
   uint32_t coarse = tp_rec_filter_slot((void *)address), fine = tp_rec_fine_slot((void *)address);
   uint64_t mask = tp_rec.live_capacity - 1, first = tp_rec_live_home(address) & ~((1ull << tp_rec_live_spread()) - 1);
@@ -426,19 +426,14 @@ static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
 
 /* ---- allocation and free --------------------------------------------------- */
 
-/* Returns the block to hand out: a slab block moves into its heap's sampled
- * slabs, so that the frees of all others need not ask whether they were
- * sampled; one that cannot move is not sampled. */
+/* Returns the block to hand out: p, a slab block marked sampled where it is
+ * (slab.c), so that only the frees of its slab's blocks ask whether they
+ * were. */
 static TP_NOINLINE void *tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
   t->skip = tp_rec_next_skip(t);
   tp_rec_enter(t); /* the unwinder may allocate */
-  void *moved = tp_slab_resample(p, size);
-  if (!moved) {
-    tp_rec_leave(t);
-    return p;
-  }
-  p = moved;
   tierpool_tier_t tier = tp_tier_of(p);
+  if (tier == TIERPOOL_TIER_SLAB) tp_slab_mark_sampled(p);
   uint32_t tenant = tp_tenant_index_of(p); /* the owner: a block may outlive its thread's tenant switch */
   tp_rec_prefetch((uintptr_t)p, true); /* the misses overlap the walk */
   uintptr_t frames[TP_REC_MAX_DEPTH];
@@ -512,7 +507,7 @@ static void tp_rec_free_check(void *p) {
 /* Frees count for the block's owner.  On the pool's slow free path (buddy,
  * large, sampled and other tenants' blocks) the owner is looked up once two
  * tenants have counted something; before that, every recorded block is the
- * one's.  A block of a sampled slab is looked up in the live table at once;
+ * one's.  A slab block marked sampled is looked up in the live table at once;
  * others when the filter says they may be samples. */
 void tp_rec_free(void *p, size_t usable) {
   tp_rec_thread *t = &tp_rec_self;
@@ -521,13 +516,13 @@ void tp_rec_free(void *p, size_t usable) {
   tp_rec_hist *h = t->hist;
   if (tp_unlikely(tp_rec.multi_tenant) && !(h = tp_rec_free_hist(t, tp_tenant_index_of(p)))) return;
   h->bucket[tp_bucket_of_size(usable)].frees++;
-  if (tp_in_sampled_slab(p)) tp_rec_free_sampled(t, p);
+  if (tp_slab_block_sampled(p)) tp_rec_free_sampled(t, p);
   else if (tp_rec_filter_test(p)) tp_rec_free_check(p);
 }
 
-/* The pool's fast free of a normal slab block (never a sample: those live in
- * slabs of their own): always one of the tenant of the thread's cache (the
- * pool checked), so the same compare as an allocation. */
+/* The pool's fast free of a slab block (never a sample: a slab holding one
+ * sends its frees the slow way): always one of the tenant of the thread's
+ * cache (the pool checked), so the same compare as an allocation. */
 void tp_rec_free_slab(uint32_t cls) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy) return;

@@ -313,52 +313,6 @@ static void test_no_release_at_limit(void **state) {
   assert_true(unit_heap.buddy_released_bytes >= released + (uint64_t)pages * TP_PAGE_SIZE);
 }
 
-/* A sampled slab is as big as its class's others but holds a hundredth of
- * the blocks, its pages mostly never touched: the release decision leaves
- * them out of the heap's resident bytes.  Counted, they put a recorded
- * program's utilisation under the threshold where the same program
- * unrecorded stays above it, and it released what it then faulted in again
- * (wasmtime-funcs recorded: 1.3 thousand faults more a run). */
-static void test_sampled_slabs_left_out_of_utilisation(void **state) {
-  (void)state;
-  bool zeroed;
-  size_t live = 6u << 20, block = 1u << 20;
-  uint64_t start = __real_tp_os_now_ms() + 1000, delay = unit_heap.release_delay_ms;
-  test_clock_ms = start;
-  void *kept = tp_heap_alloc_pages(&unit_heap, live, 0, live, false, &zeroed);
-  char *freed = tp_heap_alloc_pages(&unit_heap, block, 0, block, false, &zeroed);
-  assert_non_null(kept);
-  assert_non_null(freed);
-  memset(freed, 1, block);
-  void *samples[TP_MAX_CLASSES];
-  uint64_t sampled_pages = 0;
-  for (uint32_t c = 0; c < tp_classes.count; c++) {
-    assert_non_null(samples[c] = tp_sampled_take(&unit_heap, c));
-    sampled_pages += tp_classes.classes[c].slab_pages;
-  }
-  assert_int_equal(unit_heap.sampled_slab_pages, sampled_pages);
-  tp_heap_maintain(&unit_heap, start); /* the idle purge takes the never used tail of the frontier */
-  uint64_t released = unit_heap.released_pages;
-  /* Freed a moment later: a dip that lasts the delay, over a block not yet
-   * idle for it (the idle purge would take it whatever the utilisation). */
-  test_clock_ms = start + 1;
-  tp_segment *seg = tp_segment_of(freed);
-  tp_heap_free_pages(&unit_heap, seg, tp_page_index(seg, freed), freed, "free");
-  uint64_t resident = tp_heap_resident_bytes(&unit_heap), sampled = sampled_pages << TP_PAGE_SHIFT;
-  uint64_t in_use = unit_heap.buddy_live_bytes + atomic_load(&unit_heap.slab_out_bytes);
-  double threshold = tp_opt.release_threshold;
-  assert_true((double)in_use < threshold * (double)resident);              /* counted: a dip */
-  assert_true((double)in_use >= threshold * (double)(resident - sampled)); /* left out: none */
-  tp_heap_maintain(&unit_heap, start + delay);
-  tp_heap_maintain(&unit_heap, start + delay + 1);
-  assert_int_equal(unit_heap.released_pages, released);
-  /* Emptied and given back, they are the buddy's again. */
-  for (uint32_t c = 0; c < tp_classes.count; c++) tp_sampled_return(&unit_heap, c, samples[c]);
-  tp_central_release_spares(&unit_heap);
-  assert_int_equal(unit_heap.sampled_slab_pages, 0);
-  test_clock_ms = 0;
-}
-
 /* A collapse of 6 MiB (nothing live), freed at `now`: what each `release`
  * policy gives back at once, after the release delay, and before the pool
  * maps memory.  Returns the bytes released by each step in out[0..2]. */
@@ -609,7 +563,6 @@ int main(void) {
       cmocka_unit_test_setup(test_purge_before_growth_is_proportional, unit_setup_heap),
       cmocka_unit_test(test_host_purges_judged_together),
       cmocka_unit_test_setup(test_no_release_at_limit, unit_setup_heap),
-      cmocka_unit_test_setup(test_sampled_slabs_left_out_of_utilisation, unit_setup_heap),
       cmocka_unit_test(test_release_policies),
       cmocka_unit_test_setup(test_heap_pages_and_page_map, unit_setup_heap),
       cmocka_unit_test_setup(test_grow_in_place, unit_setup_heap),

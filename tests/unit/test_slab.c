@@ -173,49 +173,46 @@ static void test_idle_spare_retired(void **state) {
   assert_int_equal(unit_heap.slab_pages, slab_pages - pages);
 }
 
-/* Sampled blocks come from slabs of their own, apart from the class's
- * central lists: pages of kind SAMPLED_SLAB (which the free fast path sends
- * to the slow path), the same block layout; an empty one stays as the
- * sampled class's spare until the spares are released. */
-static void test_sampled_slabs(void **state) {
+/* A sampled block stays where it is: its bit in the segment's bitmap is set
+ * and its slab counts it (whose frees then take the slow path, which asks the
+ * bit); marked twice it counts once; its free clears both.  Marks an
+ * unrecorded free leaves are cleared when the slab's pages go back. */
+static void test_sampled_blocks_marked_in_place(void **state) {
   (void)state;
   uint32_t cls = tp_class_of_size(1024);
   uint64_t slab_pages = unit_heap.slab_pages;
-  void *normal;
-  assert_int_equal(tp_central_fill(&unit_heap, cls, &normal, 1), 1);
-  void **a = tp_sampled_take(&unit_heap, cls), **b = tp_sampled_take(&unit_heap, cls);
-  assert_non_null(a);
-  assert_non_null(b);
-  assert_true(tp_segment_of(a) == tp_segment_of(normal));
+  void *head;
+  assert_int_equal(tp_central_fill(&unit_heap, cls, &head, 2), 2);
+  void **a = head, **b = a[0];
   tp_segment *seg = tp_segment_of(a);
-  uint32_t entry = seg->page_map[tp_page_index(seg, a)], normal_entry = seg->page_map[tp_page_index(seg, normal)];
-  assert_int_equal(TP_PAGE_KIND(entry), TP_PAGE_SAMPLED_SLAB);
-  assert_int_equal(TP_PAGE_KIND(normal_entry), TP_PAGE_SLAB);
-  assert_true(TP_PAGE_IS_SLAB(entry) && TP_PAGE_IS_SLAB(normal_entry));
-  assert_int_not_equal(TP_SLAB_SLOT(entry), TP_SLAB_SLOT(normal_entry)); /* another slab */
-  tp_span *slab = &seg->spans[TP_SLAB_SLOT(entry)];
-  assert_int_equal(slab->class_idx, cls);
-  assert_int_equal(slab->block_size, tp_classes.classes[cls].size);
-  assert_int_equal(((uintptr_t)a - (uintptr_t)tp_page_address(seg, slab->first)) % slab->block_size, 0);
-  assert_int_equal(slab->used, 2);
-  assert_int_equal(unit_heap.sampled[cls].slabs, 1);
-  assert_int_equal(atomic_load(&unit_heap.slab_out_bytes), 3 * tp_classes.classes[cls].size);
+  tp_span *slab = &seg->spans[TP_SLAB_SLOT(seg->page_map[tp_page_index(seg, a)])];
+  assert_ptr_equal(slab, &seg->spans[TP_SLAB_SLOT(seg->page_map[tp_page_index(seg, b)])]);
+  assert_int_equal(slab->samples, 0); /* the span slot's union held a buddy order before */
 
-  tp_sampled_return(&unit_heap, cls, a);
-  assert_ptr_equal(a[1], tp_free_mark(a)); /* a double free of it is caught */
-  assert_ptr_equal(tp_sampled_take(&unit_heap, cls), a); /* the last one back goes out first */
-  tp_sampled_return(&unit_heap, cls, a);
-  tp_sampled_return(&unit_heap, cls, b);
-  assert_ptr_equal(unit_heap.sampled[cls].spare, slab); /* kept, as a class's: samples come back */
-  assert_ptr_equal(tp_sampled_take(&unit_heap, cls), tp_page_address(seg, slab->first)); /* bumping afresh */
-  tp_sampled_return(&unit_heap, cls, tp_page_address(seg, slab->first));
-  tp_central_return(&unit_heap, cls, normal, 1);
-  tp_central_release_spares(&unit_heap); /* both spares go back */
-  assert_null(unit_heap.sampled[cls].spare);
-  assert_int_equal(unit_heap.sampled[cls].slabs, 0);
-  assert_int_not_equal(TP_PAGE_KIND(seg->page_map[tp_page_index(seg, a)]), TP_PAGE_SAMPLED_SLAB);
+  tp_slab_mark_sampled(a);
+  tp_slab_mark_sampled(a);
+  assert_int_equal(slab->samples, 1);
+  assert_true(tp_slab_sampled_bit(seg, a));
+  assert_false(tp_slab_sampled_bit(seg, b));
+  assert_false(tp_slab_sampled_bit(seg, (char *)a + 16)); /* one bit per 16 bytes: only its first */
+  a[1] = NULL, b[1] = NULL; /* live blocks: no free mark */
+  assert_true(tp_classify(a).sampled);
+  assert_false(tp_classify(b).sampled);
+
+  assert_true(tp_slab_unmark_sampled(seg, slab, a));
+  assert_false(tp_slab_unmark_sampled(seg, slab, a));
+  assert_int_equal(slab->samples, 0);
+  assert_false(tp_slab_sampled_bit(seg, a));
+
+  tp_slab_mark_sampled(b); /* freed with the recorder off: the mark stays */
+  a[0] = b, b[0] = NULL;
+  a[1] = tp_free_mark(a), b[1] = tp_free_mark(b);
+  tp_central_return(&unit_heap, cls, a, 2);
+  assert_true(tp_slab_sampled_bit(seg, b));
+  tp_central_release_spares(&unit_heap);
   assert_int_equal(unit_heap.slab_pages, slab_pages);
-  assert_int_equal(atomic_load(&unit_heap.slab_out_bytes), 0);
+  assert_false(tp_slab_sampled_bit(seg, b));
+  assert_int_not_equal(TP_PAGE_KIND(seg->page_map[tp_page_index(seg, b)]), TP_PAGE_SLAB);
 }
 
 /* Free blocks of two pages or more give back their pages past the first
@@ -271,7 +268,7 @@ int main(void) {
       cmocka_unit_test_setup(test_many_slabs_one_spare, unit_setup_heap),
       cmocka_unit_test_setup(test_partial_reuse, unit_setup_heap),
       cmocka_unit_test_setup(test_slab_descriptors_dense, unit_setup_heap),
-      cmocka_unit_test_setup(test_sampled_slabs, unit_setup_heap),
+      cmocka_unit_test_setup(test_sampled_blocks_marked_in_place, unit_setup_heap),
       cmocka_unit_test_setup(test_free_block_pages_purged, unit_setup_heap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
