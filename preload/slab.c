@@ -43,11 +43,15 @@ static void tp_slab_forget_released(tp_heap *h, tp_span *slab) {
   if (pages) atomic_fetch_sub_explicit(&h->slab_released_pages, pages, memory_order_relaxed);
 }
 
+/* A slab's count of sampled blocks (tp_span.samples) has 16 bits. */
+#define TP_SLAB_MAX_PAGES 64u
+_Static_assert((TP_SLAB_MAX_PAGES << TP_PAGE_SHIFT) / TP_MIN_ALIGN <= UINT16_MAX, "tp_span.samples holds a slab's blocks");
+
 /* Slab size: the smallest of 16, 32, 64 pages holding at least 8 blocks, so
  * the unused tail of a slab stays under 1/8 of it. */
 static uint32_t tp_slab_pages_for(uint32_t size) {
   uint32_t pages = 16;
-  while (pages < 64 && ((size_t)pages << TP_PAGE_SHIFT) / size < 8) pages *= 2;
+  while (pages < TP_SLAB_MAX_PAGES && ((size_t)pages << TP_PAGE_SHIFT) / size < 8) pages *= 2;
   return pages;
 }
 
