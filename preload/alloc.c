@@ -189,7 +189,7 @@ static inline __attribute__((always_inline)) void tp_free_impl(void *p, bool rec
        * Unrecorded, no bit matters. */
       if (tp_likely(index * slab->block_size == offset && index < slab->capacity &&
                     block[1] != tp_free_mark(block) &&
-                    !(record && tp_slab_has_samples(slab) && tp_slab_sampled_bit(seg, p)))) {
+                    !(record && tp_slab_block_marked(seg, slab, p)))) {
         uint32_t cls = slab->class_idx;
         if (record && tp_unlikely(!tp_rec_free_slab_counted(tc, cls))) {
           tp_free_recorded_rare(p, cls);

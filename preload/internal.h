@@ -333,6 +333,11 @@ static inline bool tp_slab_sampled_bit(tp_segment *seg, const void *p) {
   uint64_t bit, *word = tp_slab_sampled_word(seg, p, &bit);
   return (__atomic_load_n(word, __ATOMIC_RELAXED) & bit) != 0;
 }
+/* Block p of this slab is marked: the bit is read only when the slab counts
+ * samples, so that the bitmap's pages stay untouched elsewhere. */
+static inline bool tp_slab_block_marked(tp_segment *seg, const tp_span *slab, const void *p) {
+  return tp_slab_has_samples(slab) && tp_slab_sampled_bit(seg, p);
+}
 
 /* Random key behind the mark in word 1 of every free slab block: a block that
  * carries its mark when freed is a double free. */

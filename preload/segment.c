@@ -85,8 +85,7 @@ bool tp_slab_block_sampled(const void *p) {
   if (!tp_segment_is_ours((void *)p)) return false;
   tp_segment *seg = tp_segment_of((void *)p);
   uint32_t entry = seg->page_map[tp_page_index(seg, (void *)p)];
-  return TP_PAGE_KIND(entry) == TP_PAGE_SLAB && tp_slab_has_samples(&seg->spans[TP_SLAB_SLOT(entry)]) &&
-         tp_slab_sampled_bit(seg, p);
+  return TP_PAGE_KIND(entry) == TP_PAGE_SLAB && tp_slab_block_marked(seg, &seg->spans[TP_SLAB_SLOT(entry)], p);
 }
 
 /* What a pointer is, found through the segment bitmap, the page map and the
@@ -107,7 +106,7 @@ tp_ptr_info tp_classify(void *p) {
         if (index * slab->block_size != offset || index >= slab->capacity) break;
         info.kind = ((void **)p)[1] == tp_free_mark(p) ? TP_PTR_DOUBLE_FREE : TP_PTR_SLAB;
         info.usable = slab->block_size;
-        info.sampled = tp_slab_has_samples(slab) && tp_slab_sampled_bit(seg, p);
+        info.sampled = tp_slab_block_marked(seg, slab, p);
         break;
       }
       case TP_PAGE_BUDDY:

@@ -31,9 +31,9 @@ typedef struct tp_rec_stack {
   uint32_t check;
   uint32_t leaf;      /* the node of its innermost frame; 0: no frames */
   uint32_t first_new; /* the nodes it added: first_new .. first_new + added - 1, outermost first */
-  uint8_t depth, added, truncated;
+  uint8_t added, truncated; /* its depth is its leaf's: the walk to the root */
 } tp_rec_stack;
-_Static_assert(TP_REC_MAX_DEPTH <= UINT8_MAX, "depth and added fit a byte");
+_Static_assert(TP_REC_MAX_DEPTH <= UINT8_MAX, "added fits a byte");
 _Static_assert(sizeof(tp_rec_stack) == 24, "tp_rec_stack stays three words");
 
 /* Nodes at most: half of what a trace may hold, which as a tree stands for
@@ -157,8 +157,8 @@ static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t dep
     tp_rec_node_frame[before + 1 + k] = frames[added - 1 - k];
     tp_rec_node_parent[before + 1 + k] = k ? before + k : from;
   }
-  tp_rec_stacks[id] = (tp_rec_stack){key.hash, key.check, added ? before + added : from, before + 1, (uint8_t)depth,
-                                     (uint8_t)added, truncated};
+  tp_rec_stacks[id] = (tp_rec_stack){key.hash, key.check, added ? before + added : from, before + 1, (uint8_t)added,
+                                     truncated};
   /* Counted before it can be found: a sample that finds id (without the
    * lock) and is swapped into a frame sees it among the frame's stacks. */
   atomic_store_explicit(&tp_rec_stacks_count, id, memory_order_release);
