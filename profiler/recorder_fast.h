@@ -37,6 +37,8 @@ typedef struct tp_rec_hist {
   uint32_t tenant;
 } tp_rec_hist;
 
+typedef struct tp_rec_ring tp_rec_ring; /* rings.c */
+
 typedef struct tp_rec_thread {
   int64_t skip;       /* allocations (or bytes) until the next sample */
   uint64_t rng;       /* xorshift state for the geometric skips; 0 until seeded */
@@ -44,6 +46,7 @@ typedef struct tp_rec_thread {
   tp_rec_hist *hists; /* one per tenant seen, linked by thread_next */
   const void *hist_of;   /* the heap (tenant) hist counts for */
   const void *hist_heap; /* the same, the inlined paths' key (one compare per event); NULL in byte mode and while busy */
+  tp_rec_ring *ring;  /* its samples and sampled frees, on their way to the writer; NULL until the first */
   uint32_t id;        /* Thread.id in the trace, 0 until registered    */
   bool busy;          /* inside the recorder: its own allocations are not recorded */
   bool exited;        /* past thread exit: counts go to the shared hist */

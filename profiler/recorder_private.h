@@ -1,12 +1,14 @@
 /* recorder_private.h — types shared by the recorder's files:
- *   sampler.c   per-thread (and per-tenant) histograms, sampling, the table of live samples
+ *   sampler.c   per-thread (and per-tenant) histograms, sampling, the tables of live samples
+ *   rings.c    each thread's ring of samples and sampled frees; the writer's merge of them
  *   clock.c     event timestamps (the TSC, anchored to CLOCK_MONOTONIC)
  *   unwind.c    stack capture (frame pointers and CFI; libunwind as the fallback)
  *   stacks.c    stack interning
  *   procinfo.c  process facts, modules, reservations, perf map, JIT ranges
  *   writer.c    event batches, the writer thread, trace frames
- * tp_rec.lock guards the batches, the live table, the filters' updates and
- * the thread list; the stack table has a lock of its own for additions
+ * tp_rec.lock guards the batches (mmap calls, JIT ranges), tp_rec.live, the
+ * filters' updates, the thread list and the rings' list; samples and their
+ * frees take no lock (rings.c); the stack table has a lock of its own for additions
  * (stacks.c: lookups take none).  Both are held for copies and lookups only,
  * never across I/O, unwinding or compression; the stack lock is never taken
  * while tp_rec.lock is held. */
@@ -53,7 +55,8 @@ typedef struct tp_rec_jit_event {
   bool removed;
 } tp_rec_jit_event;
 
-/* Events since the writer's last swap.  Arrays are mapped once, never moved. */
+/* Events since the writer's last swap.  Arrays are mapped once, never moved.
+ * Samples and frees: batches[0]'s only, filled by the writer from the rings. */
 typedef struct tp_rec_batch {
   tp_rec_sample *samples;
   tp_rec_free_event *frees;
@@ -62,13 +65,40 @@ typedef struct tp_rec_batch {
   uint32_t sample_count, free_count, mmap_count, jit_count;
 } tp_rec_batch;
 
-/* A live sampled block (sampler.c: the table of live samples). */
+/* A live sampled block (sampler.c: the tables of live samples). */
 typedef struct tp_rec_live {
   uintptr_t address; /* 0: empty slot */
-  uint64_t id, size; /* size and stack: for the leak report */
+  uint64_t id, size; /* the writer's table: id, and size and stack for the leak report */
   uint32_t stack;
-  bool filtered;     /* has its filter bits: not a slab block, whose frees need none (slab.c marks them) */
+  bool filtered;     /* tp_rec.live's: has its filter bits (a buddy or large block) */
 } tp_rec_live;
+
+typedef struct tp_rec_live_table {
+  tp_rec_live *slots;
+  uint64_t capacity, count;
+  uint32_t log2;
+} tp_rec_live_table;
+
+/* A sample or a sampled free, as its thread appends it to its ring
+ * (rings.c): 48 bytes and the stack's frames (a free: 32 bytes, and in
+ * validation mode its stack). */
+typedef enum tp_rec_event_kind {
+  TP_REC_EVENT_SAMPLE = 1,
+  TP_REC_EVENT_FREE = 2,
+  TP_REC_EVENT_WRAP = 3, /* the ring's rest is skipped: its next event is at the front */
+} tp_rec_event_kind;
+
+typedef struct tp_rec_event {
+  uint8_t kind, depth, tier, align_log2, tenant; /* tenant < TP_MAX_TENANTS */
+  bool truncated;
+  uint32_t thread; /* Thread.id */
+  uint64_t time_ns;
+  uintptr_t address;
+  uint64_t size, usable; /* a sample's */
+  uintptr_t frames[];    /* depth of them, innermost first */
+} tp_rec_event;
+_Static_assert(sizeof(tp_rec_event) == 48, "events stay 8-byte aligned in the rings");
+_Static_assert(TP_REC_MAX_DEPTH <= UINT8_MAX, "an event's depth fits a byte");
 
 typedef struct tp_rec_thread_info {
   uint32_t tid;
@@ -90,11 +120,8 @@ typedef struct tp_recorder {
   double sample_rate;            /* 1 in validation mode */
   double inv_ln_keep;            /* 1 / ln(1 - sample_rate): the geometric skip's scale */
   uint64_t sample_bytes;         /* byte mode when non-zero */
-  uint64_t samples, dropped;
-  /* live samples */
-  tp_rec_live *live;
-  uint64_t live_capacity, live_count;
-  uint32_t live_log2;
+  uint64_t samples, dropped;     /* samples: counted by the writer; dropped: mmap calls, exited threads' events */
+  tp_rec_live_table live;        /* buddy and large samples, for their frees */
   /* threads, by Thread.id - 1: chunks mapped as threads come (tp_rec_thread_at) */
   tp_rec_thread_info *threads[TP_REC_THREAD_CHUNKS];
   uint32_t thread_count;
@@ -118,6 +145,23 @@ typedef struct tp_recorder {
 extern tp_recorder tp_rec;
 
 
+/* sampler.c */
+double tp_rec_weight(uint64_t size); /* allocations one sample of this size stands for */
+void tp_rec_live_insert(tp_rec_live_table *t, const tp_rec_live *entry);
+bool tp_rec_live_remove(tp_rec_live_table *t, uintptr_t address, tp_rec_live *out);
+
+/* rings.c */
+void tp_rec_event_push(tp_rec_thread *t, tp_rec_event *e, const uintptr_t *frames); /* thread: set here */
+void tp_rec_rings_thread_exit(tp_rec_thread *t);
+void tp_rec_rings_after_fork_child(tp_rec_thread *self);
+/* The writer (tp_rec_writer_lock held): every ring's events older than
+ * cut_ns into b's samples and frees, in time order, ids given.  wait false:
+ * an event with a new stack whose lock is busy stops the drain there. */
+void tp_rec_rings_drain(tp_rec_batch *b, uint64_t cut_ns, bool wait);
+uint64_t tp_rec_rings_pending(void); /* bytes waiting in the rings: a hint */
+uint64_t tp_rec_rings_dropped(void); /* events the rings had no room for */
+const tp_rec_live_table *tp_rec_rings_live(void); /* the writer's table of live samples */
+
 /* clock.c */
 uint64_t tp_rec_now_ns(void); /* CLOCK_MONOTONIC, relative to the start */
 uint64_t tp_rec_clock_ns(clockid_t clock); /* clock_gettime, in ns */
@@ -138,6 +182,7 @@ uint32_t tp_rec_capture(uintptr_t *frames, uint32_t max, bool *truncated);
 
 /* stacks.c */
 uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated); /* takes its own lock */
+bool tp_rec_stack_intern_if(const uintptr_t *frames, uint32_t depth, bool truncated, bool wait, uint32_t *id);
 void tp_rec_stacks_lock(void); /* fork */
 void tp_rec_stacks_unlock(void);
 void tp_rec_stacks_reinit_lock(void);

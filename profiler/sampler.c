@@ -1,13 +1,15 @@
 /* sampler.c — what happens on each allocation and free while recording:
- * the exact per-thread histogram, the geometric sampling decision, and the
- * table of live sampled blocks that gives each sample its lifetime.
+ * the exact per-thread histogram, the geometric sampling decision, the marks
+ * that tell a sampled block's free, and the tables of live samples.
  *
  * Cost: an unsampled allocation compares the heap (tenant) of the thread's
  * cache with the one of its current histogram, bumps a counter (by size up
  * to 4 KiB) and the skip counter; an unsampled free does the same compare
  * (slab) or none, bumps one counter and reads one bit of the coarse filter
- * (8 KiB).  A sample and a sampled free read the clock (the TSC) and take
- * tp_rec.lock once, with the lines they write fetched beforehand.
+ * (8 KiB).  A sample marks its block, walks the stack, reads the clock and
+ * appends to the thread's ring (rings.c); a sampled free unmarks, reads the
+ * clock and appends.  Neither takes a lock, but for buddy and large blocks
+ * (tp_rec.live, below).
  * Once a second tenant has counted something, a free also finds the block's
  * owning tenant (the pool's fast free path only frees the thread's own). */
 #include <malloc.h>
@@ -145,7 +147,7 @@ static int64_t tp_rec_next_skip(tp_rec_thread *t) {
 
 /* Allocations one sample stands for: 1/rate by count; by bytes, the inverse
  * of the chance that an allocation of this size is hit. */
-static double tp_rec_weight(uint64_t size) {
+double tp_rec_weight(uint64_t size) {
   if (!tp_rec.sample_bytes) return 1.0 / tp_rec.sample_rate;
   double p = 1.0 - tp_rec_exp(-(double)(size ? size : 1) / (double)tp_rec.sample_bytes);
   return p > 0 ? 1.0 / p : 1.0;
@@ -259,6 +261,7 @@ static tp_rec_hist *tp_rec_retired_of(uint32_t tenant) {
 void tp_rec_thread_exit(void) {
   tp_rec_thread *t = &tp_rec_self;
   t->exited = true;
+  tp_rec_rings_thread_exit(t);
   if (!t->hists) return;
   bool was_busy = t->busy; /* as in tp_rec_thread_hist: the lock is held */
   if (!was_busy) tp_rec_enter(t);
@@ -307,7 +310,11 @@ void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant) {
   }
 }
 
-/* ---- the table of live samples --------------------------------------------
+/* ---- tables of live samples ----------------------------------------------
+ * Two, of one kind: the writer's, of every live sample (rings.c: its id,
+ * size and stack), and the allocating threads' own, of the buddy and large
+ * blocks among them (tp_rec.live, under tp_rec.lock: their frees have no
+ * mark in place, so the filters above and this table find them).
  * Open addressing, linear probing, backward-shift deletion.  A sample's home
  * follows from its (coarse) filter slot: samples that share a filter bit, of
  * either filter, share a home, so they lie in one run, and the run (in
@@ -317,8 +324,8 @@ void tp_rec_hist_sum(tp_rec_hist *out, uint32_t tenant) {
 
 #define TP_REC_LIVE_MIN_LOG2 12
 
-static uint32_t tp_rec_live_spread(void) {
-  return tp_rec.live_log2 > TP_REC_FILTER_BITS ? tp_rec.live_log2 - TP_REC_FILTER_BITS : 0;
+static uint32_t tp_rec_live_spread(const tp_rec_live_table *t) {
+  return t->log2 > TP_REC_FILTER_BITS ? t->log2 - TP_REC_FILTER_BITS : 0;
 }
 
 static uint64_t tp_rec_live_home_in(uintptr_t address, uint32_t log2) {
@@ -327,51 +334,43 @@ static uint64_t tp_rec_live_home_in(uintptr_t address, uint32_t log2) {
   return spread ? block << spread | ((address >> 4) * 0xC2B2AE3D27D4EB4Full) >> (64 - spread) : block;
 }
 
-static uint64_t tp_rec_live_home(uintptr_t address) { return tp_rec_live_home_in(address, tp_rec.live_log2); }
-
-/* The lines a sample (or a sampled free) of address will write under the
- * lock — its table entry, its event in the batch — fetched before the lock
- * is taken, so that their misses do not stretch the time it is held.  Hints
- * read without the lock: a table or batch being replaced fetches a useless
- * line, never a fault. */
-static inline void tp_rec_prefetch(uintptr_t address, bool sample) {
-  tp_rec_live *live = __atomic_load_n(&tp_rec.live, __ATOMIC_RELAXED);
-  uint32_t log2 = __atomic_load_n(&tp_rec.live_log2, __ATOMIC_RELAXED);
-  if (live && log2 >= TP_REC_LIVE_MIN_LOG2) __builtin_prefetch(&live[tp_rec_live_home_in(address, log2)], 1);
-  tp_rec_batch *batch = &tp_rec.batches[__atomic_load_n(&tp_rec.active, __ATOMIC_RELAXED) & 1];
-  if (sample) {
-    __builtin_prefetch(&batch->samples[__atomic_load_n(&batch->sample_count, __ATOMIC_RELAXED) % TP_REC_BATCH_MAX], 1);
-    __builtin_prefetch(&tp_rec_filter[tp_rec_filter_slot((void *)address) >> 6], 1); /* a free's are in cache */
-    __builtin_prefetch(&tp_rec_fine_filter[tp_rec_fine_slot((void *)address) >> 6], 1);
-  } else {
-    __builtin_prefetch(&batch->frees[__atomic_load_n(&batch->free_count, __ATOMIC_RELAXED) % TP_REC_BATCH_MAX], 1);
-  }
+static uint64_t tp_rec_live_home(const tp_rec_live_table *t, uintptr_t address) {
+  return tp_rec_live_home_in(address, t->log2);
 }
 
-static bool tp_rec_live_grow(void) {
-  uint32_t old_log2 = tp_rec.live_log2;
-  uint64_t old_capacity = tp_rec.live_capacity, capacity = old_capacity ? old_capacity * 2 : 1ull << TP_REC_LIVE_MIN_LOG2;
-  tp_rec_live *table = tp_rec_map_table(capacity * sizeof *table), *old = tp_rec.live;
-  if (!table) return false;
-  tp_rec.live = table;
-  tp_rec.live_capacity = capacity;
-  tp_rec.live_log2 = old_log2 ? old_log2 + 1 : TP_REC_LIVE_MIN_LOG2;
+/* The line a buddy or large sample (or its free) writes under the lock,
+ * fetched before the lock is taken.  A hint read without the lock: a table
+ * being replaced fetches a useless line, never a fault. */
+static inline void tp_rec_prefetch(uintptr_t address) {
+  tp_rec_live *live = __atomic_load_n(&tp_rec.live.slots, __ATOMIC_RELAXED);
+  uint32_t log2 = __atomic_load_n(&tp_rec.live.log2, __ATOMIC_RELAXED);
+  if (live && log2 >= TP_REC_LIVE_MIN_LOG2) __builtin_prefetch(&live[tp_rec_live_home_in(address, log2)], 1);
+}
+
+static bool tp_rec_live_grow(tp_rec_live_table *t) {
+  uint32_t old_log2 = t->log2;
+  uint64_t old_capacity = t->capacity, capacity = old_capacity ? old_capacity * 2 : 1ull << TP_REC_LIVE_MIN_LOG2;
+  tp_rec_live *slots = tp_rec_map_table(capacity * sizeof *slots), *old = t->slots;
+  if (!slots) return false;
+  t->slots = slots;
+  t->capacity = capacity;
+  t->log2 = old_log2 ? old_log2 + 1 : TP_REC_LIVE_MIN_LOG2;
   for (uint64_t i = 0; i < old_capacity; i++) {
     if (!old[i].address) continue;
-    uint64_t slot = tp_rec_live_home(old[i].address);
-    while (table[slot].address) slot = (slot + 1) & (capacity - 1);
-    table[slot] = old[i];
+    uint64_t slot = tp_rec_live_home(t, old[i].address);
+    while (slots[slot].address) slot = (slot + 1) & (capacity - 1);
+    slots[slot] = old[i];
   }
-  if (old) tp_os_unmap(old, old_capacity * sizeof *table);
+  if (old) tp_os_unmap(old, old_capacity * sizeof *slots);
   return true;
 }
 
-static void tp_rec_live_insert(const tp_rec_live *entry) {
-  if ((tp_rec.live_count + 1) * 2 > tp_rec.live_capacity && !tp_rec_live_grow()) return;
-  uint64_t mask = tp_rec.live_capacity - 1, slot = tp_rec_live_home(entry->address);
-  while (tp_rec.live[slot].address && tp_rec.live[slot].address != entry->address) slot = (slot + 1) & mask;
-  if (!tp_rec.live[slot].address) tp_rec.live_count++;
-  tp_rec.live[slot] = *entry;
+void tp_rec_live_insert(tp_rec_live_table *t, const tp_rec_live *entry) {
+  if ((t->count + 1) * 2 > t->capacity && !tp_rec_live_grow(t)) return;
+  uint64_t mask = t->capacity - 1, slot = tp_rec_live_home(t, entry->address);
+  while (t->slots[slot].address && t->slots[slot].address != entry->address) slot = (slot + 1) & mask;
+  if (!t->slots[slot].address) t->count++;
+  t->slots[slot] = *entry;
   if (!entry->filtered) return;
   tp_rec_bit_set(tp_rec_filter, tp_rec_filter_slot((void *)entry->address));
   tp_rec_bit_set(tp_rec_fine_filter, tp_rec_fine_slot((void *)entry->address));
@@ -379,15 +378,14 @@ static void tp_rec_live_insert(const tp_rec_live *entry) {
 
 /* Clears the filter bits of a sample just removed that no other live sample
  * needs: every sample of a coarse bit has its home in the bit's block, and
- * lies in the run that starts there.  (A slab sample there, with no bits of
- * its own, only keeps a bit set: a false positive.) */
-static void tp_rec_live_clear_bits(uintptr_t address) {
+ * lies in the run that starts there. */
+static void tp_rec_live_clear_bits(const tp_rec_live_table *t, uintptr_t address) {
   uint32_t coarse = tp_rec_filter_slot((void *)address), fine = tp_rec_fine_slot((void *)address);
-  uint64_t mask = tp_rec.live_capacity - 1, first = tp_rec_live_home(address) & ~((1ull << tp_rec_live_spread()) - 1);
-  uint64_t block_end = first + (1ull << tp_rec_live_spread());
+  uint64_t mask = t->capacity - 1, first = tp_rec_live_home(t, address) & ~((1ull << tp_rec_live_spread(t)) - 1);
+  uint64_t block_end = first + (1ull << tp_rec_live_spread(t));
   bool coarse_used = false;
   for (uint64_t i = first;; i++) {
-    uintptr_t a = tp_rec.live[i & mask].address;
+    uintptr_t a = t->slots[i & mask].address;
     if (!a && i >= block_end) break;
     if (!a || tp_rec_filter_slot((void *)a) != coarse) continue;
     coarse_used = true;
@@ -398,62 +396,64 @@ static void tp_rec_live_clear_bits(uintptr_t address) {
 }
 
 /* Removes and returns the entry of address; false when it was not sampled. */
-static bool tp_rec_live_remove(uintptr_t address, tp_rec_live *out) {
-  if (!tp_rec.live_count) return false;
-  uint64_t mask = tp_rec.live_capacity - 1, slot = tp_rec_live_home(address);
-  while (tp_rec.live[slot].address != address) {
-    if (!tp_rec.live[slot].address) return false;
+bool tp_rec_live_remove(tp_rec_live_table *t, uintptr_t address, tp_rec_live *out) {
+  if (!t->count) return false;
+  uint64_t mask = t->capacity - 1, slot = tp_rec_live_home(t, address);
+  while (t->slots[slot].address != address) {
+    if (!t->slots[slot].address) return false;
     slot = (slot + 1) & mask;
   }
-  *out = tp_rec.live[slot];
+  *out = t->slots[slot];
   /* Backward shift: pull later entries of the run into the hole. */
   for (uint64_t hole = slot, next = (slot + 1) & mask;; next = (next + 1) & mask) {
-    tp_rec_live *e = &tp_rec.live[next];
+    tp_rec_live *e = &t->slots[next];
     if (!e->address) {
-      tp_rec.live[hole].address = 0;
+      t->slots[hole].address = 0;
       break;
     }
-    uint64_t home = tp_rec_live_home(e->address);
+    uint64_t home = tp_rec_live_home(t, e->address);
     if (((next - home) & mask) >= ((next - hole) & mask)) {
-      tp_rec.live[hole] = *e;
+      t->slots[hole] = *e;
       hole = next;
     }
   }
-  tp_rec.live_count--;
-  if (out->filtered) tp_rec_live_clear_bits(address);
+  t->count--;
+  if (out->filtered) tp_rec_live_clear_bits(t, address);
   return true;
 }
 
 /* ---- allocation and free --------------------------------------------------- */
 
-/* Returns the block to hand out: p, a slab block marked sampled where it is
- * (slab.c), so that only the frees of its slab's blocks ask whether they
- * were. */
+/* A buddy or large block sampled: its free finds it through the filters. */
+static void tp_rec_live_add(uintptr_t address) {
+  tp_rec_prefetch(address);
+  tp_rec_live entry = {.address = address, .filtered = true};
+  tp_lock_acquire(&tp_rec.lock);
+  tp_rec_live_insert(&tp_rec.live, &entry);
+  tp_lock_release(&tp_rec.lock);
+}
+
+/* Returns the block to hand out (p).  A slab block is marked sampled where
+ * it is (slab.c), so that only the frees of its slab's blocks ask whether
+ * they were; a buddy or large block goes into tp_rec.live.  The sample goes
+ * to the thread's ring (rings.c): no lock, no shared line. */
 static TP_NOINLINE void *tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
   t->skip = tp_rec_next_skip(t);
   tp_rec_enter(t); /* the unwinder may allocate */
   tierpool_tier_t tier = tp_tier_of(p);
   if (tier == TIERPOOL_TIER_SLAB) tp_slab_mark_sampled(p);
+  else tp_rec_live_add((uintptr_t)p);
   uint32_t tenant = tp_tenant_index_of(p); /* the owner: a block may outlive its thread's tenant switch */
-  tp_rec_prefetch((uintptr_t)p, true); /* the misses overlap the walk */
+  tp_rec_event e = {.kind = TP_REC_EVENT_SAMPLE, .tier = (uint8_t)tier,
+                    .align_log2 = (uint8_t)__builtin_ctzl(align ? align : 1),
+                    .tenant = (uint8_t)(tenant < TP_MAX_TENANTS ? tenant : 0), .address = (uintptr_t)p, .size = size};
   uintptr_t frames[TP_REC_MAX_DEPTH];
   bool truncated;
-  uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
-  size_t usable = tp_opt.validate ? malloc_usable_size(p) : 0; /* written in validation mode only */
-  uint32_t stack = tp_rec_stack_intern(frames, depth, truncated);
-  tp_lock_acquire(&tp_rec.lock);
-  tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
-  tp_rec_live entry = {(uintptr_t)p, ++tp_rec.next_sample_id, size, stack, tier != TIERPOOL_TIER_SLAB};
-  tp_rec_live_insert(&entry);
-  tp_rec.samples++;
-  if (batch->sample_count < TP_REC_BATCH_MAX) {
-    batch->samples[batch->sample_count++] = (tp_rec_sample){
-        entry.id, tp_rec_now_ns(), size, usable, tp_rec_weight(size), stack, tp_rec_thread_id(t),
-        (uint8_t)tier, (uint8_t)__builtin_ctzl(align ? align : 1), (uint8_t)(tenant < TP_MAX_TENANTS ? tenant : 0)};
-  } else {
-    tp_rec.dropped++;
-  }
-  tp_lock_release(&tp_rec.lock);
+  e.depth = (uint8_t)tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+  e.truncated = truncated;
+  e.usable = tp_opt.validate ? malloc_usable_size(p) : 0; /* written in validation mode only */
+  e.time_ns = tp_rec_now_ns();
+  tp_rec_event_push(t, &e, frames);
   tp_rec_leave(t);
   return p;
 }
@@ -473,35 +473,37 @@ void *tp_rec_alloc_then(void *p, size_t size, size_t align) {
   return p;
 }
 
-static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p) {
-  uintptr_t frames[TP_REC_MAX_DEPTH];
-  uint32_t depth = 0;
-  bool truncated = false;
+/* A sampled block's free, to the thread's ring (the writer finds its
+ * sample); a buddy or large block leaves tp_rec.live first (false: it was
+ * not a sample after all, a filter's false hit). */
+static TP_NOINLINE void tp_rec_free_sampled(tp_rec_thread *t, void *p, bool in_place) {
   tp_rec_enter(t);
-  uint32_t stack = 0;
-  if (tp_opt.validate) {
-    depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
-    stack = tp_rec_stack_intern(frames, depth, truncated);
-  }
-  tp_lock_acquire(&tp_rec.lock);
   tp_rec_live entry;
-  if (tp_rec_live_remove((uintptr_t)p, &entry)) {
-    tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
-    if (batch->free_count < TP_REC_BATCH_MAX) {
-      batch->frees[batch->free_count++] = (tp_rec_free_event){entry.id, tp_rec_now_ns(), stack};
-    } else {
-      tp_rec.dropped++;
+  if (!in_place) {
+    tp_lock_acquire(&tp_rec.lock);
+    bool found = tp_rec_live_remove(&tp_rec.live, (uintptr_t)p, &entry);
+    tp_lock_release(&tp_rec.lock);
+    if (!found) {
+      tp_rec_leave(t);
+      return;
     }
   }
-  tp_lock_release(&tp_rec.lock);
+  tp_rec_event e = {.kind = TP_REC_EVENT_FREE, .address = (uintptr_t)p};
+  uintptr_t frames[TP_REC_MAX_DEPTH];
+  if (tp_opt.validate) {
+    bool truncated;
+    e.depth = (uint8_t)tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+    e.truncated = truncated;
+  }
+  e.time_ns = tp_rec_now_ns();
+  tp_rec_event_push(t, &e, frames);
   tp_rec_leave(t);
 }
 
-/* The coarse filter's bit was set (recorder_fast.h): the fine one decides.
- * The lines a sampled free writes are fetched meanwhile: two misses at once. */
+/* The coarse filter's bit was set (tp_rec_free): the fine one decides. */
 static void tp_rec_free_check(void *p) {
-  tp_rec_prefetch((uintptr_t)p, false);
-  if (tp_rec_fine_test(p)) tp_rec_free_sampled(&tp_rec_self, p);
+  tp_rec_prefetch((uintptr_t)p);
+  if (tp_rec_fine_test(p)) tp_rec_free_sampled(&tp_rec_self, p, false);
 }
 
 /* Frees count for the block's owner.  On the pool's slow free path (buddy,
@@ -516,7 +518,7 @@ void tp_rec_free(void *p, size_t usable) {
   tp_rec_hist *h = t->hist;
   if (tp_unlikely(tp_rec.multi_tenant) && !(h = tp_rec_free_hist(t, tp_tenant_index_of(p)))) return;
   h->bucket[tp_bucket_of_size(usable)].frees++;
-  if (tp_slab_block_sampled(p)) tp_rec_free_sampled(t, p);
+  if (tp_slab_block_sampled(p)) tp_rec_free_sampled(t, p, true);
   else if (tp_rec_filter_test(p)) tp_rec_free_check(p);
 }
 
@@ -573,18 +575,17 @@ typedef struct tp_rec_leak {
   uint64_t bytes, count;
 } tp_rec_leak;
 
-/* Leaks grouped by allocation stack, largest first: the live table at exit. */
+/* Leaks grouped by allocation stack, largest first: the writer's table of
+ * live samples after the last flush (no drain changes it any more). */
 static void tp_rec_leak_report(void) {
+  const tp_rec_live_table *live = tp_rec_rings_live();
   uint32_t stacks = tp_rec_stack_count();
-  if (!tp_rec.live_count || !stacks) return;
+  if (!live->count || !stacks) return;
   tp_rec_leak *by_stack = tp_rec_map((size_t)(stacks + 1) * sizeof *by_stack);
   if (!by_stack) return;
   uint64_t total_bytes = 0, total_count = 0;
-  /* Under the lock: threads still allocating may grow the table (and unmap
-   * the old one) meanwhile.  Counting only, no I/O. */
-  tp_lock_acquire(&tp_rec.lock);
-  for (uint64_t i = 0; i < tp_rec.live_capacity; i++) {
-    tp_rec_live *e = &tp_rec.live[i];
+  for (uint64_t i = 0; i < live->capacity; i++) {
+    const tp_rec_live *e = &live->slots[i];
     if (!e->address || e->stack > stacks) continue;
     by_stack[e->stack].stack = e->stack;
     by_stack[e->stack].bytes += e->size;
@@ -592,7 +593,6 @@ static void tp_rec_leak_report(void) {
     total_bytes += e->size;
     total_count++;
   }
-  tp_lock_release(&tp_rec.lock);
   char line[200];
   int n = snprintf(line, sizeof line, "tierpool: %llu bytes in %llu blocks still allocated at exit (top stacks):\n",
                    (unsigned long long)total_bytes, (unsigned long long)total_count);
@@ -629,11 +629,13 @@ void tp_rec_start(void) {
   tp_rec_by_bytes = tp_rec.sample_bytes != 0;
   for (int i = 0; i < 2; i++) {
     tp_rec_batch *b = &tp_rec.batches[i];
-    b->samples = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->samples);
-    b->frees = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->frees);
     b->mmaps = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->mmaps);
     b->jits = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->jits);
-    if (!b->samples || !b->frees || !b->mmaps || !b->jits) {
+    if (!i) { /* samples and frees: the writer's, filled from the rings (rings.c) */
+      b->samples = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->samples);
+      b->frees = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->frees);
+    }
+    if (!tp_rec.batches[0].samples || !tp_rec.batches[0].frees || !b->mmaps || !b->jits) {
       tp_message("profiler: cannot map its buffers; not recording");
       return;
     }
@@ -725,8 +727,9 @@ void tp_rec_fork_child(void) {
   tp_rec_stacks_reinit_lock();
   /* The parent's live samples belong to the parent's trace: the child's frees
    * of them are not the child's samples. */
-  if (tp_rec.live) memset(tp_rec.live, 0, tp_rec.live_capacity * sizeof *tp_rec.live);
-  tp_rec.live_count = 0;
+  if (tp_rec.live.slots) memset(tp_rec.live.slots, 0, tp_rec.live.capacity * sizeof *tp_rec.live.slots);
+  tp_rec.live.count = 0;
+  tp_rec_rings_after_fork_child(&tp_rec_self);
   /* The child's trace is its own process: its clock, counts and ids start here. */
   tp_rec_clock_after_fork();
   tp_rec.samples = tp_rec.dropped = 0;
@@ -735,10 +738,7 @@ void tp_rec_fork_child(void) {
   for (size_t w = 0; w < sizeof tp_rec_filter / sizeof tp_rec_filter[0]; w++) atomic_store(&tp_rec_filter[w], 0);
   for (size_t w = 0; w < sizeof tp_rec_fine_filter / sizeof tp_rec_fine_filter[0]; w++)
     atomic_store(&tp_rec_fine_filter[w], 0);
-  for (int i = 0; i < 2; i++) {
-    tp_rec.batches[i].sample_count = tp_rec.batches[i].free_count = 0;
-    tp_rec.batches[i].mmap_count = tp_rec.batches[i].jit_count = 0;
-  }
+  for (int i = 0; i < 2; i++) tp_rec.batches[i].mmap_count = tp_rec.batches[i].jit_count = 0;
   tp_rec_writer_after_fork_child(); /* busy since prepare */
   if (!tp_rec_fork_was_busy) tp_rec_leave(&tp_rec_self);
 }

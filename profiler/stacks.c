@@ -166,15 +166,24 @@ static uint32_t tp_rec_stack_intern_locked(const uintptr_t *frames, uint32_t dep
   return id;
 }
 
-/* Most stacks were seen before: found without the lock. */
-uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated) {
+/* Most stacks were seen before: found without the lock.  A new one takes
+ * the lock; with wait false, not when it is busy (a fork in another thread
+ * may hold it for as long as a lock of the caller's): false, *id unset. */
+bool tp_rec_stack_intern_if(const uintptr_t *frames, uint32_t depth, bool truncated, bool wait, uint32_t *id) {
   tp_rec_key key = tp_rec_stack_key(frames, depth, truncated);
   tp_rec_stack_index *index = atomic_load_explicit(&tp_rec_index, memory_order_acquire);
-  uint32_t slot, id = index ? tp_rec_stack_find(index, key, &slot) : 0;
-  if (id) return id;
-  tp_lock_acquire(&tp_rec_stack_lock);
-  id = tp_rec_stack_intern_locked(frames, depth, truncated, key);
+  uint32_t slot;
+  if (index && (*id = tp_rec_stack_find(index, key, &slot)) != 0) return true;
+  if (wait) tp_lock_acquire(&tp_rec_stack_lock);
+  else if (!tp_lock_try(&tp_rec_stack_lock)) return false;
+  *id = tp_rec_stack_intern_locked(frames, depth, truncated, key);
   tp_lock_release(&tp_rec_stack_lock);
+  return true;
+}
+
+uint32_t tp_rec_stack_intern(const uintptr_t *frames, uint32_t depth, bool truncated) {
+  uint32_t id;
+  tp_rec_stack_intern_if(frames, depth, truncated, true, &id);
   return id;
 }
 

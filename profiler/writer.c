@@ -1,8 +1,10 @@
 /* writer.c — from events to trace frames, off the allocating threads.
  *
- * Allocating threads append fixed-size events to the active batch under the
- * recorder's lock.  Every 250 ms (sooner when 2048 events wait) the writer
- * thread swaps the batches, turns the full one into records (new threads and
+ * Allocating threads append their samples and sampled frees to rings of
+ * their own (rings.c), mmap calls and JIT ranges to the active batch under
+ * the recorder's lock.  Every 250 ms (sooner when 2048 events wait) the writer
+ * thread swaps the batches, merges the rings' events older than the flush
+ * into samples and frees, turns them into records (new threads and
  * stacks first, the stacks as a prefix tree, then columnar Samples / Frees /
  * MmapCalls), adds once a second (and at the first flush) the histogram
  * deltas (one per tenant), a snapshot, new modules and new perf-map lines,
@@ -377,7 +379,8 @@ static bool tp_rec_child_has_events(bool locks_free) {
   }
   uint64_t used = tp_rec_hist_sum_all();
   const tp_rec_batch *b = &tp_rec.batches[tp_rec.active];
-  bool events = b->sample_count || b->free_count || b->mmap_count || b->jit_count;
+  bool events = b->mmap_count || b->jit_count || tp_rec_rings_pending() || tp_rec.batches[0].sample_count ||
+                tp_rec.batches[0].free_count;
   tp_lock_release(&tp_rec.lock);
   for (uint32_t k = 0; k < TP_MAX_TENANTS && !events; k++)
     for (uint32_t i = 0; (used >> k & 1) && i < TP_BUCKET_COUNT && !events; i++)
@@ -443,28 +446,31 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
     tp_lock_release(&tp_rec_writer_lock);
     return false;
   }
-  tp_rec_batch *full = &tp_rec.batches[tp_rec.active];
+  tp_rec_batch *full = &tp_rec.batches[tp_rec.active], *events = &tp_rec.batches[0];
   tp_rec.active ^= 1;
-  uint32_t thread_count = tp_rec.thread_count, stack_count = tp_rec_stack_count();
   uint64_t used = periodic ? tp_rec_hist_sum_all() : 0;
-  uint64_t samples = tp_rec.samples, dropped = tp_rec.dropped;
   tp_lock_release(&tp_rec.lock);
-  uint32_t tenant_count = tp_tenant_count(); /* after the swap: covers the batch's samples */
 
   tp_rec_scratch_mark scratch = tp_rec_scratch_save();
+  tp_rec_rings_drain(events, now_ns, locks_free); /* interns their stacks: before the count */
+  tp_lock_acquire(&tp_rec.lock); /* threads the events name are registered */
+  uint32_t thread_count = tp_rec.thread_count, stack_count = tp_rec_stack_count();
+  uint64_t samples = tp_rec.samples, dropped = tp_rec.dropped + tp_rec_rings_dropped();
+  tp_lock_release(&tp_rec.lock);
+  uint32_t tenant_count = tp_tenant_count(); /* after the drain: covers its samples */
   tp_rec_out out = {0};
   tp_rec_emit_tenants(&out, tenant_count);
   tp_rec_emit_threads(&out, thread_count);
   tp_rec_emit_stacks(&out, stack_count);
-  tp_trace_sample_mark *marks = tp_rec_scratch_alloc((full->sample_count + 1) * sizeof *marks);
+  tp_trace_sample_mark *marks = tp_rec_scratch_alloc((events->sample_count + 1) * sizeof *marks);
   uint64_t id_max = tp_rec_sample_id_max;
-  uint32_t mark_count = tp_rec_emit_samples(&out, full, marks, &id_max);
+  uint32_t mark_count = tp_rec_emit_samples(&out, events, marks, &id_max);
   if (marks) tp_trace_marks_prepare(marks, mark_count);
-  tp_rec_emit_frees(&out, full, marks, mark_count);
+  tp_rec_emit_frees(&out, events, marks, mark_count);
   tp_rec_sample_id_max = id_max; /* the next frames' prior */
   tp_rec_emit_mmaps(&out, full);
   tp_rec_emit_jits(&out, full);
-  full->sample_count = full->free_count = full->mmap_count = full->jit_count = 0;
+  events->sample_count = events->free_count = full->mmap_count = full->jit_count = 0;
   if (periodic) {
     tp_rec_last_periodic_ns = now_ns;
     tp_rec_emit_new_modules(&out);
@@ -542,11 +548,22 @@ void tp_rec_writer_exec_failed(int error) {
 
 /* ---- the writer thread ----------------------------------------------------- */
 
-/* Events waiting in the active batch (read without the lock: a hint). */
-static uint32_t tp_rec_pending_events(void) {
+/* The rings' events so far into samples and frees (batches[0]): at every
+ * wake, so that a ring holds 25 ms of its thread's events at most. */
+static void tp_rec_writer_drain(void) {
+  tp_lock_acquire(&tp_rec_writer_lock);
+  if (!tp_rec_finished) {
+    tp_rec_scratch_mark scratch = tp_rec_scratch_save();
+    tp_rec_rings_drain(&tp_rec.batches[0], tp_rec_now_ns(), false); /* never stuck holding the writer's lock */
+    tp_rec_scratch_restore(scratch);
+  }
+  tp_lock_release(&tp_rec_writer_lock);
+}
+
+/* Events waiting for a frame (read without the lock: a hint). */
+static uint64_t tp_rec_pending_events(void) {
   const tp_rec_batch *b = &tp_rec.batches[__atomic_load_n(&tp_rec.active, __ATOMIC_RELAXED)];
-  return __atomic_load_n(&b->sample_count, __ATOMIC_RELAXED) +
-         __atomic_load_n(&b->free_count, __ATOMIC_RELAXED) +
+  return (uint64_t)tp_rec.batches[0].sample_count + tp_rec.batches[0].free_count +
          __atomic_load_n(&b->mmap_count, __ATOMIC_RELAXED);
 }
 
@@ -561,6 +578,7 @@ static void *tp_rec_writer_main(void *name) {
     waited_ms += TP_REC_WAKE_MS;
     if (tp_rec_finished) break;
     bool beat = waited_ms >= TP_REC_FLUSH_MS;
+    tp_rec_writer_drain();
     if (!beat && tp_rec_pending_events() < TP_REC_FLUSH_EVENTS) continue;
     tp_rec_writer_flush(TP_REC_FLUSH_PERIODIC, NULL);
     waited_ms = 0;
@@ -604,6 +622,7 @@ void tp_rec_writer_after_fork_child(void) {
   tp_rec_file_after_fork_child();
   tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;
   tp_rec_sample_id_max = 0;
+  tp_rec.batches[0].sample_count = tp_rec.batches[0].free_count = 0; /* drained, the parent's */
   uint64_t used = tp_rec_hist_tenants(); /* the child's histograms start at zero */
   for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
     if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_emitted[k], k);

@@ -6,7 +6,11 @@
  *   end              1: the trace has its End record (the process exited), 0: not
  *   bucket:SIZE      exact allocations counted in the histogram bucket of SIZE bytes
  *   threads          Thread records
- *   unnamed-samples  samples whose thread (0, or an id no Thread record has) is unknown */
+ *   unnamed-samples  samples whose thread (0, or an id no Thread record has) is unknown
+ *   samples, frees   Samples and Frees entries (most-samples, least-frees: at most, at
+ *                    least); unmatched-frees: frees of no sample
+ *   live             samples never freed; freed-early: freed before they were sampled
+ *   dropped          End.dropped (events the recorder had no room for) */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +74,28 @@ static bool check_one(const struct tl_trace *t, const char *key, const char *val
   if (strcmp(key, "unnamed-samples") == 0) {
     count_threads(t, &threads, &unnamed);
     return expect(unnamed == n, "%" PRIu64 " samples of no recorded thread (want %s)", unnamed, value);
+  }
+  if (strcmp(key, "samples") == 0)
+    return expect(t->n_samples == n, "%zu samples (want %s)", t->n_samples, value);
+  if (strcmp(key, "most-samples") == 0)
+    return expect(t->n_samples <= n, "%zu samples (want at most %s)", t->n_samples, value);
+  if (strcmp(key, "frees") == 0) return expect(t->n_frees == n, "%" PRIu64 " frees (want %s)", t->n_frees, value);
+  if (strcmp(key, "least-frees") == 0)
+    return expect(t->n_frees >= n, "%" PRIu64 " frees (want at least %s)", t->n_frees, value);
+  if (strcmp(key, "unmatched-frees") == 0)
+    return expect(t->unmatched_frees == n, "%" PRIu64 " frees of no sample (want %s)", t->unmatched_frees, value);
+  if (strcmp(key, "live") == 0 || strcmp(key, "freed-early") == 0) {
+    uint64_t live = 0, early = 0;
+    for (size_t i = 0; i < t->n_samples; i++) {
+      live += !t->samples[i].freed;
+      early += t->samples[i].freed && t->samples[i].free_us < t->samples[i].time_us;
+    }
+    uint64_t got = key[0] == 'l' ? live : early;
+    return expect(got == n, "%" PRIu64 " %s samples (want %s)", got, key, value);
+  }
+  if (strcmp(key, "dropped") == 0) {
+    uint64_t dropped = t->end ? t->end->dropped : UINT64_MAX;
+    return expect(dropped == n, "End.dropped %" PRIu64 " (want %s)", dropped, value);
   }
   fprintf(stderr, "trace_check facts: unknown key '%s'\n", key);
   return expect(false, "known key %s", key);

@@ -2,7 +2,10 @@
 # lifetimes.sh — `subject lifetimes` with the library's own keys (no launcher):
 # every allocation sampled (TIERPOOL_SAMPLE_RATE=1), the trace named through
 # TIERPOOL_TRACE_INDEX; blocks freed after 0, 20, 200 ms (and one by another
-# thread after 50 ms) show those lifetimes.
+# thread after 50 ms) show those lifetimes.  Then `subject handoff`: 40,000
+# blocks of every tier, each freed by another thread than the one that made
+# it, the makers exiting first: every free finds its sample (the threads'
+# rings merged in time order), none before it, none dropped.
 source "$(dirname "$0")/lib.sh"
 
 rc=0
@@ -16,5 +19,18 @@ if [ ${#traces[@]} -eq 1 ] && [[ ${traces[0]} = "$WORK"/lifetimes-[0-9]*.tpt ]];
   trace_check "lifetimes" lifetimes "${traces[0]}"
 else
   fail_check "the index names ${#traces[@]} trace(s): ${traces[*]}"
+fi
+rc=0
+(cd "$WORK" && exec "$TIERPOOL_CLI" record --rate 1 -o "$WORK/handoff-%p.tpt" -- "$SUBJECT" handoff) \
+  >"$WORK/handoff.out" 2>"$WORK/handoff.err" || rc=$?
+expect_status "subject handoff" 0 "$rc"
+traces_in "$WORK" "$WORK/handoff.err"
+if [ ${#TRACES[@]} -eq 1 ]; then
+  # The program's 40,000 and what libc allocates besides (thread start-up,
+  # stdio): a few hundred at most, some never freed.
+  trace_check "handoff: every free of another thread's block found its sample" facts "${TRACES[0]}" \
+    end=1 dropped=0 unmatched-frees=0 freed-early=0 least-frees=40000 most-samples=40500
+else
+  fail_check "handoff: expected one trace, found ${#TRACES[@]}"
 fi
 finish

@@ -670,6 +670,63 @@ static int run_many_threads(long n) {
   return 0;
 }
 
+/* ---- handoff -----------------------------------------------------------------
+ * Producers allocate blocks of every tier, consumers free them: every free
+ * is another thread's, and the producers exit (their rings go to the next
+ * threads) while consumers still free their blocks. */
+#define HANDOFF_BLOCKS 40000
+#define HANDOFF_THREADS 4
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t ready;
+  void *blocks[HANDOFF_BLOCKS];
+  size_t head, tail;
+} handoff = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0};
+
+/* Slab and buddy sizes in turn, and now and then a large block. */
+static size_t handoff_size(size_t i) {
+  static const size_t sizes[] = {16, 40, 100, 700, 3000, 20000, 70000, 300000};
+  return i % 500 == 499 ? (size_t)5 << 20 : sizes[i % 8];
+}
+
+static void *handoff_produce(void *arg) {
+  for (size_t i = (size_t)arg; i < HANDOFF_BLOCKS; i += HANDOFF_THREADS) {
+    size_t size = handoff_size(i);
+    char *p = must(malloc(size), size);
+    p[0] = p[size - 1] = 1;
+    pthread_mutex_lock(&handoff.lock);
+    handoff.blocks[handoff.head++] = p;
+    pthread_cond_signal(&handoff.ready);
+    pthread_mutex_unlock(&handoff.lock);
+  }
+  return NULL;
+}
+
+static void *handoff_consume(void *arg) {
+  for (size_t n = 0; n < HANDOFF_BLOCKS / HANDOFF_THREADS; n++) {
+    pthread_mutex_lock(&handoff.lock);
+    while (handoff.tail == handoff.head) pthread_cond_wait(&handoff.ready, &handoff.lock);
+    void *p = handoff.blocks[handoff.tail++];
+    pthread_mutex_unlock(&handoff.lock);
+    free(p);
+  }
+  return arg;
+}
+
+static int run_handoff(void) {
+  pthread_t producers[HANDOFF_THREADS], consumers[HANDOFF_THREADS];
+  for (size_t i = 0; i < HANDOFF_THREADS; i++)
+    if (pthread_create(&consumers[i], NULL, handoff_consume, NULL) != 0) return 1;
+  for (size_t i = 0; i < HANDOFF_THREADS; i++)
+    if (pthread_create(&producers[i], NULL, handoff_produce, (void *)i) != 0) return 1;
+  for (size_t i = 0; i < HANDOFF_THREADS; i++)
+    if (pthread_join(producers[i], NULL) != 0) return 1;
+  for (size_t i = 0; i < HANDOFF_THREADS; i++)
+    if (pthread_join(consumers[i], NULL) != 0) return 1;
+  return 0;
+}
+
 static int run_leak(void) {
   for (int i = 0; i < 10; i++) leak_here(4321);
   return 0;
@@ -771,6 +828,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "first-fd") == 0) return run_first_fd();
   if (strcmp(mode, "reopen-stdin") == 0) return run_reopen_stdin();
   if (strcmp(mode, "leak") == 0) return run_leak();
+  if (strcmp(mode, "handoff") == 0) return run_handoff();
   if (strcmp(mode, "big-threads") == 0) return run_big_threads();
   if (strcmp(mode, "many-threads") == 0 && argc > 2) return run_many_threads(atol(argv[2]));
   if (strcmp(mode, "double_free") == 0) return run_double_free();

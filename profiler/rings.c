@@ -1,0 +1,276 @@
+/* rings.c — each thread's samples and sampled frees, on their way to the
+ * writer.
+ *
+ * A thread appends its events to a ring of its own: one producer (the
+ * thread), one consumer (whoever holds the writer's lock), so that a sample
+ * takes no lock and writes no line another thread writes.  The writer gives
+ * the ids: it merges the rings by time, numbers the samples in that order and
+ * finds each free's sample by address in a table only it touches.  A free's
+ * sample is always merged before it: the writer takes events older than the
+ * moment its flush began, and a block is freed only after its malloc (and
+ * the sample's append) returned, so a free older than that moment has its
+ * sample in a ring already.
+ *
+ * Rings are mapped once (256 KiB, ten times what a compiler thread sampling
+ * 10 thousand times a second fills between two of the writer's drains, 25 ms
+ * apart; 1 MiB in validation mode, where every allocation is an event) and
+ * outlive their threads: an exited thread's ring goes to the next thread
+ * that samples (each event names its thread).  A thread whose ring is full
+ * waits for the writer, 50 ms at most (not at all when it holds one of the
+ * library's locks, which the writer may want, or when no writer runs), then
+ * drops the event (the End record counts it).
+ * Events of a thread past its exit (TLS destructors' frees) go to one shared
+ * ring, appended under tp_rec.lock. */
+#include <stdalign.h>
+#include <string.h>
+#include <time.h>
+
+#include "recorder_private.h"
+
+#define TP_REC_RING_BYTES (256u << 10)
+#define TP_REC_RING_BYTES_VALIDATE (1u << 20)
+#define TP_REC_RING_WAIT_NS 50000000 /* a full ring: the writer (every 25 ms) is waited for this long at most */
+
+struct tp_rec_ring {
+  /* the producer's */
+  _Atomic uint64_t head; /* bytes appended (release: the events before it are written) */
+  uint64_t tail_seen;    /* its last reading of tail */
+  uint64_t dropped;      /* events that did not fit */
+  _Atomic bool retired;  /* its thread exited: free for another */
+  bool released;         /* retired and drained, its pages given back (under tp_rec.lock) */
+  struct tp_rec_ring *next; /* every ring (tp_rec_rings), pushed under tp_rec.lock */
+  uint8_t *data;
+  /* the consumer's */
+  alignas(64) _Atomic uint64_t tail; /* bytes consumed (release: the writer is done with them) */
+};
+
+static _Atomic(tp_rec_ring *) tp_rec_rings;
+static tp_rec_ring *tp_rec_orphans; /* threads past their exit: appended under tp_rec.lock */
+static uint64_t tp_rec_ring_bytes;
+
+static size_t tp_rec_event_size(const tp_rec_event *e) {
+  if (e->kind == TP_REC_EVENT_FREE && !e->depth) return offsetof(tp_rec_event, size);
+  return sizeof *e + (size_t)e->depth * sizeof e->frames[0];
+}
+
+/* A ring of its own for the calling thread (lock held). */
+static tp_rec_ring *tp_rec_ring_claim(void) {
+  for (tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_relaxed); r; r = r->next) {
+    bool expected = true;
+    if (atomic_compare_exchange_strong(&r->retired, &expected, false)) {
+      r->released = false;
+      return r;
+    }
+  }
+  if (!tp_rec_ring_bytes) tp_rec_ring_bytes = tp_opt.validate ? TP_REC_RING_BYTES_VALIDATE : TP_REC_RING_BYTES;
+  tp_rec_ring *r = tp_rec_map(sizeof *r);
+  uint8_t *data = r ? tp_rec_map(tp_rec_ring_bytes) : NULL;
+  if (!data) {
+    if (r) tp_os_unmap(r, sizeof *r);
+    return NULL;
+  }
+  r->data = data;
+  r->next = atomic_load_explicit(&tp_rec_rings, memory_order_relaxed);
+  atomic_store_explicit(&tp_rec_rings, r, memory_order_release);
+  return r;
+}
+
+/* Until the writer has taken the ring's bytes up to tail (false: it did not
+ * come in time, or cannot). */
+static bool tp_rec_ring_wait(tp_rec_ring *r, uint64_t tail) {
+  r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+  if (r->tail_seen >= tail) return true;
+  if (!__atomic_load_n(&tp_rec.writer_running, __ATOMIC_ACQUIRE) || tp_locks_held_here()) return false;
+  for (long waited = 0; waited < TP_REC_RING_WAIT_NS; waited += 200000) {
+    nanosleep(&(struct timespec){0, 200000}, NULL);
+    if ((r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire)) >= tail) return true;
+  }
+  return false;
+}
+
+/* Appends e and its frames; false: no room (or no ring), dropped. */
+static bool tp_rec_ring_append(tp_rec_ring *r, const tp_rec_event *e, const uintptr_t *frames) {
+  size_t size = tp_rec_event_size(e), frames_size = e->depth * sizeof *frames;
+  uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+  uint64_t at = head % tp_rec_ring_bytes;
+  bool wrap = at + size > tp_rec_ring_bytes;
+  uint64_t need = size + (wrap ? tp_rec_ring_bytes - at : 0);
+  if (head + need - r->tail_seen > tp_rec_ring_bytes && !tp_rec_ring_wait(r, head + need - tp_rec_ring_bytes)) {
+    __atomic_store_n(&r->dropped, r->dropped + 1, __ATOMIC_RELAXED); /* the writer reads it */
+    return false;
+  }
+  if (wrap) { /* the rest of the ring is skipped: a marker, then the front */
+    ((tp_rec_event *)(r->data + at))->kind = TP_REC_EVENT_WRAP;
+    head += tp_rec_ring_bytes - at;
+    at = 0;
+  }
+  tp_rec_event *out = (tp_rec_event *)(r->data + at);
+  memcpy(out, e, size - frames_size);
+  if (frames_size) memcpy(out->frames, frames, frames_size);
+  atomic_store_explicit(&r->head, head + size, memory_order_release);
+  return true;
+}
+
+void tp_rec_event_push(tp_rec_thread *t, tp_rec_event *e, const uintptr_t *frames) {
+  e->thread = t->id;
+  if (tp_likely(t->ring != NULL)) {
+    tp_rec_ring_append(t->ring, e, frames);
+    return;
+  }
+  tp_lock_acquire(&tp_rec.lock);
+  e->thread = tp_rec_thread_id(t);
+  if (t->exited) {
+    if (!tp_rec_orphans) tp_rec_orphans = tp_rec_ring_claim();
+    if (!tp_rec_orphans || !tp_rec_ring_append(tp_rec_orphans, e, frames)) tp_rec.dropped++;
+  } else if ((t->ring = tp_rec_ring_claim()) != NULL) {
+    tp_rec_ring_append(t->ring, e, frames);
+  } else {
+    tp_rec.dropped++;
+  }
+  tp_lock_release(&tp_rec.lock);
+}
+
+/* Exit: the ring goes to the next thread that samples; this one's late
+ * events go to the shared ring. */
+void tp_rec_rings_thread_exit(tp_rec_thread *t) {
+  tp_rec_ring *r = t->ring;
+  if (!r) return;
+  t->ring = NULL; /* first: a handler's event now takes the locked way */
+  atomic_store_explicit(&r->retired, true, memory_order_release);
+}
+
+/* The next event of r to merge, or NULL: none older than cut_ns. */
+static const tp_rec_event *tp_rec_ring_next(tp_rec_ring *r, uint64_t cut_ns) {
+  uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+  uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+  while (tail < head) {
+    const tp_rec_event *e = (const tp_rec_event *)(r->data + tail % tp_rec_ring_bytes);
+    if (e->kind != TP_REC_EVENT_WRAP) return e->time_ns < cut_ns ? e : NULL;
+    tail += tp_rec_ring_bytes - tail % tp_rec_ring_bytes;
+    atomic_store_explicit(&r->tail, tail, memory_order_release);
+  }
+  return NULL;
+}
+
+uint64_t tp_rec_rings_pending(void) {
+  uint64_t bytes = 0;
+  for (tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_acquire); r; r = r->next)
+    bytes += atomic_load_explicit(&r->head, memory_order_relaxed) - atomic_load_explicit(&r->tail, memory_order_relaxed);
+  return bytes;
+}
+
+uint64_t tp_rec_rings_dropped(void) {
+  uint64_t dropped = 0;
+  for (tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_acquire); r; r = r->next)
+    dropped += __atomic_load_n(&r->dropped, __ATOMIC_RELAXED);
+  return dropped;
+}
+
+/* ---- the writer's side: merge, ids, lifetimes ------------------------------ */
+
+/* A ring in the merge, keyed by the time of its next event. */
+typedef struct tp_rec_cursor {
+  uint64_t time_ns;
+  tp_rec_ring *ring;
+  const tp_rec_event *event;
+} tp_rec_cursor;
+
+static void tp_rec_heap_push(tp_rec_cursor *heap, uint32_t *n, tp_rec_cursor c) {
+  uint32_t i = (*n)++;
+  for (; i && heap[(i - 1) / 2].time_ns > c.time_ns; i = (i - 1) / 2) heap[i] = heap[(i - 1) / 2];
+  heap[i] = c;
+}
+
+static tp_rec_cursor tp_rec_heap_pop(tp_rec_cursor *heap, uint32_t *n) {
+  tp_rec_cursor top = heap[0], last = heap[--*n];
+  uint32_t i = 0;
+  for (;;) {
+    uint32_t child = 2 * i + 1;
+    if (child >= *n) break;
+    if (child + 1 < *n && heap[child + 1].time_ns < heap[child].time_ns) child++;
+    if (heap[child].time_ns >= last.time_ns) break;
+    heap[i] = heap[child];
+    i = child;
+  }
+  if (*n) heap[i] = last;
+  return top;
+}
+
+/* The writer's table of live samples: address -> id, size, stack. */
+static tp_rec_live_table tp_rec_samples_live;
+
+/* One event into the batch (false: the batch is full, or its new stack had
+ * to wait: the event waits). */
+static bool tp_rec_event_take(tp_rec_batch *b, const tp_rec_event *e, bool wait) {
+  uint32_t stack = 0;
+  if (e->kind == TP_REC_EVENT_SAMPLE) {
+    if (b->sample_count >= TP_REC_BATCH_MAX || !tp_rec_stack_intern_if(e->frames, e->depth, e->truncated, wait, &stack))
+      return false;
+    tp_rec_live entry = {e->address, ++tp_rec.next_sample_id, e->size, stack, false};
+    tp_rec_live_insert(&tp_rec_samples_live, &entry);
+    tp_rec.samples++;
+    b->samples[b->sample_count++] = (tp_rec_sample){entry.id, e->time_ns, e->size, e->usable, tp_rec_weight(e->size),
+                                                    stack, e->thread, e->tier, e->align_log2, e->tenant};
+    return true;
+  }
+  if (b->free_count >= TP_REC_BATCH_MAX ||
+      (e->depth && !tp_rec_stack_intern_if(e->frames, e->depth, e->truncated, wait, &stack)))
+    return false;
+  tp_rec_live entry;
+  if (!tp_rec_live_remove(&tp_rec_samples_live, e->address, &entry)) return true; /* not a sample of this trace */
+  b->frees[b->free_count++] = (tp_rec_free_event){entry.id, e->time_ns, stack};
+  return true;
+}
+
+/* Rings whose threads exited, drained: their pages go back (a server that
+ * starts a thread per connection would keep a ring's pages for each thread
+ * it ever had sampling).  Not while a fork holds the lock. */
+static void tp_rec_rings_release_retired(void) {
+  if (!tp_lock_try(&tp_rec.lock)) return;
+  for (tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_relaxed); r; r = r->next)
+    if (!r->released && atomic_load_explicit(&r->retired, memory_order_acquire) &&
+        atomic_load_explicit(&r->tail, memory_order_relaxed) == atomic_load_explicit(&r->head, memory_order_relaxed)) {
+      tp_os_release(r->data, tp_rec_ring_bytes);
+      r->released = true;
+    }
+  tp_lock_release(&tp_rec.lock);
+}
+
+/* Every ring's events older than cut_ns into b, in time order. */
+void tp_rec_rings_drain(tp_rec_batch *b, uint64_t cut_ns, bool wait) {
+  uint32_t rings = 0, n = 0;
+  for (tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_acquire); r; r = r->next) rings++;
+  tp_rec_cursor *heap = rings ? tp_rec_scratch_alloc(rings * sizeof *heap) : NULL;
+  if (!heap) return;
+  /* Rings pushed after the count are left for the next drain. */
+  tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_acquire);
+  for (uint32_t i = 0; i < rings && r; i++, r = r->next) {
+    const tp_rec_event *e = tp_rec_ring_next(r, cut_ns);
+    if (e) tp_rec_heap_push(heap, &n, (tp_rec_cursor){e->time_ns, r, e});
+  }
+  while (n) {
+    tp_rec_cursor c = tp_rec_heap_pop(heap, &n);
+    if (!tp_rec_event_take(b, c.event, wait)) break;
+    uint64_t tail = atomic_load_explicit(&c.ring->tail, memory_order_relaxed) + tp_rec_event_size(c.event);
+    atomic_store_explicit(&c.ring->tail, tail, memory_order_release);
+    const tp_rec_event *e = tp_rec_ring_next(c.ring, cut_ns);
+    if (e) tp_rec_heap_push(heap, &n, (tp_rec_cursor){e->time_ns, c.ring, e});
+  }
+  tp_rec_rings_release_retired();
+}
+
+const tp_rec_live_table *tp_rec_rings_live(void) { return &tp_rec_samples_live; }
+
+/* A forked child: the rings hold the parent's events, and their threads are
+ * the parent's; the table its samples.  Dropped, not freed (the writer may
+ * have been changing the table when the fork came). */
+void tp_rec_rings_after_fork_child(tp_rec_thread *self) {
+  for (tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_relaxed); r; r = r->next) {
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    atomic_store_explicit(&r->tail, head, memory_order_relaxed);
+    r->tail_seen = head;
+    r->dropped = 0;
+    atomic_store_explicit(&r->retired, r != self->ring && r != tp_rec_orphans, memory_order_relaxed);
+  }
+  memset(&tp_rec_samples_live, 0, sizeof tp_rec_samples_live);
+}
