@@ -92,6 +92,11 @@ bool tp_helper_sleep(uint32_t ms) {
   return !atomic_load(&tp_helpers_paused);
 }
 
+void tp_helpers_wake(void) {
+  atomic_fetch_add(&tp_helper_wake, 1);
+  syscall(SYS_futex, &tp_helper_wake, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
 void tp_helper_check(void) {
   int running = tp_helpers_threads_running();
   if (running < 0 || running > atomic_load(&tp_helpers_running)) return;

@@ -170,6 +170,7 @@ bool tp_helper_spawn(void *(*main)(void *), const char *name); /* name: 15 bytes
 void tp_helper_started(void *name); /* main's argument: the name given to tp_helper_spawn */
 void tp_helper_stopping(void);
 bool tp_helper_sleep(uint32_t ms);
+void tp_helpers_wake(void); /* cuts the helpers' sleeps short (a recorder's ring is filling) */
 void tp_helper_check(void);
 bool tp_helpers_pause(void);
 void tp_helpers_resume(void);

@@ -15,8 +15,9 @@
  * 10 thousand times a second fills between two of the writer's drains, 25 ms
  * apart; 1 MiB in validation mode, where every allocation is an event) and
  * outlive their threads: an exited thread's ring goes to the next thread
- * that samples (each event names its thread).  A thread whose ring is full
- * waits for the writer, 50 ms at most (not at all when it holds one of the
+ * that samples (each event names its thread).  A ring past half full wakes
+ * the writer (a program's start fills one in a few ms); a thread whose ring
+ * is full waits for the writer, 50 ms at most (not at all when it holds one of the
  * library's locks, which the writer may want, or when no writer runs), then
  * drops the event (the End record counts it).
  * Events of a thread past its exit (TLS destructors' frees) go to one shared
@@ -38,6 +39,7 @@ struct tp_rec_ring {
   uint64_t dropped;      /* events that did not fit */
   _Atomic bool retired;  /* its thread exited: free for another */
   bool released;         /* retired and drained, its pages given back (under tp_rec.lock) */
+  bool woke;             /* the writer was woken since the ring passed half full */
   struct tp_rec_ring *next; /* every ring (tp_rec_rings), pushed under tp_rec.lock */
   uint8_t *data;
   /* the consumer's */
@@ -95,6 +97,12 @@ static bool tp_rec_ring_append(tp_rec_ring *r, const tp_rec_event *e, const uint
   uint64_t at = head % tp_rec_ring_bytes;
   bool wrap = at + size > tp_rec_ring_bytes;
   uint64_t need = size + (wrap ? tp_rec_ring_bytes - at : 0);
+  if (head - r->tail_seen > tp_rec_ring_bytes / 2) { /* the writer is sooner woken than waited for */
+    r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+    bool half = head - r->tail_seen > tp_rec_ring_bytes / 2;
+    if (half && !r->woke) tp_helpers_wake();
+    r->woke = half;
+  }
   if (head + need - r->tail_seen > tp_rec_ring_bytes && !tp_rec_ring_wait(r, head + need - tp_rec_ring_bytes)) {
     __atomic_store_n(&r->dropped, r->dropped + 1, __ATOMIC_RELAXED); /* the writer reads it */
     return false;
