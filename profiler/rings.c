@@ -24,7 +24,9 @@
  * ring, appended under tp_rec.lock. */
 #include <stdalign.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "recorder_private.h"
 
@@ -84,7 +86,7 @@ static bool tp_rec_ring_wait(tp_rec_ring *r, uint64_t tail) {
   if (r->tail_seen >= tail) return true;
   if (!__atomic_load_n(&tp_rec.writer_running, __ATOMIC_ACQUIRE) || tp_locks_held_here()) return false;
   for (long waited = 0; waited < TP_REC_RING_WAIT_NS; waited += 200000) {
-    nanosleep(&(struct timespec){0, 200000}, NULL);
+    syscall(SYS_nanosleep, &(struct timespec){0, 200000}, NULL); /* not libc's: no cancellation point in malloc */
     if ((r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire)) >= tail) return true;
   }
   return false;
@@ -127,9 +129,11 @@ void tp_rec_event_push(tp_rec_thread *t, tp_rec_event *e, const uintptr_t *frame
   }
   tp_lock_acquire(&tp_rec.lock);
   e->thread = tp_rec_thread_id(t);
-  if (t->exited) {
+  if (t->exited) { /* timed again under the lock: the shared ring stays in time order */
+    e->time_ns = tp_rec_now_ns();
     if (!tp_rec_orphans) tp_rec_orphans = tp_rec_ring_claim();
-    if (!tp_rec_orphans || !tp_rec_ring_append(tp_rec_orphans, e, frames)) tp_rec.dropped++;
+    if (tp_rec_orphans) tp_rec_ring_append(tp_rec_orphans, e, frames); /* a full one counts its drops */
+    else tp_rec.dropped++;
   } else if ((t->ring = tp_rec_ring_claim()) != NULL) {
     tp_rec_ring_append(t->ring, e, frames);
   } else {
