@@ -317,7 +317,7 @@ size_t tp_central_purge_blocks(tp_heap *h, uint64_t now_ms, uint64_t idle_ms);  
  * and counted in their slab's `samples`: the recorded free fast path leaves
  * only the blocks of slabs with a count to the slow path, which asks the bit.
  * A buddy or large block's free asks the recorder anyway (segment.c). */
-void tp_slab_mark_sampled(void *p);                    /* the recorder samples p */
+bool tp_slab_mark_sampled(void *p);                    /* the recorder samples p; false: not a slab block */
 bool tp_slab_unmark_sampled(tp_segment *seg, tp_span *slab, void *p); /* p is freed: was it marked? */
 void tp_slab_clear_sampled(tp_segment *seg, tp_span *slab); /* a slab goes back: marks left by unrecorded frees */
 

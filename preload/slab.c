@@ -279,14 +279,15 @@ void tp_central_return(tp_heap *h, uint32_t cls, void *head, uint32_t count) {
 
 /* Marked once however often it is sampled: a block that realloc kept in place
  * may be sampled again before its free clears the mark. */
-void tp_slab_mark_sampled(void *p) {
-  if (!tp_segment_is_ours(p)) return;
+bool tp_slab_mark_sampled(void *p) {
+  if (!tp_segment_is_ours(p)) return false;
   tp_segment *seg = tp_segment_of(p);
   uint32_t entry = seg->page_map[tp_page_index(seg, p)];
-  if (TP_PAGE_KIND(entry) != TP_PAGE_SLAB) return;
+  if (TP_PAGE_KIND(entry) != TP_PAGE_SLAB) return false;
   uint64_t bit, *word = tp_slab_sampled_word(seg, p, &bit);
   if (!(__atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit))
     __atomic_fetch_add(&seg->spans[TP_SLAB_SLOT(entry)].samples, 1, __ATOMIC_RELAXED);
+  return true;
 }
 
 bool tp_slab_unmark_sampled(tp_segment *seg, tp_span *slab, void *p) {

@@ -55,15 +55,21 @@ typedef struct tp_rec_jit_event {
   bool removed;
 } tp_rec_jit_event;
 
-/* Events since the writer's last swap.  Arrays are mapped once, never moved.
- * Samples and frees: batches[0]'s only, filled by the writer from the rings. */
+/* mmap calls and JIT ranges since the writer's last swap (appended under
+ * tp_rec.lock).  Arrays are mapped once, never moved. */
 typedef struct tp_rec_batch {
-  tp_rec_sample *samples;
-  tp_rec_free_event *frees;
   tp_rec_mmap_event *mmaps;
   tp_rec_jit_event *jits;
-  uint32_t sample_count, free_count, mmap_count, jit_count;
+  uint32_t mmap_count, jit_count;
 } tp_rec_batch;
+
+/* Samples and frees the writer has drained from the rings (rings.c) and not
+ * yet written: the writer's alone (tp_rec_writer_lock). */
+typedef struct tp_rec_drained {
+  tp_rec_sample *samples;
+  tp_rec_free_event *frees;
+  uint32_t sample_count, free_count;
+} tp_rec_drained;
 
 /* A live sampled block (sampler.c: the tables of live samples). */
 typedef struct tp_rec_live {
@@ -115,6 +121,7 @@ typedef struct tp_recorder {
   tp_lock lock;
   tp_rec_batch batches[2];
   uint32_t active;               /* batch being filled */
+  tp_rec_drained drained;
   uint64_t next_sample_id;
   uint64_t start_mono_ns, start_unix_ns;
   double sample_rate;            /* 1 in validation mode */
@@ -155,9 +162,9 @@ void tp_rec_event_push(tp_rec_thread *t, tp_rec_event *e, const uintptr_t *frame
 void tp_rec_rings_thread_exit(tp_rec_thread *t);
 void tp_rec_rings_after_fork_child(tp_rec_thread *self);
 /* The writer (tp_rec_writer_lock held): every ring's events older than
- * cut_ns into b's samples and frees, in time order, ids given.  wait false:
+ * cut_ns into d, in time order, ids given.  wait false:
  * an event with a new stack whose lock is busy stops the drain there. */
-void tp_rec_rings_drain(tp_rec_batch *b, uint64_t cut_ns, bool wait);
+void tp_rec_rings_drain(tp_rec_drained *d, uint64_t cut_ns, bool wait);
 uint64_t tp_rec_rings_pending(void); /* bytes waiting in the rings: a hint */
 uint64_t tp_rec_rings_dropped(void); /* events the rings had no room for */
 const tp_rec_live_table *tp_rec_rings_live(void); /* the writer's table of live samples */

@@ -213,7 +213,7 @@ static tp_rec_live_table tp_rec_samples_live;
 
 /* One event into the batch (false: the batch is full, or its new stack had
  * to wait: the event waits). */
-static bool tp_rec_event_take(tp_rec_batch *b, const tp_rec_event *e, bool wait) {
+static bool tp_rec_event_take(tp_rec_drained *b, const tp_rec_event *e, bool wait) {
   uint32_t stack = 0;
   if (e->kind == TP_REC_EVENT_SAMPLE) {
     if (b->sample_count >= TP_REC_BATCH_MAX || !tp_rec_stack_intern_if(e->frames, e->depth, e->truncated, wait, &stack))
@@ -249,7 +249,7 @@ static void tp_rec_rings_release_retired(void) {
 }
 
 /* Every ring's events older than cut_ns into b, in time order. */
-void tp_rec_rings_drain(tp_rec_batch *b, uint64_t cut_ns, bool wait) {
+void tp_rec_rings_drain(tp_rec_drained *b, uint64_t cut_ns, bool wait) {
   uint32_t rings = 0, n = 0;
   for (tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_acquire); r; r = r->next) rings++;
   tp_rec_cursor *heap = rings ? tp_rec_scratch_alloc(rings * sizeof *heap) : NULL;

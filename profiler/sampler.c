@@ -440,9 +440,11 @@ static void tp_rec_live_add(uintptr_t address) {
 static TP_NOINLINE void *tp_rec_take_sample(tp_rec_thread *t, void *p, size_t size, size_t align) {
   t->skip = tp_rec_next_skip(t);
   tp_rec_enter(t); /* the unwinder may allocate */
-  tierpool_tier_t tier = tp_tier_of(p);
-  if (tier == TIERPOOL_TIER_SLAB) tp_slab_mark_sampled(p);
-  else tp_rec_live_add((uintptr_t)p);
+  tierpool_tier_t tier = TIERPOOL_TIER_SLAB;
+  if (!tp_slab_mark_sampled(p)) { /* one lookup for the usual case, a slab block */
+    tier = tp_tier_of(p);
+    tp_rec_live_add((uintptr_t)p);
+  }
   uint32_t tenant = tp_tenant_index_of(p); /* the owner: a block may outlive its thread's tenant switch */
   tp_rec_event e = {.kind = TP_REC_EVENT_SAMPLE, .tier = (uint8_t)tier,
                     .align_log2 = (uint8_t)__builtin_ctzl(align ? align : 1),
@@ -627,18 +629,19 @@ void tp_rec_start(void) {
   if (tp_rec.sample_rate > 0.0 && tp_rec.sample_rate < 1.0) tp_rec.inv_ln_keep = 1.0 / tp_rec_ln1m(tp_rec.sample_rate);
   tp_rec.sample_bytes = tp_opt.validate ? 0 : tp_opt.sample_bytes;
   tp_rec_by_bytes = tp_rec.sample_bytes != 0;
+  tp_rec_drained *d = &tp_rec.drained;
+  d->samples = tp_rec_map(TP_REC_BATCH_MAX * sizeof *d->samples);
+  d->frees = tp_rec_map(TP_REC_BATCH_MAX * sizeof *d->frees);
+  bool mapped = d->samples && d->frees;
   for (int i = 0; i < 2; i++) {
     tp_rec_batch *b = &tp_rec.batches[i];
     b->mmaps = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->mmaps);
     b->jits = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->jits);
-    if (!i) { /* samples and frees: the writer's, filled from the rings (rings.c) */
-      b->samples = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->samples);
-      b->frees = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->frees);
-    }
-    if (!tp_rec.batches[0].samples || !tp_rec.batches[0].frees || !b->mmaps || !b->jits) {
-      tp_message("profiler: cannot map its buffers; not recording");
-      return;
-    }
+    mapped = mapped && b->mmaps && b->jits;
+  }
+  if (!mapped) {
+    tp_message("profiler: cannot map its buffers; not recording");
+    return;
   }
   tp_rec_enter(&tp_rec_self); /* also: libunwind's pipe goes high (pipe.c) */
   bool opened = tp_rec_stacks_init() && tp_rec_writer_open();

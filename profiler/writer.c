@@ -144,7 +144,7 @@ static uint64_t tp_rec_time_delta(uint64_t *prev_us, uint64_t time_ns) {
 /* Leaves in marks (if not NULL) each sample's time and id as the reader sees
  * them (Frees.id_age); returns how many: 0 if no record was written.  Raises
  * *id_max to the highest id written. */
-static uint32_t tp_rec_emit_samples(tp_rec_out *out, const tp_rec_batch *b, tp_trace_sample_mark *marks,
+static uint32_t tp_rec_emit_samples(tp_rec_out *out, const tp_rec_drained *b, tp_trace_sample_mark *marks,
                                     uint64_t *id_max) {
   uint32_t n = b->sample_count, written = 0;
   if (!n) return 0;
@@ -201,7 +201,7 @@ static size_t tp_rec_sint_size(const int64_t *values, uint32_t n) {
  * frame's samples, prepared; NULL if out of memory), whichever is smaller:
  * frees of long-lived blocks come in no order of ids, and their ages are the
  * smaller. */
-static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_batch *b, tp_trace_sample_mark *marks,
+static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_drained *b, tp_trace_sample_mark *marks,
                               uint32_t mark_count) {
   uint32_t n = b->free_count;
   if (!n) return;
@@ -379,8 +379,8 @@ static bool tp_rec_child_has_events(bool locks_free) {
   }
   uint64_t used = tp_rec_hist_sum_all();
   const tp_rec_batch *b = &tp_rec.batches[tp_rec.active];
-  bool events = b->mmap_count || b->jit_count || tp_rec_rings_pending() || tp_rec.batches[0].sample_count ||
-                tp_rec.batches[0].free_count;
+  bool events = b->mmap_count || b->jit_count || tp_rec_rings_pending() || tp_rec.drained.sample_count ||
+                tp_rec.drained.free_count;
   tp_lock_release(&tp_rec.lock);
   for (uint32_t k = 0; k < TP_MAX_TENANTS && !events; k++)
     for (uint32_t i = 0; (used >> k & 1) && i < TP_BUCKET_COUNT && !events; i++)
@@ -446,7 +446,8 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
     tp_lock_release(&tp_rec_writer_lock);
     return false;
   }
-  tp_rec_batch *full = &tp_rec.batches[tp_rec.active], *events = &tp_rec.batches[0];
+  tp_rec_batch *full = &tp_rec.batches[tp_rec.active];
+  tp_rec_drained *events = &tp_rec.drained;
   tp_rec.active ^= 1;
   uint64_t used = periodic ? tp_rec_hist_sum_all() : 0;
   tp_lock_release(&tp_rec.lock);
@@ -548,13 +549,13 @@ void tp_rec_writer_exec_failed(int error) {
 
 /* ---- the writer thread ----------------------------------------------------- */
 
-/* The rings' events so far into samples and frees (batches[0]): at every
+/* The rings' events so far into samples and frees (tp_rec.drained): at every
  * wake, so that a ring holds 25 ms of its thread's events at most. */
 static void tp_rec_writer_drain(void) {
   tp_lock_acquire(&tp_rec_writer_lock);
   if (!tp_rec_finished) {
     tp_rec_scratch_mark scratch = tp_rec_scratch_save();
-    tp_rec_rings_drain(&tp_rec.batches[0], tp_rec_now_ns(), false); /* never stuck holding the writer's lock */
+    tp_rec_rings_drain(&tp_rec.drained, tp_rec_now_ns(), false); /* never stuck holding the writer's lock */
     tp_rec_scratch_restore(scratch);
   }
   tp_lock_release(&tp_rec_writer_lock);
@@ -563,7 +564,7 @@ static void tp_rec_writer_drain(void) {
 /* Events waiting for a frame (read without the lock: a hint). */
 static uint64_t tp_rec_pending_events(void) {
   const tp_rec_batch *b = &tp_rec.batches[__atomic_load_n(&tp_rec.active, __ATOMIC_RELAXED)];
-  return (uint64_t)tp_rec.batches[0].sample_count + tp_rec.batches[0].free_count +
+  return (uint64_t)tp_rec.drained.sample_count + tp_rec.drained.free_count +
          __atomic_load_n(&b->mmap_count, __ATOMIC_RELAXED);
 }
 
@@ -622,7 +623,7 @@ void tp_rec_writer_after_fork_child(void) {
   tp_rec_file_after_fork_child();
   tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;
   tp_rec_sample_id_max = 0;
-  tp_rec.batches[0].sample_count = tp_rec.batches[0].free_count = 0; /* drained, the parent's */
+  tp_rec.drained.sample_count = tp_rec.drained.free_count = 0; /* the parent's */
   uint64_t used = tp_rec_hist_tenants(); /* the child's histograms start at zero */
   for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
     if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_emitted[k], k);
