@@ -11,17 +11,21 @@
  * the sample's append) returned, so a free older than that moment has its
  * sample in a ring already.
  *
- * Rings are mapped once (256 KiB, ten times what a compiler thread sampling
- * 10 thousand times a second fills between two of the writer's drains, 25 ms
- * apart; 1 MiB in validation mode, where every allocation is an event) and
- * outlive their threads: an exited thread's ring goes to the next thread
- * that samples (each event names its thread).  A ring past half full wakes
- * the writer (a program's start fills one in a few ms); a thread whose ring
- * is full waits for the writer, 50 ms at most (not at all when it holds one of the
- * library's locks, which the writer may want, or when no writer runs), then
- * drops the event (the End record counts it).
- * Events of a thread past its exit (TLS destructors' frees) go to one shared
- * ring, appended under tp_rec.lock. */
+ * Rings start small (16 KiB: a server with hundreds of threads that sample
+ * now and then keeps that much each, resident as the ring cycles) and grow
+ * fourfold, up to 256 KiB (1 MiB in validation mode, where every allocation
+ * is an event), when one passes half full between two of the writer's
+ * drains (25 ms apart): a compiler thread sampling 10 thousand times a
+ * second fills 256 KiB in ten drains.  Growing is claiming a bigger ring and
+ * retiring the old one, undrained: the merge goes by time, so a thread's
+ * events may sit in two rings.  Rings outlive their threads: a retired ring
+ * goes to the next thread that needs one (each event names its thread).  A
+ * ring of the biggest size past half full wakes the writer (a program's start
+ * fills one in a few ms); a thread whose ring is full waits for the writer,
+ * 50 ms at most (not at all when it holds one of the library's locks, which
+ * the writer may want, or when no writer runs), then drops the event (the End
+ * record counts it).  Events of a thread past its exit (TLS destructors'
+ * frees) go to one shared ring, appended under tp_rec.lock. */
 #include <stdalign.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -30,53 +34,73 @@
 
 #include "recorder_private.h"
 
-#define TP_REC_RING_BYTES (256u << 10)
-#define TP_REC_RING_BYTES_VALIDATE (1u << 20)
+#define TP_REC_RING_FIRST_BYTES (16u << 10)
+#define TP_REC_RING_MAX_BYTES (256u << 10)
+#define TP_REC_RING_MAX_BYTES_VALIDATE (1u << 20)
 #define TP_REC_RING_WAIT_NS 50000000 /* a full ring: the writer (every 25 ms) is waited for this long at most */
 
+/* One mapping of `size` bytes: this header, then the events. */
 struct tp_rec_ring {
   /* the producer's */
   _Atomic uint64_t head; /* bytes appended (release: the events before it are written) */
   uint64_t tail_seen;    /* its last reading of tail */
   uint64_t dropped;      /* events that did not fit */
-  _Atomic bool retired;  /* its thread exited: free for another */
+  _Atomic bool retired;  /* its thread exited or outgrew it: free for another */
   bool released;         /* retired and drained, its pages given back (under tp_rec.lock) */
   bool woke;             /* the writer was woken since the ring passed half full */
+  uint32_t size;         /* of the mapping */
+  uint64_t bytes;        /* of events it holds: size less this header */
   struct tp_rec_ring *next; /* every ring (tp_rec_rings), pushed under tp_rec.lock */
-  uint8_t *data;
   /* the consumer's */
   alignas(64) _Atomic uint64_t tail; /* bytes consumed (release: the writer is done with them) */
+  alignas(64) uint8_t data[];
 };
 
 static _Atomic(tp_rec_ring *) tp_rec_rings;
 static tp_rec_ring *tp_rec_orphans; /* threads past their exit: appended under tp_rec.lock */
-static uint64_t tp_rec_ring_bytes;
+
+static uint32_t tp_rec_ring_max_size(void) {
+  return tp_opt.validate ? TP_REC_RING_MAX_BYTES_VALIDATE : TP_REC_RING_MAX_BYTES;
+}
 
 static size_t tp_rec_event_size(const tp_rec_event *e) {
   if (e->kind == TP_REC_EVENT_FREE && !e->depth) return offsetof(tp_rec_event, size);
   return sizeof *e + (size_t)e->depth * sizeof e->frames[0];
 }
 
-/* A ring of its own for the calling thread (lock held). */
-static tp_rec_ring *tp_rec_ring_claim(void) {
+/* A ring of at least `size` bytes for the calling thread (lock held): a
+ * retired one, or a new mapping. */
+static tp_rec_ring *tp_rec_ring_claim(uint32_t size) {
   for (tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_relaxed); r; r = r->next) {
     bool expected = true;
-    if (atomic_compare_exchange_strong(&r->retired, &expected, false)) {
+    if (r->size >= size && atomic_compare_exchange_strong(&r->retired, &expected, false)) {
       r->released = false;
+      r->woke = false;
       return r;
     }
   }
-  if (!tp_rec_ring_bytes) tp_rec_ring_bytes = tp_opt.validate ? TP_REC_RING_BYTES_VALIDATE : TP_REC_RING_BYTES;
-  tp_rec_ring *r = tp_rec_map(sizeof *r);
-  uint8_t *data = r ? tp_rec_map(tp_rec_ring_bytes) : NULL;
-  if (!data) {
-    if (r) tp_os_unmap(r, sizeof *r);
-    return NULL;
-  }
-  r->data = data;
+  tp_rec_ring *r = tp_rec_map(size);
+  if (!r) return NULL;
+  r->size = size;
+  r->bytes = size - offsetof(tp_rec_ring, data);
   r->next = atomic_load_explicit(&tp_rec_rings, memory_order_relaxed);
   atomic_store_explicit(&tp_rec_rings, r, memory_order_release);
   return r;
+}
+
+/* A ring past half full between two drains: its thread goes on in one four
+ * times bigger (false: at the biggest size already, or none to be had). */
+static bool tp_rec_ring_grow(tp_rec_ring **slot, bool locked) {
+  tp_rec_ring *r = *slot;
+  uint32_t max = tp_rec_ring_max_size();
+  if (r->size >= max || (!locked && !tp_lock_try(&tp_rec.lock))) return false;
+  tp_rec_ring *bigger = tp_rec_ring_claim(r->size * 4 < max ? r->size * 4 : max);
+  if (bigger) {
+    *slot = bigger;
+    atomic_store_explicit(&r->retired, true, memory_order_release); /* its events stay for the writer */
+  }
+  if (!locked) tp_lock_release(&tp_rec.lock);
+  return bigger != NULL;
 }
 
 /* Until the writer has taken the ring's bytes up to tail (false: it did not
@@ -92,26 +116,29 @@ static bool tp_rec_ring_wait(tp_rec_ring *r, uint64_t tail) {
   return false;
 }
 
-/* Appends e and its frames; false: no room (or no ring), dropped. */
-static bool tp_rec_ring_append(tp_rec_ring *r, const tp_rec_event *e, const uintptr_t *frames) {
+/* Appends e and its frames to the ring in *slot, which may grow (into a
+ * new *slot); false: no room, dropped.  locked: tp_rec.lock is held. */
+static bool tp_rec_ring_append(tp_rec_ring **slot, const tp_rec_event *e, const uintptr_t *frames, bool locked) {
+  tp_rec_ring *r = *slot;
   size_t size = tp_rec_event_size(e), frames_size = e->depth * sizeof *frames;
   uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-  uint64_t at = head % tp_rec_ring_bytes;
-  bool wrap = at + size > tp_rec_ring_bytes;
-  uint64_t need = size + (wrap ? tp_rec_ring_bytes - at : 0);
-  if (head - r->tail_seen > tp_rec_ring_bytes / 2) { /* the writer is sooner woken than waited for */
+  if (head - r->tail_seen > r->bytes / 2) { /* growing, or else waking the writer, beats waiting for it */
     r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
-    bool half = head - r->tail_seen > tp_rec_ring_bytes / 2;
+    bool half = head - r->tail_seen > r->bytes / 2;
+    if (half && tp_rec_ring_grow(slot, locked)) return tp_rec_ring_append(slot, e, frames, locked);
     if (half && !r->woke) tp_helpers_wake();
     r->woke = half;
   }
-  if (head + need - r->tail_seen > tp_rec_ring_bytes && !tp_rec_ring_wait(r, head + need - tp_rec_ring_bytes)) {
+  uint64_t at = head % r->bytes;
+  bool wrap = at + size > r->bytes;
+  uint64_t need = size + (wrap ? r->bytes - at : 0);
+  if (head + need - r->tail_seen > r->bytes && !tp_rec_ring_wait(r, head + need - r->bytes)) {
     __atomic_store_n(&r->dropped, r->dropped + 1, __ATOMIC_RELAXED); /* the writer reads it */
     return false;
   }
   if (wrap) { /* the rest of the ring is skipped: a marker, then the front */
     ((tp_rec_event *)(r->data + at))->kind = TP_REC_EVENT_WRAP;
-    head += tp_rec_ring_bytes - at;
+    head += r->bytes - at;
     at = 0;
   }
   tp_rec_event *out = (tp_rec_event *)(r->data + at);
@@ -124,18 +151,18 @@ static bool tp_rec_ring_append(tp_rec_ring *r, const tp_rec_event *e, const uint
 void tp_rec_event_push(tp_rec_thread *t, tp_rec_event *e, const uintptr_t *frames) {
   e->thread = t->id;
   if (tp_likely(t->ring != NULL)) {
-    tp_rec_ring_append(t->ring, e, frames);
+    tp_rec_ring_append(&t->ring, e, frames, false);
     return;
   }
   tp_lock_acquire(&tp_rec.lock);
   e->thread = tp_rec_thread_id(t);
   if (t->exited) { /* timed again under the lock: the shared ring stays in time order */
     e->time_ns = tp_rec_now_ns();
-    if (!tp_rec_orphans) tp_rec_orphans = tp_rec_ring_claim();
-    if (tp_rec_orphans) tp_rec_ring_append(tp_rec_orphans, e, frames); /* a full one counts its drops */
+    if (!tp_rec_orphans) tp_rec_orphans = tp_rec_ring_claim(TP_REC_RING_FIRST_BYTES);
+    if (tp_rec_orphans) tp_rec_ring_append(&tp_rec_orphans, e, frames, true); /* a full one counts its drops */
     else tp_rec.dropped++;
-  } else if ((t->ring = tp_rec_ring_claim()) != NULL) {
-    tp_rec_ring_append(t->ring, e, frames);
+  } else if ((t->ring = tp_rec_ring_claim(TP_REC_RING_FIRST_BYTES)) != NULL) {
+    tp_rec_ring_append(&t->ring, e, frames, true);
   } else {
     tp_rec.dropped++;
   }
@@ -156,9 +183,9 @@ static const tp_rec_event *tp_rec_ring_next(tp_rec_ring *r, uint64_t cut_ns) {
   uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
   uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
   while (tail < head) {
-    const tp_rec_event *e = (const tp_rec_event *)(r->data + tail % tp_rec_ring_bytes);
+    const tp_rec_event *e = (const tp_rec_event *)(r->data + tail % r->bytes);
     if (e->kind != TP_REC_EVENT_WRAP) return e->time_ns < cut_ns ? e : NULL;
-    tail += tp_rec_ring_bytes - tail % tp_rec_ring_bytes;
+    tail += r->bytes - tail % r->bytes;
     atomic_store_explicit(&r->tail, tail, memory_order_release);
   }
   return NULL;
@@ -242,7 +269,7 @@ static void tp_rec_rings_release_retired(void) {
   for (tp_rec_ring *r = atomic_load_explicit(&tp_rec_rings, memory_order_relaxed); r; r = r->next)
     if (!r->released && atomic_load_explicit(&r->retired, memory_order_acquire) &&
         atomic_load_explicit(&r->tail, memory_order_relaxed) == atomic_load_explicit(&r->head, memory_order_relaxed)) {
-      tp_os_release(r->data, tp_rec_ring_bytes);
+      tp_os_release((char *)r + TP_PAGE_SIZE, r->size - TP_PAGE_SIZE); /* the header's page stays */
       r->released = true;
     }
   tp_lock_release(&tp_rec.lock);

@@ -5,7 +5,10 @@
 # thread after 50 ms) show those lifetimes.  Then `subject handoff`: 40,000
 # blocks of every tier, each freed by another thread than the one that made
 # it, the makers exiting first: every free finds its sample (the threads'
-# rings merged in time order), none before it, none dropped.
+# rings merged in time order), none before it, none dropped.  Last,
+# `subject slow-samplers 32`: 32 live threads sampling a thousand times a
+# second each keep small rings (16 KiB each; fixed 256 KiB rings, cycled
+# through, held 10 MB more than an unrecorded run).
 source "$(dirname "$0")/lib.sh"
 
 rc=0
@@ -32,5 +35,15 @@ if [ ${#TRACES[@]} -eq 1 ]; then
     end=1 dropped=0 unmatched-frees=0 freed-early=0 least-frees=40000 most-samples=40500
 else
   fail_check "handoff: expected one trace, found ${#TRACES[@]}"
+fi
+rss_growth() { # KiB more resident after 32 threads sampled slowly, still alive
+  (cd "$WORK" && exec env LD_PRELOAD="$TIERPOOL_LIB" "$@" "$SUBJECT" slow-samplers 32) 2>>"$WORK/slow.err"
+}
+plain=$(rss_growth) || plain=
+recorded=$(rss_growth TIERPOOL_PROFILE=1 TIERPOOL_SAMPLE_RATE=1 TIERPOOL_TRACE="$WORK/slow-%p.tpt") || recorded=
+if [[ $plain =~ ^-?[0-9]+$ && $recorded =~ ^-?[0-9]+$ ]] && ((recorded - plain <= 4096)); then
+  pass_check "slow samplers: recorded $recorded KiB, unrecorded $plain KiB (at most 4096 more)"
+else
+  fail_check "slow samplers: recorded '$recorded' KiB, unrecorded '$plain' KiB (at most 4096 more); $(tail -3 "$WORK/slow.err")"
 fi
 finish

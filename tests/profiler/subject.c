@@ -656,6 +656,40 @@ static int run_big_threads(void) {
   return 0;
 }
 
+/* Threads alive together, each sampling a little every millisecond (at
+ * rate 1, a thousand events a second): what the recorder keeps for them
+ * while they live.  Prints the growth of resident memory in KiB. */
+#define SLOW_SAMPLERS_MAX 64
+#define SLOW_SAMPLER_EVENTS 2500
+
+static pthread_barrier_t slow_samplers_done;
+
+static void *slow_sampler(void *arg) {
+  for (int i = 0; i < SLOW_SAMPLER_EVENTS; i++) {
+    free(must(malloc(48), 48));
+    usleep(1000);
+  }
+  pthread_barrier_wait(&slow_samplers_done); /* all counted while all live */
+  pthread_barrier_wait(&slow_samplers_done);
+  return arg;
+}
+
+static int run_slow_samplers(long n) {
+  pthread_t threads[SLOW_SAMPLERS_MAX];
+  if (n < 1 || n > SLOW_SAMPLERS_MAX) return 2;
+  long before = status_kib("VmRSS:");
+  pthread_barrier_init(&slow_samplers_done, NULL, (unsigned)n + 1);
+  for (int i = 0; i < n; i++)
+    if (pthread_create(&threads[i], NULL, slow_sampler, NULL) != 0) return 1;
+  pthread_barrier_wait(&slow_samplers_done);
+  long after = status_kib("VmRSS:");
+  pthread_barrier_wait(&slow_samplers_done);
+  for (int i = 0; i < n; i++)
+    if (pthread_join(threads[i], NULL) != 0) return 1;
+  printf("%ld\n", after - before);
+  return 0;
+}
+
 static void *one_block(void *arg) {
   free(must(malloc(48), 48));
   return arg;
@@ -829,6 +863,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "reopen-stdin") == 0) return run_reopen_stdin();
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "handoff") == 0) return run_handoff();
+  if (strcmp(mode, "slow-samplers") == 0 && argc > 2) return run_slow_samplers(atol(argv[2]));
   if (strcmp(mode, "big-threads") == 0) return run_big_threads();
   if (strcmp(mode, "many-threads") == 0 && argc > 2) return run_many_threads(atol(argv[2]));
   if (strcmp(mode, "double_free") == 0) return run_double_free();
