@@ -6,9 +6,9 @@
  *   stacks.c    stack interning
  *   procinfo.c  process facts, modules, reservations, perf map, JIT ranges
  *   writer.c    event batches, the writer thread, trace frames
- * tp_rec.lock guards the batches (mmap calls, JIT ranges), tp_rec.live, the
- * filters' updates, the thread list and the rings' list; samples and their
- * frees take no lock (rings.c); the stack table has a lock of its own for additions
+ * tp_rec.lock guards the batches (JIT ranges), tp_rec.live, the filters'
+ * updates, the thread list and the rings' list; samples, their frees and mmap
+ * calls take no lock (rings.c); the stack table has a lock of its own for additions
  * (stacks.c: lookups take none).  Both are held for copies and lookups only,
  * never across I/O, unwinding or compression; the stack lock is never taken
  * while tp_rec.lock is held. */
@@ -55,20 +55,20 @@ typedef struct tp_rec_jit_event {
   bool removed;
 } tp_rec_jit_event;
 
-/* mmap calls and JIT ranges since the writer's last swap (appended under
- * tp_rec.lock).  Arrays are mapped once, never moved. */
+/* JIT ranges since the writer's last swap (appended under tp_rec.lock).
+ * The array is mapped once, never moved. */
 typedef struct tp_rec_batch {
-  tp_rec_mmap_event *mmaps;
   tp_rec_jit_event *jits;
-  uint32_t mmap_count, jit_count;
+  uint32_t jit_count;
 } tp_rec_batch;
 
-/* Samples and frees the writer has drained from the rings (rings.c) and not
- * yet written: the writer's alone (tp_rec_writer_lock). */
+/* Samples, frees and mmap calls the writer has drained from the rings
+ * (rings.c) and not yet written: the writer's alone (tp_rec_writer_lock). */
 typedef struct tp_rec_drained {
   tp_rec_sample *samples;
   tp_rec_free_event *frees;
-  uint32_t sample_count, free_count;
+  tp_rec_mmap_event *mmaps;
+  uint32_t sample_count, free_count, mmap_count;
 } tp_rec_drained;
 
 /* A live sampled block (sampler.c: the tables of live samples). */
@@ -85,23 +85,32 @@ typedef struct tp_rec_live_table {
   uint32_t log2;
 } tp_rec_live_table;
 
-/* A sample or a sampled free, as its thread appends it to its ring
- * (rings.c): 48 bytes and the stack's frames (a free: 32 bytes, and in
- * validation mode its stack). */
+/* A sample, a sampled free or a host's mmap-family call, as its thread
+ * appends it to its ring (rings.c): 48 bytes and the stack's frames (a free:
+ * 32 bytes, and in validation mode its stack). */
 typedef enum tp_rec_event_kind {
   TP_REC_EVENT_SAMPLE = 1,
   TP_REC_EVENT_FREE = 2,
   TP_REC_EVENT_WRAP = 3, /* the ring's rest is skipped: its next event is at the front */
+  TP_REC_EVENT_MMAP = 4,
 } tp_rec_event_kind;
 
 typedef struct tp_rec_event {
-  uint8_t kind, depth, tier, align_log2, tenant; /* tenant < TP_MAX_TENANTS */
+  uint8_t kind, depth;
+  uint8_t tier; /* a sample's; an mmap call's tp_rec_mmap_kind */
+  uint8_t align_log2, tenant; /* a sample's; tenant < TP_MAX_TENANTS */
   bool truncated;
   uint32_t thread; /* Thread.id */
+  uint32_t flags;  /* an mmap call's (mmap, mremap) */
   uint64_t time_ns;
   uintptr_t address;
-  uint64_t size, usable; /* a sample's */
-  uintptr_t frames[];    /* depth of them, innermost first */
+  uint64_t size; /* a sample's; an mmap call's length */
+  union {
+    uint64_t usable;     /* a sample's, in validation mode */
+    uint64_t prot;       /* an mmap call's protection (mmap, mprotect) or advice (madvise) */
+    uintptr_t old_address; /* an mremap's */
+  };
+  uintptr_t frames[]; /* depth of them, innermost first */
 } tp_rec_event;
 _Static_assert(sizeof(tp_rec_event) == 48, "events stay 8-byte aligned in the rings");
 _Static_assert(TP_REC_MAX_DEPTH <= UINT8_MAX, "an event's depth fits a byte");
@@ -127,7 +136,7 @@ typedef struct tp_recorder {
   double sample_rate;            /* 1 in validation mode */
   double inv_ln_keep;            /* 1 / ln(1 - sample_rate): the geometric skip's scale */
   uint64_t sample_bytes;         /* byte mode when non-zero */
-  uint64_t samples, dropped;     /* samples: counted by the writer; dropped: mmap calls, exited threads' events */
+  uint64_t samples, dropped;     /* samples: counted by the writer; dropped: JIT ranges, exited threads' events */
   tp_rec_live_table live;        /* buddy and large samples, for their frees */
   /* threads, by Thread.id - 1: chunks mapped as threads come (tp_rec_thread_at) */
   tp_rec_thread_info *threads[TP_REC_THREAD_CHUNKS];

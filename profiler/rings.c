@@ -1,9 +1,10 @@
-/* rings.c — each thread's samples and sampled frees, on their way to the
- * writer.
+/* rings.c — each thread's samples, sampled frees and mmap-family calls, on
+ * their way to the writer.
  *
  * A thread appends its events to a ring of its own: one producer (the
  * thread), one consumer (whoever holds the writer's lock), so that a sample
- * takes no lock and writes no line another thread writes.  The writer gives
+ * (or a host's mprotect: node makes thousands) takes no lock and writes no
+ * line another thread writes.  The writer gives
  * the ids: it merges the rings by time, numbers the samples in that order and
  * finds each free's sample by address in a table only it touches.  A free's
  * sample is always merged before it: the writer takes events older than the
@@ -242,6 +243,15 @@ static tp_rec_live_table tp_rec_samples_live;
  * to wait: the event waits). */
 static bool tp_rec_event_take(tp_rec_drained *b, const tp_rec_event *e, bool wait) {
   uint32_t stack = 0;
+  if (e->kind == TP_REC_EVENT_MMAP) {
+    if (b->mmap_count >= TP_REC_BATCH_MAX || !tp_rec_stack_intern_if(e->frames, e->depth, e->truncated, wait, &stack))
+      return false;
+    bool mremap = e->tier == TP_REC_MREMAP;
+    b->mmaps[b->mmap_count++] = (tp_rec_mmap_event){e->time_ns, e->address, e->size, mremap ? e->old_address : 0,
+                                                    e->tier, mremap ? 0 : (uint32_t)e->prot, e->flags, stack,
+                                                    e->thread};
+    return true;
+  }
   if (e->kind == TP_REC_EVENT_SAMPLE) {
     if (b->sample_count >= TP_REC_BATCH_MAX || !tp_rec_stack_intern_if(e->frames, e->depth, e->truncated, wait, &stack))
       return false;

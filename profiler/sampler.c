@@ -535,25 +535,23 @@ void tp_rec_free_slab(uint32_t cls) {
   t->hist->class_frees[cls]++;
 }
 
-/* The host's own mmap-family calls, each with its stack (they are few). */
+/* The host's own mmap-family calls, each with its stack, to the thread's
+ * ring like a sample (node makes thousands: the writer interns their
+ * stacks). */
 void tp_rec_mmap(tp_rec_mmap_kind kind, void *addr, size_t length, int prot, int flags, void *old_addr) {
   tp_rec_thread *t = &tp_rec_self;
   if (t->busy) return;
   tp_rec_enter(t);
+  tp_rec_event e = {.kind = TP_REC_EVENT_MMAP, .tier = (uint8_t)kind, .flags = (uint32_t)flags,
+                    .address = (uintptr_t)addr, .size = length};
+  if (kind == TP_REC_MREMAP) e.old_address = (uintptr_t)old_addr;
+  else e.prot = (uint32_t)prot;
   uintptr_t frames[TP_REC_MAX_DEPTH];
   bool truncated;
-  uint32_t depth = tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
-  uint32_t stack = tp_rec_stack_intern(frames, depth, truncated);
-  tp_lock_acquire(&tp_rec.lock);
-  tp_rec_batch *batch = &tp_rec.batches[tp_rec.active];
-  if (batch->mmap_count < TP_REC_BATCH_MAX) {
-    batch->mmaps[batch->mmap_count++] = (tp_rec_mmap_event){
-        tp_rec_now_ns(), (uintptr_t)addr, length, (uintptr_t)old_addr, (uint32_t)kind, (uint32_t)prot,
-        (uint32_t)flags, stack, tp_rec_thread_id(t)};
-  } else {
-    tp_rec.dropped++;
-  }
-  tp_lock_release(&tp_rec.lock);
+  e.depth = (uint8_t)tp_rec_capture(frames, (uint32_t)tp_opt.stack_depth, &truncated);
+  e.truncated = truncated;
+  e.time_ns = tp_rec_now_ns();
+  tp_rec_event_push(t, &e, frames);
   tp_rec_leave(t);
 }
 
@@ -632,12 +630,12 @@ void tp_rec_start(void) {
   tp_rec_drained *d = &tp_rec.drained;
   d->samples = tp_rec_map(TP_REC_BATCH_MAX * sizeof *d->samples);
   d->frees = tp_rec_map(TP_REC_BATCH_MAX * sizeof *d->frees);
-  bool mapped = d->samples && d->frees;
+  d->mmaps = tp_rec_map(TP_REC_BATCH_MAX * sizeof *d->mmaps);
+  bool mapped = d->samples && d->frees && d->mmaps;
   for (int i = 0; i < 2; i++) {
     tp_rec_batch *b = &tp_rec.batches[i];
-    b->mmaps = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->mmaps);
     b->jits = tp_rec_map(TP_REC_BATCH_MAX * sizeof *b->jits);
-    mapped = mapped && b->mmaps && b->jits;
+    mapped = mapped && b->jits;
   }
   if (!mapped) {
     tp_message("profiler: cannot map its buffers; not recording");
@@ -741,7 +739,7 @@ void tp_rec_fork_child(void) {
   for (size_t w = 0; w < sizeof tp_rec_filter / sizeof tp_rec_filter[0]; w++) atomic_store(&tp_rec_filter[w], 0);
   for (size_t w = 0; w < sizeof tp_rec_fine_filter / sizeof tp_rec_fine_filter[0]; w++)
     atomic_store(&tp_rec_fine_filter[w], 0);
-  for (int i = 0; i < 2; i++) tp_rec.batches[i].mmap_count = tp_rec.batches[i].jit_count = 0;
+  for (int i = 0; i < 2; i++) tp_rec.batches[i].jit_count = 0;
   tp_rec_writer_after_fork_child(); /* busy since prepare */
   if (!tp_rec_fork_was_busy) tp_rec_leave(&tp_rec_self);
 }

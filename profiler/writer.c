@@ -1,10 +1,10 @@
 /* writer.c — from events to trace frames, off the allocating threads.
  *
- * Allocating threads append their samples and sampled frees to rings of
- * their own (rings.c), mmap calls and JIT ranges to the active batch under
- * the recorder's lock.  Every 250 ms (sooner when 2048 events wait) the writer
+ * Allocating threads append their samples, sampled frees and mmap calls to
+ * rings of their own (rings.c), JIT ranges to the active batch under the
+ * recorder's lock.  Every 250 ms (sooner when 2048 events wait) the writer
  * thread swaps the batches, merges the rings' events older than the flush
- * into samples and frees, turns them into records (new threads and
+ * into samples, frees and mmap calls, turns them into records (new threads and
  * stacks first, the stacks as a prefix tree, then columnar Samples / Frees /
  * MmapCalls), adds once a second (and at the first flush) the histogram
  * deltas (one per tenant), a snapshot, new modules and new perf-map lines,
@@ -232,7 +232,7 @@ static void tp_rec_emit_frees(tp_rec_out *out, const tp_rec_drained *b, tp_trace
   }
 }
 
-static void tp_rec_emit_mmaps(tp_rec_out *out, const tp_rec_batch *b) {
+static void tp_rec_emit_mmaps(tp_rec_out *out, const tp_rec_drained *b) {
   uint32_t n = b->mmap_count;
   if (!n) return;
   uint64_t *times = tp_rec_scratch_alloc(n * sizeof *times), *lengths = tp_rec_scratch_alloc(n * sizeof *lengths),
@@ -379,8 +379,8 @@ static bool tp_rec_child_has_events(bool locks_free) {
   }
   uint64_t used = tp_rec_hist_sum_all();
   const tp_rec_batch *b = &tp_rec.batches[tp_rec.active];
-  bool events = b->mmap_count || b->jit_count || tp_rec_rings_pending() || tp_rec.drained.sample_count ||
-                tp_rec.drained.free_count;
+  bool events = b->jit_count || tp_rec_rings_pending() || tp_rec.drained.sample_count ||
+                tp_rec.drained.free_count || tp_rec.drained.mmap_count;
   tp_lock_release(&tp_rec.lock);
   for (uint32_t k = 0; k < TP_MAX_TENANTS && !events; k++)
     for (uint32_t i = 0; (used >> k & 1) && i < TP_BUCKET_COUNT && !events; i++)
@@ -469,9 +469,9 @@ bool tp_rec_writer_flush(tp_rec_flush_mode mode, const char *exec_path) {
   if (marks) tp_trace_marks_prepare(marks, mark_count);
   tp_rec_emit_frees(&out, events, marks, mark_count);
   tp_rec_sample_id_max = id_max; /* the next frames' prior */
-  tp_rec_emit_mmaps(&out, full);
+  tp_rec_emit_mmaps(&out, events);
   tp_rec_emit_jits(&out, full);
-  events->sample_count = events->free_count = full->mmap_count = full->jit_count = 0;
+  events->sample_count = events->free_count = events->mmap_count = full->jit_count = 0;
   if (periodic) {
     tp_rec_last_periodic_ns = now_ns;
     tp_rec_emit_new_modules(&out);
@@ -563,9 +563,7 @@ static void tp_rec_writer_drain(void) {
 
 /* Events waiting for a frame (read without the lock: a hint). */
 static uint64_t tp_rec_pending_events(void) {
-  const tp_rec_batch *b = &tp_rec.batches[__atomic_load_n(&tp_rec.active, __ATOMIC_RELAXED)];
-  return (uint64_t)tp_rec.drained.sample_count + tp_rec.drained.free_count +
-         __atomic_load_n(&b->mmap_count, __ATOMIC_RELAXED);
+  return (uint64_t)tp_rec.drained.sample_count + tp_rec.drained.free_count + tp_rec.drained.mmap_count;
 }
 
 /* Drains every TP_REC_FLUSH_MS, or sooner when a batch is big enough for a
@@ -623,7 +621,7 @@ void tp_rec_writer_after_fork_child(void) {
   tp_rec_file_after_fork_child();
   tp_rec_threads_emitted = tp_rec_stacks_emitted = tp_rec_tenants_emitted = tp_rec_sample_stack_max = 0;
   tp_rec_sample_id_max = 0;
-  tp_rec.drained.sample_count = tp_rec.drained.free_count = 0; /* the parent's */
+  tp_rec.drained.sample_count = tp_rec.drained.free_count = tp_rec.drained.mmap_count = 0; /* the parent's */
   uint64_t used = tp_rec_hist_tenants(); /* the child's histograms start at zero */
   for (uint32_t k = 0; k < TP_MAX_TENANTS; k++)
     if (used >> k & 1) tp_rec_hist_sum(tp_rec_hist_emitted[k], k);

@@ -656,6 +656,21 @@ static int run_big_threads(void) {
   return 0;
 }
 
+/* One call of each of the mmap family, from a known function: the trace
+ * holds each with its arguments (and mremap's old address) and a stack.
+ * Prints the two addresses. */
+NOINLINE int map_calls_here(void) {
+  char *p = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return 1;
+  p[0] = 1;
+  if (mprotect(p, 65536, PROT_READ) != 0 || madvise(p, 65536, MADV_DONTNEED) != 0) return 1;
+  char *q = mremap(p, 65536, 131072, MREMAP_MAYMOVE);
+  if (q == MAP_FAILED) return 1;
+  printf("%p %p\n", (void *)p, (void *)q);
+  BARRIER();
+  return munmap(q, 131072);
+}
+
 /* Threads alive together, each sampling a little every millisecond (at
  * rate 1, a thousand events a second): what the recorder keeps for them
  * while they live.  Prints the growth of resident memory in KiB. */
@@ -863,6 +878,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "reopen-stdin") == 0) return run_reopen_stdin();
   if (strcmp(mode, "leak") == 0) return run_leak();
   if (strcmp(mode, "handoff") == 0) return run_handoff();
+  if (strcmp(mode, "map-calls") == 0) return map_calls_here();
   if (strcmp(mode, "slow-samplers") == 0 && argc > 2) return run_slow_samplers(atol(argv[2]));
   if (strcmp(mode, "big-threads") == 0) return run_big_threads();
   if (strcmp(mode, "many-threads") == 0 && argc > 2) return run_many_threads(atol(argv[2]));
