@@ -242,33 +242,33 @@ static tp_rec_live_table tp_rec_samples_live;
 /* One event into the batch (false: the batch is full, or its new stack had
  * to wait: the event waits). */
 static bool tp_rec_event_take(tp_rec_drained *b, const tp_rec_event *e, bool wait) {
+  uint32_t *count = e->kind == TP_REC_EVENT_SAMPLE ? &b->sample_count
+                    : e->kind == TP_REC_EVENT_MMAP ? &b->mmap_count
+                                                   : &b->free_count;
+  bool stacked = e->kind != TP_REC_EVENT_FREE || e->depth; /* a free has a stack in validation mode only */
   uint32_t stack = 0;
-  if (e->kind == TP_REC_EVENT_MMAP) {
-    if (b->mmap_count >= TP_REC_BATCH_MAX || !tp_rec_stack_intern_if(e->frames, e->depth, e->truncated, wait, &stack))
-      return false;
-    bool mremap = e->tier == TP_REC_MREMAP;
-    b->mmaps[b->mmap_count++] = (tp_rec_mmap_event){e->time_ns, e->address, e->size, mremap ? e->old_address : 0,
-                                                    e->tier, mremap ? 0 : (uint32_t)e->prot, e->flags, stack,
-                                                    e->thread};
-    return true;
-  }
-  if (e->kind == TP_REC_EVENT_SAMPLE) {
-    if (b->sample_count >= TP_REC_BATCH_MAX || !tp_rec_stack_intern_if(e->frames, e->depth, e->truncated, wait, &stack))
-      return false;
-    tp_rec_live entry = {e->address, ++tp_rec.next_sample_id, e->size, stack, false};
-    tp_rec_live_insert(&tp_rec_samples_live, &entry);
-    tp_rec.samples++;
-    b->samples[b->sample_count++] = (tp_rec_sample){entry.id, e->time_ns, e->size, e->usable, tp_rec_weight(e->size),
-                                                    stack, e->thread, e->tier, e->align_log2, e->tenant};
-    return true;
-  }
-  if (b->free_count >= TP_REC_BATCH_MAX ||
-      (e->depth && !tp_rec_stack_intern_if(e->frames, e->depth, e->truncated, wait, &stack)))
+  if (*count >= TP_REC_BATCH_MAX || (stacked && !tp_rec_stack_intern_if(e->frames, e->depth, e->truncated, wait, &stack)))
     return false;
   tp_rec_live entry;
-  if (!tp_rec_live_remove(&tp_rec_samples_live, e->address, &entry)) return true; /* not a sample of this trace */
-  b->frees[b->free_count++] = (tp_rec_free_event){entry.id, e->time_ns, stack};
-  return true;
+  switch (e->kind) {
+    case TP_REC_EVENT_SAMPLE:
+      entry = (tp_rec_live){e->address, ++tp_rec.next_sample_id, e->size, stack, false};
+      tp_rec_live_insert(&tp_rec_samples_live, &entry);
+      tp_rec.samples++;
+      b->samples[(*count)++] = (tp_rec_sample){entry.id, e->time_ns, e->size, e->usable, tp_rec_weight(e->size),
+                                               stack, e->thread, e->tier, e->align_log2, e->tenant};
+      return true;
+    case TP_REC_EVENT_MMAP: {
+      bool mremap = e->tier == TP_REC_MREMAP;
+      b->mmaps[(*count)++] = (tp_rec_mmap_event){e->time_ns, e->address, e->size, mremap ? e->old_address : 0, e->tier,
+                                                 mremap ? 0 : (uint32_t)e->prot, e->flags, stack, e->thread};
+      return true;
+    }
+    default: /* a free */
+      if (!tp_rec_live_remove(&tp_rec_samples_live, e->address, &entry)) return true; /* not a sample of this trace */
+      b->frees[(*count)++] = (tp_rec_free_event){entry.id, e->time_ns, stack};
+      return true;
+  }
 }
 
 /* Rings whose threads exited, drained: their pages go back (a server that
